@@ -1,0 +1,1 @@
+"""Check executors: one module per kind, no storage, scheduling or alerting."""

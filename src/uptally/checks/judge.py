@@ -1,0 +1,40 @@
+"""Judge a check's facts against its expectations and take its captures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from uptally.checks.base import CheckResult, ErrorCode, StepTiming
+from uptally.conditions import Capture, Condition, Facts, Missing
+
+_STATUS_ROOTS = frozenset({"status"})
+
+
+def judge(
+    conditions: Iterable[Condition],
+    facts: Facts,
+    latency_ms: float,
+    timings: Sequence[StepTiming] = (),
+    variables: Mapping[str, Any] | None = None,
+    captures: Mapping[str, Capture] | None = None,
+) -> CheckResult:
+    """Up if every condition holds; otherwise down with the first failing condition's reason."""
+    for condition in conditions:
+        verdict = condition.evaluate(facts, variables)
+        if not verdict.ok:
+            code = ErrorCode.STATUS if condition.root in _STATUS_ROOTS else ErrorCode.ASSERTION
+            return CheckResult(False, latency_ms, code, verdict.message, tuple(timings))
+    captured: dict[str, Any] = {}
+    for name, capture in (captures or {}).items():
+        try:
+            captured[name] = capture.take(facts)
+        except Missing as missing:
+            return CheckResult(
+                False,
+                latency_ms,
+                ErrorCode.ASSERTION,
+                f"cannot capture {name}: {missing}",
+                tuple(timings),
+            )
+    return CheckResult(True, latency_ms, None, "", tuple(timings), captured)

@@ -1,0 +1,53 @@
+"""The one table of check kinds, and `run_check`, which runs any monitor's check safely once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from uptally.checks import dns, http, jsonrpc, metric, scenario, tcp
+from uptally.checks.base import CheckContext, CheckResult, ErrorCode
+from uptally.config.schema import ActiveMonitor
+
+log = logging.getLogger(__name__)
+
+CheckFn = Callable[[Any, CheckContext], Awaitable[CheckResult]]
+
+CHECKS: dict[str, CheckFn] = {
+    "http": http.run,
+    "tcp": tcp.run,
+    "jsonrpc": jsonrpc.run,
+    "dns": dns.run,
+    "scenario": scenario.run,
+    "metric": metric.run,
+}
+
+# A check that overruns its own deadline by this much is cut off from outside.
+_HARD_STOP_GRACE_S = 1.0
+
+
+async def run_check(monitor: ActiveMonitor, location: str = "local") -> CheckResult:
+    """Run the monitor's check once; never raises and never outlives timeout + a short grace."""
+    check = CHECKS[monitor.kind]  # type: ignore[attr-defined]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + monitor.timeout / 1000
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout_at(deadline + _HARD_STOP_GRACE_S):
+            return await check(monitor, CheckContext(location=location, deadline=deadline))
+    except TimeoutError:
+        return CheckResult.failure(
+            ErrorCode.TIMEOUT,
+            f"timed out after {monitor.timeout / 1000:.3g}s",
+            (time.perf_counter() - started) * 1000,
+        )
+    except Exception as error:
+        log.exception("check %s failed unexpectedly", monitor.id)
+        return CheckResult.failure(
+            ErrorCode.INTERNAL,
+            f"internal error in the {monitor.kind} check: {error!r}",  # type: ignore[attr-defined]
+            (time.perf_counter() - started) * 1000,
+        )

@@ -1,0 +1,233 @@
+"""The `uptally` command line: serve, validate, check."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from uptally import __version__
+from uptally.config import Config, ConfigError, load_config
+from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
+
+app = typer.Typer(
+    name="uptally",
+    help="Self-hosted availability monitoring: probes, verified downtime, status page, SLA ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", help="Where SQLite and local state live.", envvar="UPTALLY_DATA_DIR"
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"uptally {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """uptally: availability you can prove."""
+
+
+def _load(config: Path, console: Console) -> Config:
+    try:
+        return load_config(config)
+    except ConfigError as error:
+        for line in error.lines():
+            console.print(line, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _event_loop() -> Any:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.new_event_loop
+
+
+def _run(coroutine: Any) -> Any:
+    with asyncio.Runner(loop_factory=_event_loop()) as runner:
+        return runner.run(coroutine)
+
+
+@app.command()
+def validate(config: ConfigOption) -> None:
+    """Check a config file; print every problem as FILE:LINE: message (exit 2 if any)."""
+    loaded = _load(config, out)
+    out.print(
+        f"{config}: OK ({len(loaded.monitors)} monitors, {len(loaded.components)} components, "
+        f"{len(loaded.locations) + 1} locations)",
+        markup=False,
+    )
+
+
+@app.command()
+def check(
+    config: ConfigOption,
+    monitor_id: Annotated[str, typer.Argument(metavar="MONITOR_ID", help="The monitor to run.")],
+    output: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Run one monitor's check once from here; exit 0 if up, 1 if down."""
+    from uptally.checks.registry import run_check
+
+    loaded = _load(config, err)
+    monitor = loaded.monitor(monitor_id)
+    if monitor is None:
+        known = ", ".join(m.id for m in loaded.monitors) or "none"
+        err.print(f"no monitor {monitor_id!r} in {config} (known: {known})", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    if isinstance(monitor, HeartbeatMonitor):
+        err.print(
+            f"{monitor_id} is a heartbeat monitor: it is up while its job pings /ping/<token>; "
+            "see its state with `uptally serve` and GET /api/v1/monitors/" + monitor_id,
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    assert isinstance(monitor, ActiveMonitor)
+    result = _run(run_check(monitor, "local"))
+    if output == "json":
+        out.print_json(
+            json.dumps(
+                {
+                    "monitor": monitor_id,
+                    "ok": result.ok,
+                    "latency_ms": result.latency_ms,
+                    "error": result.error.value if result.error else None,
+                    "message": result.message,
+                    "timings": {t.name: round(t.ms, 3) for t in result.timings},
+                }
+            )
+        )
+    else:
+        latency = f"{result.latency_ms:.1f} ms" if result.latency_ms is not None else "-"
+        if result.ok:
+            out.print(f"[bold green]UP[/] {monitor_id} ({latency})")
+        else:
+            code = result.error.value if result.error else "failed"
+            out.print(f"[bold red]DOWN[/] {monitor_id} ({latency}): {code}: ", end="")
+            out.print(result.message, markup=False)
+        if result.timings:
+            table = Table("step", "ms", box=None, pad_edge=False)
+            for timing in result.timings:
+                table.add_row(timing.name, f"{timing.ms:.2f}")
+            out.print(table)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@app.command()
+def serve(
+    config: ConfigOption,
+    data_dir: DataDirOption = Path("uptally-data"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+) -> None:
+    """Run everything in one process: web/API, scheduler, embedded probe, evaluator, timers."""
+    loaded = _load(config, err)
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    code = _run(_serve(loaded, data_dir, host, port, log_level, access_log))
+    raise typer.Exit(code)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: uptally stops the runtime first, then exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(
+    config: Config, data_dir: Path, host: str, port: int, log_level: str, access_log: bool
+) -> int:
+    from uptally.runtime import Runtime
+    from uptally.store.database import Database, DatabaseError, database_url
+    from uptally.web.app import create_app
+
+    db = Database(database_url(data_dir))
+    runtime = Runtime(config, db)
+    try:
+        await runtime.start()
+    except (DatabaseError, OSError) as error:
+        err.print(f"cannot open the database: {error}", markup=False)
+        return EXIT_USAGE
+    except Exception as error:
+        if type(error).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
+            err.print(f"cannot open the database ({db.url.split('@')[-1]}): {error}", markup=False)
+            await db.close()
+            return EXIT_USAGE
+        raise
+    app_ = create_app(runtime, os.environ.get("UPTALLY_ADMIN_TOKEN") or None)
+    server = _Server(
+        uvicorn.Config(
+            app_,
+            host=host,
+            port=port,
+            log_level=log_level.lower(),
+            access_log=access_log,
+            lifespan="off",
+            loop="none",
+            http="httptools",
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        bound = server.servers[0].sockets[0].getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        out.print(f"uptally {__version__} listening on http://{shown}:{bound[1]}", markup=False)
+    await serving
+    err.print("stopping: letting running checks finish and writing buffered results…", markup=False)
+    await runtime.stop()
+    err.print("stopped cleanly", markup=False)
+    return EXIT_OK if server.started else EXIT_USAGE
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,466 @@
+"""The expectation language of monitors: parse `status == 200`-style conditions and judge facts.
+
+A condition is `<path> <op> <value>`:
+
+- path: a root such as `status`, `latency`, `body`, `json`, `header`, `cert`, `reply`, `result`,
+  `answers` or `value`, followed by `.key`, `[0]` or `["odd key"]` segments; `len(path)` counts.
+- op: `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `contains`, `not contains`,
+  `matches`, `not matches`, `exists`, `not exists` (the last two take no value).
+- value: a JSON literal (`200`, `"UP"`, `[200, 204]`, `true`, `null`), a duration (`200ms`, `14d`)
+  or a scenario variable `${name}`; `${name}` also expands inside quoted strings.
+
+Conditions are parsed once (when the config is loaded) and judged many times; they are pure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from uptally.durations import format_duration_ms, parse_duration_ms
+
+DURATION_ROOTS = frozenset({"latency", "cert.expires_in"})
+_MISSING = object()
+
+
+class Op(StrEnum):
+    EQ = "=="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+    NOT_IN = "not in"
+    CONTAINS = "contains"
+    NOT_CONTAINS = "not contains"
+    MATCHES = "matches"
+    NOT_MATCHES = "not matches"
+    EXISTS = "exists"
+    NOT_EXISTS = "not exists"
+
+
+_ORDERING = {Op.LT, Op.LE, Op.GT, Op.GE}
+_UNARY = {Op.EXISTS, Op.NOT_EXISTS}
+_OP_RE = re.compile(
+    r"\s*(==|!=|<=|>=|<|>|not\s+in\b|in\b|not\s+contains\b|contains\b|"
+    r"not\s+matches\b|matches\b|not\s+exists\b|exists\b)\s*"
+)
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SEGMENT_RE = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
+_DURATION_LITERAL_RE = re.compile(r"^(\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConditionError(ValueError):
+    """A condition or capture that cannot be parsed, or uses something its check cannot provide."""
+
+
+class Missing(Exception):
+    """Raised by facts that are not available (e.g. the body is not JSON)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    root: str
+    parts: tuple[str | int, ...]
+    count: bool  # wrapped in len(...)
+    text: str
+
+    def resolve(self, facts: Facts) -> Any:
+        value = facts.get(self.root)
+        for part in self.parts:
+            value = _step(value, part, self)
+        if self.count:
+            if not isinstance(value, str | list | dict):
+                raise Missing(f"{self.text}: cannot count a {type(value).__name__}")
+            return len(value)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class VarRef:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A quoted string with ${name} placeholders."""
+
+    text: str
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        return expand(self.text, variables)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    message: str
+
+
+class Facts:
+    """What a check observed, by root name; values may be computed lazily."""
+
+    __slots__ = ("_cache", "_sources")
+
+    def __init__(self, sources: Mapping[str, Callable[[], Any] | Any]) -> None:
+        self._sources = sources
+        self._cache: dict[str, Any] = {}
+
+    def get(self, root: str) -> Any:
+        if root in self._cache:
+            return self._cache[root]
+        if root not in self._sources:
+            raise Missing(f"{root} is not available")
+        source = self._sources[root]
+        value = source() if callable(source) else source
+        self._cache[root] = value
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    text: str
+    path: Path
+    op: Op
+    value: Any  # literal, VarRef, Template or compiled regex (for matches)
+
+    @property
+    def root(self) -> str:
+        return self.path.root
+
+    def evaluate(self, facts: Facts, variables: Mapping[str, Any] | None = None) -> Verdict:
+        try:
+            actual = self.path.resolve(facts)
+        except Missing as missing:
+            if self.op is Op.NOT_EXISTS:
+                return Verdict(True, "")
+            return Verdict(False, f"{self.path.text} is missing ({missing})")
+        if self.op is Op.EXISTS:
+            return Verdict(actual is not None, f"{self.path.text} is null")
+        if self.op is Op.NOT_EXISTS:
+            return Verdict(actual is None, f"{self.path.text} exists ({_show(actual)})")
+        expected = self.value
+        if isinstance(expected, VarRef):
+            if variables is None or expected.name not in variables:
+                return Verdict(False, f"variable ${{{expected.name}}} was not captured")
+            expected = variables[expected.name]
+        elif isinstance(expected, Template):
+            expected = expected.render(variables or {})
+        try:
+            ok = _judge(self.op, actual, expected)
+        except TypeError as error:
+            return Verdict(False, f"{self.path.text} is {_show(actual)}: {error}")
+        if ok:
+            return Verdict(True, "")
+        return Verdict(False, _failure(self, actual, expected))
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """Takes a value from one scenario step for later steps: a path, or a regex group of one."""
+
+    path: Path
+    pattern: re.Pattern[str] | None
+
+    def take(self, facts: Facts) -> Any:
+        value = self.path.resolve(facts)
+        if self.pattern is None:
+            return value
+        match = self.pattern.search(value if isinstance(value, str) else _to_text(value))
+        if not match:
+            raise Missing(f"{self.path.text} does not match {self.pattern.pattern!r}")
+        return match.group(1) if self.pattern.groups else match.group(0)
+
+
+def parse_condition(text: object, roots: Collection[str] | None = None) -> Condition:
+    """Parse one condition; `roots` restricts the allowed roots (a check's vocabulary)."""
+    if isinstance(text, Condition):
+        return text
+    if not isinstance(text, str):
+        raise ConditionError(f"a condition is a string such as 'status == 200', not {text!r}")
+    source = text.strip()
+    path, rest = _parse_path(source)
+    _check_root(path, roots)
+    match = _OP_RE.match(rest)
+    if not match:
+        raise ConditionError(
+            f"expected an operator (==, !=, <, <=, >, >=, in, contains, matches, exists) "
+            f"after {path.text!r} in {source!r}"
+        )
+    op = Op(" ".join(match[1].split()))
+    value_text = rest[match.end() :].strip()
+    if op in _UNARY:
+        if value_text:
+            raise ConditionError(f"{op.value!r} takes no value in {source!r}")
+        return Condition(source, path, op, None)
+    if not value_text:
+        raise ConditionError(f"missing value after {op.value!r} in {source!r}")
+    value = _parse_value(value_text, source)
+    _check_value(path, op, value, source)
+    if op in (Op.MATCHES, Op.NOT_MATCHES):
+        value = _compile(value, source)
+    return Condition(source, path, op, value)
+
+
+def parse_capture(text: object, roots: Collection[str] | None = None) -> Capture:
+    """Parse `json.data.token` or `reply matches "count=(\\d+)"` (group 1 is captured)."""
+    if isinstance(text, Capture):
+        return text
+    if not isinstance(text, str):
+        raise ConditionError(f"a capture is a path such as 'json.token', not {text!r}")
+    source = text.strip()
+    path, rest = _parse_path(source)
+    _check_root(path, roots)
+    if not rest.strip():
+        return Capture(path, None)
+    match = _OP_RE.match(rest)
+    if not match or " ".join(match[1].split()) != "matches":
+        raise ConditionError(f'a capture is a path, optionally with matches "regex": {source!r}')
+    value = _parse_value(rest[match.end() :].strip(), source)
+    if not isinstance(value, str):
+        raise ConditionError(f"matches needs a quoted regular expression in {source!r}")
+    return Capture(path, _compile(value, source))
+
+
+def expand(text: str, variables: Mapping[str, Any]) -> str:
+    """Replace ${name} with captured values; unknown names are left as they are."""
+    if "${" not in text:
+        return text
+    return _VAR_RE.sub(lambda m: _to_text(variables[m[1]]) if m[1] in variables else m[0], text)
+
+
+def variables_in(text: str) -> list[str]:
+    return _VAR_RE.findall(text)
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _parse_path(source: str) -> tuple[Path, str]:
+    text = source
+    count = False
+    if text.startswith("len("):
+        count = True
+        text = text[4:].lstrip()
+    ident = _IDENT_RE.match(text)
+    if not ident:
+        raise ConditionError(
+            f"expected a name such as status, body or json at the start of {source!r}"
+        )
+    root = ident[0]
+    pos = ident.end()
+    parts: list[str | int] = []
+    while True:
+        seg = _SEGMENT_RE.match(text, pos)
+        if not seg:
+            break
+        if seg[1] is not None:
+            parts.append(seg[1])
+        elif seg[2] is not None:
+            parts.append(int(seg[2]))
+        else:
+            parts.append(json.loads(f'"{seg[3]}"'))
+        pos = seg.end()
+    path_text = text[:pos]
+    rest = text[pos:]
+    if count:
+        rest = rest.lstrip()
+        if not rest.startswith(")"):
+            raise ConditionError(f"missing ')' after len({path_text} in {source!r}")
+        rest = rest[1:]
+        path_text = f"len({path_text})"
+    if root == "cert" and parts[:1] == ["expires_in"]:
+        root, parts = "cert.expires_in", parts[1:]
+    if rest and not rest[0].isspace() and not count:
+        raise ConditionError(f"unexpected {rest[:10]!r} after {path_text!r} in {source!r}")
+    return Path(root, tuple(parts), count, path_text), rest
+
+
+def _check_root(path: Path, roots: Collection[str] | None) -> None:
+    if roots is None:
+        return
+    root = "cert" if path.root == "cert.expires_in" else path.root
+    if root not in roots:
+        allowed = ", ".join(sorted(roots))
+        raise ConditionError(f"unknown field {path.root!r} here; this check can test: {allowed}")
+
+
+def _parse_value(text: str, source: str) -> Any:
+    var = _VAR_RE.fullmatch(text)
+    if var:
+        return VarRef(var[1])
+    if _DURATION_LITERAL_RE.match(text):
+        return parse_duration_ms(text)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+            value = text[1:-1]
+        elif text[:1] in '[{"':
+            raise ConditionError(f"cannot read the value {text!r} in {source!r}") from None
+        else:
+            value = text  # a bare word such as `reply contains pong` is a string
+    if isinstance(value, str) and "${" in value:
+        return Template(value)
+    return value
+
+
+def _check_value(path: Path, op: Op, value: Any, source: str) -> None:
+    if isinstance(value, VarRef):
+        return
+    if op in (Op.IN, Op.NOT_IN) and not isinstance(value, list):
+        raise ConditionError(f"{op.value!r} needs a list such as [200, 204] in {source!r}")
+    if op in _ORDERING and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ConditionError(f"{op.value!r} compares numbers or durations in {source!r}")
+    if op in (Op.MATCHES, Op.NOT_MATCHES) and not isinstance(value, str | Template):
+        raise ConditionError(f"{op.value!r} needs a quoted regular expression in {source!r}")
+    if path.root == "cert.expires_in" and not path.count:
+        duration_text = source.split(op.value, 1)[-1].strip()
+        if not _DURATION_LITERAL_RE.match(duration_text):
+            raise ConditionError(f"compare cert.expires_in with a duration such as 14d: {source!r}")
+
+
+def _compile(value: Any, source: str) -> re.Pattern[str]:
+    pattern = value.text if isinstance(value, Template) else value
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        raise ConditionError(
+            f"invalid regular expression {pattern!r} ({error}) in {source!r}"
+        ) from None
+
+
+# -- judging ---------------------------------------------------------------------------------
+
+
+def _step(value: Any, part: str | int, path: Path) -> Any:
+    if isinstance(value, Mapping):
+        if isinstance(part, str):
+            if part in value:
+                return value[part]
+            lowered = part.lower()
+            for key, item in value.items():  # header names are case-insensitive
+                if isinstance(key, str) and key.lower() == lowered:
+                    return item
+        elif str(part) in value:
+            return value[str(part)]
+        raise Missing(f"no key {part!r}")
+    if isinstance(value, list):
+        try:
+            return value[int(part)]
+        except (ValueError, IndexError):
+            raise Missing(f"no item [{part}] in a list of {len(value)}") from None
+    raise Missing(f"{type(value).__name__} has no {part!r}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    if actual == expected and type(actual) is not bool and type(expected) is not bool:
+        return True
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return actual is expected
+    if isinstance(expected, int | float):
+        number = _number(actual)
+        return number is not None and number == expected
+    if isinstance(expected, str) and isinstance(actual, int | float):
+        return _to_text(actual) == expected
+    return bool(actual == expected)
+
+
+def _judge(op: Op, actual: Any, expected: Any) -> bool:
+    if op is Op.EQ:
+        return _equal(actual, expected)
+    if op is Op.NE:
+        return not _equal(actual, expected)
+    if op in _ORDERING:
+        left, right = _number(actual), _number(expected)
+        if left is None or right is None:
+            raise TypeError("not a number")
+        if op is Op.LT:
+            return left < right
+        if op is Op.LE:
+            return left <= right
+        if op is Op.GT:
+            return left > right
+        return left >= right
+    if op in (Op.IN, Op.NOT_IN):
+        if not isinstance(expected, list):
+            raise TypeError("the value is not a list")
+        found = any(_equal(actual, item) for item in expected)
+        return found if op is Op.IN else not found
+    if op in (Op.CONTAINS, Op.NOT_CONTAINS):
+        found = _contains(actual, expected)
+        return found if op is Op.CONTAINS else not found
+    if op in (Op.MATCHES, Op.NOT_MATCHES):
+        text = actual if isinstance(actual, str) else _to_text(actual)
+        pattern = expected if isinstance(expected, re.Pattern) else re.compile(str(expected))
+        found = pattern.search(text) is not None
+        return found if op is Op.MATCHES else not found
+    raise TypeError(f"unsupported operator {op}")  # pragma: no cover
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, str):
+        return _to_text(expected) in actual
+    if isinstance(actual, bytes):
+        return _to_text(expected).encode() in actual
+    if isinstance(actual, list):
+        return any(_equal(item, expected) for item in actual)
+    if isinstance(actual, Mapping):
+        return _to_text(expected) in actual
+    if actual is None:
+        return False
+    raise TypeError(f"cannot search in a {type(actual).__name__}")
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = (
+        json.dumps(value, ensure_ascii=False, default=str)
+        if not isinstance(value, bytes)
+        else repr(value)
+    )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _failure(condition: Condition, actual: Any, expected: Any) -> str:
+    op = condition.op
+    name = condition.path.text
+    shown = expected.pattern if isinstance(expected, re.Pattern) else expected
+    if op in (Op.CONTAINS, Op.MATCHES) and isinstance(actual, str | bytes):
+        verb = "contain" if op is Op.CONTAINS else "match"
+        return f"{name} does not {verb} {_show(shown)}"
+    if op in (Op.NOT_CONTAINS, Op.NOT_MATCHES) and isinstance(actual, str | bytes):
+        verb = "contains" if op is Op.NOT_CONTAINS else "matches"
+        return f"{name} {verb} {_show(shown)}"
+    if condition.path.root in DURATION_ROOTS and not condition.path.count:
+        number = _number(actual)
+        if number is not None and isinstance(shown, int | float):
+            expected_text = format_duration_ms(shown)
+            return f"{name} is {format_duration_ms(number)}, expected {op.value} {expected_text}"
+    return f"{name} is {_show(actual)}, expected {op.value} {_show(shown)}"

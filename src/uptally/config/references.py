@@ -1,0 +1,116 @@
+"""Cross-references in a raw config: duplicate ids and names that point at nothing.
+
+Works on the raw YAML data so that reference errors are reported together with schema errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+PathKey = tuple[str | int, ...]
+
+
+def check_references(data: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    return list(_problems(data))
+
+
+def _items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+
+def _duplicates(
+    items: list[tuple[int, dict[str, Any]]], section: str, field: str
+) -> Iterator[tuple[PathKey, str]]:
+    seen: dict[Any, int] = {}
+    for index, item in items:
+        value = item.get(field)
+        if not isinstance(value, str):
+            continue
+        if value in seen:
+            yield (
+                (section, index, field),
+                f"duplicate {field} {value!r} (first used in {section}[{seen[value]}])",
+            )
+        else:
+            seen[value] = index
+
+
+def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
+    monitors = _items(data, "monitors")
+    components = _items(data, "components")
+    locations = _items(data, "locations")
+    yield from _duplicates(monitors, "monitors", "id")
+    yield from _duplicates(components, "components", "id")
+    yield from _duplicates(locations, "locations", "name")
+    yield from _duplicates(_items(data, "maintenance"), "maintenance", "id")
+    sla = data.get("sla") if isinstance(data.get("sla"), dict) else {}
+    policies = _items(sla, "policies")
+    yield from (
+        (("sla", *path), message) for path, message in _duplicates(policies, "policies", "id")
+    )
+    notifications = data.get("notifications") if isinstance(data.get("notifications"), dict) else {}
+    channels = _items(notifications, "channels")
+    yield from (
+        (("notifications", *path), message)
+        for path, message in _duplicates(channels, "channels", "id")
+    )
+
+    monitor_ids = {m.get("id") for _, m in monitors}
+    component_ids = {c.get("id") for _, c in components}
+    location_names = {"local"} | {loc.get("name") for _, loc in locations}
+
+    tokens: dict[str, int] = {}
+    for index, monitor in monitors:
+        locs = monitor.get("locations")
+        if isinstance(locs, list):
+            for j, name in enumerate(locs):
+                if isinstance(name, str) and name not in location_names:
+                    yield ("monitors", index, "locations", j), f"unknown location {name!r}"
+            consensus = monitor.get("consensus")
+            quorum = consensus.get("quorum") if isinstance(consensus, dict) else None
+            if isinstance(quorum, int) and quorum > len(locs):
+                yield (
+                    ("monitors", index, "consensus", "quorum"),
+                    f"quorum {quorum} is more than the {len(locs)} location(s) of this monitor",
+                )
+        token = monitor.get("token")
+        if isinstance(token, str):
+            if token in tokens:
+                yield (
+                    ("monitors", index, "token"),
+                    f"token already used by monitors[{tokens[token]}]",
+                )
+            tokens[token] = index
+
+    for index, component in components:
+        refs = component.get("monitors")
+        if isinstance(refs, list):
+            for j, ref in enumerate(refs):
+                if isinstance(ref, str) and ref not in monitor_ids:
+                    yield ("components", index, "monitors", j), f"unknown monitor {ref!r}"
+
+    for index, window in _items(data, "maintenance"):
+        yield from _refs(window, ("maintenance", index), "components", component_ids, "component")
+        yield from _refs(window, ("maintenance", index), "monitors", monitor_ids, "monitor")
+    for index, policy in policies:
+        yield from _refs(
+            policy, ("sla", "policies", index), "components", component_ids, "component"
+        )
+    for index, channel in channels:
+        base: PathKey = ("notifications", "channels", index)
+        yield from _refs(channel, base, "components", component_ids, "component")
+        yield from _refs(channel, base, "monitors", monitor_ids, "monitor")
+
+
+def _refs(
+    item: dict[str, Any], base: PathKey, field: str, known: set[Any], what: str
+) -> Iterator[tuple[PathKey, str]]:
+    refs = item.get(field)
+    if isinstance(refs, list):
+        for j, ref in enumerate(refs):
+            if isinstance(ref, str) and ref not in known:
+                yield (*base, field, j), f"unknown {what} {ref!r}"

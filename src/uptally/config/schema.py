@@ -1,0 +1,419 @@
+"""The configuration schema (pydantic): what a valid uptally YAML file contains."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from uptally.conditions import Capture, Condition, parse_capture, parse_condition
+from uptally.durations import parse_duration_ms, parse_size
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+HTTP_ROOTS = frozenset({"status", "latency", "body", "json", "header", "cert"})
+TCP_ROOTS = frozenset({"reply", "latency", "cert"})
+JSONRPC_ROOTS = frozenset(
+    {"result", "error", "json", "status", "header", "body", "latency", "cert"}
+)
+DNS_ROOTS = frozenset({"answers", "rcode", "latency"})
+METRIC_ROOTS = frozenset({"value", "latency"})
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration_ms)]  # milliseconds
+Size = Annotated[int, BeforeValidator(parse_size)]  # bytes
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+HttpCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=HTTP_ROOTS))]
+TcpCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=TCP_ROOTS))]
+JsonRpcCondition = Annotated[
+    Condition, BeforeValidator(partial(parse_condition, roots=JSONRPC_ROOTS))
+]
+DnsCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=DNS_ROOTS))]
+MetricCondition = Annotated[
+    Condition, BeforeValidator(partial(parse_condition, roots=METRIC_ROOTS))
+]
+HttpCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=HTTP_ROOTS))]
+TcpCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=TCP_ROOTS))]
+JsonRpcCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=JSONRPC_ROOTS))]
+DnsCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=DNS_ROOTS))]
+
+
+def check_http_url(url: str) -> str:
+    if not re.match(r"^https?://[^\s/?#]+", url, re.IGNORECASE) and "${" not in url:
+        raise ValueError(f"url must start with http:// or https:// and name a host: {url!r}")
+    return url
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quorum(Strict):
+    quorum: int = Field(ge=1)
+
+
+Consensus = Literal["all", "any"] | Quorum
+
+
+# -- what a check does (shared by monitors and scenario steps) -------------------------------
+
+
+class HttpRequest(Strict):
+    url: str
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    json_body: Any = Field(default=None, alias="json")
+    follow_redirects: bool = True
+    max_redirects: int = Field(default=5, ge=0, le=30)
+    verify_tls: bool = True
+    max_body: Size = 1 << 20
+
+    _url = field_validator("url")(staticmethod(check_http_url))
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpRequest:
+        if self.body is not None and self.json_body is not None:
+            raise ValueError("give either body or json, not both")
+        return self
+
+
+class TcpExchange(Strict):
+    send: str | None = None
+    expect: list[TcpCondition] = Field(default_factory=list)
+    capture: dict[str, TcpCapture] = Field(default_factory=dict)
+
+
+class TcpRequest(Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+    verify_tls: bool = True
+    server_name: str | None = None
+    send: str | None = None
+    max_reply: Size = 64 << 10
+    conversation: list[TcpExchange] = Field(default_factory=list)
+
+
+class JsonRpcRequest(Strict):
+    url: str
+    method: str = Field(min_length=1)
+    params: dict[str, Any] | list[Any] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+    max_body: Size = 1 << 20
+
+    _url = field_validator("url")(staticmethod(check_http_url))
+
+
+class DnsRequest(Strict):
+    host: str = Field(min_length=1)
+    record: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"] = "A"
+    server: str | None = None  # "1.1.1.1" or "127.0.0.1:5353"; default: the system resolver
+    protocol: Literal["udp", "tcp"] = "udp"
+
+
+class MetricRequest(Strict):
+    source: Literal["prometheus", "json"]
+    url: str
+    query: str | None = None  # PromQL, for source prometheus
+    path: str | None = None  # e.g. json.data.rate, for source json
+    headers: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+
+    _url = field_validator("url")(staticmethod(check_http_url))
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> MetricRequest:
+        if self.source == "prometheus" and not self.query:
+            raise ValueError("a prometheus metric needs query: <PromQL>")
+        if self.source == "json" and not self.path:
+            raise ValueError("a json metric needs path: json.<field>")
+        return self
+
+
+# -- monitors ----------------------------------------------------------------------------------
+
+
+class MonitorBase(Strict):
+    id: Identifier
+    name: str | None = None
+    description: str | None = None
+    enabled: bool = True
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+class ActiveMonitor(MonitorBase):
+    interval: Duration = 60_000
+    retry_interval: Duration = 10_000
+    timeout: Duration = 10_000
+    confirm: int = Field(default=2, ge=1, le=100)
+    locations: list[Identifier] = Field(default_factory=lambda: ["local"], min_length=1)
+    consensus: Consensus = "all"
+
+    @field_validator("interval", "retry_interval", "timeout")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 100:
+            raise ValueError("must be at least 100ms")
+        return value
+
+    @property
+    def required_locations(self) -> int:
+        """How many locations must see it down for the downtime to be verified."""
+        if self.consensus == "all":
+            return len(self.locations)
+        if self.consensus == "any":
+            return 1
+        assert isinstance(self.consensus, Quorum)
+        return self.consensus.quorum
+
+
+class HttpMonitor(ActiveMonitor, HttpRequest):
+    kind: Literal["http"]
+    expect: list[HttpCondition] = Field(default_factory=list)
+
+
+class TcpMonitor(ActiveMonitor, TcpRequest):
+    kind: Literal["tcp"]
+    expect: list[TcpCondition] = Field(default_factory=list)
+
+
+class JsonRpcMonitor(ActiveMonitor, JsonRpcRequest):
+    kind: Literal["jsonrpc"]
+    expect: list[JsonRpcCondition] = Field(default_factory=list)
+
+
+class DnsMonitor(ActiveMonitor, DnsRequest):
+    kind: Literal["dns"]
+    expect: list[DnsCondition] = Field(default_factory=list)
+
+
+class MetricMonitor(ActiveMonitor, MetricRequest):
+    kind: Literal["metric"]
+    expect: list[MetricCondition] = Field(min_length=1)
+
+
+class StepBase(Strict):
+    name: str | None = None
+    timeout: Duration | None = None
+
+
+class HttpStep(StepBase, HttpRequest):
+    kind: Literal["http"]
+    expect: list[HttpCondition] = Field(default_factory=list)
+    capture: dict[str, HttpCapture] = Field(default_factory=dict)
+
+
+class TcpStep(StepBase, TcpRequest):
+    kind: Literal["tcp"]
+    expect: list[TcpCondition] = Field(default_factory=list)
+    capture: dict[str, TcpCapture] = Field(default_factory=dict)
+
+
+class JsonRpcStep(StepBase, JsonRpcRequest):
+    kind: Literal["jsonrpc"]
+    expect: list[JsonRpcCondition] = Field(default_factory=list)
+    capture: dict[str, JsonRpcCapture] = Field(default_factory=dict)
+
+
+class DnsStep(StepBase, DnsRequest):
+    kind: Literal["dns"]
+    expect: list[DnsCondition] = Field(default_factory=list)
+    capture: dict[str, DnsCapture] = Field(default_factory=dict)
+
+
+Step = Annotated[HttpStep | TcpStep | JsonRpcStep | DnsStep, Field(discriminator="kind")]
+
+
+class ScenarioMonitor(ActiveMonitor):
+    kind: Literal["scenario"]
+    timeout: Duration = 30_000  # the one deadline for all steps
+    steps: list[Step] = Field(min_length=1)
+
+
+class HeartbeatMonitor(MonitorBase):
+    kind: Literal["heartbeat"]
+    period: Duration | None = None
+    schedule: str | None = None  # cron, in the site timezone
+    grace: Duration | None = None  # default: the period, at most 1h
+    token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{8,128}$")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _period_or_schedule(self) -> HeartbeatMonitor:
+        if (self.period is None) == (self.schedule is None):
+            raise ValueError("a heartbeat needs exactly one of period or schedule")
+        if self.period is not None and self.period < 1000:
+            raise ValueError("period must be at least 1s")
+        return self
+
+    @property
+    def grace_ms(self) -> int:
+        if self.grace is not None:
+            return self.grace
+        return min(self.period or 3_600_000, 3_600_000)
+
+
+Monitor = Annotated[
+    HttpMonitor
+    | TcpMonitor
+    | JsonRpcMonitor
+    | DnsMonitor
+    | ScenarioMonitor
+    | HeartbeatMonitor
+    | MetricMonitor,
+    Field(discriminator="kind"),
+]
+MONITOR_KINDS = ("http", "tcp", "jsonrpc", "dns", "scenario", "heartbeat", "metric")
+
+
+# -- everything else -----------------------------------------------------------------------------
+
+
+class Site(Strict):
+    title: str = "Status"
+    description: str | None = None
+    timezone: str = "UTC"
+    url: str | None = None  # public base URL, used in links and ping URLs
+    logo: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://", value):
+            raise ValueError("url must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class Location(Strict):
+    name: Identifier
+    token_env: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_local(cls, value: str) -> str:
+        if value == "local":
+            raise ValueError("'local' is the embedded probe and always exists; do not declare it")
+        return value
+
+
+class Component(Strict):
+    id: Identifier
+    name: str | None = None
+    description: str | None = None
+    group: str | None = None
+    monitors: list[Identifier] = Field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+class MaintenanceWindow(Strict):
+    id: Identifier | None = None
+    title: str
+    start: datetime
+    end: datetime
+    components: list[Identifier] = Field(default_factory=list)
+    monitors: list[Identifier] = Field(default_factory=list)
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class CreditTier(Strict):
+    below: float = Field(gt=0, le=100)
+    credit: float = Field(ge=0, le=100)
+
+
+class SlaPolicy(Strict):
+    id: Identifier
+    target: float = Field(gt=0, le=100)
+    period: Literal["month", "quarter"] = "month"
+    components: list[Identifier] = Field(default_factory=list)
+    credits: list[CreditTier] = Field(default_factory=list)
+
+
+class Sla(Strict):
+    policies: list[SlaPolicy] = Field(default_factory=list)
+
+
+class Channel(Strict):
+    id: Identifier
+    url: str
+    secret: str | None = None
+    events: list[str] = Field(default_factory=lambda: ["monitor.*", "incident.*"])
+    components: list[Identifier] = Field(default_factory=list)
+    monitors: list[Identifier] = Field(default_factory=list)
+
+
+class Notifications(Strict):
+    channels: list[Channel] = Field(default_factory=list)
+
+
+class Probe(Strict):
+    """The embedded probe (location `local`)."""
+
+    concurrency: int = Field(default=500, ge=1, le=100_000)
+    enabled: bool = True
+
+
+class Retention(Strict):
+    results: Duration = 30 * 86_400_000
+    pings: Duration = 30 * 86_400_000
+
+
+class Config(Strict):
+    site: Site = Field(default_factory=Site)
+    locations: list[Location] = Field(default_factory=list)
+    monitors: list[Monitor] = Field(default_factory=list)
+    components: list[Component] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    sla: Sla = Field(default_factory=Sla)
+    notifications: Notifications = Field(default_factory=Notifications)
+    probe: Probe = Field(default_factory=Probe)
+    retention: Retention = Field(default_factory=Retention)
+
+    def monitor(self, monitor_id: str) -> Monitor | None:
+        return next((m for m in self.monitors if m.id == monitor_id), None)
+
+    @property
+    def location_names(self) -> list[str]:
+        return ["local", *(loc.name for loc in self.locations)]

@@ -1,0 +1,201 @@
+"""Heartbeat ("push") monitors: pings arrive at /ping/<token>; silence past the deadline is down.
+
+A success ping (or exit code 0) is an up result at the ping's time; `/fail` or a non-zero exit
+code is a down result at once. A watchdog turns silence into a down result dated at the
+deadline (last success + period + grace, or the next cron time + grace), with a deterministic
+id so that a restart never records the same silence twice. `/start` marks a run as started:
+if neither success nor failure follows within the grace, that is down too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from uptally.checks.base import ErrorCode
+from uptally.clock import Clock, Millis, iso, to_datetime
+from uptally.config.schema import HeartbeatMonitor
+from uptally.durations import format_duration_ms
+from uptally.ids import new_id
+from uptally.ingest import Ingest, Work
+from uptally.metrics import Metrics
+from uptally.results import Result
+from uptally.store.heartbeats import HeartbeatRow, Ping
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 10 * 1024
+LOCATION = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class PingInput:
+    kind: str  # success | start | fail | exit
+    exit_code: int | None = None
+    method: str = "GET"
+    body: bytes = b""
+    remote: str | None = None
+    user_agent: str | None = None
+
+
+def deadline(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> tuple[Millis, str]:
+    """When silence becomes down, and why; from the last success (or the monitor's creation)."""
+    grace = monitor.grace_ms
+    if row.started_at is not None and (
+        row.last_ping_at is None or row.started_at >= row.last_ping_at
+    ):
+        return (
+            row.started_at + grace,
+            f"started at {iso(row.started_at)} but did not finish within "
+            f"{format_duration_ms(grace)}",
+        )
+    base = row.last_ping_at if row.last_ping_at is not None else row.created_at
+    what = (
+        f"last ping at {iso(row.last_ping_at)}" if row.last_ping_at is not None else "never pinged"
+    )
+    if monitor.period is not None:
+        return (
+            base + monitor.period + grace,
+            f"no ping within {format_duration_ms(monitor.period)} + "
+            f"{format_duration_ms(grace)} grace ({what})",
+        )
+    assert monitor.schedule is not None  # the schema requires period or schedule
+    zone = ZoneInfo(timezone)
+    start = to_datetime(base).astimezone(zone)
+    expected: datetime = croniter(monitor.schedule, start).get_next(datetime)
+    expected_ms = round(expected.timestamp() * 1000)
+    return (
+        expected_ms + grace,
+        f"expected a ping at {expected.isoformat()} (schedule {monitor.schedule!r}) + "
+        f"{format_duration_ms(grace)} grace ({what})",
+    )
+
+
+class Heartbeats:
+    def __init__(
+        self, ingest: Ingest, clock: Clock, metrics: Metrics, timezone: str = "UTC"
+    ) -> None:
+        self._ingest = ingest
+        self._clock = clock
+        self._metrics = metrics
+        self.timezone = timezone
+        self._monitors: dict[str, HeartbeatMonitor] = {}
+        self._rows: dict[str, HeartbeatRow] = {}
+        self._by_token: dict[str, str] = {}
+        self._reported: dict[str, Millis] = {}  # monitor -> deadline already reported as down
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def configure(self, monitors: list[HeartbeatMonitor], rows: dict[str, HeartbeatRow]) -> None:
+        self._monitors = {m.id: m for m in monitors if m.enabled}
+        self._rows = {key: row for key, row in rows.items() if key in self._monitors}
+        self._by_token = {row.token: key for key, row in self._rows.items()}
+        self._wake.set()
+
+    def token(self, monitor: str) -> str | None:
+        row = self._rows.get(monitor)
+        return row.token if row else None
+
+    def row(self, monitor: str) -> HeartbeatRow | None:
+        return self._rows.get(monitor)
+
+    def next_deadline(self, monitor: str) -> Millis | None:
+        spec, row = self._monitors.get(monitor), self._rows.get(monitor)
+        if spec is None or row is None:
+            return None
+        return deadline(spec, row, self.timezone)[0]
+
+    async def ping(self, token: str, ping: PingInput) -> bool:
+        """Record a ping durably; False if the token is unknown. Returns after the commit."""
+        monitor = self._by_token.get(token)
+        if monitor is None:
+            return False
+        now = self._clock.now_ms()
+        row = self._rows[monitor]
+        self._metrics.pings.labels(ping.kind).inc()
+        body = ping.body[:BODY_LIMIT].decode("utf-8", "replace") if ping.body else None
+        stored = Ping(
+            new_id(now),
+            monitor,
+            now,
+            ping.kind,
+            ping.exit_code,
+            ping.method,
+            ping.remote,
+            (ping.user_agent or "")[:256] or None,
+            body,
+        )
+        results: list[Result] = []
+        if ping.kind == "start":
+            row = replace(row, started_at=now)
+        else:
+            ok = ping.kind == "success" or (ping.kind == "exit" and ping.exit_code == 0)
+            row = replace(row, last_ping_at=now, last_kind=ping.kind, started_at=None)
+            if ok:
+                message = ""
+            elif ping.kind == "exit":
+                message = f"the job exited with code {ping.exit_code}"
+            else:
+                message = "the job reported failure"
+            results.append(
+                Result(
+                    stored.id,
+                    monitor,
+                    LOCATION,
+                    now,
+                    ok,
+                    None,
+                    None if ok else ErrorCode.FAILED.value,
+                    message,
+                )
+            )
+        self._rows[monitor] = row
+        self._reported.pop(monitor, None)
+        await self._ingest.submit_work(Work(results=results, pings=[stored], heartbeats=[row]))
+        self._wake.set()
+        return True
+
+    async def run(self) -> None:
+        """Watchdog: report silence as down once per deadline."""
+        while not self._stopping:
+            next_wake = self.sweep()
+            delay = (
+                5.0
+                if next_wake is None
+                else min(5.0, max(0.05, (next_wake - self._clock.now_ms()) / 1000))
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def sweep(self) -> Millis | None:
+        """Submit down results for monitors past their deadline; return the next deadline."""
+        now = self._clock.now_ms()
+        soonest: Millis | None = None
+        for key, spec in self._monitors.items():
+            row = self._rows.get(key)
+            if row is None:
+                continue
+            due, why = deadline(spec, row, self.timezone)
+            if due > now:
+                soonest = due if soonest is None else min(soonest, due)
+                continue
+            if self._reported.get(key) == due:
+                continue
+            self._reported[key] = due
+            # The same silence always gets the same id, so a restart cannot record it twice.
+            result_id = "hb" + hashlib.blake2b(f"{key}:{due}".encode(), digest_size=12).hexdigest()
+            result = Result(result_id, key, LOCATION, due, False, None, ErrorCode.LATE.value, why)
+            self._ingest.submit_work(Work(results=[result], dedupe=True))
+        return soonest

@@ -1,0 +1,76 @@
+"""Prometheus instruments of one uptally process (own registry: no globals, testable)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.checks = Counter(
+            "uptally_checks",
+            "Checks run, by kind and outcome.",
+            ["kind", "location", "result"],
+            registry=r,
+        )
+        self.check_errors = Counter(
+            "uptally_check_errors", "Failed checks by error code.", ["kind", "error"], registry=r
+        )
+        self.check_latency = Histogram(
+            "uptally_check_latency_seconds",
+            "Check latency.",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "uptally_scheduler_lateness_seconds",
+            "How late checks start after they are due.",
+            buckets=_LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("uptally_checks_in_flight", "Checks running now.", registry=r)
+        self.scheduled = Gauge(
+            "uptally_monitors_scheduled", "Monitors on the scheduler.", registry=r
+        )
+        self.queue_depth = Gauge(
+            "uptally_ingest_queue_depth", "Results and pings waiting to be written.", registry=r
+        )
+        self.stored = Counter(
+            "uptally_results_stored", "Results written to the database.", registry=r
+        )
+        self.dropped = Counter(
+            "uptally_results_dropped",
+            "Results dropped because the write queue was full.",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "uptally_results_rejected", "Results not evaluated, by reason.", ["reason"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "uptally_ingest_batch_seconds",
+            "Time to write one batch.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "uptally_ingest_batch_size",
+            "Results per written batch.",
+            buckets=(1, 5, 10, 50, 100, 500, 1000, 5000),
+            registry=r,
+        )
+        self.write_errors = Counter(
+            "uptally_ingest_write_errors", "Failed batch writes (retried).", registry=r
+        )
+        self.events = Counter(
+            "uptally_events", "Events written to the outbox.", ["kind"], registry=r
+        )
+        self.pings = Counter("uptally_pings", "Heartbeat pings received.", ["kind"], registry=r)
+        self.monitors = Gauge(
+            "uptally_monitors", "Monitors by current state.", ["state"], registry=r
+        )

@@ -1,0 +1,1 @@
+"""Probes: run checks on the scheduler at one location (embedded, or a remote agent)."""

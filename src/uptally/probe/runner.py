@@ -1,0 +1,84 @@
+"""Runs a location's active monitors on the scheduler and hands each result to a sink."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from uptally.checks.registry import run_check
+from uptally.clock import Clock
+from uptally.config.schema import ActiveMonitor
+from uptally.ids import new_id
+from uptally.metrics import Metrics
+from uptally.results import Result
+from uptally.scheduler import Scheduler
+
+
+class ProbeRunner:
+    def __init__(
+        self,
+        location: str,
+        sink: Callable[[Result], None],
+        clock: Clock,
+        metrics: Metrics,
+        concurrency: int = 500,
+    ) -> None:
+        self.location = location
+        self._sink = sink
+        self._clock = clock
+        self._metrics = metrics
+        self._monitors: dict[str, ActiveMonitor] = {}
+        self.scheduler = Scheduler(
+            self._run, concurrency, on_lateness=lambda ms: metrics.lateness.observe(ms / 1000)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def set_monitors(self, monitors: Iterable[ActiveMonitor]) -> None:
+        """Run exactly these monitors from now on (added, changed and removed ones)."""
+        wanted = {m.id: m for m in monitors if m.enabled and self.location in m.locations}
+        for key in self.scheduler.scheduled():
+            if key not in wanted:
+                self.scheduler.remove(key)
+        for key, monitor in wanted.items():
+            self.scheduler.upsert(key, monitor.interval, monitor.retry_interval)
+        self._monitors = wanted
+        self._metrics.scheduled.set(len(wanted))
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.scheduler.run())
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self, key: str) -> bool:
+        monitor = self._monitors.get(key)
+        if monitor is None:
+            return True
+        at = self._clock.now_ms()
+        self._metrics.in_flight.inc()
+        try:
+            outcome = await run_check(monitor, self.location)
+        finally:
+            self._metrics.in_flight.dec()
+        kind = monitor.kind  # type: ignore[attr-defined]
+        self._metrics.checks.labels(kind, self.location, "up" if outcome.ok else "down").inc()
+        if outcome.latency_ms is not None:
+            self._metrics.check_latency.labels(kind).observe(outcome.latency_ms / 1000)
+        if outcome.error is not None:
+            self._metrics.check_errors.labels(kind, outcome.error.value).inc()
+        self._sink(
+            Result(
+                new_id(at),
+                key,
+                self.location,
+                at,
+                outcome.ok,
+                None if outcome.latency_ms is None else round(outcome.latency_ms, 3),
+                None if outcome.error is None else outcome.error.value,
+                outcome.message,
+            )
+        )
+        return outcome.ok

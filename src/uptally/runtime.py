@@ -1,0 +1,147 @@
+"""Wires one uptally process: database, evaluator, writer, embedded probe, heartbeats, upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from uptally.clock import Clock, SystemClock
+from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
+from uptally.evaluator import Evaluator, MonitorState, Rules
+from uptally.heartbeats import Heartbeats
+from uptally.ids import new_token
+from uptally.ingest import Ingest
+from uptally.metrics import Metrics
+from uptally.probe.runner import ProbeRunner
+from uptally.store import heartbeats as heartbeat_store
+from uptally.store import outages as outage_store
+from uptally.store import results as result_store
+from uptally.store import states as state_store
+from uptally.store.database import Database
+
+log = logging.getLogger(__name__)
+
+UPKEEP_INTERVAL_S = 3600.0
+
+
+def rules_for(monitor: Any) -> Rules:
+    if isinstance(monitor, HeartbeatMonitor):
+        return Rules(confirm=1, locations=("local",), consensus="any")
+    assert isinstance(monitor, ActiveMonitor)
+    consensus: str | int = (
+        monitor.consensus.quorum if isinstance(monitor.consensus, Quorum) else monitor.consensus
+    )
+    return Rules(monitor.confirm, tuple(monitor.locations), consensus)
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        run_probe: bool = True,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.evaluator = Evaluator()
+        self.ingest = Ingest(db, self.evaluator, self.clock, self.metrics)
+        self.heartbeats = Heartbeats(self.ingest, self.clock, self.metrics, config.site.timezone)
+        self.probe = ProbeRunner(
+            "local", self.ingest.submit, self.clock, self.metrics, config.probe.concurrency
+        )
+        self._run_probe = run_probe and config.probe.enabled
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    async def start(self) -> None:
+        await self.db.migrate()
+        for monitor in self.config.monitors:
+            self.evaluator.set_rules(monitor.id, rules_for(monitor))
+        horizon = self.clock.now_ms() - self.evaluator.horizon_ms
+        async with self.db.begin() as conn:
+            self.evaluator.restore(
+                await state_store.load_locations(conn),
+                await outage_store.recent_detected(conn, horizon),
+                await state_store.load_statuses(conn),
+            )
+            await self._register_heartbeats(conn)
+        self._spawn(self.ingest.run(), "ingest")
+        self._spawn(self.heartbeats.run(), "heartbeats")
+        self._spawn(self._upkeep(), "upkeep")
+        if self._run_probe:
+            self.probe.set_monitors(m for m in self.config.monitors if isinstance(m, ActiveMonitor))
+            self.probe.start()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop checking, let running checks report, write everything queued, close."""
+        if self._run_probe:
+            await self.probe.stop()
+        self.heartbeats.stop()
+        await self.ingest.stop()
+        ingest_task = self._tasks[0] if self._tasks else None
+        if ingest_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(ingest_task), timeout=30)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.db.close()
+        self.started = False
+
+    def state_counts(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in MonitorState}
+        for monitor in self.config.monitors:
+            status = self.evaluator.status(monitor.id)
+            counts[(status.state if status else MonitorState.UNKNOWN).value] += 1
+        return counts
+
+    async def _register_heartbeats(self, conn: Any) -> None:
+        existing = {row.monitor: row for row in await heartbeat_store.load_heartbeats(conn)}
+        now = self.clock.now_ms()
+        for monitor in self.config.monitors:
+            if not isinstance(monitor, HeartbeatMonitor):
+                continue
+            row = existing.get(monitor.id)
+            token = monitor.token or (row.token if row else new_token())
+            if row is None or row.token != token:
+                await heartbeat_store.register(self.db, conn, monitor.id, token, now)
+        rows = {row.monitor: row for row in await heartbeat_store.load_heartbeats(conn)}
+        self.heartbeats.configure(
+            [m for m in self.config.monitors if isinstance(m, HeartbeatMonitor)], rows
+        )
+
+    async def _upkeep(self) -> None:
+        """Hourly: drop raw results and pings past their retention (rollups stay)."""
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("pruning old results failed")
+            await asyncio.sleep(UPKEEP_INTERVAL_S)
+
+    async def prune(self) -> int:
+        now = self.clock.now_ms()
+        removed = 0
+        for monitor in self.config.monitors:
+            async with self.db.begin() as conn:
+                removed += await result_store.prune_results(
+                    conn, monitor.id, now - self.config.retention.results
+                )
+                removed += await heartbeat_store.prune_pings(
+                    conn, monitor.id, now - self.config.retention.pings
+                )
+        return removed
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.append(task)

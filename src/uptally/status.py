@@ -1,0 +1,73 @@
+"""Read model of current status: components from their monitors, and the page's overall status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from uptally.evaluator import MonitorState
+
+
+class ComponentStatus(StrEnum):
+    """The Statuspage v2 component statuses, best first."""
+
+    OPERATIONAL = "operational"
+    DEGRADED_PERFORMANCE = "degraded_performance"
+    PARTIAL_OUTAGE = "partial_outage"
+    MAJOR_OUTAGE = "major_outage"
+    UNDER_MAINTENANCE = "under_maintenance"
+
+
+SEVERITY = {
+    ComponentStatus.OPERATIONAL: 0,
+    ComponentStatus.UNDER_MAINTENANCE: 1,
+    ComponentStatus.DEGRADED_PERFORMANCE: 2,
+    ComponentStatus.PARTIAL_OUTAGE: 3,
+    ComponentStatus.MAJOR_OUTAGE: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    indicator: str  # none | minor | major | critical (| maintenance, if the site allows it)
+    description: str
+
+
+def component_status(states: Iterable[MonitorState]) -> ComponentStatus:
+    """Worst of the component's monitors: all down is a major outage, some down a partial one."""
+    states = list(states)
+    known = [s for s in states if s is not MonitorState.UNKNOWN]
+    if not known:
+        return ComponentStatus.OPERATIONAL
+    down = sum(1 for s in known if s is MonitorState.DOWN)
+    if down and down == len(known):
+        return ComponentStatus.MAJOR_OUTAGE
+    if down:
+        return ComponentStatus.PARTIAL_OUTAGE
+    if any(s is MonitorState.DEGRADED for s in known):
+        return ComponentStatus.DEGRADED_PERFORMANCE
+    if all(s is MonitorState.MAINTENANCE for s in known):
+        return ComponentStatus.UNDER_MAINTENANCE
+    return ComponentStatus.OPERATIONAL
+
+
+def worst(statuses: Iterable[ComponentStatus]) -> ComponentStatus:
+    return max(statuses, key=SEVERITY.__getitem__, default=ComponentStatus.OPERATIONAL)
+
+
+def page_indicator(
+    statuses: Mapping[str, ComponentStatus], maintenance_indicator: bool = False
+) -> Indicator:
+    overall = worst(statuses.values())
+    if overall is ComponentStatus.MAJOR_OUTAGE:
+        return Indicator("critical", "Major System Outage")
+    if overall is ComponentStatus.PARTIAL_OUTAGE:
+        return Indicator("major", "Partial System Outage")
+    if overall is ComponentStatus.DEGRADED_PERFORMANCE:
+        return Indicator("minor", "Degraded System Performance")
+    if overall is ComponentStatus.UNDER_MAINTENANCE:
+        return Indicator(
+            "maintenance" if maintenance_indicator else "minor", "Service Under Maintenance"
+        )
+    return Indicator("none", "All Systems Operational")

@@ -1,0 +1,121 @@
+"""Connecting to SQLite (WAL, in the data directory) or PostgreSQL, and migrating the schema."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The database cannot be used (unreachable, wrong URL, newer schema)."""
+
+
+def database_url(data_dir: str | Path | None) -> str:
+    """UPTALLY_DATABASE_URL if set, else SQLite at DATA_DIR/uptally.db."""
+    url = os.environ.get("UPTALLY_DATABASE_URL")
+    if url:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+    directory = Path(data_dir or "uptally-data")
+    return f"sqlite+aiosqlite:///{directory / 'uptally.db'}"
+
+
+class Database:
+    def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split(":///", 1)[1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(synchronous))
+        else:
+            self.engine = create_async_engine(
+                url, pool_size=10, max_overflow=10, pool_pre_ping=True
+            )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def begin(self) -> Any:
+        """A connection in a transaction: `async with db.begin() as conn:` (commits on exit)."""
+        return self.engine.begin()
+
+    def connect(self) -> Any:
+        return self.engine.connect()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest version (idempotent; safe with several instances)."""
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Several instances starting at once on one PostgreSQL: migrate one at a time.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+            await conn.run_sync(_upgrade)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def insert(self, table: Table) -> Insert:
+        """An INSERT that supports on_conflict_* on this dialect."""
+        if self.is_sqlite:
+            return sqlite.insert(table)
+        return postgresql.insert(table)
+
+
+def upsert(db: Database, table: Table, keys: Sequence[str], columns: Sequence[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET columns = excluded.columns."""
+    statement: Any = db.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in columns}
+    )
+
+
+def insert_ignore(db: Database, table: Table, keys: Sequence[str]) -> Any:
+    statement: Any = db.insert(table)
+    return statement.on_conflict_do_nothing(index_elements=list(keys))
+
+
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def connection_dialect(conn: AsyncConnection) -> str:
+    return conn.dialect.name

@@ -1,0 +1,113 @@
+"""Heartbeat monitors' tokens, their last ping, and the pings themselves (with a body excerpt)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from uptally.clock import Millis
+from uptally.store.database import Database, insert_ignore
+from uptally.store.tables import heartbeats, pings
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: str
+    monitor: str
+    at: Millis
+    kind: str  # success | start | fail | exit
+    exit_code: int | None
+    method: str
+    remote: str | None
+    user_agent: str | None
+    body: str | None
+
+
+@dataclass(slots=True)
+class HeartbeatRow:
+    monitor: str
+    token: str
+    created_at: Millis
+    last_ping_at: Millis | None
+    last_kind: str | None
+    started_at: Millis | None
+
+
+async def load_heartbeats(conn: AsyncConnection) -> list[HeartbeatRow]:
+    rows = await conn.execute(select(heartbeats))
+    return [
+        HeartbeatRow(r.monitor, r.token, r.created_at, r.last_ping_at, r.last_kind, r.started_at)
+        for r in rows
+    ]
+
+
+async def register(
+    db: Database, conn: AsyncConnection, monitor: str, token: str, now: Millis
+) -> None:
+    """Create the row if missing, or set the token (a token from the config wins)."""
+    await conn.execute(
+        insert_ignore(db, heartbeats, ["monitor"]),
+        [{"monitor": monitor, "token": token, "created_at": now}],
+    )
+    await conn.execute(
+        update(heartbeats)
+        .where(heartbeats.c.monitor == monitor, heartbeats.c.token != token)
+        .values(token=token)
+    )
+
+
+async def insert_pings(db: Database, conn: AsyncConnection, items: Iterable[Ping]) -> None:
+    rows = [
+        {
+            "id": p.id,
+            "monitor": p.monitor,
+            "at": p.at,
+            "kind": p.kind,
+            "exit_code": p.exit_code,
+            "method": p.method,
+            "remote": p.remote,
+            "user_agent": p.user_agent,
+            "body": p.body,
+        }
+        for p in items
+    ]
+    if rows:
+        await conn.execute(insert_ignore(db, pings, ["id"]), rows)
+
+
+async def save_last(conn: AsyncConnection, rows: Iterable[HeartbeatRow]) -> None:
+    latest = {row.monitor: row for row in rows}  # several pings in one batch: the last counts
+    if not latest:
+        return
+    statement = (
+        update(heartbeats)
+        .where(heartbeats.c.monitor == bindparam("m"))
+        .values(last_ping_at=bindparam("p"), last_kind=bindparam("k"), started_at=bindparam("s"))
+    )
+    await conn.execute(
+        statement,
+        [
+            {"m": r.monitor, "p": r.last_ping_at, "k": r.last_kind, "s": r.started_at}
+            for r in latest.values()
+        ],
+    )
+
+
+async def list_pings(conn: AsyncConnection, monitor: str, limit: int = 50) -> list[Ping]:
+    rows = await conn.execute(
+        select(pings).where(pings.c.monitor == monitor).order_by(pings.c.at.desc()).limit(limit)
+    )
+    return [
+        Ping(r.id, r.monitor, r.at, r.kind, r.exit_code, r.method, r.remote, r.user_agent, r.body)
+        for r in rows
+    ]
+
+
+async def prune_pings(conn: AsyncConnection, monitor: str, before: Millis) -> int:
+    outcome = await conn.execute(
+        delete(pings).where(pings.c.monitor == monitor, pings.c.at < before)
+    )
+    return int(outcome.rowcount or 0)

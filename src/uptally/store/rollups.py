@@ -1,0 +1,94 @@
+"""Hourly rollups per monitor and location: count, failures, latency sum/max and histogram."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from uptally import histogram
+from uptally.clock import Millis
+from uptally.store.database import Database, upsert
+from uptally.store.tables import rollups
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(slots=True)
+class Rollup:
+    monitor: str
+    location: str
+    hour: Millis
+    count: int = 0
+    failures: int = 0
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def add(self, ok: bool, latency_ms: float | None) -> None:
+        self.count += 1
+        if not ok:
+            self.failures += 1
+        if latency_ms is not None:
+            self.latency_sum += latency_ms
+            self.latency_max = max(self.latency_max, latency_ms)
+            histogram.add(self.histogram, latency_ms)
+
+
+async def load_rollups(
+    conn: AsyncConnection, keys: Iterable[tuple[str, str, Millis]]
+) -> list[Rollup]:
+    wanted = set(keys)
+    if not wanted:
+        return []
+    hours = {hour for _, _, hour in wanted}
+    monitors = {monitor for monitor, _, _ in wanted}
+    query = select(rollups).where(rollups.c.hour.in_(hours), rollups.c.monitor.in_(monitors))
+    rows = await conn.execute(query)
+    return [_rollup(row) for row in rows if (row.monitor, row.location, row.hour) in wanted]
+
+
+async def save_rollups(db: Database, conn: AsyncConnection, items: Iterable[Rollup]) -> None:
+    rows = [
+        {
+            "monitor": r.monitor,
+            "location": r.location,
+            "hour": r.hour,
+            "count": r.count,
+            "failures": r.failures,
+            "latency_sum": r.latency_sum,
+            "latency_max": r.latency_max,
+            "histogram": json.dumps(histogram.encode(r.histogram), separators=(",", ":")),
+        }
+        for r in items
+    ]
+    if rows:
+        columns = ["count", "failures", "latency_sum", "latency_max", "histogram"]
+        await conn.execute(upsert(db, rollups, ["monitor", "location", "hour"], columns), rows)
+
+
+async def list_rollups(
+    conn: AsyncConnection, monitors: Iterable[str], since: Millis, until: Millis
+) -> list[Rollup]:
+    query = select(rollups).where(
+        rollups.c.monitor.in_(list(monitors)), rollups.c.hour >= since, rollups.c.hour < until
+    )
+    return [_rollup(row) for row in await conn.execute(query.order_by(rollups.c.hour))]
+
+
+def _rollup(row: Row[Any]) -> Rollup:
+    r = row._mapping  # `count` would be the tuple method on the row itself
+    return Rollup(
+        r["monitor"],
+        r["location"],
+        r["hour"],
+        r["count"],
+        r["failures"],
+        r["latency_sum"],
+        r["latency_max"],
+        histogram.decode(json.loads(r["histogram"])),
+    )

@@ -1,0 +1,62 @@
+"""Admin API: monitors with their current state, and their results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from uptally.store import results as result_store
+from uptally.web.auth import require_admin
+from uptally.web.deps import base_url, millis, runtime_of
+from uptally.web.errors import ApiError
+from uptally.web.schemas import ErrorOut, MonitorList, MonitorOut, ResultList
+from uptally.web.views import monitor_out, result_out
+
+router = APIRouter(
+    prefix="/api/v1/monitors",
+    tags=["monitors"],
+    dependencies=[Depends(require_admin)],
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+
+@router.get("", response_model=MonitorList)
+async def list_monitors(request: Request) -> MonitorList:
+    runtime = runtime_of(request)
+    url = base_url(request)
+    return MonitorList(monitors=[monitor_out(runtime, m, url) for m in runtime.config.monitors])
+
+
+@router.get("/{monitor_id}", response_model=MonitorOut)
+async def get_monitor(request: Request, monitor_id: str) -> MonitorOut:
+    runtime = runtime_of(request)
+    monitor = runtime.config.monitor(monitor_id)
+    if monitor is None:
+        raise ApiError(404, f"no monitor {monitor_id!r}")
+    return monitor_out(runtime, monitor, base_url(request))
+
+
+@router.get("/{monitor_id}/results", response_model=ResultList)
+async def list_results(
+    request: Request,
+    monitor_id: str,
+    location: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ResultList:
+    runtime = runtime_of(request)
+    if runtime.config.monitor(monitor_id) is None:
+        raise ApiError(404, f"no monitor {monitor_id!r}")
+    async with runtime.db.connect() as conn:
+        rows = await result_store.list_results(
+            conn,
+            monitor_id,
+            location=location,
+            since=millis(since, "since"),
+            until=millis(until, "until"),
+            limit=limit,
+        )
+    return ResultList(results=[result_out(r) for r in rows])

@@ -1,0 +1,94 @@
+"""JSON shapes of the admin API (also the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(Model):
+    code: str
+    message: str
+
+
+class ErrorOut(Model):
+    error: ErrorBody
+
+
+class ResultOut(Model):
+    id: str
+    monitor: str
+    location: str
+    at: str
+    ok: bool
+    latency_ms: float | None
+    error: str | None
+    message: str
+
+
+class LocationOut(Model):
+    state: Literal["up", "down", "unknown"]
+    since: str | None
+    consecutive_failures: int
+    last_result: ResultOut | None
+
+
+class MonitorOut(Model):
+    id: str
+    name: str
+    kind: str
+    description: str | None
+    enabled: bool
+    state: Literal["up", "down", "degraded", "unknown", "maintenance"]
+    since: str | None
+    target: str | None
+    interval_s: float | None
+    timeout_s: float | None
+    locations: dict[str, LocationOut]
+    components: list[str]
+    ping_url: str | None = None
+    next_deadline: str | None = None
+
+
+class MonitorList(Model):
+    monitors: list[MonitorOut]
+
+
+class ResultList(Model):
+    results: list[ResultOut]
+
+
+class SpanOut(Model):
+    start: str
+    end: str | None
+
+
+class OutageOut(Model):
+    id: str
+    monitor: str | None
+    component: str | None
+    start: str
+    end: str | None
+    verified: bool
+    locations: dict[str, SpanOut]
+    reason: str
+    source: Literal["detected", "manual"]
+    duration_s: float | None
+
+
+class OutageList(Model):
+    outages: list[OutageOut]
+
+
+class OutageIn(Model):
+    monitor: str | None = Field(default=None, max_length=64)
+    component: str | None = Field(default=None, max_length=64)
+    start: datetime
+    end: datetime
+    reason: str = Field(default="", max_length=2000)

@@ -1,0 +1,91 @@
+"""Turn runtime state and stored rows into API shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from uptally.clock import iso
+from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
+from uptally.evaluator import LocationSnapshot, MonitorState
+from uptally.results import Result
+from uptally.runtime import Runtime
+from uptally.store.outages import StoredOutage
+from uptally.web.schemas import LocationOut, MonitorOut, OutageOut, ResultOut, SpanOut
+
+
+def result_out(result: Result) -> ResultOut:
+    return ResultOut(
+        id=result.id,
+        monitor=result.monitor,
+        location=result.location,
+        at=iso(result.at) or "",
+        ok=result.ok,
+        latency_ms=result.latency_ms,
+        error=result.error,
+        message=result.message,
+    )
+
+
+def outage_out(stored: StoredOutage) -> OutageOut:
+    outage = stored.outage
+    return OutageOut(
+        id=outage.id,
+        monitor=outage.monitor or None,
+        component=stored.component,
+        start=iso(outage.start) or "",
+        end=iso(outage.end),
+        verified=outage.verified,
+        locations={
+            name: SpanOut(start=iso(span.start) or "", end=iso(span.end))
+            for name, span in outage.locations.items()
+        },
+        reason=outage.reason,
+        source="manual" if stored.source == "manual" else "detected",
+        duration_s=None if outage.end is None else (outage.end - outage.start) / 1000,
+    )
+
+
+def _target(monitor: Any) -> str | None:
+    if getattr(monitor, "url", None):
+        return str(monitor.url)
+    if getattr(monitor, "host", None):
+        port = getattr(monitor, "port", None)
+        return f"{monitor.host}:{port}" if port else str(monitor.host)
+    return None
+
+
+def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
+    status = runtime.evaluator.status(monitor.id)
+    snapshots: dict[str, LocationSnapshot] = {
+        snap.location: snap for snap in runtime.evaluator.location_snapshots(monitor.id)
+    }
+    names = list(monitor.locations) if isinstance(monitor, ActiveMonitor) else ["local"]
+    locations = {}
+    for name in names:
+        snap = snapshots.get(name)
+        locations[name] = LocationOut(
+            state=snap.state.value if snap else "unknown",
+            since=iso(snap.since) if snap else None,
+            consecutive_failures=snap.consecutive_failures if snap else 0,
+            last_result=result_out(snap.last) if snap and snap.last else None,
+        )
+    components = [c.id for c in runtime.config.components if monitor.id in c.monitors]
+    out = MonitorOut(
+        id=monitor.id,
+        name=monitor.title,
+        kind=monitor.kind,
+        description=monitor.description,
+        enabled=monitor.enabled,
+        state=(status.state if status else MonitorState.UNKNOWN).value,
+        since=iso(status.since) if status else None,
+        target=_target(monitor),
+        interval_s=monitor.interval / 1000 if isinstance(monitor, ActiveMonitor) else None,
+        timeout_s=monitor.timeout / 1000 if isinstance(monitor, ActiveMonitor) else None,
+        locations=locations,
+        components=components,
+    )
+    if isinstance(monitor, HeartbeatMonitor):
+        token = runtime.heartbeats.token(monitor.id)
+        out.ping_url = f"{base_url}/ping/{token}" if token else None
+        out.next_deadline = iso(runtime.heartbeats.next_deadline(monitor.id))
+    return out
