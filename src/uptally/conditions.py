@@ -1,4 +1,4 @@
-"""The expectation language of monitors: parse `status == 200`-style conditions and judge facts.
+r"""The expectation language of monitors: parse `status == 200`-style conditions and judge facts.
 
 A condition is `<path> <op> <value>`:
 
@@ -6,16 +6,21 @@ A condition is `<path> <op> <value>`:
   `answers` or `value`, followed by `.key`, `[0]` or `["odd key"]` segments; `len(path)` counts.
 - op: `==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `not in`, `contains`, `not contains`,
   `matches`, `not matches`, `exists`, `not exists` (the last two take no value).
-- value: a JSON literal (`200`, `"UP"`, `[200, 204]`, `true`, `null`), a duration (`200ms`, `14d`)
+- value: a JSON literal (`200`, `"UP"`, `[200, 204]`, `true`, `null`), a duration (`200ms`, `14d`),
+  a bare word (`reply contains pong`), a 'single-quoted' string taken as it is,
   or a scenario variable `${name}`; `${name}` also expands inside quoted strings.
+  After `matches` the quoted text is the regular expression as written (`"count=(\d+)"`);
+  variables expand into it as literal text.
 
 Conditions are parsed once (when the config is loaded) and judged many times; they are pure.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,6 +51,7 @@ class Op(StrEnum):
 
 _ORDERING = {Op.LT, Op.LE, Op.GT, Op.GE}
 _UNARY = {Op.EXISTS, Op.NOT_EXISTS}
+_SYMBOL_OP_START = "=!<>"
 _OP_RE = re.compile(
     r"\s*(==|!=|<=|>=|<|>|not\s+in\b|in\b|not\s+contains\b|contains\b|"
     r"not\s+matches\b|matches\b|not\s+exists\b|exists\b)\s*"
@@ -53,7 +59,10 @@ _OP_RE = re.compile(
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SEGMENT_RE = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(-?\d+)\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
 _DURATION_LITERAL_RE = re.compile(r"^(\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+_NUMBER_RE = re.compile(r"^\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DOUBLE_QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_SINGLE_QUOTED_RE = re.compile(r"'([^']*)'", re.DOTALL)
 
 
 class ConditionError(ValueError):
@@ -72,7 +81,15 @@ class Path:
     text: str
 
     def resolve(self, facts: Facts) -> Any:
-        value = facts.get(self.root)
+        try:
+            value = facts.get(self.root)
+        except Missing:
+            if self.root != "cert.expires_in" or not facts.has("cert"):
+                raise
+            cert = facts.get("cert")
+            if cert is None:
+                raise Missing("there is no TLS certificate") from None
+            value = _step(cert, "expires_in", self)
         for part in self.parts:
             value = _step(value, part, self)
         if self.count:
@@ -92,9 +109,19 @@ class Template:
     """A quoted string with ${name} placeholders."""
 
     text: str
+    regex: bool = False  # after `matches`: the values are inserted as literal text
 
     def render(self, variables: Mapping[str, Any]) -> str:
-        return expand(self.text, variables)
+        if not self.regex:
+            return expand(self.text, variables)
+        return _VAR_RE.sub(
+            lambda m: re.escape(_to_text(variables[m[1]])) if m[1] in variables else m[0],
+            self.text,
+        )
+
+    def missing(self, variables: Mapping[str, Any]) -> list[str]:
+        """The names used here that have no value."""
+        return [name for name in variables_in(self.text) if name not in variables]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +138,9 @@ class Facts:
     def __init__(self, sources: Mapping[str, Callable[[], Any] | Any]) -> None:
         self._sources = sources
         self._cache: dict[str, Any] = {}
+
+    def has(self, root: str) -> bool:
+        return root in self._cache or root in self._sources
 
     def get(self, root: str) -> Any:
         if root in self._cache:
@@ -142,18 +172,29 @@ class Condition:
                 return Verdict(True, "")
             return Verdict(False, f"{self.path.text} is missing ({missing})")
         if self.op is Op.EXISTS:
-            return Verdict(actual is not None, f"{self.path.text} is null")
+            if actual is None:
+                return Verdict(False, f"{self.path.text} is null")
+            return Verdict(True, "")
         if self.op is Op.NOT_EXISTS:
-            return Verdict(actual is None, f"{self.path.text} exists ({_show(actual)})")
+            if actual is None:
+                return Verdict(True, "")
+            return Verdict(False, f"{self.path.text} exists ({_show(actual)})")
         expected = self.value
         if isinstance(expected, VarRef):
             if variables is None or expected.name not in variables:
                 return Verdict(False, f"variable ${{{expected.name}}} was not captured")
             expected = variables[expected.name]
         elif isinstance(expected, Template):
+            absent = expected.missing(variables or {})
+            if absent:
+                return Verdict(False, f"variable ${{{absent[0]}}} was not captured")
             expected = expected.render(variables or {})
         try:
+            if self.op in (Op.MATCHES, Op.NOT_MATCHES) and isinstance(expected, str):
+                expected = _regex(expected)
             ok = _judge(self.op, actual, expected)
+        except _REGEX_ERRORS as error:
+            return Verdict(False, f"invalid regular expression {expected!r}: {error}")
         except TypeError as error:
             return Verdict(False, f"{self.path.text} is {_show(actual)}: {error}")
         if ok:
@@ -189,10 +230,7 @@ def parse_condition(text: object, roots: Collection[str] | None = None) -> Condi
     _check_root(path, roots)
     match = _OP_RE.match(rest)
     if not match:
-        raise ConditionError(
-            f"expected an operator (==, !=, <, <=, >, >=, in, contains, matches, exists) "
-            f"after {path.text!r} in {source!r}"
-        )
+        raise ConditionError(_operator_expected(path, rest, source))
     op = Op(" ".join(match[1].split()))
     value_text = rest[match.end() :].strip()
     if op in _UNARY:
@@ -201,9 +239,16 @@ def parse_condition(text: object, roots: Collection[str] | None = None) -> Condi
         return Condition(source, path, op, None)
     if not value_text:
         raise ConditionError(f"missing value after {op.value!r} in {source!r}")
-    value = _parse_value(value_text, source)
-    _check_value(path, op, value, source)
-    if op in (Op.MATCHES, Op.NOT_MATCHES):
+    if value_text[:1] in _SYMBOL_OP_START:
+        hint = " (did you mean '!='?)" if f"{op.value}{value_text[:1]}" == "<>" else ""
+        raise ConditionError(
+            f"unexpected {value_text!r} after {op.value!r} in {source!r}{hint}; "
+            f"use one operator and quote a value that starts with {value_text[0]!r}"
+        )
+    regex = op in (Op.MATCHES, Op.NOT_MATCHES)
+    value = _parse_value(value_text, source, regex=regex)
+    _check_value(path, op, value, value_text, source)
+    if isinstance(value, str) and regex:
         value = _compile(value, source)
     return Condition(source, path, op, value)
 
@@ -222,9 +267,12 @@ def parse_capture(text: object, roots: Collection[str] | None = None) -> Capture
     match = _OP_RE.match(rest)
     if not match or " ".join(match[1].split()) != "matches":
         raise ConditionError(f'a capture is a path, optionally with matches "regex": {source!r}')
-    value = _parse_value(rest[match.end() :].strip(), source)
-    if not isinstance(value, str):
+    value_text = rest[match.end() :].strip()
+    if not value_text:
         raise ConditionError(f"matches needs a quoted regular expression in {source!r}")
+    value = _parse_value(value_text, source, regex=True)
+    if not isinstance(value, str):
+        raise ConditionError(f"a capture's regular expression cannot use ${{...}}: {source!r}")
     return Capture(path, _compile(value, source))
 
 
@@ -265,7 +313,12 @@ def _parse_path(source: str) -> tuple[Path, str]:
         elif seg[2] is not None:
             parts.append(int(seg[2]))
         else:
-            parts.append(json.loads(f'"{seg[3]}"'))
+            try:
+                parts.append(json.loads(f'"{seg[3]}"'))
+            except ValueError:
+                raise ConditionError(
+                    f"cannot read the key [{seg[3]!r}] in {source!r} (write a backslash as \\\\)"
+                ) from None
         pos = seg.end()
     path_text = text[:pos]
     rest = text[pos:]
@@ -277,9 +330,20 @@ def _parse_path(source: str) -> tuple[Path, str]:
         path_text = f"len({path_text})"
     if root == "cert" and parts[:1] == ["expires_in"]:
         root, parts = "cert.expires_in", parts[1:]
-    if rest and not rest[0].isspace() and not count:
+    if rest and not rest[0].isspace() and not count and rest[0] not in _SYMBOL_OP_START:
         raise ConditionError(f"unexpected {rest[:10]!r} after {path_text!r} in {source!r}")
     return Path(root, tuple(parts), count, path_text), rest
+
+
+def _operator_expected(path: Path, rest: str, source: str) -> str:
+    given = rest.strip()
+    for wrong, right in (("=>", ">="), ("=<", "<="), ("=", "==")):
+        if given.startswith(wrong):
+            return f"use {right!r} rather than {wrong!r} after {path.text!r} in {source!r}"
+    return (
+        f"expected an operator (==, !=, <, <=, >, >=, in, contains, matches, exists) "
+        f"after {path.text!r} in {source!r}"
+    )
 
 
 def _check_root(path: Path, roots: Collection[str] | None) -> None:
@@ -291,49 +355,101 @@ def _check_root(path: Path, roots: Collection[str] | None) -> None:
         raise ConditionError(f"unknown field {path.root!r} here; this check can test: {allowed}")
 
 
-def _parse_value(text: str, source: str) -> Any:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number here")
+
+
+def _parse_value(text: str, source: str, *, regex: bool = False) -> Any:
     var = _VAR_RE.fullmatch(text)
     if var:
         return VarRef(var[1])
+    if regex:
+        return _regex_value(text, source)
     if _DURATION_LITERAL_RE.match(text):
-        return parse_duration_ms(text)
+        try:
+            return parse_duration_ms(text)
+        except ValueError as error:
+            raise ConditionError(f"{error} in {source!r}") from None
     try:
-        value = json.loads(text)
-    except ValueError:
-        if text.startswith("'") and text.endswith("'") and len(text) >= 2:
-            value = text[1:-1]
-        elif text[:1] in '[{"':
-            raise ConditionError(f"cannot read the value {text!r} in {source!r}") from None
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        single = _SINGLE_QUOTED_RE.fullmatch(text)
+        if single:
+            value = single[1]
+        elif text[:1] in "[{\"'":
+            detail = f" ({error.msg})" if isinstance(error, json.JSONDecodeError) else ""
+            raise ConditionError(f"cannot read the value {text!r}{detail} in {source!r}") from None
         else:
             value = text  # a bare word such as `reply contains pong` is a string
-    if isinstance(value, str) and "${" in value:
+    if isinstance(value, str) and _VAR_RE.search(value):
         return Template(value)
     return value
 
 
-def _check_value(path: Path, op: Op, value: Any, source: str) -> None:
+def _regex_value(text: str, source: str) -> str | Template:
+    """The regular expression after `matches`: quoted text as written, or a bare word."""
+    quoted = _DOUBLE_QUOTED_RE.fullmatch(text) or _SINGLE_QUOTED_RE.fullmatch(text)
+    if quoted:
+        pattern = quoted[1]
+    elif text[:1] in "\"'":
+        raise ConditionError(f"unterminated quoted regular expression {text!r} in {source!r}")
+    else:
+        pattern = text  # a bare regular expression such as ^OK$
+    if _VAR_RE.search(pattern):
+        _compile(_VAR_RE.sub("x", pattern), source)
+        return Template(pattern, regex=True)
+    return pattern
+
+
+def _check_value(path: Path, op: Op, value: Any, value_text: str, source: str) -> None:
     if isinstance(value, VarRef):
+        if op in (Op.MATCHES, Op.NOT_MATCHES):
+            raise ConditionError(
+                f"{op.value!r} needs a quoted regular expression in {source!r}; "
+                f'a captured value goes inside it as text: {op.value} "^${{{value.name}}}$"'
+            )
         return
     if op in (Op.IN, Op.NOT_IN) and not isinstance(value, list):
         raise ConditionError(f"{op.value!r} needs a list such as [200, 204] in {source!r}")
     if op in _ORDERING and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ConditionError(f"{op.value!r} compares numbers or durations in {source!r}")
-    if op in (Op.MATCHES, Op.NOT_MATCHES) and not isinstance(value, str | Template):
-        raise ConditionError(f"{op.value!r} needs a quoted regular expression in {source!r}")
-    if path.root == "cert.expires_in" and not path.count:
-        duration_text = source.split(op.value, 1)[-1].strip()
-        if not _DURATION_LITERAL_RE.match(duration_text):
-            raise ConditionError(f"compare cert.expires_in with a duration such as 14d: {source!r}")
+    if (
+        path.root == "cert.expires_in"
+        and not path.count
+        and (op not in (Op.EQ, Op.NE, *_ORDERING) or not _DURATION_LITERAL_RE.match(value_text))
+    ):
+        raise ConditionError(f"compare cert.expires_in with a duration such as 14d: {source!r}")
 
 
 def _compile(value: Any, source: str) -> re.Pattern[str]:
     pattern = value.text if isinstance(value, Template) else value
     try:
-        return re.compile(pattern)
-    except re.error as error:
+        return _regex(pattern)
+    except _REGEX_ERRORS as error:
         raise ConditionError(
             f"invalid regular expression {pattern!r} ({error}) in {source!r}"
         ) from None
+
+
+_REGEX_ERRORS = (re.error, OverflowError, RecursionError)
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    """Compile, refusing what Python warns may change meaning (such as a nested set `[[a]`)."""
+    compiled, warning = _compiled(pattern)
+    if warning:
+        raise re.error(f"ambiguous: {warning}")
+    return compiled
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> tuple[re.Pattern[str], str]:
+    # re warns only the first time it compiles a pattern, so the warning is remembered here
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = re.compile(pattern)
+    found = [w for w in caught if issubclass(w.category, FutureWarning | DeprecationWarning)]
+    return compiled, str(found[0].message) if found else ""
 
 
 # -- judging ---------------------------------------------------------------------------------
@@ -344,10 +460,11 @@ def _step(value: Any, part: str | int, path: Path) -> Any:
         if isinstance(part, str):
             if part in value:
                 return value[part]
-            lowered = part.lower()
-            for key, item in value.items():  # header names are case-insensitive
-                if isinstance(key, str) and key.lower() == lowered:
-                    return item
+            if path.root == "header":  # header names are case-insensitive
+                lowered = part.lower()
+                for key, item in value.items():
+                    if isinstance(key, str) and key.lower() == lowered:
+                        return item
         elif str(part) in value:
             return value[str(part)]
         raise Missing(f"no key {part!r}")
@@ -364,24 +481,18 @@ def _number(value: Any) -> float | None:
         return None
     if isinstance(value, int | float):
         return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
+    if isinstance(value, str) and _NUMBER_RE.match(value):
+        return float(value)
     return None
 
 
 def _equal(actual: Any, expected: Any) -> bool:
-    if actual == expected and type(actual) is not bool and type(expected) is not bool:
-        return True
+    """Equal, where a number equals its decimal text ("42" == 42) but never a boolean."""
     if isinstance(expected, bool) or isinstance(actual, bool):
-        return actual is expected
-    if isinstance(expected, int | float):
-        number = _number(actual)
-        return number is not None and number == expected
-    if isinstance(expected, str) and isinstance(actual, int | float):
-        return _to_text(actual) == expected
+        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, int | float) or isinstance(actual, int | float):
+        left, right = _number(actual), _number(expected)
+        return left is not None and right is not None and left == right
     return bool(actual == expected)
 
 
@@ -428,7 +539,15 @@ def _contains(actual: Any, expected: Any) -> bool:
         return _to_text(expected) in actual
     if actual is None:
         return False
-    raise TypeError(f"cannot search in a {type(actual).__name__}")
+    raise TypeError(f"cannot search in {_kind(actual)}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
 
 
 def _to_text(value: Any) -> str:

@@ -47,34 +47,39 @@ class PingInput:
 
 def deadline(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> tuple[Millis, str]:
     """When silence becomes down, and why; from the last success (or the monitor's creation)."""
-    grace = monitor.grace_ms
-    if row.started_at is not None and (
-        row.last_ping_at is None or row.started_at >= row.last_ping_at
-    ):
-        return (
-            row.started_at + grace,
-            f"started at {iso(row.started_at)} but did not finish within "
-            f"{format_duration_ms(grace)}",
-        )
-    base = row.last_ping_at if row.last_ping_at is not None else row.created_at
+    due = due_at(monitor, row, timezone)
+    grace = format_duration_ms(monitor.grace_ms)
+    if _running(row):
+        return due, f"started at {iso(row.started_at)} but did not finish within {grace}"
     what = (
         f"last ping at {iso(row.last_ping_at)}" if row.last_ping_at is not None else "never pinged"
     )
     if monitor.period is not None:
-        return (
-            base + monitor.period + grace,
-            f"no ping within {format_duration_ms(monitor.period)} + "
-            f"{format_duration_ms(grace)} grace ({what})",
-        )
+        period = format_duration_ms(monitor.period)
+        return due, f"no ping within {period} + {grace} grace ({what})"
+    expected = to_datetime(due - monitor.grace_ms).astimezone(ZoneInfo(timezone))
+    schedule = f"schedule {monitor.schedule!r}"
+    return due, f"expected a ping at {expected.isoformat()} ({schedule}) + {grace} grace ({what})"
+
+
+def due_at(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> Millis:
+    """The deadline alone (cheap: no message)."""
+    grace = monitor.grace_ms
+    if _running(row):
+        assert row.started_at is not None
+        return row.started_at + grace
+    base = row.last_ping_at if row.last_ping_at is not None else row.created_at
+    if monitor.period is not None:
+        return base + monitor.period + grace
     assert monitor.schedule is not None  # the schema requires period or schedule
-    zone = ZoneInfo(timezone)
-    start = to_datetime(base).astimezone(zone)
+    start = to_datetime(base).astimezone(ZoneInfo(timezone))
     expected: datetime = croniter(monitor.schedule, start).get_next(datetime)
-    expected_ms = round(expected.timestamp() * 1000)
-    return (
-        expected_ms + grace,
-        f"expected a ping at {expected.isoformat()} (schedule {monitor.schedule!r}) + "
-        f"{format_duration_ms(grace)} grace ({what})",
+    return round(expected.timestamp() * 1000) + grace
+
+
+def _running(row: HeartbeatRow) -> bool:
+    return row.started_at is not None and (
+        row.last_ping_at is None or row.started_at >= row.last_ping_at
     )
 
 
@@ -90,6 +95,8 @@ class Heartbeats:
         self._rows: dict[str, HeartbeatRow] = {}
         self._by_token: dict[str, str] = {}
         self._reported: dict[str, Millis] = {}  # monitor -> deadline already reported as down
+        self._due: dict[str, Millis] = {}
+        self._next_wake: Millis | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -97,6 +104,9 @@ class Heartbeats:
         self._monitors = {m.id: m for m in monitors if m.enabled}
         self._rows = {key: row for key, row in rows.items() if key in self._monitors}
         self._by_token = {row.token: key for key, row in self._rows.items()}
+        self._due = {
+            key: due_at(self._monitors[key], row, self.timezone) for key, row in self._rows.items()
+        }
         self._wake.set()
 
     def token(self, monitor: str) -> str | None:
@@ -107,10 +117,7 @@ class Heartbeats:
         return self._rows.get(monitor)
 
     def next_deadline(self, monitor: str) -> Millis | None:
-        spec, row = self._monitors.get(monitor), self._rows.get(monitor)
-        if spec is None or row is None:
-            return None
-        return deadline(spec, row, self.timezone)[0]
+        return self._due.get(monitor)
 
     async def ping(self, token: str, ping: PingInput) -> bool:
         """Record a ping durably; False if the token is unknown. Returns after the commit."""
@@ -158,14 +165,16 @@ class Heartbeats:
             )
         self._rows[monitor] = row
         self._reported.pop(monitor, None)
+        due = self._due[monitor] = due_at(self._monitors[monitor], row, self.timezone)
+        if self._next_wake is None or due < self._next_wake:
+            self._wake.set()  # only a /start can bring a deadline forward
         await self._ingest.submit_work(Work(results=results, pings=[stored], heartbeats=[row]))
-        self._wake.set()
         return True
 
     async def run(self) -> None:
         """Watchdog: report silence as down once per deadline."""
         while not self._stopping:
-            next_wake = self.sweep()
+            next_wake = self._next_wake = self.sweep()
             delay = (
                 5.0
                 if next_wake is None
@@ -183,17 +192,15 @@ class Heartbeats:
         """Submit down results for monitors past their deadline; return the next deadline."""
         now = self._clock.now_ms()
         soonest: Millis | None = None
-        for key, spec in self._monitors.items():
-            row = self._rows.get(key)
-            if row is None:
-                continue
-            due, why = deadline(spec, row, self.timezone)
+        for key, due in self._due.items():
             if due > now:
-                soonest = due if soonest is None else min(soonest, due)
+                if soonest is None or due < soonest:
+                    soonest = due
                 continue
             if self._reported.get(key) == due:
                 continue
             self._reported[key] = due
+            _, why = deadline(self._monitors[key], self._rows[key], self.timezone)
             # The same silence always gets the same id, so a restart cannot record it twice.
             result_id = "hb" + hashlib.blake2b(f"{key}:{due}".encode(), digest_size=12).hexdigest()
             result = Result(result_id, key, LOCATION, due, False, None, ErrorCode.LATE.value, why)

@@ -14,9 +14,11 @@ from uptally.evaluator import Evaluator, MonitorState, Rules
 from uptally.heartbeats import Heartbeats
 from uptally.ids import new_token
 from uptally.ingest import Ingest
+from uptally.ingest.rollup_book import rebuild_recent
 from uptally.metrics import Metrics
 from uptally.probe.runner import ProbeRunner
 from uptally.store import heartbeats as heartbeat_store
+from uptally.store import meta
 from uptally.store import outages as outage_store
 from uptally.store import results as result_store
 from uptally.store import states as state_store
@@ -25,6 +27,10 @@ from uptally.store.database import Database
 log = logging.getLogger(__name__)
 
 UPKEEP_INTERVAL_S = 3600.0
+UPKEEP_DELAY_S = 300.0
+CHECKPOINT_INTERVAL_S = 1.0
+CLEAN_SHUTDOWN = "clean_shutdown"
+REBUILD_MS = 2 * 3_600_000  # hours of rollups recomputed after a crash
 
 
 def rules_for(monitor: Any) -> Rules:
@@ -67,15 +73,21 @@ class Runtime:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.begin() as conn:
+            crashed = await meta.pop(conn, CLEAN_SHUTDOWN) is None
+            if crashed:
+                # What was kept in memory is lost: recompute it from what was written for sure.
+                await rebuild_recent(self.db, conn, self.clock.now_ms() - REBUILD_MS)
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
                 await state_store.load_statuses(conn),
             )
-            await self._register_heartbeats(conn)
+            await self._register_heartbeats(conn, crashed)
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self.heartbeats.run(), "heartbeats")
         self._spawn(self._upkeep(), "upkeep")
+        if self.db.is_sqlite:
+            self._spawn(self._checkpoints(), "checkpoints")
         if self._run_probe:
             self.probe.set_monitors(m for m in self.config.monitors if isinstance(m, ActiveMonitor))
             self.probe.start()
@@ -91,10 +103,14 @@ class Runtime:
         if ingest_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(ingest_task), timeout=30)
+        clean = ingest_task is not None and ingest_task.done() and not ingest_task.cancelled()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if clean and self.ingest.pending == 0:
+            async with self.db.begin() as conn:
+                await meta.put(self.db, conn, CLEAN_SHUTDOWN, str(self.clock.now_ms()))
         await self.db.close()
         self.started = False
 
@@ -105,7 +121,7 @@ class Runtime:
             counts[(status.state if status else MonitorState.UNKNOWN).value] += 1
         return counts
 
-    async def _register_heartbeats(self, conn: Any) -> None:
+    async def _register_heartbeats(self, conn: Any, crashed: bool) -> None:
         existing = {row.monitor: row for row in await heartbeat_store.load_heartbeats(conn)}
         now = self.clock.now_ms()
         for monitor in self.config.monitors:
@@ -116,12 +132,18 @@ class Runtime:
             if row is None or row.token != token:
                 await heartbeat_store.register(self.db, conn, monitor.id, token, now)
         rows = {row.monitor: row for row in await heartbeat_store.load_heartbeats(conn)}
+        if crashed:
+            latest = await heartbeat_store.recent_pings(conn, now - REBUILD_MS)
+            rows = {
+                key: heartbeat_store.repaired(row, latest.get(key, {})) for key, row in rows.items()
+            }
         self.heartbeats.configure(
             [m for m in self.config.monitors if isinstance(m, HeartbeatMonitor)], rows
         )
 
     async def _upkeep(self) -> None:
-        """Hourly: drop raw results and pings past their retention (rollups stay)."""
+        """Hourly, starting a few minutes after start: drop raw results and pings past retention."""
+        await asyncio.sleep(UPKEEP_DELAY_S)
         while True:
             try:
                 await self.prune()
@@ -129,16 +151,27 @@ class Runtime:
                 log.exception("pruning old results failed")
             await asyncio.sleep(UPKEEP_INTERVAL_S)
 
+    async def _checkpoints(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                await self.db.checkpoint()
+            except Exception:
+                log.exception("SQLite checkpoint failed")
+
     async def prune(self) -> int:
+        """Delete raw results and pings past their retention (rollups and outages stay)."""
         now = self.clock.now_ms()
+        monitors = [m.id for m in self.config.monitors]
         removed = 0
-        for monitor in self.config.monitors:
+        for start in range(0, len(monitors), 500):
+            chunk = monitors[start : start + 500]
             async with self.db.begin() as conn:
                 removed += await result_store.prune_results(
-                    conn, monitor.id, now - self.config.retention.results
+                    conn, chunk, now - self.config.retention.results
                 )
                 removed += await heartbeat_store.prune_pings(
-                    conn, monitor.id, now - self.config.retention.pings
+                    conn, chunk, now - self.config.retention.pings
                 )
         return removed
 

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from uptally.config.references import check_references
-from uptally.config.schema import Config
+from uptally.config.schema import ID_PATTERN, TOKEN_PATTERN, VARIABLE_PATTERN, Config
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -19,6 +19,14 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
 PathKey = tuple[str | int, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MAX_NODES = 200_000  # aliases can multiply a small file into a huge one
+_PATTERN_MESSAGES = {
+    ID_PATTERN: "an id is 1 to 64 letters, digits, '_', '.' or '-', the first a letter or digit",
+    TOKEN_PATTERN: "a token is 8 to 128 letters, digits, '_' or '-'",
+    VARIABLE_PATTERN: "a variable name is letters, digits and '_', the first not a digit",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +66,15 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(text: str, file: str = "<config>") -> Config:
+    """Validate config text; raise ConfigError naming every problem (`file` names it in lines)."""
     data, lines, issues = _read_yaml(text)
-    if data is None and not issues:
+    if data is None and issues:
+        raise ConfigError(file, issues)  # a syntax error: there is nothing to validate
+    if data is None:
         data = {}
-    if issues:
-        raise ConfigError(file, issues)
     if not isinstance(data, dict):
         raise ConfigError(file, [ConfigIssue(1, "", "the config must be a mapping of sections")])
+    unreadable = {issue.path for issue in issues}  # YAML problems: reported once, not again
     issues.extend(
         ConfigIssue(_line_of(lines, path), _show_path(path), message)
         for path, message in check_references(data)
@@ -72,7 +82,7 @@ def parse_config(text: str, file: str = "<config>") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        issues.extend(_issues_from(error, data, lines))
+        issues.extend(i for i in _issues_from(error, data, lines) if i.path not in unreadable)
         config = None
     if issues or config is None:
         raise ConfigError(file, _dedupe(issues))
@@ -82,106 +92,260 @@ def parse_config(text: str, file: str = "<config>") -> Config:
 # -- YAML with line numbers -----------------------------------------------------------------------
 
 
+class _Builder:
+    """Turns composed YAML nodes into plain data, noting the line of every value and key."""
+
+    def __init__(self) -> None:
+        self.lines: dict[PathKey, int] = {}
+        self.issues: list[ConfigIssue] = []
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.nodes = 0
+        self.active: set[int] = set()
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise _TooLarge
+        if id(node) in self.active:
+            self._issue(node, path, "an alias refers to itself")
+            return None
+        if isinstance(node, yaml.MappingNode):
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, path)
+            finally:
+                self.active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self.active.add(id(node))
+            try:
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as error:
+            self._issue(node, path, f"bad value: {error.problem or error}")
+        except yaml.YAMLError as error:
+            self._issue(node, path, f"bad value: {error}")
+        return None
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(self._merge_pairs(value_node, path))
+                continue
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            if key in result:
+                self._issue(key_node, (*path, key), f"duplicate key {key!r}")
+                continue
+            self.lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, (*path, key))
+        for key_node, value_node in merged:  # `<<: *base`: keys written here win
+            key = self._key(key_node, path)
+            if key is None or key in result:
+                continue
+            self.lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+    def _merge_pairs(self, node: yaml.Node, path: PathKey) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The pairs `<<` brings in: from a mapping, or a list of them (earlier ones win)."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                self._issue(source, path, "'<<' merges a mapping (such as *base) or a list of them")
+            elif id(source) in self.active:
+                self._issue(source, path, "an alias refers to itself")
+            else:
+                self.active.add(id(source))
+                try:
+                    pairs.extend(self._flatten(source, path))
+                finally:
+                    self.active.discard(id(source))
+        return pairs
+
+    def _flatten(
+        self, source: yaml.MappingNode, path: PathKey
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        inherited: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in source.value:
+            if key_node.tag == _MERGE_TAG:
+                inherited.extend(self._merge_pairs(value_node, path))
+            else:
+                own.append((key_node, value_node))
+        return own + inherited
+
+    def _key(self, key_node: yaml.Node, path: PathKey) -> str | None:
+        if isinstance(key_node, yaml.ScalarNode):
+            return str(key_node.value)  # as written: `on:` and `yes:` stay names, not booleans
+        self._issue(key_node, path, "keys must be plain names")
+        return None
+
+    def _issue(self, node: yaml.Node, path: PathKey, message: str) -> None:
+        self.issues.append(ConfigIssue(node.start_mark.line + 1, _show_path(path), message))
+
+
+class _TooLarge(Exception):
+    pass
+
+
 def _read_yaml(text: str) -> tuple[Any, dict[PathKey, int], list[ConfigIssue]]:
-    lines: dict[PathKey, int] = {}
-    issues: list[ConfigIssue] = []
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
+        unclosed = "end of stream" in (error.problem or "") or "flow" in (error.context or "")
+        if error.context_mark and unclosed:
+            mark = error.context_mark  # an unclosed quote or bracket: where it was opened
         line = mark.line + 1 if mark else 1
         problem = error.problem or str(error)
         context = f" ({error.context})" if error.context else ""
-        return None, lines, [ConfigIssue(line, "", f"YAML syntax error: {problem}{context}")]
+        return None, {}, [ConfigIssue(line, "", f"YAML syntax error: {problem}{context}")]
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        message = f"YAML error: {error.reason} (U+{code:04X})"
+        return None, {}, [ConfigIssue(line, "", message)]
     except yaml.YAMLError as error:
-        return None, lines, [ConfigIssue(1, "", f"YAML error: {error}")]
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, {}, [ConfigIssue(1, "", f"YAML error: {first}")]
     if node is None:
-        return None, lines, issues
-    constructor = yaml.constructor.SafeConstructor()
-    data = _build(node, (), lines, issues, constructor)
-    return data, lines, issues
-
-
-def _build(
-    node: yaml.Node,
-    path: PathKey,
-    lines: dict[PathKey, int],
-    issues: list[ConfigIssue],
-    constructor: yaml.constructor.SafeConstructor,
-) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        constructor.flatten_mapping(node)
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                issues.append(
-                    ConfigIssue(
-                        key_node.start_mark.line + 1, _show_path(path), "keys must be plain names"
-                    )
-                )
-                continue
-            key = str(key) if not isinstance(key, str) else key
-            if key in result:
-                issues.append(
-                    ConfigIssue(
-                        key_node.start_mark.line + 1,
-                        _show_path((*path, key)),
-                        f"duplicate key {key!r}",
-                    )
-                )
-                continue
-            lines[(*path, key, "__key__")] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, (*path, key), lines, issues, constructor)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(item, (*path, i), lines, issues, constructor)
-            for i, item in enumerate(node.value)
-        ]
+        return None, {}, []
+    builder = _Builder()
     try:
-        return constructor.construct_object(node, deep=True)
-    except yaml.YAMLError as error:
-        issues.append(
-            ConfigIssue(node.start_mark.line + 1, _show_path(path), f"bad value: {error}")
-        )
-        return None
+        data = builder.build(node, ())
+    except _TooLarge:
+        message = f"the YAML expands to more than {_MAX_NODES} values (aliases inside aliases?)"
+        return None, {}, [ConfigIssue(1, "", message)]
+    return data, builder.lines, builder.issues
 
 
 # -- pydantic errors to lines ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    path: PathKey
+    union: str | None  # the union member pydantic tried, if any ("Quorum", "literal[...]")
+    union_path: PathKey  # where that union is in the data
+    item: Any  # pydantic's error details
+
+
 def _issues_from(
     error: ValidationError, data: Any, lines: dict[PathKey, int]
 ) -> Iterator[ConfigIssue]:
-    for item in error.errors(include_url=False):
-        path = _data_path(item["loc"], data)
-        kind = item["type"]
-        message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if kind == "extra_forbidden":
-            message = f"unknown key {path[-1]!r}"
-            line = lines.get((*path, "__key__")) or _line_of(lines, path)
-        elif kind == "missing":
-            message = f"missing required key {path[-1]!r}" + _kind_hint(path, data)
-            line = _line_of(lines, path)
-        elif kind == "union_tag_invalid":
-            context = item.get("ctx") or {}
-            expected = context.get("expected_tags")
-            message = f"unknown kind {context.get('tag')!r}; expected one of {expected}"
-            line = _line_of(lines, (*path, "kind"))
-        elif kind == "union_tag_not_found":
-            message = "missing required key 'kind'"
-            line = _line_of(lines, path)
-        else:
-            line = _line_of(lines, path)
-        yield ConfigIssue(line, _show_path(path), message)
+    raws = [_Raw(*_data_path(item["loc"], data), item) for item in error.errors(include_url=False)]
+    said: set[PathKey] = set()
+    for raw in _pick_union_members(raws, data):
+        if raw.union is not None and raw.path == raw.union_path:
+            if raw.path in said:
+                continue  # the value fits no member: one message for the whole union
+            said.add(raw.path)
+            members = [r for r in raws if r.union is not None and r.path == raw.path]
+            if len(members) > 1:
+                yield _union_issue(raw, members, lines)
+                continue
+        yield _issue(raw, data, lines)
 
 
-def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
-    """Drop the discriminator tags and model names pydantic inserts into error locations."""
+_EXPECTED = {
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "string_type": "text",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "bool_type": "yes or no",
+}
+
+
+def _union_issue(raw: _Raw, members: list[_Raw], lines: dict[PathKey, int]) -> ConfigIssue:
+    line = _line_of(lines, raw.path)
+    if raw.path[-1:] == ("consensus",):
+        return ConfigIssue(line, _show_path(raw.path), "consensus is all, any or {quorum: N}")
+    wanted = list(dict.fromkeys(_EXPECTED.get(m.item["type"], "") for m in members))
+    if "" in wanted:
+        return _issue(raw, None, lines)
+    message = f"expected {' or '.join(wanted)}, not {_type_name(raw.item['input'])}"
+    return ConfigIssue(line, _show_path(raw.path), message)
+
+
+def _issue(raw: _Raw, data: Any, lines: dict[PathKey, int]) -> ConfigIssue:
+    path, item = raw.path, raw.item
+    kind = item["type"]
+    context = item.get("ctx") or {}
+    message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    line = _line_of(lines, path)
+    if kind == "extra_forbidden":
+        message = f"unknown key {path[-1]!r}"
+        line = lines.get((*path, "__key__")) or line
+    elif kind == "missing":
+        message = f"missing required key {path[-1]!r}" + _kind_hint(path, data)
+    elif kind == "union_tag_invalid":
+        message = (
+            f"unknown kind {context.get('tag')!r}; expected one of {context.get('expected_tags')}"
+        )
+        line = _line_of(lines, (*path, "kind"))
+    elif kind == "union_tag_not_found":
+        message = "missing required key 'kind'"
+    elif kind == "string_pattern_mismatch" and context.get("pattern") in _PATTERN_MESSAGES:
+        message = f"invalid value {item['input']!r}: {_PATTERN_MESSAGES[context['pattern']]}"
+    elif kind == "string_type":
+        value = item["input"]
+        message = f"expected text, not {_type_name(value)}"
+        if not isinstance(value, dict | list) and value is not None:
+            message += " (put it in quotes)"
+    elif kind in ("model_type", "dict_type", "model_attributes_type"):
+        message = f"expected a mapping (key: value), not {_type_name(item['input'])}"
+    elif kind == "list_type":
+        message = f"expected a list, not {_type_name(item['input'])}"
+    elif kind == "literal_error" and path[-1:] == ("consensus",):
+        message = "consensus is all, any or {quorum: N}"
+    return ConfigIssue(line, _show_path(path), message)
+
+
+def _pick_union_members(raws: list[_Raw], data: Any) -> list[_Raw]:
+    """Of the errors of each union member, keep those of the member the value was meant for."""
+    picked: list[_Raw] = []
+    for raw in raws:
+        if raw.union is None:
+            picked.append(raw)
+            continue
+        value = _value_at(data, raw.union_path)
+        same = [other for other in raws if other.union and other.union_path == raw.union_path]
+        meant = [other for other in same if _member_fits(other.union or "", value)]
+        if raw in meant or not meant:
+            picked.append(raw)
+    return picked
+
+
+def _member_fits(member: str, value: Any) -> bool:
+    is_mapping_member = member[:1].isupper() or member.startswith("dict[")
+    if isinstance(value, dict):
+        return is_mapping_member
+    if isinstance(value, list):
+        return member.startswith("list[")
+    return not is_mapping_member and not member.startswith("list[")
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[PathKey, str | None, PathKey]:
+    """Drop the discriminator tags and union member names pydantic inserts into error locations.
+
+    Returns the path in the data, and the union member the error belongs to with the path of
+    that union, if any.
+    """
     path: list[str | int] = []
     node = data
+    union: str | None = None
+    union_path: PathKey = ()
     for part in loc:
         if isinstance(node, dict):
             if isinstance(part, str) and part in node:
@@ -190,21 +354,52 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
                 continue
             if isinstance(part, str) and node.get("kind") == part:
                 continue  # discriminator tag
-            if (isinstance(part, str) and part in ("Quorum", "str", "literal['all','any']")) or (
-                isinstance(part, str) and ("[" in part or part[:1].isupper())
-            ):
-                continue  # union member names
+            if _is_member_name(part):
+                union, union_path = part, tuple(path)
+                continue
             path.append(part)
             node = None
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif isinstance(part, str) and ("[" in part or part[:1].isupper()):
+        elif _is_member_name(part):
+            union, union_path = part, tuple(path)
             continue
         else:
             path.append(part)
             node = None
-    return tuple(path)
+    return tuple(path), union, union_path
+
+
+def _is_member_name(part: Any) -> bool:
+    return isinstance(part, str) and (
+        "[" in part or part[:1].isupper() or part in ("str", "int", "float", "bool", "none")
+    )
+
+
+def _value_at(data: Any, path: PathKey) -> Any:
+    node = data
+    for part in path:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
+            return None
+        node = node[part]
+    return node
+
+
+def _type_name(value: Any) -> str:
+    names = {
+        bool: "yes/no",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        dict: "a mapping",
+        list: "a list",
+    }
+    if value is None:
+        return "nothing"
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _line_of(lines: dict[PathKey, int], path: PathKey) -> int:
@@ -223,14 +418,14 @@ def _show_path(path: PathKey) -> str:
 
 
 def _kind_hint(path: PathKey, data: Any) -> str:
-    if len(path) >= 3 and path[0] == "monitors" and isinstance(path[1], int):
-        try:
-            kind = data["monitors"][path[1]].get("kind")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            return ""
-        if kind:
-            return f" for a {kind} monitor"
-    return ""
+    """' for a tcp monitor' or ' for an http step': which kind the missing key is needed for."""
+    owner = _value_at(data, path[:-1])
+    if not isinstance(owner, dict) or not isinstance(owner.get("kind"), str):
+        return ""
+    kind = owner["kind"]
+    what = "step" if len(path) >= 3 and path[-3] == "steps" else "monitor"
+    article = "an" if kind[:1] in "aeiou" or kind == "http" else "a"
+    return f" for {article} {kind} {what}"
 
 
 def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:

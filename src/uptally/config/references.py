@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from uptally.conditions import variables_in
+
 PathKey = tuple[str | int, ...]
 
 
@@ -65,18 +67,26 @@ def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
 
     tokens: dict[str, int] = {}
     for index, monitor in monitors:
-        locs = monitor.get("locations")
+        locs = monitor.get("locations", ["local"])  # the schema's default
         if isinstance(locs, list):
+            listed: set[str] = set()
             for j, name in enumerate(locs):
-                if isinstance(name, str) and name not in location_names:
+                if not isinstance(name, str):
+                    continue
+                if name not in location_names:
                     yield ("monitors", index, "locations", j), f"unknown location {name!r}"
+                elif name in listed:
+                    yield ("monitors", index, "locations", j), f"location {name!r} is listed twice"
+                listed.add(name)
             consensus = monitor.get("consensus")
             quorum = consensus.get("quorum") if isinstance(consensus, dict) else None
-            if isinstance(quorum, int) and quorum > len(locs):
+            count = len(set(locs))
+            if isinstance(quorum, int) and not isinstance(quorum, bool) and quorum > count:
                 yield (
                     ("monitors", index, "consensus", "quorum"),
-                    f"quorum {quorum} is more than the {len(locs)} location(s) of this monitor",
+                    f"quorum {quorum} is more than the {count} location(s) of this monitor",
                 )
+        yield from _monitor_variables(monitor, ("monitors", index))
         token = monitor.get("token")
         if isinstance(token, str):
             if token in tokens:
@@ -114,3 +124,77 @@ def _refs(
         for j, ref in enumerate(refs):
             if isinstance(ref, str) and ref not in known:
                 yield (*base, field, j), f"unknown {what} {ref!r}"
+
+
+# -- ${variables}: only what an earlier step (or exchange) captured can be used ---------------
+
+_NOT_TEMPLATED = frozenset({"capture", "conversation", "kind", "name", "description", "steps"})
+
+
+def _monitor_variables(monitor: dict[str, Any], base: PathKey) -> Iterator[tuple[PathKey, str]]:
+    if monitor.get("kind") == "scenario":
+        known: set[str] = set()
+        steps = monitor.get("steps")
+        for j, step in enumerate(steps if isinstance(steps, list) else []):
+            if isinstance(step, dict):
+                yield from _step_variables(step, (*base, "steps", j), known)
+                known |= _captured(step)
+                conversation = step.get("conversation")
+                for exchange in conversation if isinstance(conversation, list) else []:
+                    if isinstance(exchange, dict):
+                        known |= _captured(exchange)  # a tcp step passes these on too
+    elif monitor.get("kind") == "tcp":
+        yield from _step_variables(monitor, base, set())
+    else:  # nothing is ever captured here: a ${name} in a condition can never hold
+        expect = monitor.get("expect")
+        for j, condition in enumerate(expect if isinstance(expect, list) else []):
+            yield from _unknown(
+                condition,
+                (*base, "expect", j),
+                set(),
+                "only scenario steps and tcp conversations capture",
+            )
+
+
+def _step_variables(
+    step: dict[str, Any], base: PathKey, known: set[str]
+) -> Iterator[tuple[PathKey, str]]:
+    """A step may use what earlier steps captured and what its own conversation captures."""
+    available = set(known)
+    conversation = step.get("conversation")
+    exchanges = conversation if isinstance(conversation, list) else []
+    for exchange in exchanges:
+        if isinstance(exchange, dict):
+            available |= _captured(exchange)
+    for key, value in step.items():
+        if key not in _NOT_TEMPLATED:
+            yield from _unknown(value, (*base, key), available)
+    seen = set(known)
+    for k, exchange in enumerate(exchanges):
+        if isinstance(exchange, dict):
+            for key, value in exchange.items():
+                if key not in _NOT_TEMPLATED:
+                    yield from _unknown(value, (*base, "conversation", k, key), seen)
+            seen |= _captured(exchange)
+
+
+def _captured(item: dict[str, Any]) -> set[str]:
+    capture = item.get("capture")
+    return (
+        {name for name in capture if isinstance(name, str)} if isinstance(capture, dict) else set()
+    )
+
+
+def _unknown(
+    value: Any, path: PathKey, known: set[str], why: str = "no earlier step captures it"
+) -> Iterator[tuple[PathKey, str]]:
+    if isinstance(value, str):
+        for name in dict.fromkeys(variables_in(value)):
+            if name not in known:
+                yield path, f"unknown variable ${{{name}}}: {why}"
+    elif isinstance(value, list):
+        for j, item in enumerate(value):
+            yield from _unknown(item, (*path, j), known, why)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unknown(item, (*path, key), known, why)

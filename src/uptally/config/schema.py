@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from fnmatch import fnmatchcase
 from functools import partial
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,10 +20,15 @@ from pydantic import (
     model_validator,
 )
 
-from uptally.conditions import Capture, Condition, parse_capture, parse_condition
+from uptally.conditions import Capture, Condition, ConditionError, parse_capture, parse_condition
 from uptally.durations import parse_duration_ms, parse_size
+from uptally.events import EventKind
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,128}$"
+VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 HTTP_ROOTS = frozenset({"status", "latency", "body", "json", "header", "cert"})
 TCP_ROOTS = frozenset({"reply", "latency", "cert"})
@@ -35,6 +42,7 @@ METRIC_ROOTS = frozenset({"value", "latency"})
 Duration = Annotated[int, BeforeValidator(parse_duration_ms)]  # milliseconds
 Size = Annotated[int, BeforeValidator(parse_size)]  # bytes
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]  # what ${name} can refer to
 HttpCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=HTTP_ROOTS))]
 TcpCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=TCP_ROOTS))]
 JsonRpcCondition = Annotated[
@@ -51,9 +59,48 @@ DnsCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=DNS
 
 
 def check_http_url(url: str) -> str:
-    if not re.match(r"^https?://[^\s/?#]+", url, re.IGNORECASE) and "${" not in url:
+    """An http(s) URL naming a host; in scenario steps it may start with a ${variable}."""
+    if re.search(r"[\s\x00-\x1f\x7f]", url):
+        raise ValueError(f"url must not contain spaces or control characters: {url!r}")
+    prefix = url.split("${", 1)[0]
+    if "${" in url and (prefix == "" or re.match(r"^https?://", prefix, re.IGNORECASE)):
+        return url
+    if not re.match(r"^https?://[^/?#]+", url, re.IGNORECASE):
         raise ValueError(f"url must start with http:// or https:// and name a host: {url!r}")
     return url
+
+
+def check_header_name(name: str) -> str:
+    """A header name is an HTTP token: no spaces, colons or line breaks."""
+    if not _HEADER_NAME_RE.match(name):
+        raise ValueError(f"invalid header name {name!r}: use letters, digits and - only")
+    return name
+
+
+def check_header_value(value: str) -> str:
+    """A header value must not break the request (CR, LF, NUL and other controls; tab is fine)."""
+    if _CONTROL_RE.search(value.replace("\t", "")):
+        raise ValueError(
+            f"a header value must not contain line breaks or control characters: {value!r}"
+        )
+    return value
+
+
+def check_json_path(path: str | None) -> str | None:
+    """A metric's `path` is a capture rooted at json, e.g. json.data.rate or json.items[0].v."""
+    if path is None:
+        return None
+    try:
+        parse_capture(path, roots={"json"})
+    except ConditionError as error:
+        raise ValueError(f"path must be a JSON path such as json.data.rate: {error}") from None
+    return path
+
+
+Headers = dict[
+    Annotated[str, AfterValidator(check_header_name)],
+    Annotated[str, AfterValidator(check_header_value)],
+]
 
 
 class Strict(BaseModel):
@@ -73,7 +120,7 @@ Consensus = Literal["all", "any"] | Quorum
 class HttpRequest(Strict):
     url: str
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     body: str | None = None
     json_body: Any = Field(default=None, alias="json")
     follow_redirects: bool = True
@@ -93,7 +140,7 @@ class HttpRequest(Strict):
 class TcpExchange(Strict):
     send: str | None = None
     expect: list[TcpCondition] = Field(default_factory=list)
-    capture: dict[str, TcpCapture] = Field(default_factory=dict)
+    capture: dict[VariableName, TcpCapture] = Field(default_factory=dict)
 
 
 class TcpRequest(Strict):
@@ -111,7 +158,7 @@ class JsonRpcRequest(Strict):
     url: str
     method: str = Field(min_length=1)
     params: dict[str, Any] | list[Any] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     verify_tls: bool = True
     max_body: Size = 1 << 20
 
@@ -130,10 +177,11 @@ class MetricRequest(Strict):
     url: str
     query: str | None = None  # PromQL, for source prometheus
     path: str | None = None  # e.g. json.data.rate, for source json
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     verify_tls: bool = True
 
     _url = field_validator("url")(staticmethod(check_http_url))
+    _path = field_validator("path")(staticmethod(check_json_path))
 
     @model_validator(mode="after")
     def _source_fields(self) -> MetricRequest:
@@ -141,6 +189,10 @@ class MetricRequest(Strict):
             raise ValueError("a prometheus metric needs query: <PromQL>")
         if self.source == "json" and not self.path:
             raise ValueError("a json metric needs path: json.<field>")
+        if self.source == "prometheus" and self.path is not None:
+            raise ValueError("path is for source json; a prometheus metric uses query")
+        if self.source == "json" and self.query is not None:
+            raise ValueError("query is for source prometheus; a json metric uses path")
         return self
 
 
@@ -217,25 +269,25 @@ class StepBase(Strict):
 class HttpStep(StepBase, HttpRequest):
     kind: Literal["http"]
     expect: list[HttpCondition] = Field(default_factory=list)
-    capture: dict[str, HttpCapture] = Field(default_factory=dict)
+    capture: dict[VariableName, HttpCapture] = Field(default_factory=dict)
 
 
 class TcpStep(StepBase, TcpRequest):
     kind: Literal["tcp"]
     expect: list[TcpCondition] = Field(default_factory=list)
-    capture: dict[str, TcpCapture] = Field(default_factory=dict)
+    capture: dict[VariableName, TcpCapture] = Field(default_factory=dict)
 
 
 class JsonRpcStep(StepBase, JsonRpcRequest):
     kind: Literal["jsonrpc"]
     expect: list[JsonRpcCondition] = Field(default_factory=list)
-    capture: dict[str, JsonRpcCapture] = Field(default_factory=dict)
+    capture: dict[VariableName, JsonRpcCapture] = Field(default_factory=dict)
 
 
 class DnsStep(StepBase, DnsRequest):
     kind: Literal["dns"]
     expect: list[DnsCondition] = Field(default_factory=list)
-    capture: dict[str, DnsCapture] = Field(default_factory=dict)
+    capture: dict[VariableName, DnsCapture] = Field(default_factory=dict)
 
 
 Step = Annotated[HttpStep | TcpStep | JsonRpcStep | DnsStep, Field(discriminator="kind")]
@@ -252,7 +304,7 @@ class HeartbeatMonitor(MonitorBase):
     period: Duration | None = None
     schedule: str | None = None  # cron, in the site timezone
     grace: Duration | None = None  # default: the period, at most 1h
-    token: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{8,128}$")
+    token: str | None = Field(default=None, pattern=TOKEN_PATTERN)
 
     @field_validator("schedule")
     @classmethod
@@ -377,11 +429,26 @@ class Sla(Strict):
 
 class Channel(Strict):
     id: Identifier
-    url: str
+    url: str = Field(min_length=1)
     secret: str | None = None
     events: list[str] = Field(default_factory=lambda: ["monitor.*", "incident.*"])
     components: list[Identifier] = Field(default_factory=list)
     monitors: list[Identifier] = Field(default_factory=list)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str]) -> list[str]:
+        for pattern in events:
+            if not any(fnmatchcase(kind.value, pattern) for kind in EventKind):
+                known = ", ".join(kind.value for kind in EventKind)
+                raise ValueError(f"unknown event {pattern!r}; events are {known} (or glob: x.*)")
+        return events
+
+    @model_validator(mode="after")
+    def _secret_for_webhooks(self) -> Channel:
+        if self.secret is not None and not self.url.lower().startswith("webhook+"):
+            raise ValueError("only a webhook+http(s):// channel can have a secret")
+        return self
 
 
 class Notifications(Strict):

@@ -150,7 +150,8 @@ class Evaluator:
         histories = histories or {}
         dirty: dict[str, set[str]] = defaultdict(set)
         changed: set[str] = set()  # monitors whose down intervals may have changed
-        for result in results:
+        # Within a batch, time order: a batch is never late relative to itself.
+        for result in sorted(results, key=lambda r: (r.at, not r.ok)):
             track = self._tracks.get(result.monitor)
             if track is None:
                 evaluation.rejected.append((result, "unknown monitor"))
@@ -174,9 +175,15 @@ class Evaluator:
                 evaluation.rejected.append((result, "late result without history"))
                 evaluation.accepted.pop()
                 continue
+            # Extending a run of successes changes nothing that matters after a restart;
+            # those locations are only `touched` and persisted lazily by the caller.
+            quiet = result.ok and bool(timeline.runs) and timeline.runs[-1].ok
             if timeline.append(result):
                 changed.add(result.monitor)
-            dirty[result.monitor].add(result.location)
+            if quiet:
+                evaluation.touched.add(key)
+            else:
+                dirty[result.monitor].add(result.location)
         for (monitor, location), (reset_at, history) in histories.items():
             track = self._tracks.get(monitor)
             if track is None or location not in track.timelines:
@@ -186,14 +193,22 @@ class Evaluator:
             changed.add(monitor)
         for monitor, locations in dirty.items():
             self._settle(monitor, locations, monitor in changed, evaluation)
+        for monitor in changed.difference(dirty):
+            self._settle(monitor, set(), True, evaluation)
+        evaluation.touched.difference_update(evaluation.locations)
         return evaluation
+
+    def snapshot(self, monitor: str, location: str) -> LocationSnapshot | None:
+        track = self._tracks.get(monitor)
+        timeline = track.timelines.get(location) if track else None
+        return _snapshot(monitor, location, timeline) if timeline else None
 
     def _settle(
         self, monitor: str, locations: set[str], changed: bool, evaluation: Evaluation
     ) -> None:
         track = self._tracks[monitor]
         timelines = track.timelines
-        newest = max((tl.newest_at or 0) for tl in timelines.values())
+        newest = max((tl.newest_at or 0) for tl in timelines.values()) if timelines else 0
         horizon = newest - self.horizon_ms
         for name in locations:
             timelines[name].prune(horizon)

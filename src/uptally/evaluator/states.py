@@ -83,7 +83,8 @@ class Evaluation:
 
     accepted: list[Result] = field(default_factory=list)
     rejected: list[tuple[Result, str]] = field(default_factory=list)
-    locations: dict[tuple[str, str], LocationSnapshot] = field(default_factory=dict)
+    locations: dict[tuple[str, str], LocationSnapshot] = field(default_factory=dict)  # to write now
+    touched: set[tuple[str, str]] = field(default_factory=set)  # changed trivially: write lazily
     statuses: dict[str, MonitorStatus] = field(default_factory=dict)
     outages: dict[str, Outage] = field(default_factory=dict)  # upserts by id
     removed_outages: set[str] = field(default_factory=set)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Millis
@@ -96,6 +96,35 @@ async def save_last(conn: AsyncConnection, rows: Iterable[HeartbeatRow]) -> None
     )
 
 
+async def recent_pings(conn: AsyncConnection, since: Millis) -> dict[str, dict[str, Millis]]:
+    """The newest ping of each kind per monitor since `since` (to repair state after a crash)."""
+    query = (
+        select(pings.c.monitor, pings.c.kind, func.max(pings.c.at).label("at"))
+        .where(pings.c.at >= since)
+        .group_by(pings.c.monitor, pings.c.kind)
+    )
+    latest: dict[str, dict[str, Millis]] = {}
+    for row in await conn.execute(query):
+        latest.setdefault(row.monitor, {})[row.kind] = row.at
+    return latest
+
+
+def repaired(row: HeartbeatRow, latest: dict[str, Millis]) -> HeartbeatRow:
+    """The row as the stored pings say it must be (pings are written before they are answered)."""
+    done = [(at, kind) for kind, at in latest.items() if kind != "start"]
+    if done:
+        at, kind = max(done)
+        if row.last_ping_at is None or at > row.last_ping_at:
+            row = replace(row, last_ping_at=at, last_kind=kind)
+    started = latest.get("start")
+    if started is not None and (row.started_at is None or started > row.started_at):
+        row = replace(row, started_at=started)
+    finished = row.last_ping_at is not None and row.started_at is not None
+    if finished and row.started_at < row.last_ping_at:  # type: ignore[operator]
+        row = replace(row, started_at=None)  # that run finished
+    return row
+
+
 async def list_pings(conn: AsyncConnection, monitor: str, limit: int = 50) -> list[Ping]:
     rows = await conn.execute(
         select(pings).where(pings.c.monitor == monitor).order_by(pings.c.at.desc()).limit(limit)
@@ -106,8 +135,11 @@ async def list_pings(conn: AsyncConnection, monitor: str, limit: int = 50) -> li
     ]
 
 
-async def prune_pings(conn: AsyncConnection, monitor: str, before: Millis) -> int:
-    outcome = await conn.execute(
-        delete(pings).where(pings.c.monitor == monitor, pings.c.at < before)
+async def prune_pings(conn: AsyncConnection, monitors: Sequence[str], before: Millis) -> int:
+    if not monitors:
+        return 0
+    statement = delete(pings).where(
+        pings.c.monitor == bindparam("m"), pings.c.at < bindparam("before")
     )
-    return int(outcome.rowcount or 0)
+    outcome = await conn.execute(statement, [{"m": m, "before": before} for m in monitors])
+    return max(int(outcome.rowcount or 0), 0)

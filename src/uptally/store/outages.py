@@ -88,8 +88,7 @@ async def insert_manual(
 
 def _stored(row: Any) -> StoredOutage:
     locations = {
-        name: Span(span["start"], span["end"])
-        for name, span in json.loads(row.locations).items()
+        name: Span(span["start"], span["end"]) for name, span in json.loads(row.locations).items()
     }
     outage = Outage(
         row.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Millis
@@ -98,8 +98,12 @@ async def history_from(
     return reset, [_result(row) for row in rows]
 
 
-async def prune_results(conn: AsyncConnection, monitor: str, before: Millis) -> int:
-    outcome = await conn.execute(
-        delete(results).where(results.c.monitor == monitor, results.c.at < before)
+async def prune_results(conn: AsyncConnection, monitors: Sequence[str], before: Millis) -> int:
+    """Delete results older than `before`, monitor by monitor (uses the (monitor, at) index)."""
+    if not monitors:
+        return 0
+    statement = delete(results).where(
+        results.c.monitor == bindparam("m"), results.c.at < bindparam("before")
     )
-    return int(outcome.rowcount or 0)
+    outcome = await conn.execute(statement, [{"m": m, "before": before} for m in monitors])
+    return max(int(outcome.rowcount or 0), 0)

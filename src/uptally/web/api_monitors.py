@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from uptally.store import results as result_store
 from uptally.web.auth import require_admin
-from uptally.web.deps import base_url, millis, runtime_of
+from uptally.web.deps import TimeQuery, base_url, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, MonitorList, MonitorOut, ResultList
 from uptally.web.views import monitor_out, result_out
@@ -18,7 +17,12 @@ router = APIRouter(
     prefix="/api/v1/monitors",
     tags=["monitors"],
     dependencies=[Depends(require_admin)],
-    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses={
+        400: {"model": ErrorOut},
+        401: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
 )
 
 
@@ -43,8 +47,8 @@ async def list_results(
     request: Request,
     monitor_id: str,
     location: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | None = TimeQuery,
+    until: str | None = TimeQuery,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ResultList:
     runtime = runtime_of(request)

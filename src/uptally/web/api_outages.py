@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,7 +11,7 @@ from uptally.evaluator import Outage
 from uptally.ids import new_id
 from uptally.store import outages as outage_store
 from uptally.web.auth import require_admin
-from uptally.web.deps import millis, runtime_of
+from uptally.web.deps import TimeQuery, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, OutageIn, OutageList, OutageOut
 from uptally.web.views import outage_out
@@ -21,7 +20,12 @@ router = APIRouter(
     prefix="/api/v1/outages",
     tags=["outages"],
     dependencies=[Depends(require_admin)],
-    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses={
+        400: {"model": ErrorOut},
+        401: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
 )
 
 _EARLIEST: Millis = 946_684_800_000  # 2000-01-01: older backfills are surely typos
@@ -32,8 +36,8 @@ async def list_outages(
     request: Request,
     monitor: Annotated[str | None, Query(max_length=64)] = None,
     component: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: str | None = TimeQuery,
+    until: str | None = TimeQuery,
     verified: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> OutageList:

@@ -9,7 +9,25 @@ from uptally.runtime import Runtime
 from uptally.web import api_monitors, api_outages, errors, health, page, ping, statuspage_v2
 
 
-def create_app(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
+class App:
+    """The ASGI entry point: heartbeat pings go straight to their handler, the rest to the API."""
+
+    def __init__(self, api: FastAPI, runtime: Runtime) -> None:
+        self.api = api
+        self.runtime = runtime
+
+    async def __call__(self, scope: ping.Scope, receive: ping.Receive, send: ping.Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(ping.PREFIX):
+            await ping.handle(scope, receive, send, self.runtime)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(runtime: Runtime, admin_token: str | None = None) -> App:
+    return App(create_api(runtime, admin_token), runtime)
+
+
+def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app = FastAPI(
         title="uptally",
         version=__version__,
@@ -21,7 +39,6 @@ def create_app(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.admin_token = admin_token
     errors.install(app)
-    app.router.routes.extend(ping.routes)  # plain Starlette routes: the hot path stays lean
     app.include_router(health.router)
     app.include_router(statuspage_v2.router)
     app.include_router(api_monitors.router)

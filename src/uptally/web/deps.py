@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from uptally.clock import Millis, from_datetime
 from uptally.runtime import Runtime
@@ -21,10 +21,26 @@ def base_url(request: Request) -> str:
     return configured or str(request.base_url).rstrip("/")
 
 
-def millis(value: datetime | None, name: str) -> Millis | None:
+def millis(value: datetime | str | None, name: str) -> Millis | None:
+    """Milliseconds from an ISO 8601 time (naive times are UTC); 422 for anything else."""
     if value is None:
         return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ApiError(
+                422, f"{name}: not an ISO 8601 time such as 2026-10-01T00:00:00Z"
+            ) from None
     try:
         return from_datetime(value)
     except (OverflowError, OSError, ValueError):
         raise ApiError(422, f"{name}: time out of range") from None
+
+
+TimeQuery = Query(
+    default=None,
+    max_length=40,
+    json_schema_extra={"format": "date-time"},
+    description="ISO 8601, e.g. 2026-10-01T00:00:00Z",
+)

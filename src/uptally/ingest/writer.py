@@ -1,10 +1,12 @@
-"""The one writer: batches of results (and pings) → stored rows, evaluation, outages and events.
+"""The writer: batches of results (and pings) → stored rows, evaluation, outages and events.
 
-Everything a batch changes is written in one transaction, so an event exists exactly when the
-state change that caused it does. Batching is natural group commit: while one transaction is
-being written the next batch accumulates, so there is no artificial delay at low load and
-large batches at high load. A failed write is retried with the same evaluation (the evaluator
-is not fed twice) until it succeeds or the process stops.
+Everything that matters is written in one transaction per batch, so an event exists exactly when
+the state change that caused it does. Batching is natural group commit: while one transaction
+is written the next batch accumulates — no artificial delay at low load, large batches at high
+load. A failed write is retried with the same evaluation (the evaluator is never fed twice).
+
+What only refreshes (a location's latest success, hourly rollups) is kept in memory and written
+every `flush_interval` and on shutdown; a crash loses none of it that matters (see RollupBook).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Clock, Millis
-from uptally.evaluator import Evaluation, Evaluator
+from uptally.evaluator import Evaluation, Evaluator, LocationSnapshot
+from uptally.ingest.rollup_book import RollupBook
 from uptally.metrics import Metrics
 from uptally.results import Result
 from uptally.store import heartbeats as heartbeat_store
@@ -30,9 +34,10 @@ from uptally.store import rollups as rollup_store
 from uptally.store import states as state_store
 from uptally.store.database import Database
 from uptally.store.heartbeats import HeartbeatRow, Ping
-from uptally.store.rollups import HOUR_MS, Rollup
 
 log = logging.getLogger(__name__)
+
+_RETRYABLE = (OperationalError, DBAPIError, OSError)
 
 
 @dataclass(slots=True)
@@ -56,6 +61,7 @@ class Ingest:
         *,
         max_batch: int = 5000,
         max_queue: int = 500_000,
+        flush_interval_s: float = 60.0,
     ) -> None:
         self.db = db
         self.evaluator = evaluator
@@ -63,15 +69,18 @@ class Ingest:
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.flush_interval_s = flush_interval_s
+        self.rollups = RollupBook()
+        self.listeners: list[Callable[[Evaluation], None]] = []
         self._results: deque[Result] = deque()  # trusted fresh results (embedded probe)
         self._work: deque[Work] = deque()
+        self._touched: set[tuple[str, str]] = set()
+        self._heartbeats: dict[str, HeartbeatRow] = {}  # latest ping state, written lazily
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
-        self._rollups: dict[tuple[str, str, Millis], Rollup] = {}
-        self._hour: Millis = 0
-        self.listeners: list[Callable[[Evaluation], None]] = []
+        self._last_flush = time.monotonic()
 
     @property
     def pending(self) -> int:
@@ -83,13 +92,13 @@ class Ingest:
             self._results.popleft()
             self.metrics.dropped.inc()
         self._results.append(result)
-        self._idle.clear()
-        self._wake.set()
+        if self._idle.is_set():
+            self._idle.clear()
+            self._wake.set()
 
     def submit_work(self, work: Work) -> asyncio.Future[Evaluation]:
         """Queue inputs that are written together; await the future for the commit."""
-        loop = asyncio.get_running_loop()
-        work.done = loop.create_future()
+        work.done = asyncio.get_running_loop().create_future()
         self._work.append(work)
         self._idle.clear()
         self._wake.set()
@@ -102,18 +111,47 @@ class Ingest:
     async def run(self) -> None:
         while True:
             if not self._results and not self._work:
-                self._idle.set()
                 if self._stopping:
+                    await self.flush()
+                    self._idle.set()
                     return
-                await self._wake.wait()
+                self._idle.set()
+                timeout = max(0.0, self._last_flush + self.flush_interval_s - time.monotonic())
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    await self.flush()
                 self._wake.clear()
                 continue
             await self._write_next()
+            if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                await self.flush()
 
     async def stop(self) -> None:
-        """Write everything queued, then let run() return."""
+        """Write everything queued and flush, then let run() return."""
         self._stopping = True
         self._wake.set()
+
+    async def flush(self) -> None:
+        """Write what is kept in memory: latest location states and hourly rollups."""
+        self._last_flush = time.monotonic()
+        keys, self._touched = self._touched, set()
+        snapshots = [s for key in keys if (s := self.evaluator.snapshot(*key)) is not None]
+        rollups = self.rollups.take_dirty()
+        beats, self._heartbeats = self._heartbeats, {}
+        if not snapshots and not rollups and not beats:
+            return
+        try:
+            async with self.db.begin() as conn:
+                await state_store.save_locations(self.db, conn, snapshots)
+                await rollup_store.save_rollups(self.db, conn, rollups)
+                await heartbeat_store.save_last(conn, beats.values())
+        except _RETRYABLE as error:
+            log.warning("flushing states and rollups failed, will retry: %s", error)
+            self._touched |= keys
+            self._heartbeats = {**beats, **self._heartbeats}
+            return
+        self.rollups.flushed(rollups, self.clock.now_ms())
 
     async def _write_next(self) -> None:
         trusted: list[Result] = []
@@ -125,7 +163,6 @@ class Ingest:
             work = self._work.popleft()
             works.append(work)
             size += len(work.results) + len(work.pings)
-        self.metrics.queue_depth.set(self.pending)
         started = time.perf_counter()
         try:
             evaluation = await self._write(trusted, works)
@@ -145,7 +182,6 @@ class Ingest:
 
     async def _write(self, trusted: list[Result], works: list[Work]) -> Evaluation:
         evaluation: Evaluation | None = None
-        rollups: list[Rollup] = []
         delay = 0.1
         while True:
             try:
@@ -160,12 +196,15 @@ class Ingest:
                         else:
                             fresh.extend(work.results)
                     await result_store.insert_results(self.db, conn, fresh)
-                    pings = [p for work in works for p in work.pings]
-                    await heartbeat_store.insert_pings(self.db, conn, pings)
-                    await heartbeat_store.save_last(
-                        conn, [h for work in works for h in work.heartbeats]
+                    await heartbeat_store.insert_pings(
+                        self.db, conn, [p for w in works for p in w.pings]
                     )
                     if evaluation is None:
+                        missing = self.rollups.missing(fresh)
+                        if missing:
+                            self.rollups.load(
+                                missing, await rollup_store.load_rollups(conn, missing)
+                            )
                         histories = {}
                         for (monitor, location), late_at in self.evaluator.late_points(
                             fresh
@@ -174,27 +213,21 @@ class Ingest:
                                 conn, monitor, location, late_at
                             )
                         evaluation = self.evaluator.evaluate(fresh, histories)
-                    rollups = await self._merge_rollups(conn, evaluation.accepted)
-                    now = self.clock.now_ms()
-                    await rollup_store.save_rollups(self.db, conn, rollups)
-                    await state_store.save_locations(self.db, conn, evaluation.locations.values())
-                    await state_store.save_statuses(
-                        self.db, conn, evaluation.statuses.values(), now
-                    )
-                    await outage_store.save_outages(self.db, conn, evaluation.outages.values(), now)
-                    await outage_store.delete_outages(conn, evaluation.removed_outages)
-                    await outbox_store.append_events(conn, evaluation.events, now)
+                    await self._write_outcome(conn, evaluation)
                 break
-            except (OperationalError, DBAPIError, OSError) as error:
+            except _RETRYABLE as error:
                 self.metrics.write_errors.inc()
                 log.warning(
                     "writing %d results failed, retrying in %.1fs: %s", len(trusted), delay, error
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        for rollup in rollups:
-            self._rollups[(rollup.monitor, rollup.location, rollup.hour)] = rollup
-        self._evict_rollups()
+        self.rollups.add(evaluation.accepted)
+        for work in works:
+            for row in work.heartbeats:
+                self._heartbeats[row.monitor] = row
+        self._touched |= evaluation.touched
+        self._touched.difference_update(evaluation.locations)
         self.metrics.stored.inc(len(evaluation.accepted))
         for result, reason in evaluation.rejected:
             self.metrics.rejected.labels(reason).inc()
@@ -203,44 +236,11 @@ class Ingest:
             self.metrics.events.labels(event.kind.value).inc()
         return evaluation
 
-    async def _merge_rollups(self, conn: object, accepted: list[Result]) -> list[Rollup]:
-        """Add the batch to the hourly rollups; returns the new values (cache updated on commit)."""
-        deltas: dict[tuple[str, str, Millis], list[Result]] = {}
-        for result in accepted:
-            key = (result.monitor, result.location, result.at - result.at % HOUR_MS)
-            deltas.setdefault(key, []).append(result)
-        missing = [key for key in deltas if key not in self._rollups]
-        loaded = {
-            (r.monitor, r.location, r.hour): r
-            for r in await rollup_store.load_rollups(conn, missing)  # type: ignore[arg-type]
-        }
-        merged = []
-        for key, items in deltas.items():
-            base = self._rollups.get(key) or loaded.get(key)
-            rollup = (
-                Rollup(key[0], key[1], key[2])
-                if base is None
-                else Rollup(
-                    base.monitor,
-                    base.location,
-                    base.hour,
-                    base.count,
-                    base.failures,
-                    base.latency_sum,
-                    base.latency_max,
-                    dict(base.histogram),
-                )
-            )
-            for result in items:
-                rollup.add(result.ok, result.latency_ms)
-            merged.append(rollup)
-        return merged
-
-    def _evict_rollups(self) -> None:
-        """Keep only the current hour in memory; older hours are read back if late data comes."""
-        now = self.clock.now_ms()
-        hour = now - now % HOUR_MS
-        if hour != self._hour:
-            self._hour = hour
-            for key in [k for k in self._rollups if k[2] < hour]:
-                del self._rollups[key]
+    async def _write_outcome(self, conn: AsyncConnection, evaluation: Evaluation) -> None:
+        now: Millis = self.clock.now_ms()
+        snapshots: list[LocationSnapshot] = list(evaluation.locations.values())
+        await state_store.save_locations(self.db, conn, snapshots)
+        await state_store.save_statuses(self.db, conn, evaluation.statuses.values(), now)
+        await outage_store.save_outages(self.db, conn, evaluation.outages.values(), now)
+        await outage_store.delete_outages(conn, evaluation.removed_outages)
+        await outbox_store.append_events(conn, evaluation.events, now)

@@ -1,0 +1,5 @@
+"""`python -m uptally` runs the command line."""
+
+from uptally.cli import main
+
+main()
