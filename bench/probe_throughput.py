@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _support import cpu_seconds, free_port, nginx, percentile, table  # noqa: E402
+from _support import cpu_seconds, free_port, nginx, percentile, table
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n"
 
@@ -57,7 +57,9 @@ async def _bare_loop(port: int, seconds: float) -> dict[str, float]:
     return {"rate": count / elapsed, "cpu": used / elapsed}
 
 
-async def _uptally(port: int, monitors: int, interval_s: float, warmup: float, seconds: float) -> dict[str, float]:
+async def _uptally(
+    port: int, monitors: int, interval_s: float, warmup: float, seconds: float
+) -> dict[str, float]:
     from sqlalchemy import func, select
 
     from uptally.config import parse_config
@@ -66,11 +68,11 @@ async def _uptally(port: int, monitors: int, interval_s: float, warmup: float, s
     from uptally.store.tables import results
 
     lines = ["monitors:"]
-    for i in range(monitors):
-        lines.append(
-            f"  - {{id: m{i}, kind: http, url: 'http://127.0.0.1:{port}/health', "
-            f"interval: {interval_s}s, timeout: 5s, expect: ['status == 200']}}"
-        )
+    lines.extend(
+        f"  - {{id: m{i}, kind: http, url: 'http://127.0.0.1:{port}/health', "
+        f"interval: {interval_s}s, timeout: 5s, expect: ['status == 200']}}"
+        for i in range(monitors)
+    )
     lines.append("probe: {concurrency: 1000}")
     config = parse_config("\n".join(lines))
     directory = tempfile.mkdtemp(prefix="uptally-bench-")
@@ -128,7 +130,11 @@ def _worker(argv: list[str]) -> None:
         import uvloop
 
         port, monitors, interval, warmup, seconds = (
-            int(argv[1]), int(argv[2]), float(argv[3]), float(argv[4]), float(argv[5])
+            int(argv[1]),
+            int(argv[2]),
+            float(argv[3]),
+            float(argv[4]),
+            float(argv[5]),
         )
         result = uvloop.run(_uptally(port, monitors, interval, warmup, seconds))
     print(json.dumps(result))
@@ -136,7 +142,9 @@ def _worker(argv: list[str]) -> None:
 
 def _run_worker(*args: object) -> dict[str, float]:
     output = subprocess.run(
-        [sys.executable, __file__, "--worker", *map(str, args)], capture_output=True, text=True,
+        [sys.executable, __file__, "--worker", *map(str, args)],
+        capture_output=True,
+        text=True,
         check=False,
     )
     if output.returncode != 0:
@@ -156,14 +164,24 @@ def blackbox(port: int, seconds: float) -> float | None:
     (directory / "bb.yml").write_text("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n")
     listen = free_port()
     process = subprocess.Popen(
-        [exporter, f"--config.file={directory / 'bb.yml'}", f"--web.listen-address=127.0.0.1:{listen}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            exporter,
+            f"--config.file={directory / 'bb.yml'}",
+            f"--web.listen-address=127.0.0.1:{listen}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         time.sleep(1.0)
-        url = f"http://127.0.0.1:{listen}/probe?module=http_2xx&target=http://127.0.0.1:{port}/health"
+        url = (
+            f"http://127.0.0.1:{listen}/probe?module=http_2xx&target=http://127.0.0.1:{port}/health"
+        )
         out = subprocess.run(
-            [wrk, "-t2", "-c16", f"-d{int(seconds)}s", url], capture_output=True, text=True, check=True
+            [wrk, "-t2", "-c16", f"-d{int(seconds)}s", url],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return float(out.split("Requests/sec:")[1].split()[0])
     finally:
@@ -176,13 +194,16 @@ def blackbox(port: int, seconds: float) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="fewer steps, skip the 10k scenario")
     args = parser.parse_args()
     seconds = args.seconds
     print(f"probe throughput on {os.cpu_count()} CPUs, {seconds:.0f} s per measurement\n")
     with nginx() as (port, nginx_pids):
+
         def nginx_cpu() -> float:
             return sum(cpu_seconds(pid) for pid in nginx_pids)
 
@@ -205,28 +226,42 @@ def main() -> None:
                 break
         big = None if args.quick else _run_worker("uptally", port, 10_000, 60.0, 65.0, 60.0)
 
-    rows = [("uptally offered/s", "done/s", "cpu", "late p50 ms", "late p99 ms", "stored", "kept up")]
-    for run in runs:
-        rows.append((
-            f"{run['offered']:.0f}", f"{run['rate']:.0f}", f"{run['cpu'] * 100:.0f}%",
-            f"{run['late_p50']:.1f}", f"{run['late_p99']:.1f}", f"{run['stored']:.0f}",
+    rows = [
+        ("uptally offered/s", "done/s", "cpu", "late p50 ms", "late p99 ms", "stored", "kept up")
+    ]
+    rows.extend(
+        (
+            f"{run['offered']:.0f}",
+            f"{run['rate']:.0f}",
+            f"{run['cpu'] * 100:.0f}%",
+            f"{run['late_p50']:.1f}",
+            f"{run['late_p99']:.1f}",
+            f"{run['stored']:.0f}",
             "yes" if run["sustained"] else "no",
-        ))
+        )
+        for run in runs
+    )
     print(table(rows))
     print()
     ours = best["rate"] if best else 0.0
     refs = [("reference", "req/s", "uptally ratio")]
-    refs.append(("bare asyncio streams (ceiling)", f"{bare['rate']:.0f}", f"{ours / bare['rate']:.2f}"))
+    refs.append(
+        ("bare asyncio streams (ceiling)", f"{bare['rate']:.0f}", f"{ours / bare['rate']:.2f}")
+    )
     refs.append(("bare uvloop streams", f"{bare_uv['rate']:.0f}", f"{ours / bare_uv['rate']:.2f}"))
     if bb:
         refs.append(("blackbox_exporter via wrk", f"{bb:.0f}", f"{ours / bb:.2f}"))
     print(table(refs))
-    print(f"\nuptally sustained end to end: {ours:.0f} checks/s "
-          f"(aim: ahead of blackbox_exporter and >= 50 % of the bare ceiling)")
+    print(
+        f"\nuptally sustained end to end: {ours:.0f} checks/s "
+        f"(aim: ahead of blackbox_exporter and >= 50 % of the bare ceiling)"
+    )
     if big:
-        print(f"\n10,000 monitors at 60 s: {big['rate']:.0f} checks/s, scheduler lateness "
-              f"p50 {big['late_p50']:.1f} ms, p99 {big['late_p99']:.1f} ms (aim p99 < 250 ms), "
-              f"cpu {big['cpu'] * 100:.0f}%, max RSS {big['rss_mb']:.0f} MiB")
+        print(
+            f"\n10,000 monitors at 60 s: {big['rate']:.0f} checks/s, scheduler lateness "
+            f"p50 {big['late_p50']:.1f} ms, p99 {big['late_p99']:.1f} ms (aim p99 < 250 ms), "
+            f"cpu {big['cpu'] * 100:.0f}%, max RSS {big['rss_mb']:.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

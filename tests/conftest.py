@@ -35,10 +35,12 @@ async def _pg_admin(statements: list[str]) -> None:
 
 
 async def _build_template() -> None:
-    await _pg_admin([
-        f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)",
-        f"CREATE DATABASE {PG_TEMPLATE}",
-    ])
+    await _pg_admin(
+        [
+            f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)",
+            f"CREATE DATABASE {PG_TEMPLATE}",
+        ]
+    )
     db = Database(f"postgresql+asyncpg://{_pg_base().split('://', 1)[1]}/{PG_TEMPLATE}")
     try:
         await db.migrate()
@@ -47,7 +49,7 @@ async def _build_template() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_template() -> str:
     """A migrated template database; each test gets its own copy."""
     try:
         asyncio.run(_build_template())
@@ -55,12 +57,12 @@ def pg_template() -> Iterator[str]:
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (UPTALLY_REQUIRE_PG=1) but unusable: {error!r}")
         pytest.skip(f"PostgreSQL not available: {error!r}")
-    yield PG_TEMPLATE
+    return PG_TEMPLATE
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def db_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    """A fresh, migrated database URL: an SQLite file, or a PostgreSQL database from the template."""
+    """A fresh database URL: an SQLite file, or a PostgreSQL database copied from the template."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/uptally.db"
         return
@@ -106,9 +108,16 @@ class _QuietServer:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        self.server = Server(uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", loop="none",
-        ))
+        self.server = Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="off",
+                loop="none",
+            )
+        )
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> str:

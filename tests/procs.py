@@ -20,8 +20,16 @@ async def serving(
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """Start `uptally serve` on a free port; yield its URL; SIGTERM it and expect exit 0."""
     process = await asyncio.create_subprocess_exec(
-        *UPTALLY, "serve", "--config", str(config), "--data-dir", str(data_dir), "--port", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *UPTALLY,
+        "serve",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )
     assert process.stdout is not None
@@ -56,9 +64,14 @@ async def _collect(process: asyncio.subprocess.Process, output: list[str]) -> No
         output.append(line.decode())
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str]:
+async def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        *UPTALLY, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *UPTALLY,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )
     async with asyncio.timeout(timeout):

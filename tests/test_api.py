@@ -8,13 +8,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import config_from, serve_app
 from uptally.clock import FakeClock
 from uptally.metrics import Metrics
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.store.database import Database
 from uptally.web.app import create_app
-from tests.conftest import config_from, serve_app
 
 TOKEN = "s3cret-admin-token"
 CONFIG = """
@@ -35,7 +35,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
-    rt = Runtime(config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+    rt = Runtime(
+        config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False
+    )
     await rt.start()
     yield rt
     await rt.stop()
@@ -53,18 +55,30 @@ async def get(http: tuple[aiohttp.ClientSession, str], path: str, **kwargs: Any)
         return response.status, await response.json()
 
 
-async def post(http: tuple[aiohttp.ClientSession, str], path: str, body: Any, **kwargs: Any) -> tuple[int, Any]:
+async def post(
+    http: tuple[aiohttp.ClientSession, str], path: str, body: Any, **kwargs: Any
+) -> tuple[int, Any]:
     session, base = http
     async with session.post(base + path, json=body, **kwargs) as response:
         return response.status, await response.json()
 
 
 def failing(clock: FakeClock, monitor: str, location: str, n: int) -> Result:
-    return Result(f"x{monitor}{location}{n}", monitor, location, clock.now_ms(), False, 10_000.0,
-                  "timeout", "timed out after 10s")
+    return Result(
+        f"x{monitor}{location}{n}",
+        monitor,
+        location,
+        clock.now_ms(),
+        False,
+        10_000.0,
+        "timeout",
+        "timed out after 10s",
+    )
 
 
-async def test_the_admin_api_needs_the_bearer_token(http: tuple[aiohttp.ClientSession, str]) -> None:
+async def test_the_admin_api_needs_the_bearer_token(
+    http: tuple[aiohttp.ClientSession, str],
+) -> None:
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
         status, body = await get(http, "/api/v1/monitors", headers=headers)
         assert status == 401
@@ -72,7 +86,9 @@ async def test_the_admin_api_needs_the_bearer_token(http: tuple[aiohttp.ClientSe
 
 
 async def test_monitors_show_their_state_per_location(
-    runtime: Runtime, http: tuple[aiohttp.ClientSession, str], clock: FakeClock,
+    runtime: Runtime,
+    http: tuple[aiohttp.ClientSession, str],
+    clock: FakeClock,
 ) -> None:
     runtime.ingest.submit(failing(clock, "api", "eu-west", 1))
     await runtime.ingest.drained()
@@ -80,11 +96,19 @@ async def test_monitors_show_their_state_per_location(
     assert status == 200
     by_id = {m["id"]: m for m in body["monitors"]}
     api = by_id["api"]
-    assert (api["state"], api["name"], api["kind"], api["components"]) == ("down", "Public API", "http", ["api"])
+    assert (api["state"], api["name"], api["kind"], api["components"]) == (
+        "down",
+        "Public API",
+        "http",
+        ["api"],
+    )
     assert api["locations"]["eu-west"]["state"] == "down"
     assert api["locations"]["eu-west"]["last_result"]["error"] == "timeout"
     assert api["locations"]["local"] == {
-        "state": "unknown", "since": None, "consecutive_failures": 0, "last_result": None,
+        "state": "unknown",
+        "since": None,
+        "consecutive_failures": 0,
+        "last_result": None,
     }
     assert by_id["web"]["state"] == "unknown"
     backup = by_id["backup"]
@@ -96,7 +120,9 @@ async def test_monitors_show_their_state_per_location(
 
 
 async def test_results_and_outages_are_listed_and_filtered(
-    runtime: Runtime, http: tuple[aiohttp.ClientSession, str], clock: FakeClock,
+    runtime: Runtime,
+    http: tuple[aiohttp.ClientSession, str],
+    clock: FakeClock,
 ) -> None:
     runtime.ingest.submit(failing(clock, "api", "local", 1))
     await runtime.ingest.drained()
@@ -118,29 +144,58 @@ async def test_results_and_outages_are_listed_and_filtered(
 
 
 async def test_an_outage_can_be_recorded_by_hand(
-    http: tuple[aiohttp.ClientSession, str], clock: FakeClock,
+    http: tuple[aiohttp.ClientSession, str],
+    clock: FakeClock,
 ) -> None:
-    status, body = await post(http, "/api/v1/outages", {
-        "component": "website", "start": "2025-12-31T10:00:00Z", "end": "2025-12-31T10:45:00Z",
-        "reason": "power cut in the data centre",
-    }, headers=AUTH)
+    status, body = await post(
+        http,
+        "/api/v1/outages",
+        {
+            "component": "website",
+            "start": "2025-12-31T10:00:00Z",
+            "end": "2025-12-31T10:45:00Z",
+            "reason": "power cut in the data centre",
+        },
+        headers=AUTH,
+    )
     assert status == 201, body
     assert (body["component"], body["source"], body["duration_s"]) == ("website", "manual", 2700.0)
     status, listed = await get(http, "/api/v1/outages?component=website", headers=AUTH)
     assert [o["id"] for o in listed["outages"]] == [body["id"]]
 
 
-@pytest.mark.parametrize(("payload", "status_code"), [
-    ({"start": "2025-12-31T10:00:00Z", "end": "2025-12-31T11:00:00Z"}, 422),
-    ({"monitor": "api", "component": "api", "start": "2025-12-31T10:00:00Z", "end": "2025-12-31T11:00:00Z"}, 422),
-    ({"monitor": "ghost", "start": "2025-12-31T10:00:00Z", "end": "2025-12-31T11:00:00Z"}, 404),
-    ({"monitor": "api", "start": "2025-12-31T11:00:00Z", "end": "2025-12-31T10:00:00Z"}, 422),
-    ({"monitor": "api", "start": "2999-01-01T00:00:00Z", "end": "2999-01-02T00:00:00Z"}, 422),
-    ({"monitor": "api", "start": "yesterday", "end": "today"}, 422),
-    ({"monitor": "api", "start": "2025-12-31T10:00:00Z", "end": "2025-12-31T11:00:00Z", "extra": 1}, 422),
-])
+@pytest.mark.parametrize(
+    ("payload", "status_code"),
+    [
+        ({"start": "2025-12-31T10:00:00Z", "end": "2025-12-31T11:00:00Z"}, 422),
+        (
+            {
+                "monitor": "api",
+                "component": "api",
+                "start": "2025-12-31T10:00:00Z",
+                "end": "2025-12-31T11:00:00Z",
+            },
+            422,
+        ),
+        ({"monitor": "ghost", "start": "2025-12-31T10:00:00Z", "end": "2025-12-31T11:00:00Z"}, 404),
+        ({"monitor": "api", "start": "2025-12-31T11:00:00Z", "end": "2025-12-31T10:00:00Z"}, 422),
+        ({"monitor": "api", "start": "2999-01-01T00:00:00Z", "end": "2999-01-02T00:00:00Z"}, 422),
+        ({"monitor": "api", "start": "yesterday", "end": "today"}, 422),
+        (
+            {
+                "monitor": "api",
+                "start": "2025-12-31T10:00:00Z",
+                "end": "2025-12-31T11:00:00Z",
+                "extra": 1,
+            },
+            422,
+        ),
+    ],
+)
 async def test_a_bad_backfill_is_refused_with_a_json_error(
-    http: tuple[aiohttp.ClientSession, str], payload: dict[str, Any], status_code: int,
+    http: tuple[aiohttp.ClientSession, str],
+    payload: dict[str, Any],
+    status_code: int,
 ) -> None:
     status, body = await post(http, "/api/v1/outages", payload, headers=AUTH)
     assert status == status_code
@@ -149,7 +204,9 @@ async def test_a_bad_backfill_is_refused_with_a_json_error(
     assert listed == {"outages": []}
 
 
-async def test_unknown_paths_and_methods_answer_json_errors(http: tuple[aiohttp.ClientSession, str]) -> None:
+async def test_unknown_paths_and_methods_answer_json_errors(
+    http: tuple[aiohttp.ClientSession, str],
+) -> None:
     session, base = http
     status, body = await get(http, "/api/v1/monitors/ghost", headers=AUTH)
     assert (status, body["error"]["code"]) == (404, "not_found")
@@ -158,13 +215,19 @@ async def test_unknown_paths_and_methods_answer_json_errors(http: tuple[aiohttp.
     async with session.delete(base + "/api/v2/status.json") as response:
         assert response.status == 405
         assert (await response.json())["error"]["code"] == "method_not_allowed"
-    async with session.post(base + "/api/v1/outages", data=b"{not json", headers={**AUTH, "Content-Type": "application/json"}) as response:
+    async with session.post(
+        base + "/api/v1/outages",
+        data=b"{not json",
+        headers={**AUTH, "Content-Type": "application/json"},
+    ) as response:
         assert response.status == 422
         assert (await response.json())["error"]["code"] == "invalid_request"
 
 
 async def test_statuspage_v2_summary_has_the_atlassian_shape(
-    runtime: Runtime, http: tuple[aiohttp.ClientSession, str], clock: FakeClock,
+    runtime: Runtime,
+    http: tuple[aiohttp.ClientSession, str],
+    clock: FakeClock,
 ) -> None:
     runtime.ingest.submit(failing(clock, "api", "local", 1))
     await runtime.ingest.drained()
@@ -176,12 +239,30 @@ async def test_statuspage_v2_summary_has_the_atlassian_shape(
     assert body["page"]["time_zone"] == "Europe/Berlin"
     assert body["page"]["updated_at"].endswith("+01:00")
     components = {c["id"]: c for c in body["components"]}
-    fields = {"id", "name", "status", "created_at", "updated_at", "position", "description", "showcase",
-              "start_date", "group_id", "page_id", "group", "only_show_if_degraded"}
+    fields = {
+        "id",
+        "name",
+        "status",
+        "created_at",
+        "updated_at",
+        "position",
+        "description",
+        "showcase",
+        "start_date",
+        "group_id",
+        "page_id",
+        "group",
+        "only_show_if_degraded",
+    }
     for component in components.values():
         assert fields <= set(component)
-        assert component["status"] in {"operational", "degraded_performance", "partial_outage",
-                                       "major_outage", "under_maintenance"}
+        assert component["status"] in {
+            "operational",
+            "degraded_performance",
+            "partial_outage",
+            "major_outage",
+            "under_maintenance",
+        }
     assert components["api"]["status"] == "major_outage"
     assert components["website"]["status"] == "operational"
     group = components["group-platform"]
@@ -198,7 +279,9 @@ async def test_statuspage_v2_summary_has_the_atlassian_shape(
 
 
 async def test_health_readiness_and_metrics(
-    runtime: Runtime, http: tuple[aiohttp.ClientSession, str], clock: FakeClock,
+    runtime: Runtime,
+    http: tuple[aiohttp.ClientSession, str],
+    clock: FakeClock,
 ) -> None:
     session, base = http
     assert await get(http, "/healthz") == (200, {"status": "ok"})

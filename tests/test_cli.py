@@ -1,4 +1,4 @@
-"""The command line as a user runs it: exit codes and output of validate, check, serve, --version."""
+"""The command line as a user runs it: exit codes and output of validate, check, serve."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from uptally import __version__
 from tests.procs import run_cli
+from uptally import __version__
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,19 @@ async def test_validate_prints_every_problem_with_file_and_line_and_exits_2(tmp_
     assert code == 2
     lines = output.strip().splitlines()
     assert f"{config}:4: monitors[0].url: missing required key 'url' for an http monitor" in lines
-    assert any(line.startswith(f"{config}:6: monitors[0].interval: invalid duration '10x'") for line in lines)
+    assert any(
+        line.startswith(f"{config}:6: monitors[0].interval: invalid duration '10x'")
+        for line in lines
+    )
     assert any(line.startswith(f"{config}:7: monitors[1].id: duplicate id 'api'") for line in lines)
-    assert any(line.startswith(f"{config}:7: monitors[1].port: missing required key 'port'") for line in lines)
-    assert any(line.startswith(f"{config}:11: components[0].monitors[0]: unknown monitor 'nope'") for line in lines)
+    assert any(
+        line.startswith(f"{config}:7: monitors[1].port: missing required key 'port'")
+        for line in lines
+    )
+    assert any(
+        line.startswith(f"{config}:11: components[0].monitors[0]: unknown monitor 'nope'")
+        for line in lines
+    )
 
 
 async def test_validate_reports_a_missing_file_as_a_usage_error(tmp_path: Path) -> None:
@@ -61,7 +70,9 @@ async def test_serve_refuses_an_invalid_config_and_starts_nothing(tmp_path: Path
     config = tmp_path / "bad.yaml"
     config.write_text(BAD)
     data = tmp_path / "data"
-    code, output = await run_cli("serve", "--config", str(config), "--data-dir", str(data), "--port", "0")
+    code, output = await run_cli(
+        "serve", "--config", str(config), "--data-dir", str(data), "--port", "0"
+    )
     assert code == 2
     assert f"{config}:6:" in output
     assert not data.exists()
@@ -70,7 +81,7 @@ async def test_serve_refuses_an_invalid_config_and_starts_nothing(tmp_path: Path
 async def test_check_exits_0_when_up_and_1_with_the_reason_when_down(tmp_path: Path) -> None:
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"UP\"}")
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"status":"UP"}')
         await writer.drain()
         writer.close()
 
@@ -90,7 +101,8 @@ monitors:
         assert "UP up" in output
         code, output = await run_cli("check", "--config", str(config), "wrong")
         assert code == 1
-        assert 'DOWN wrong' in output and 'json.status is "UP", expected == "DOWN"' in output
+        assert "DOWN wrong" in output
+        assert 'json.status is "UP", expected == "DOWN"' in output
     code, output = await run_cli("check", "--config", str(config), "closed", "--format", "json")
     assert code == 1
     assert '"error": "connect_refused"' in output

@@ -66,7 +66,9 @@ components:
     return config
 
 
-async def poll(fetch: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float = 20) -> Any:
+async def poll(
+    fetch: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float = 20
+) -> Any:
     """Poll until predicate(value) holds, with a deadline (no fixed sleeps)."""
     async with asyncio.timeout(timeout):
         while True:
@@ -77,7 +79,8 @@ async def poll(fetch: Callable[[], Any], predicate: Callable[[Any], bool], timeo
 
 
 async def test_serve_detects_an_outage_records_it_and_keeps_it_across_a_restart(
-    tmp_path: Path, target: tuple[Target, str],
+    tmp_path: Path,
+    target: tuple[Target, str],
 ) -> None:
     service, url = target
     config = write_config(tmp_path, url)
@@ -103,7 +106,10 @@ async def test_serve_detects_an_outage_records_it_and_keeps_it_across_a_restart(
             first_failure = outage["start"]
             async with http.get(f"{base}/api/v2/status.json") as response:
                 assert (await response.json())["status"]["indicator"] == "critical"
-        assert any(agent.startswith("uptally/") and "(+location=local)" in agent for agent in service.seen_agents)
+        assert any(
+            agent.startswith("uptally/") and "(+location=local)" in agent
+            for agent in service.seen_agents
+        )
 
         # restarted while the target is still down: the same outage stays open
         async with serving(config, data, env) as (base, _):

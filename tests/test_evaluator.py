@@ -28,7 +28,9 @@ class Store:
         mine = [r for r in self.results if r.monitor == monitor and r.location == location]
         resets = [r.at for r in mine if r.ok and r.at < late_at]
         reset = max(resets) if resets else None
-        return reset, sorted((r for r in mine if reset is None or r.at >= reset), key=lambda r: r.at)
+        return reset, sorted(
+            (r for r in mine if reset is None or r.at >= reset), key=lambda r: r.at
+        )
 
     def apply(self, evaluation: Evaluation) -> None:
         for outage_id in evaluation.removed_outages:
@@ -55,12 +57,20 @@ counter = iter(range(10**9))
 def result(at_s: float, ok: bool, location: str = "local", monitor: str = "api") -> Result:
     at = round(at_s * S)
     return Result(
-        f"r{next(counter):08d}", monitor, location, at, ok, 12.0,
-        None if ok else "timeout", "" if ok else f"timed out ({location})",
+        f"r{next(counter):08d}",
+        monitor,
+        location,
+        at,
+        ok,
+        12.0,
+        None if ok else "timeout",
+        "" if ok else f"timed out ({location})",
     )
 
 
-def evaluator_for(confirm: int = 2, locations: Iterable[str] = ("local",), consensus: str | int = "all") -> Evaluator:
+def evaluator_for(
+    confirm: int = 2, locations: Iterable[str] = ("local",), consensus: str | int = "all"
+) -> Evaluator:
     evaluator = Evaluator()
     evaluator.set_rules("api", Rules(confirm, tuple(locations), consensus))
     return evaluator
@@ -84,9 +94,16 @@ def test_a_single_failure_below_confirm_is_not_an_outage() -> None:
 
 def test_an_outage_starts_at_the_first_failing_check_not_the_confirming_one() -> None:
     evaluator = evaluator_for(confirm=3)
-    store = run(evaluator, [
-        result(0, True), result(60, False), result(70, False), result(80, False), result(90, True),
-    ])
+    store = run(
+        evaluator,
+        [
+            result(0, True),
+            result(60, False),
+            result(70, False),
+            result(80, False),
+            result(90, True),
+        ],
+    )
     [outage] = store.outages.values()
     assert (outage.start, outage.end, outage.verified) == (60 * S, 90 * S, True)
     assert store.events == [("monitor.down", "api"), ("monitor.up", "api")]
@@ -115,8 +132,16 @@ def test_a_monitor_without_results_is_unknown_and_never_up() -> None:
 
 def test_with_consensus_all_a_failure_at_one_location_is_degraded_not_down() -> None:
     evaluator = evaluator_for(confirm=1, locations=("local", "eu"))
-    store = run(evaluator, [result(0, True, "eu"), result(1, True, "local"), result(60, False, "local"),
-                            result(61, True, "eu"), result(120, True, "local")])
+    store = run(
+        evaluator,
+        [
+            result(0, True, "eu"),
+            result(1, True, "local"),
+            result(60, False, "local"),
+            result(61, True, "eu"),
+            result(120, True, "local"),
+        ],
+    )
     assert evaluator.status("api").state is MonitorState.UP  # type: ignore[union-attr]
     [outage] = store.outages.values()
     assert outage.verified is False
@@ -126,36 +151,58 @@ def test_with_consensus_all_a_failure_at_one_location_is_degraded_not_down() -> 
 
 def test_with_consensus_all_downtime_is_the_intersection_of_the_locations() -> None:
     evaluator = evaluator_for(confirm=1, locations=("local", "eu"))
-    store = run(evaluator, [
-        result(0, True, "local"), result(0.5, True, "eu"),
-        result(60, False, "local"), result(65, False, "eu"),
-        result(90, True, "local"), result(95, True, "eu"),
-    ])
+    store = run(
+        evaluator,
+        [
+            result(0, True, "local"),
+            result(0.5, True, "eu"),
+            result(60, False, "local"),
+            result(65, False, "eu"),
+            result(90, True, "local"),
+            result(95, True, "eu"),
+        ],
+    )
     [outage] = store.outages.values()
     assert (outage.start, outage.end, outage.verified) == (65 * S, 90 * S, True)
     assert {n: (s.start, s.end) for n, s in outage.locations.items()} == {
-        "local": (60 * S, 90 * S), "eu": (65 * S, 95 * S),
+        "local": (60 * S, 90 * S),
+        "eu": (65 * S, 95 * S),
     }
 
 
 def test_with_consensus_any_downtime_is_the_union_of_the_locations() -> None:
     evaluator = evaluator_for(confirm=1, locations=("local", "eu"), consensus="any")
-    store = run(evaluator, [
-        result(0, True, "local"), result(0.5, True, "eu"),
-        result(60, False, "local"), result(65, False, "eu"),
-        result(90, True, "local"), result(95, True, "eu"),
-    ])
+    store = run(
+        evaluator,
+        [
+            result(0, True, "local"),
+            result(0.5, True, "eu"),
+            result(60, False, "local"),
+            result(65, False, "eu"),
+            result(90, True, "local"),
+            result(95, True, "eu"),
+        ],
+    )
     [outage] = store.outages.values()
     assert (outage.start, outage.end) == (60 * S, 95 * S)
 
 
 def test_with_a_quorum_two_of_three_locations_must_agree() -> None:
     evaluator = evaluator_for(confirm=1, locations=("a", "b", "c"), consensus=2)
-    store = run(evaluator, [
-        result(0, True, "a"), result(0, True, "b"), result(0, True, "c"),
-        result(10, False, "a"), result(20, False, "b"), result(30, False, "c"),
-        result(40, True, "a"), result(50, True, "b"), result(60, True, "c"),
-    ])
+    store = run(
+        evaluator,
+        [
+            result(0, True, "a"),
+            result(0, True, "b"),
+            result(0, True, "c"),
+            result(10, False, "a"),
+            result(20, False, "b"),
+            result(30, False, "c"),
+            result(40, True, "a"),
+            result(50, True, "b"),
+            result(60, True, "c"),
+        ],
+    )
     [outage] = store.outages.values()
     assert (outage.start, outage.end, outage.verified) == (20 * S, 50 * S, True)
 
@@ -164,7 +211,8 @@ def test_results_for_unknown_monitors_and_unassigned_locations_are_rejected() ->
     evaluator = evaluator_for()
     evaluation = evaluator.evaluate([result(0, True, "mars"), result(0, True, monitor="ghost")])
     assert [reason for _, reason in evaluation.rejected] == [
-        "location not assigned to this monitor", "unknown monitor",
+        "location not assigned to this monitor",
+        "unknown monitor",
     ]
     assert evaluation.accepted == []
 
@@ -179,13 +227,17 @@ def test_an_open_outage_survives_a_restart() -> None:
     later = feed(second, store, [result(80, False)])
     assert later.events == []  # still the same outage: no second monitor.down
     recovered = feed(second, store, [result(90, True)])
-    assert [(o.id, o.start, o.end) for o in recovered.outages.values()] == [(outage.id, 60 * S, 90 * S)]
+    assert [(o.id, o.start, o.end) for o in recovered.outages.values()] == [
+        (outage.id, 60 * S, 90 * S)
+    ]
     assert [e.kind for e in recovered.events] == [EventKind.MONITOR_UP]
 
 
 def test_a_late_success_inside_a_failure_run_splits_it_below_confirm() -> None:
     evaluator = evaluator_for(confirm=2)
-    store = run(evaluator, [result(0, True), result(60, False), result(80, False), result(100, True)])
+    store = run(
+        evaluator, [result(0, True), result(60, False), result(80, False), result(100, True)]
+    )
     assert len(store.outages) == 1
     feed(evaluator, store, [result(70, True)])  # a replayed result that was delayed
     assert store.outages == {}
@@ -199,12 +251,14 @@ def test_a_late_failure_can_complete_a_confirmation() -> None:
     feed(evaluator, store, [result(70, False)])
     [outage] = store.outages.values()
     assert (outage.start, outage.end) == (60 * S, 80 * S)
-    assert [e for e in store.events] == [("monitor.down", "api"), ("monitor.up", "api")]
+    assert list(store.events) == [("monitor.down", "api"), ("monitor.up", "api")]
 
 
 def test_an_outage_that_ended_while_results_were_delayed_ends_at_the_right_time() -> None:
     evaluator = evaluator_for(confirm=1, locations=("local", "eu"), consensus="any")
-    store = run(evaluator, [result(0, True, "local"), result(0, True, "eu"), result(10, False, "eu")])
+    store = run(
+        evaluator, [result(0, True, "local"), result(0, True, "eu"), result(10, False, "eu")]
+    )
     # eu's agent lost its hub; its queue is replayed later, after local moved on
     feed(evaluator, store, [result(t, True, "local") for t in range(20, 200, 10)])
     feed(evaluator, store, [result(t, t >= 50, "eu") for t in range(20, 200, 10)])
@@ -212,7 +266,7 @@ def test_an_outage_that_ended_while_results_were_delayed_ends_at_the_right_time(
     assert (outage.start, outage.end) == (10 * S, 50 * S)
 
 
-# -- properties -------------------------------------------------------------------------------------
+# -- properties ------------------------------------------------------------------------------
 
 
 @st.composite
@@ -224,15 +278,20 @@ def histories(draw: st.DrawFn) -> tuple[int, tuple[str, ...], str | int, list[Re
     for location in locations:
         outcomes = draw(st.lists(st.booleans(), min_size=1, max_size=25))
         offset = draw(st.integers(0, 9))
-        items.extend(
-            result(offset + 10 * i, ok, location) for i, ok in enumerate(outcomes)
-        )
+        items.extend(result(offset + 10 * i, ok, location) for i, ok in enumerate(outcomes))
     return confirm, locations, consensus, items
 
 
-def outages_of(store: Store) -> list[tuple[int, int | None, bool, tuple[tuple[str, int, int | None], ...]]]:
+def outages_of(
+    store: Store,
+) -> list[tuple[int, int | None, bool, tuple[tuple[str, int, int | None], ...]]]:
     return sorted(
-        (o.start, o.end, o.verified, tuple(sorted((n, s.start, s.end) for n, s in o.locations.items())))
+        (
+            o.start,
+            o.end,
+            o.verified,
+            tuple(sorted((n, s.start, s.end) for n, s in o.locations.items())),
+        )
         for o in store.outages.values()
     )
 
@@ -240,7 +299,9 @@ def outages_of(store: Store) -> list[tuple[int, int | None, bool, tuple[tuple[st
 @settings(max_examples=300, deadline=None)
 @given(histories(), st.randoms(use_true_random=False), st.integers(1, 7))
 def test_outages_do_not_depend_on_arrival_order(
-    case: tuple[int, tuple[str, ...], str | int, list[Result]], shuffler: random.Random, batch: int,
+    case: tuple[int, tuple[str, ...], str | int, list[Result]],
+    shuffler: random.Random,
+    batch: int,
 ) -> None:
     confirm, locations, consensus, items = case
     in_order = run(evaluator_for(confirm, locations, consensus), sorted(items, key=lambda r: r.at))
@@ -249,7 +310,7 @@ def test_outages_do_not_depend_on_arrival_order(
     evaluator = evaluator_for(confirm, locations, consensus)
     store = Store()
     for start in range(0, len(shuffled), batch):
-        feed(evaluator, store, shuffled[start:start + batch])
+        feed(evaluator, store, shuffled[start : start + batch])
     assert outages_of(store) == outages_of(in_order)
 
 
@@ -273,7 +334,8 @@ def test_verified_outages_never_overlap_and_lie_within_the_results(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.booleans(), min_size=1, max_size=40), st.integers(1, 4))
 def test_a_single_location_is_down_exactly_during_runs_of_confirm_failures(
-    outcomes: list[bool], confirm: int,
+    outcomes: list[bool],
+    confirm: int,
 ) -> None:
     items = [result(10 * i, ok) for i, ok in enumerate(outcomes)]
     store = run(evaluator_for(confirm), items)

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import config_from, serve_app
 from uptally.clock import FakeClock
 from uptally.config.schema import HeartbeatMonitor
 from uptally.evaluator import MonitorState
@@ -19,7 +20,6 @@ from uptally.store.database import Database
 from uptally.store.heartbeats import HeartbeatRow
 from uptally.store.tables import pings
 from uptally.web.app import create_app
-from tests.conftest import config_from, serve_app
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -35,7 +35,9 @@ monitors:
 
 @pytest.fixture
 async def runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
-    rt = Runtime(config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+    rt = Runtime(
+        config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False
+    )
     await rt.start()
     yield rt
     await rt.stop()
@@ -54,13 +56,20 @@ def state(runtime: Runtime, monitor: str) -> MonitorState:
 
 
 async def test_a_ping_answers_ok_after_it_is_stored(runtime: Runtime, base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/ping/backup-token-123", data=b"backup done: 42 GB") as response:
-            assert response.status == 200
-            assert await response.text() == "OK"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{base}/ping/backup-token-123", data=b"backup done: 42 GB") as response,
+    ):
+        assert response.status == 200
+        assert await response.text() == "OK"
     async with runtime.db.connect() as conn:
         [row] = (await conn.execute(select(pings))).all()
-    assert (row.monitor, row.kind, row.method, row.body) == ("backup", "success", "POST", "backup done: 42 GB")
+    assert (row.monitor, row.kind, row.method, row.body) == (
+        "backup",
+        "success",
+        "POST",
+        "backup done: 42 GB",
+    )
     assert state(runtime, "backup") is MonitorState.UP
 
 
@@ -83,7 +92,9 @@ async def test_only_the_first_10_kib_of_a_body_are_kept(runtime: Runtime, base: 
     assert len(row.body) == 10 * 1024
 
 
-async def test_fail_and_non_zero_exit_codes_are_down_at_once(runtime: Runtime, base: str, clock: FakeClock) -> None:
+async def test_fail_and_non_zero_exit_codes_are_down_at_once(
+    runtime: Runtime, base: str, clock: FakeClock
+) -> None:
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/ping/backup-token-123") as response:
             assert response.status == 200
@@ -104,7 +115,9 @@ async def test_fail_and_non_zero_exit_codes_are_down_at_once(runtime: Runtime, b
     assert snapshot.last.message == "the job exited with code 3"
 
 
-async def test_silence_past_period_and_grace_is_down_from_the_deadline(runtime: Runtime, clock: FakeClock) -> None:
+async def test_silence_past_period_and_grace_is_down_from_the_deadline(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     token = runtime.heartbeats.token("backup")
     assert token is not None
     from uptally.heartbeats import PingInput
@@ -132,7 +145,9 @@ async def test_silence_past_period_and_grace_is_down_from_the_deadline(runtime: 
     assert state(runtime, "backup") is MonitorState.UP
 
 
-async def test_a_started_job_that_does_not_finish_within_grace_is_down(runtime: Runtime, clock: FakeClock) -> None:
+async def test_a_started_job_that_does_not_finish_within_grace_is_down(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     from uptally.heartbeats import PingInput
 
     assert await runtime.heartbeats.ping("backup-token-123", PingInput("success"))
@@ -147,7 +162,9 @@ async def test_a_started_job_that_does_not_finish_within_grace_is_down(runtime: 
     assert "did not finish within 1h" in snapshot.last.message
 
 
-async def test_a_never_pinged_monitor_goes_down_after_its_first_period(runtime: Runtime, clock: FakeClock) -> None:
+async def test_a_never_pinged_monitor_goes_down_after_its_first_period(
+    runtime: Runtime, clock: FakeClock
+) -> None:
     clock.advance(5 * MINUTE + 5 * MINUTE + 1)  # period 5m, default grace = period
     runtime.heartbeats.sweep()
     await runtime.ingest.drained()
@@ -157,7 +174,9 @@ async def test_a_never_pinged_monitor_goes_down_after_its_first_period(runtime: 
 async def test_generated_tokens_survive_a_restart(db_url: str, clock: FakeClock) -> None:
     tokens = []
     for _ in range(2):
-        rt = Runtime(config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+        rt = Runtime(
+            config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False
+        )
         await rt.start()
         tokens.append(rt.heartbeats.token("generated"))
         await rt.stop()

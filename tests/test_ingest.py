@@ -1,9 +1,10 @@
-"""The writer on real SQLite and PostgreSQL: results, outages, events and state in one transaction."""
+"""The writer on real SQLite and PostgreSQL: results, outages, events and state together."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from tests.conftest import config_from
 from uptally.clock import FakeClock
 from uptally.evaluator import MonitorState
 from uptally.ingest import Work
@@ -15,7 +16,6 @@ from uptally.store import outbox as outbox_store
 from uptally.store import results as result_store
 from uptally.store.database import Database
 from uptally.store.tables import location_states, results, rollups
-from tests.conftest import config_from
 
 CONFIG = """
 monitors:
@@ -28,18 +28,28 @@ _ids = iter(range(10**9))
 
 def result(clock: FakeClock, ok: bool, monitor: str = "api", at: int | None = None) -> Result:
     return Result(
-        f"t{next(_ids):010d}", monitor, "local", clock.now_ms() if at is None else at, ok,
-        5.0 if ok else 10_000.0, None if ok else "timeout", "" if ok else "timed out after 10s",
+        f"t{next(_ids):010d}",
+        monitor,
+        "local",
+        clock.now_ms() if at is None else at,
+        ok,
+        5.0 if ok else 10_000.0,
+        None if ok else "timeout",
+        "" if ok else "timed out after 10s",
     )
 
 
 async def started(db_url: str, clock: FakeClock) -> Runtime:
-    runtime = Runtime(config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+    runtime = Runtime(
+        config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False
+    )
     await runtime.start()
     return runtime
 
 
-async def test_an_outage_and_its_events_are_written_with_the_results(db_url: str, clock: FakeClock) -> None:
+async def test_an_outage_and_its_events_are_written_with_the_results(
+    db_url: str, clock: FakeClock
+) -> None:
     runtime = await started(db_url, clock)
     try:
         for ok in (True, False, False):
@@ -53,7 +63,9 @@ async def test_an_outage_and_its_events_are_written_with_the_results(db_url: str
         assert [r.ok for r in stored] == [False, False, True]
         assert outage.outage.end is None
         assert outage.outage.start == stored[1].at  # the first failing check
-        assert [(e.kind, e.subject, e.at) for e in events] == [("monitor.down", "api", stored[1].at)]
+        assert [(e.kind, e.subject, e.at) for e in events] == [
+            ("monitor.down", "api", stored[1].at)
+        ]
         runtime.ingest.submit(result(clock, True))
         await runtime.ingest.drained()
         async with runtime.db.connect() as conn:
@@ -73,7 +85,7 @@ async def test_a_restart_continues_the_same_open_outage(db_url: str, clock: Fake
         first.ingest.submit(result(clock, ok))
         clock.advance(10_000)
     await first.ingest.drained()
-    [open_outage] = [o for o in first.evaluator.location_snapshots("api")]
+    [open_outage] = list(first.evaluator.location_snapshots("api"))
     await first.stop()
 
     second = await started(db_url, clock)
@@ -122,13 +134,17 @@ async def test_replayed_results_are_stored_and_counted_once(db_url: str, clock: 
 
 
 async def test_late_results_from_a_replay_rebuild_the_location_from_its_stored_history(
-    db_url: str, clock: FakeClock,
+    db_url: str,
+    clock: FakeClock,
 ) -> None:
     runtime = await started(db_url, clock)
     try:
         start = clock.now_ms()
-        on_time = [result(clock, True, at=start), result(clock, False, at=start + 60_000),
-                   result(clock, True, at=start + 120_000)]
+        on_time = [
+            result(clock, True, at=start),
+            result(clock, False, at=start + 60_000),
+            result(clock, True, at=start + 120_000),
+        ]
         await runtime.ingest.submit_work(Work(results=on_time, dedupe=True))
         late = [result(clock, False, at=start + 90_000)]  # completes the confirmation
         await runtime.ingest.submit_work(Work(results=late, dedupe=True))
@@ -139,7 +155,9 @@ async def test_late_results_from_a_replay_rebuild_the_location_from_its_stored_h
         await runtime.stop()
 
 
-async def test_hourly_rollups_add_up_across_batches_and_restarts(db_url: str, clock: FakeClock) -> None:
+async def test_hourly_rollups_add_up_across_batches_and_restarts(
+    db_url: str, clock: FakeClock
+) -> None:
     runtime = await started(db_url, clock)
     for ok in (True, True, False):
         runtime.ingest.submit(result(clock, ok, monitor="db"))
@@ -177,7 +195,9 @@ async def test_stop_writes_every_buffered_result(db_url: str, clock: FakeClock) 
         await db.close()
 
 
-async def test_after_a_crash_rollups_are_recomputed_from_the_raw_results(db_url: str, clock: FakeClock) -> None:
+async def test_after_a_crash_rollups_are_recomputed_from_the_raw_results(
+    db_url: str, clock: FakeClock
+) -> None:
     runtime = await started(db_url, clock)
     for ok in (True, False, True):
         runtime.ingest.submit(result(clock, ok, monitor="db"))

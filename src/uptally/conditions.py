@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from uptally.durations import format_duration_ms, parse_duration_ms
@@ -225,6 +226,18 @@ def parse_condition(text: object, roots: Collection[str] | None = None) -> Condi
         return text
     if not isinstance(text, str):
         raise ConditionError(f"a condition is a string such as 'status == 200', not {text!r}")
+    if isinstance(roots, frozenset) or roots is None:
+        # Conditions are immutable: thousands of monitors expecting `status == 200` share one.
+        return _parse_condition_cached(text, roots)
+    return _parse_condition(text, roots)
+
+
+@lru_cache(maxsize=4096)
+def _parse_condition_cached(text: str, roots: frozenset[str] | None) -> Condition:
+    return _parse_condition(text, roots)
+
+
+def _parse_condition(text: str, roots: Collection[str] | None) -> Condition:
     source = text.strip()
     path, rest = _parse_path(source)
     _check_root(path, roots)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from functools import lru_cache
 from typing import Any
 
 from uptally.clock import Clock, SystemClock
@@ -35,12 +36,17 @@ REBUILD_MS = 2 * 3_600_000  # hours of rollups recomputed after a crash
 
 def rules_for(monitor: Any) -> Rules:
     if isinstance(monitor, HeartbeatMonitor):
-        return Rules(confirm=1, locations=("local",), consensus="any")
+        return _rules(1, ("local",), "any")
     assert isinstance(monitor, ActiveMonitor)
     consensus: str | int = (
         monitor.consensus.quorum if isinstance(monitor.consensus, Quorum) else monitor.consensus
     )
-    return Rules(monitor.confirm, tuple(monitor.locations), consensus)
+    return _rules(monitor.confirm, tuple(monitor.locations), consensus)
+
+
+@lru_cache(maxsize=1024)
+def _rules(confirm: int, locations: tuple[str, ...], consensus: str | int) -> Rules:
+    return Rules(confirm, locations, consensus)  # shared: most monitors have the same rules
 
 
 class Runtime:

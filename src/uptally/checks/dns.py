@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from functools import cache
 
 import dns.asyncresolver
 import dns.exception
+import dns.inet
+import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
@@ -23,20 +26,30 @@ DEFAULT_EXPECT = (parse_condition('rcode == "NOERROR"'), parse_condition("len(an
 def _resolver(server: str | None) -> dns.asyncresolver.Resolver:
     if server is None:
         return dns.asyncresolver.Resolver()
-    resolver = dns.asyncresolver.Resolver(configure=False)
     host, port = _split_server(server)
-    resolver.nameservers = [host]
+    if not dns.inet.is_address(host):
+        raise _BadServer(f"server must be an IP address (with an optional :port), not {server!r}")
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port)]
     resolver.port = port
     return resolver
 
 
+class _BadServer(ValueError):
+    pass
+
+
 def _split_server(server: str) -> tuple[str, int]:
-    if server.startswith("["):  # [::1]:53
-        host, _, port = server[1:].partition("]:")
-        return host, int(port or 53)
-    if server.count(":") == 1:
-        host, port = server.split(":")
-        return host, int(port)
+    server = server.strip()
+    try:
+        if server.startswith("["):  # [::1]:53
+            host, _, port = server[1:].partition("]")
+            return host, int(port.removeprefix(":") or 53)
+        if server.count(":") == 1:
+            host, port = server.split(":")
+            return host, int(port)
+    except ValueError:
+        raise _BadServer(f"invalid port in server {server!r}") from None
     return server, 53
 
 
@@ -57,18 +70,24 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
         )
         if answer.rrset is not None:
             answers = [_text(rdata) for rdata in answer.rrset]
+    except _BadServer as error:
+        return CheckResult.failure(ErrorCode.DNS, str(error), _ms(started))
     except dns.resolver.NXDOMAIN:
         rcode = "NXDOMAIN"
     except dns.resolver.NoNameservers as error:
-        rcode = "SERVFAIL"
-        if not any(c.root == "rcode" for c in spec.expect):
+        failed_rcode, reason = _failure(error)
+        if failed_rcode is None or not any(c.root == "rcode" for c in spec.expect):
             return CheckResult.failure(
-                ErrorCode.DNS, f"no name server answered for {name}: {error}", _ms(started)
+                ErrorCode.DNS,
+                f"DNS query for {name} {spec.record} failed: {reason}",
+                _ms(started),
             )
+        rcode = failed_rcode
     except dns.exception.Timeout:
+        where = f" from {spec.server}" if spec.server else ""
         return CheckResult.failure(
             ErrorCode.TIMEOUT,
-            f"DNS query for {name} {spec.record} timed out after {remaining:.3g}s",
+            f"DNS query for {name} {spec.record}{where} timed out after {remaining:.3g}s",
             _ms(started),
         )
     except dns.exception.DNSException as error:
@@ -77,7 +96,7 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
         )
     latency = _ms(started)
     facts = Facts({"answers": answers, "rcode": rcode, "latency": latency})
-    return judge(
+    result = judge(
         spec.expect or DEFAULT_EXPECT,
         facts,
         latency,
@@ -85,6 +104,28 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
         ctx.variables,
         getattr(spec, "capture", None),
     )
+    if not result.ok and not spec.expect:  # the default expectations: the name must resolve
+        where = f" from {spec.server}" if spec.server else ""
+        return replace(
+            result,
+            error=ErrorCode.DNS,
+            message=f"{name} {spec.record}{where}: {result.message}",
+        )
+    return result
+
+
+def _failure(error: dns.resolver.NoNameservers) -> tuple[str | None, str]:
+    """The answer code the servers gave (e.g. SERVFAIL, REFUSED), if any, and a reason."""
+    reasons = []
+    rcode = None
+    for server, tcp, port, problem, _response in error.kwargs.get("errors") or []:
+        if isinstance(problem, str):  # an answer code other than NOERROR/NXDOMAIN
+            rcode = rcode or problem
+            reasons.append(f"{server}:{port} answered {problem}")
+        else:
+            detail = str(problem) or type(problem).__name__
+            reasons.append(f"{server}:{port}{' (tcp)' if tcp else ''}: {detail}")
+    return rcode, "; ".join(reasons) or "no name server answered"
 
 
 def _text(rdata: object) -> str:

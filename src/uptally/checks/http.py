@@ -22,7 +22,8 @@ async def run(spec: HttpMonitor | HttpStep, ctx: CheckContext) -> CheckResult:
     headers = dict(spec.headers)
     if spec.json_body is not None:
         body = json.dumps(spec.json_body).encode()
-        headers.setdefault("Content-Type", "application/json")
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
     started = time.perf_counter()
     try:
         response = await fetch(

@@ -9,23 +9,27 @@ certificate, gzip/deflate, and a clear error code for every way a target can mis
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
-import ssl
+import base64
+import re
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
 
 import httptools
 from cryptography import x509
 
+from uptally.checks import net
 from uptally.checks.base import CheckFailed, ErrorCode, StepTiming
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_HEADER_BYTES = 64 << 10
+HTTP_ALPN = ("http/1.1",)
+
+# Called with the response headers and each new piece of the body; True ends the body there.
+Until = Callable[[dict[str, str], bytes], bool]
 
 
 @dataclass(slots=True)
@@ -57,18 +61,6 @@ class HttpResponse:
             return self.body.decode("utf-8", "replace")
 
 
-@cache
-def tls_context(verify: bool) -> ssl.SSLContext:
-    if verify:
-        context = ssl.create_default_context()
-    else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
 async def fetch(
     url: str,
     *,
@@ -81,14 +73,32 @@ async def fetch(
     follow_redirects: bool = True,
     max_redirects: int = 5,
     max_body: int = 1 << 20,
+    until: Until | None = None,
 ) -> HttpResponse:
-    """Fetch `url`; raise CheckFailed with an error code when the exchange cannot complete."""
+    """Fetch `url`; raise CheckFailed with an error code when the exchange cannot complete.
+
+    `until(headers, piece)`, called with each piece of the body as it arrives, may end the body
+    early (e.g. a server-sent event stream that stays open after the awaited event); the
+    response then holds the body received so far.
+    """
     seen = [url]
     timings: list[StepTiming] = []
+    headers = dict(headers or {})
     redirects = 0
+    started = time.perf_counter()
     while True:
         response = await _exchange(
-            url, method, headers or {}, body, user_agent, deadline, verify_tls, max_body, timings
+            url,
+            method,
+            headers,
+            body,
+            user_agent,
+            deadline,
+            verify_tls,
+            max_body,
+            timings,
+            until,
+            started,
         )
         location = response.headers.get("location")
         if not (follow_redirects and response.status in REDIRECT_STATUSES and location):
@@ -96,7 +106,7 @@ async def fetch(
             response.timings = timings
             return response
         redirects += 1
-        next_url = urljoin(url, location)
+        next_url = urljoin(url, location.strip())
         if redirects > max_redirects:
             raise CheckFailed(
                 ErrorCode.REDIRECTS, f"more than {max_redirects} redirects (last to {next_url})"
@@ -110,8 +120,31 @@ async def fetch(
             )
         seen.append(next_url)
         if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-            method, body = ("HEAD" if method == "HEAD" else "GET"), None
+            if method != "HEAD":
+                method = "GET"
+            body = None
+            headers = _without(headers, _BODY_HEADERS)
+        if _origin(next_url) != _origin(url):
+            headers = _without(headers, _CREDENTIAL_HEADERS)  # never hand them to another host
         url = next_url
+
+
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def _without(headers: dict[str, str], names: frozenset[str]) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.lower() not in names}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), port or (443 if scheme == "https" else 80)
 
 
 async def _exchange(
@@ -124,6 +157,8 @@ async def _exchange(
     verify_tls: bool,
     max_body: int,
     timings: list[StepTiming],
+    until: Until | None,
+    fetch_started: float,
 ) -> HttpResponse:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -134,35 +169,35 @@ async def _exchange(
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         raise CheckFailed(ErrorCode.PROTOCOL, f"invalid port in {url!r}") from None
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = _request_bytes(method, parts, host, headers, body, user_agent)
     loop = asyncio.get_running_loop()
-    phase = "resolving"
+    phase = f"resolving {host}"
     started = time.perf_counter()
-    protocol = _ResponseProtocol(loop, max_body, method == "HEAD")
-    transport: asyncio.BaseTransport | None = None
+    protocol = _ResponseProtocol(loop, max_body, method == "HEAD", until)
+    transport: asyncio.Transport | None = None
+    cert_der = None
     try:
         async with asyncio.timeout_at(deadline):
-            addresses = await _resolve(loop, host, port)
+            addresses = await net.resolve(host, port)
             mark = time.perf_counter()
             timings.append(StepTiming("dns", (mark - started) * 1000))
-            phase = "connecting"
-            transport = await _connect(loop, protocol, addresses, host, port)
+            phase = f"connecting to {host}:{port}"
+            transport = await net.connect(lambda: protocol, addresses, host, port)
             now = time.perf_counter()
             timings.append(StepTiming("connect", (now - mark) * 1000))
             mark = now
-            cert_der = None
             if scheme == "https":
                 phase = "in the TLS handshake"
-                transport = await _start_tls(loop, transport, protocol, host, verify_tls)
+                transport = await net.start_tls(
+                    transport, protocol, host, verify_tls, alpn=HTTP_ALPN
+                )
                 ssl_object = transport.get_extra_info("ssl_object")
                 cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
                 now = time.perf_counter()
                 timings.append(StepTiming("tls", (now - mark) * 1000))
                 mark = now
             phase = "waiting for the response"
-            transport.write(  # type: ignore[attr-defined]
-                _request_bytes(method, target, parts.netloc, host, headers, body, user_agent)
-            )
+            transport.write(request)
             await protocol.headers_done
             now = time.perf_counter()
             timings.append(StepTiming("ttfb", (now - mark) * 1000))
@@ -171,104 +206,39 @@ async def _exchange(
             await protocol.done
             timings.append(StepTiming("body", (time.perf_counter() - mark) * 1000))
     except TimeoutError:
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - fetch_started
         raise CheckFailed(
             ErrorCode.TIMEOUT, f"timed out after {elapsed:.3g}s {phase} ({url})"
         ) from None
     finally:
         if transport is not None:
-            if protocol.complete:
+            if protocol.complete and not protocol.cut_short:
                 transport.close()
             else:
-                transport.abort()  # type: ignore[attr-defined]
+                transport.abort()
     content = protocol.body()
-    encoding = protocol.headers.get("content-encoding", "").lower()
-    if encoding in ("gzip", "deflate", "x-gzip"):
+    encoding = protocol.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("gzip", "deflate", "x-gzip") and content:
         content = _decompress(content, encoding, max_body)
     return HttpResponse(protocol.status, protocol.headers, content, url, 0, cert_der, timings)
 
 
-async def _resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[tuple[int, str]]:
-    try:
-        ipaddress.ip_address(host)
-        return [(socket.AF_INET6 if ":" in host else socket.AF_INET, host)]
-    except ValueError:
-        pass
-    try:
-        infos = await loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except socket.gaierror as error:
-        raise CheckFailed(
-            ErrorCode.DNS, f"cannot resolve {host}: {error.strerror or error}"
-        ) from None
-    if not infos:
-        raise CheckFailed(ErrorCode.DNS, f"cannot resolve {host}: no addresses")
-    return [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
-
-
-async def _connect(
-    loop: asyncio.AbstractEventLoop,
-    protocol: _ResponseProtocol,
-    addresses: list[tuple[int, str]],
-    host: str,
-    port: int,
-) -> asyncio.BaseTransport:
-    last: OSError | None = None
-    for _family, address in addresses:
-        try:
-            transport, _ = await loop.create_connection(lambda: protocol, address, port)
-            return transport
-        except ConnectionRefusedError as error:
-            last = error
-        except OSError as error:
-            last = error
-    if isinstance(last, ConnectionRefusedError):
-        raise CheckFailed(ErrorCode.CONNECT_REFUSED, f"connection refused by {host}:{port}")
-    reason = (last.strerror if last and last.strerror else str(last)) or "unreachable"
-    raise CheckFailed(ErrorCode.CONNECT, f"cannot connect to {host}:{port}: {reason}")
-
-
-async def _start_tls(
-    loop: asyncio.AbstractEventLoop,
-    transport: asyncio.BaseTransport,
-    protocol: _ResponseProtocol,
-    host: str,
-    verify: bool,
-) -> asyncio.BaseTransport:
-    try:
-        tls = await loop.start_tls(
-            transport,  # type: ignore[arg-type]
-            protocol,
-            tls_context(verify),
-            server_hostname=host,
-        )
-    except ssl.SSLCertVerificationError as error:
-        raise CheckFailed(
-            ErrorCode.TLS, f"TLS certificate of {host} rejected: {error.verify_message}"
-        ) from None
-    except ssl.SSLError as error:
-        reason = error.reason or str(error)
-        raise CheckFailed(ErrorCode.TLS, f"TLS handshake with {host} failed: {reason}") from None
-    except (ConnectionError, OSError) as error:
-        raise CheckFailed(
-            ErrorCode.TLS, f"TLS handshake with {host} failed: {error or 'connection closed'}"
-        ) from None
-    if tls is None:
-        raise CheckFailed(ErrorCode.TLS, f"TLS handshake with {host} failed: connection closed")
-    return tls
-
-
 def _request_bytes(
     method: str,
-    target: str,
-    netloc: str,
+    parts: SplitResult,
     host: str,
     headers: dict[str, str],
     body: bytes | None,
     user_agent: str,
 ) -> bytes:
-    host_header = netloc.rsplit("@", 1)[-1]
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
+    host_header = _ascii_host(host)
+    if ":" in host_header:
+        host_header = f"[{host_header}]"
+    if parts.port is not None:
+        host_header += f":{parts.port}"
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]
     given = {name.lower() for name in headers}
     if "user-agent" not in given:
@@ -277,9 +247,18 @@ def _request_bytes(
         lines.append("Accept: */*")
     if "accept-encoding" not in given:
         lines.append("Accept-Encoding: gzip, deflate")
-    lines.extend(
-        f"{name}: {value}" for name, value in headers.items() if name.lower() != "connection"
-    )
+    if "authorization" not in given and parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        lines.append(f"Authorization: Basic {base64.b64encode(credentials.encode()).decode()}")
+    for name, value in headers.items():
+        if name.lower() in ("connection", "content-length", "host", "transfer-encoding"):
+            continue  # framing is ours: one request, Connection: close, Content-Length
+        if not _TOKEN_RE.fullmatch(name) or "\r" in value or "\n" in value:
+            raise CheckFailed(
+                ErrorCode.PROTOCOL,
+                f"cannot send header {name!r}: invalid name or a line break in its value",
+            )
+        lines.append(f"{name}: {value}")
     lines.append("Connection: close")
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
@@ -287,18 +266,36 @@ def _request_bytes(
     return head + body if body else head
 
 
-def _decompress(content: bytes, encoding: str, limit: int) -> bytes:
-    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+_PATH_SAFE = "/%:@!$&'()*+,;=~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _ascii_host(host: str) -> str:
+    if host.isascii():
+        return host
     try:
-        decoder = zlib.decompressobj(wbits)
-        data = decoder.decompress(content, limit + 1)
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise CheckFailed(ErrorCode.DNS, f"invalid host name {host!r}") from None
+
+
+def _decompress(content: bytes, encoding: str, limit: int) -> bytes:
+    # deflate is zlib-wrapped as specified, or raw as some servers send it
+    attempts = [16 + zlib.MAX_WBITS] if "gzip" in encoding else [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    for wbits in attempts:
+        try:
+            data = zlib.decompressobj(wbits).decompress(content, limit + 1)
+        except zlib.error as error:
+            if wbits == attempts[-1]:
+                raise CheckFailed(ErrorCode.PROTOCOL, f"invalid {encoding} body: {error}") from None
+            continue
         if len(data) > limit:
             raise CheckFailed(
                 ErrorCode.BODY_TOO_LARGE, f"decompressed body is larger than {limit} bytes"
             )
         return data
-    except zlib.error as error:
-        raise CheckFailed(ErrorCode.PROTOCOL, f"invalid {encoding} body: {error}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _ResponseProtocol(asyncio.Protocol):
@@ -310,24 +307,34 @@ class _ResponseProtocol(asyncio.Protocol):
         "_max_body",
         "_parser",
         "_size",
+        "_until",
         "complete",
+        "cut_short",
         "done",
         "headers",
         "headers_done",
         "status",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_body: int, head_only: bool) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        max_body: int,
+        head_only: bool,
+        until: Until | None = None,
+    ) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._max_body = max_body
         self._head_only = head_only
+        self._until = until
         self._chunks: list[bytes] = []
         self._size = 0
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes received before the (final) response head was complete
         self._framed = False  # Content-Length or chunked: the end is known without EOF
         self.headers: dict[str, str] = {}
         self.status = 0
         self.complete = False
+        self.cut_short = False  # ended by `until` before the server finished the body
         self.headers_done: asyncio.Future[None] = loop.create_future()
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -343,15 +350,28 @@ class _ResponseProtocol(asyncio.Protocol):
 
     # asyncio.Protocol
     def data_received(self, data: bytes) -> None:
-        if self.complete:
-            return
+        if self.done.done():
+            return  # complete or failed: whatever else arrives is ignored
         if not self.headers_done.done():
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEADER_BYTES:
-                self._fail(
-                    ErrorCode.PROTOCOL, f"response headers larger than {MAX_HEADER_BYTES} bytes"
-                )
-                return
+            # Only bytes up to the end of the head count against the header limit: a small head
+            # followed by a large body in the same read is fine, a huge head is not.
+            room = MAX_HEADER_BYTES - self._head_bytes
+            if len(data) > room:
+                self._feed(data[:room])
+                if not self.headers_done.done():
+                    self._fail(
+                        ErrorCode.PROTOCOL,
+                        f"response headers larger than {MAX_HEADER_BYTES} bytes",
+                    )
+                    return
+                data = data[room:]
+            else:
+                self._head_bytes += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        if self.done.done() or not data:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -363,9 +383,9 @@ class _ResponseProtocol(asyncio.Protocol):
                 )
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.complete:
+        if self.done.done():
             return
-        if self.headers_done.done() and not self._framed and not self.headers_done.exception():
+        if self.headers_done.done() and not self._framed:
             self._finish()  # the body was delimited by closing the connection
             return
         detail = f": {exc}" if exc else ""
@@ -375,7 +395,9 @@ class _ResponseProtocol(asyncio.Protocol):
             )
         else:
             self._fail(
-                ErrorCode.CLOSED, f"connection closed before the response body was complete{detail}"
+                ErrorCode.CLOSED,
+                f"connection closed before the response body was complete "
+                f"({self._size} bytes received){detail}",
             )
 
     def eof_received(self) -> bool | None:
@@ -390,13 +412,18 @@ class _ResponseProtocol(asyncio.Protocol):
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
+        self.status = status
         if not self.headers_done.done():
             self.headers_done.set_result(None)
-        if self._head_only or self.status in (204, 304):
+        if self._head_only or status in (204, 304):
             self._finish()
 
     def on_body(self, body: bytes) -> None:
+        if self.done.done():
+            return
         self._size += len(body)
         if self._size > self._max_body:
             self._chunks.clear()
@@ -405,8 +432,15 @@ class _ResponseProtocol(asyncio.Protocol):
             )
             return
         self._chunks.append(body)
+        if self._until is not None and self._until(self.headers, body):
+            self.cut_short = True
+            self._finish()
 
     def on_message_complete(self) -> None:
+        if not self.headers_done.done():  # the end of an interim (1xx) answer
+            self.headers.clear()
+            self._framed = False
+            return
         self._finish()
 
     def _finish(self) -> None:

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 from uptally.checks.base import CheckContext, CheckFailed, CheckResult, ErrorCode
 from uptally.checks.http import response_facts
 from uptally.checks.httpclient import HttpResponse, fetch
-from uptally.checks.judge import judge
-from uptally.conditions import expand
+from uptally.checks.judge import expand_all, judge
 from uptally.config.schema import JsonRpcMonitor, JsonRpcStep
 
 REQUEST_ID = 1
 
 
 async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckResult:
-    params = _expand(spec.params, ctx.variables) if ctx.variables else spec.params
+    params = expand_all(spec.params, ctx.variables) if ctx.variables else spec.params
     call: dict[str, Any] = {"jsonrpc": "2.0", "id": REQUEST_ID, "method": spec.method}
     if params is not None:
         call["params"] = params
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    headers.update(spec.headers)
+    given = {name.lower() for name in spec.headers}
+    headers = {name: value for name, value in headers.items() if name.lower() not in given}
+    headers.update(expand_all(spec.headers, ctx.variables) if ctx.variables else spec.headers)
     started = time.perf_counter()
     try:
         response = await fetch(
@@ -34,6 +36,7 @@ async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckRes
             deadline=ctx.deadline,
             verify_tls=spec.verify_tls,
             max_body=spec.max_body,
+            until=_AnswerWatcher(),
         )
         latency = (time.perf_counter() - started) * 1000
         if not 200 <= response.status < 300:
@@ -44,7 +47,7 @@ async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckRes
             failed.code, failed.message, (time.perf_counter() - started) * 1000
         )
     expects_error = any(condition.root == "error" for condition in spec.expect)
-    if "error" in message and not expects_error:
+    if message.get("error") is not None and not expects_error:
         error = message["error"] if isinstance(message["error"], dict) else {}
         return CheckResult.failure(
             ErrorCode.JSONRPC_ERROR,
@@ -64,12 +67,72 @@ async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckRes
     )
 
 
+class _AnswerWatcher:
+    """Watches an event stream arrive piece by piece; true once our answer has come.
+
+    An MCP server may keep the stream open after answering, so the check stops reading then.
+    Only the unfinished last event is kept and rescanned, so a long stream costs linear time.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def __call__(self, headers: dict[str, str], piece: bytes) -> bool:
+        if "text/event-stream" not in headers.get("content-type", ""):
+            return False
+        start = max(0, len(self._pending) - 3)  # a separator may straddle two pieces
+        self._pending += piece
+        end = 0
+        for match in _EVENT_END.finditer(self._pending, start):
+            end = match.end()
+        if not end:
+            return False
+        complete = self._pending[:end].decode("utf-8", "replace")
+        del self._pending[:end]
+        return any(_is_answer(candidate) for candidate in _events(complete))
+
+
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r|\n\r\n|\r\n\n|\n\r\r")
+
+
+def _is_answer(candidate: str) -> bool:
+    try:
+        message = json.loads(candidate)
+    except ValueError:
+        return False
+    return _answers_us(message)
+
+
+def _answers_us(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    ident = message.get("id")
+    return ident == REQUEST_ID and not isinstance(ident, bool)
+
+
+def _events(text: str) -> list[str]:
+    """The data of each complete server-sent event (data: lines joined with newlines)."""
+    events = []
+    data: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line:  # a blank line dispatches the event
+            if data:
+                events.append("\n".join(data))
+            data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:  # the stream ended without the closing blank line
+        events.append("\n".join(data))
+    return events
+
+
 def _rpc_message(response: HttpResponse) -> dict[str, Any]:
     content_type = response.headers.get("content-type", "")
     if "text/event-stream" in content_type:
-        candidates = [
-            line[5:].strip() for line in response.text().splitlines() if line.startswith("data:")
-        ]
+        candidates = _events(response.text())
     else:
         candidates = [response.text()]
     for candidate in candidates:
@@ -77,7 +140,9 @@ def _rpc_message(response: HttpResponse) -> dict[str, Any]:
             message = json.loads(candidate)
         except ValueError:
             continue
-        if isinstance(message, dict) and message.get("id") == REQUEST_ID:
+        if isinstance(message, list):  # a batch answer: find ours
+            message = next((item for item in message if _answers_us(item)), None)
+        if _answers_us(message):
             if message.get("jsonrpc") != "2.0":
                 raise CheckFailed(
                     ErrorCode.PROTOCOL, 'the answer is not JSON-RPC 2.0 (jsonrpc != "2.0")'
@@ -86,19 +151,9 @@ def _rpc_message(response: HttpResponse) -> dict[str, Any]:
                 raise CheckFailed(
                     ErrorCode.PROTOCOL, "the JSON-RPC answer has neither result nor error"
                 )
-            return message
+            return message  # type: ignore[no-any-return]
     sample = response.text()[:60]
     raise CheckFailed(
         ErrorCode.PROTOCOL,
         f"no JSON-RPC answer to request {REQUEST_ID} in the response ({sample!r})",
     )
-
-
-def _expand(value: Any, variables: Any) -> Any:
-    if isinstance(value, str):
-        return expand(value, variables)
-    if isinstance(value, list):
-        return [_expand(item, variables) for item in value]
-    if isinstance(value, dict):
-        return {key: _expand(item, variables) for key, item in value.items()}
-    return value

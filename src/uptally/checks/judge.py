@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from uptally.checks.base import CheckResult, ErrorCode, StepTiming
-from uptally.conditions import Capture, Condition, Facts, Missing
+from uptally.conditions import Capture, Condition, Facts, Missing, expand
 
 _STATUS_ROOTS = frozenset({"status"})
 
@@ -38,3 +38,14 @@ def judge(
                 tuple(timings),
             )
     return CheckResult(True, latency_ms, None, "", tuple(timings), captured)
+
+
+def expand_all(value: Any, variables: Mapping[str, Any]) -> Any:
+    """${name} replaced by captured values in every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return expand(value, variables)
+    if isinstance(value, list):
+        return [expand_all(item, variables) for item in value]
+    if isinstance(value, dict):
+        return {key: expand_all(item, variables) for key, item in value.items()}
+    return value

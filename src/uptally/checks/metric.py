@@ -51,17 +51,27 @@ def _prometheus_value(document: Any) -> float:
         raise CheckFailed(
             ErrorCode.PROTOCOL, f"Prometheus query failed: {error or 'unexpected answer'}"
         )
-    data = document.get("data") or {}
+    data = document.get("data")
+    if not isinstance(data, dict):
+        raise CheckFailed(ErrorCode.PROTOCOL, "Prometheus answered without data")
+    kind = data.get("resultType")
     result = data.get("result")
-    if (
-        data.get("resultType") in ("scalar", "string")
-        and isinstance(result, list)
-        and len(result) == 2
-    ):
-        return float(result[1])
-    if isinstance(result, list) and result:
-        return float(result[0]["value"][1])
-    raise Missing("the query returned no samples")
+    try:
+        if kind in ("scalar", "string"):
+            return float(result[1])  # type: ignore[index]
+        if kind == "vector" and isinstance(result, list):
+            if not result:
+                raise Missing("the query returned no samples")
+            return float(result[0]["value"][1])
+        if kind == "matrix" and isinstance(result, list):
+            if not result or not result[0].get("values"):
+                raise Missing("the query returned no samples")
+            return float(result[0]["values"][-1][1])  # the latest sample of the first series
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        pass
+    raise CheckFailed(
+        ErrorCode.PROTOCOL, f"unexpected Prometheus result ({kind}): {str(result)[:80]}"
+    )
 
 
 def _json_value(spec: MetricMonitor, document: Any) -> Any:

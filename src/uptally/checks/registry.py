@@ -31,7 +31,10 @@ _HARD_STOP_GRACE_S = 1.0
 
 async def run_check(monitor: ActiveMonitor, location: str = "local") -> CheckResult:
     """Run the monitor's check once; never raises and never outlives timeout + a short grace."""
-    check = CHECKS[monitor.kind]  # type: ignore[attr-defined]
+    kind = getattr(monitor, "kind", None)
+    check = CHECKS.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        return CheckResult.failure(ErrorCode.INTERNAL, f"no check for kind {kind!r}", 0.0)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + monitor.timeout / 1000
     started = time.perf_counter()
@@ -48,6 +51,6 @@ async def run_check(monitor: ActiveMonitor, location: str = "local") -> CheckRes
         log.exception("check %s failed unexpectedly", monitor.id)
         return CheckResult.failure(
             ErrorCode.INTERNAL,
-            f"internal error in the {monitor.kind} check: {error!r}",  # type: ignore[attr-defined]
+            f"internal error in the {kind} check: {error!r}",
             (time.perf_counter() - started) * 1000,
         )

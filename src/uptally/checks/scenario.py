@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from uptally.checks import dns, http, jsonrpc, tcp
 from uptally.checks.base import CheckContext, CheckResult, ErrorCode, StepTiming
+from uptally.checks.judge import expand_all
 from uptally.conditions import expand
 from uptally.config.schema import ScenarioMonitor
 
@@ -30,6 +31,7 @@ async def run(spec: ScenarioMonitor, ctx: CheckContext) -> CheckResult:
     started = time.perf_counter()
     variables: dict[str, Any] = dict(ctx.variables)
     timings: list[StepTiming] = []
+    captured: dict[str, Any] = {}
     for number, step in enumerate(spec.steps, 1):
         label = f"step {number}" + (f" ({step.name})" if step.name else f" ({step.kind})")
         deadline = ctx.deadline
@@ -52,7 +54,8 @@ async def run(spec: ScenarioMonitor, ctx: CheckContext) -> CheckResult:
                 False, _ms(started), result.error, f"{label}: {result.message}", tuple(timings)
             )
         variables.update(result.captured)
-    return CheckResult(True, _ms(started), None, "", tuple(timings))
+        captured.update(result.captured)
+    return CheckResult(True, _ms(started), None, "", tuple(timings), captured)
 
 
 def with_variables(step: M, variables: dict[str, Any]) -> M:
@@ -67,6 +70,9 @@ def with_variables(step: M, variables: dict[str, Any]) -> M:
     headers = getattr(step, "headers", None)
     if headers and any("${" in value for value in headers.values()):
         update["headers"] = {key: expand(value, variables) for key, value in headers.items()}
+    json_body = getattr(step, "json_body", None)
+    if json_body is not None:
+        update["json_body"] = expand_all(json_body, variables)
     return step.model_copy(update=update) if update else step
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from cryptography import x509
 
-from uptally.checks.base import CheckContext, CheckResult, ErrorCode, StepTiming
-from uptally.checks.httpclient import tls_context
+from uptally.checks import net
+from uptally.checks.base import CheckContext, CheckFailed, CheckResult, ErrorCode, StepTiming
 from uptally.checks.judge import judge
-from uptally.conditions import Capture, Condition, Facts, Missing, expand
+from uptally.conditions import Capture, Condition, Facts, Missing, Op, expand
 from uptally.config.schema import TcpMonitor, TcpStep
 
 
@@ -30,8 +30,15 @@ async def run(spec: TcpMonitor | TcpStep, ctx: CheckContext) -> CheckResult:
     progress: list[str] = []  # the latest unmet expectation, for the timeout message
     try:
         async with asyncio.timeout_at(ctx.deadline):
-            reader, writer, cert_der = await _open(spec, ctx)
+            addresses = await net.resolve(spec.host, spec.port)
+            reader, writer = await _connect(spec, addresses)
             timings.append(StepTiming("connect", _ms_since(started)))
+            cert_der = None
+            if spec.tls:
+                phase = f"in the TLS handshake with {spec.host}:{spec.port}"
+                mark = time.perf_counter()
+                cert_der = await _start_tls(spec, writer)
+                timings.append(StepTiming("tls", _ms_since(mark)))
             for number, (send, expect, capture) in enumerate(exchanges, 1):
                 mark = time.perf_counter()
                 label = f"exchange {number}" if len(exchanges) > 1 else "reply"
@@ -71,53 +78,46 @@ async def run(spec: TcpMonitor | TcpStep, ctx: CheckContext) -> CheckResult:
             _ms_since(started),
             tuple(timings),
         )
-    except ConnectionRefusedError:
-        return CheckResult.failure(
-            ErrorCode.CONNECT_REFUSED,
-            f"connection refused by {spec.host}:{spec.port}",
-            _ms_since(started),
-        )
-    except ssl.SSLCertVerificationError as error:
+    except CheckFailed as failed:
+        return CheckResult.failure(failed.code, failed.message, _ms_since(started), tuple(timings))
+    except ssl.SSLError as error:  # after the handshake: a broken TLS record
         return CheckResult.failure(
             ErrorCode.TLS,
-            f"TLS certificate of {spec.host} rejected: {error.verify_message}",
+            f"TLS error {phase}: {net.tls_reason(error)}",
             _ms_since(started),
+            tuple(timings),
         )
-    except ssl.SSLError as error:
+    except OSError as error:  # reset or broken pipe once connected
+        reason = error.strerror or str(error) or type(error).__name__
         return CheckResult.failure(
-            ErrorCode.TLS,
-            f"TLS handshake with {spec.host} failed: {error.reason or error}",
+            ErrorCode.CLOSED,
+            f"connection lost {phase}: {reason}",
             _ms_since(started),
+            tuple(timings),
         )
-    except OSError as error:
-        code = (
-            ErrorCode.DNS
-            if "Name or service not known" in str(error) or "getaddrinfo" in str(error)
-            else (ErrorCode.CONNECT)
-        )
-        return CheckResult.failure(code, f"{phase}: {error.strerror or error}", _ms_since(started))
     finally:
         if writer is not None:
             writer.transport.abort()
     return CheckResult(True, _ms_since(started), None, "", tuple(timings), captured)
 
 
-async def _open(
-    spec: TcpMonitor | TcpStep, ctx: CheckContext
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes | None]:
-    context = tls_context(spec.verify_tls) if spec.tls else None
-    reader, writer = await asyncio.open_connection(
-        spec.host,
-        spec.port,
-        ssl=context,
-        server_hostname=(spec.server_name or spec.host) if context else None,
-        limit=max(spec.max_reply, 1024),
-    )
-    cert_der = None
-    if context:
-        ssl_object = writer.get_extra_info("ssl_object")
-        cert_der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    return reader, writer, cert_der
+async def _connect(
+    spec: TcpMonitor | TcpStep, addresses: list[tuple[int, str]]
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=max(spec.max_reply, 1024), loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    transport = await net.connect(lambda: protocol, addresses, spec.host, spec.port)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+async def _start_tls(spec: TcpMonitor | TcpStep, writer: asyncio.StreamWriter) -> bytes | None:
+    with net.tls_failures(spec.host):
+        await writer.start_tls(
+            net.tls_context(spec.verify_tls), server_hostname=spec.server_name or spec.host
+        )
+    ssl_object = writer.get_extra_info("ssl_object")
+    return ssl_object.getpeercert(binary_form=True) if ssl_object else None
 
 
 async def _await_reply(
@@ -130,28 +130,56 @@ async def _await_reply(
     started: float,
     progress: list[str],
 ) -> CheckResult:
-    """Read until every condition holds (early success), the peer closes, or the cap is hit."""
+    """Read until every condition holds (early success), the peer closes, or the cap is hit.
+
+    Conditions that cannot come true by reading more (on the certificate, or an upper bound
+    on latency) fail the exchange at once.
+    """
     if not expect and not capture:
         return CheckResult(True, _ms_since(started))
+    others = [condition for condition in expect if _settled(condition)]
+    on_reply = [condition for condition in expect if not _settled(condition)]
     reply = bytearray()
     progress.clear()
     while True:
         facts = _facts(bytes(reply), started, cert_der)
-        result = judge(expect, facts, _ms_since(started), variables=variables, captures=capture)
+        result = judge(others, facts, _ms_since(started), variables=variables)
+        if not result.ok:
+            return result
+        result = judge(on_reply, facts, _ms_since(started), variables=variables, captures=capture)
         if result.ok:
             return result
-        progress[:] = [f"last: {result.message}"]
+        seen = f" (received {_sample(reply)})" if reply else " (received nothing)"
+        progress[:] = [f"last: {result.message}{seen}"]
         if len(reply) >= max_reply:
             return CheckResult.failure(
-                ErrorCode.BODY_TOO_LARGE, f"reply reached {max_reply} bytes; {result.message}"
+                ErrorCode.BODY_TOO_LARGE,
+                f"reply reached max_reply ({max_reply} bytes) and still {result.message}",
             )
         chunk = await reader.read(max_reply - len(reply))
         if not chunk:
+            if not reply:
+                return CheckResult.failure(
+                    ErrorCode.CLOSED, f"connection closed with no reply; {result.message}"
+                )
             return CheckResult.failure(
-                ErrorCode.ASSERTION if reply else ErrorCode.CLOSED,
-                f"connection closed{' with no reply' if not reply else ''}; {result.message}",
+                ErrorCode.ASSERTION,
+                f"connection closed; {result.message} (received {_sample(reply)})",
             )
         reply.extend(chunk)
+
+
+def _settled(condition: Condition) -> bool:
+    """True for a condition that waiting for more of the reply cannot make hold."""
+    if condition.root == "latency":
+        return condition.op in (Op.LT, Op.LE) and not condition.path.count
+    return condition.root != "reply"
+
+
+def _sample(reply: bytearray, limit: int = 60) -> str:
+    text = repr(bytes(reply[:limit]).decode("utf-8", "replace"))
+    more = f"… {len(reply)} bytes" if len(reply) > limit else ""
+    return text + more
 
 
 def _facts(reply: bytes, started: float, cert_der: bytes | None) -> Facts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,9 @@ class _Builder:
             finally:
                 self.active.discard(id(node))
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
+            # Short values repeat across monitors (kinds, methods, expectations): share them.
+            return sys.intern(value) if isinstance(value, str) and len(value) <= 48 else value
         except yaml.MarkedYAMLError as error:
             self._issue(node, path, f"bad value: {error.problem or error}")
         except yaml.YAMLError as error:

@@ -57,7 +57,7 @@ class _Track:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self.timelines: dict[str, Timeline] = {}
-        self.outages: list[Outage] = []  # recent ones, oldest first
+        self.outages: tuple[Outage, ...] = ()  # recent ones, oldest first
         self.state = MonitorState.UNKNOWN
         self.since: Millis | None = None
 
@@ -102,7 +102,7 @@ class Evaluator:
         for outage in sorted(outages, key=lambda o: o.start):
             track = self._tracks.get(outage.monitor)
             if track is not None:
-                track.outages.append(outage)
+                track.outages = (*track.outages, outage)
         for status in statuses:
             track = self._tracks.get(status.monitor)
             if track is not None:
@@ -261,7 +261,7 @@ class Evaluator:
                         EventKind.MONITOR_UP, gone.start, monitor, _event_data(gone, retracted=True)
                     )
                 )
-        track.outages = current
+        track.outages = tuple(current)
 
     def _restate(self, track: _Track, monitor: str, evaluation: Evaluation) -> None:
         state, since = MonitorState.UNKNOWN, None

@@ -62,9 +62,10 @@ class RollupBook:
     def flushed(self, written: Iterable[Rollup], now: Millis) -> None:
         for rollup in written:
             self._dirty.discard((rollup.monitor, rollup.location, rollup.hour))
-        current = hour_of(now)
-        for key in [k for k in self._rows if k[2] < current and k not in self._dirty]:
-            del self._rows[key]  # older hours come back from the database if late data needs them
+        # Rows that are written and clean leave memory; the next result reads its row back.
+        # That costs one indexed read per batch but keeps an idle monitor small.
+        for key in [k for k in self._rows if k not in self._dirty]:
+            del self._rows[key]
 
 
 async def rebuild_recent(db: Database, conn: AsyncConnection, since: Millis) -> int:

@@ -1,0 +1,177 @@
+"""The metric check: one number from a (fake, but real HTTP) Prometheus API or a JSON document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.targets import HttpTarget, Response, monitor, timed_check
+from uptally import __version__
+from uptally.checks.base import ErrorCode
+from uptally.checks.registry import run_check
+
+MARGIN = 0.5
+QUERY = 'sum(rate(webhook_delivered_total{result="ok"}[24h])) / sum(rate(webhook_total[24h])) * 100'
+
+
+def vector(value: str) -> dict[str, Any]:
+    sample = {"metric": {"job": "notifier"}, "value": [1_700_000_000.0, value]}
+    return {"status": "success", "data": {"resultType": "vector", "result": [sample]}}
+
+
+def prometheus(target: HttpTarget, **fields: Any) -> dict[str, Any]:
+    return {
+        "kind": "metric",
+        "source": "prometheus",
+        "url": target.url(),
+        "query": QUERY,
+        "timeout": "1s",
+        "expect": ["value >= 99"],
+        **fields,
+    }
+
+
+async def test_a_prometheus_value_above_the_threshold_is_up() -> None:
+    async with HttpTarget({"/api/v1/query": Response(200, vector("99.73"))}) as target:
+        result = await run_check(monitor(**prometheus(target)), location="eu-west")
+    assert result.ok, result.message
+    (request,) = target.requests
+    assert request.method == "GET"
+    assert request.path == "/api/v1/query"
+    assert request.query == {"query": [QUERY]}
+    assert request.headers["user-agent"] == f"uptally/{__version__} (+location=eu-west)"
+
+
+async def test_a_prometheus_value_below_the_threshold_is_down_with_the_value() -> None:
+    async with HttpTarget({"/api/v1/query": Response(200, vector("97.2"))}) as target:
+        result, _ = await timed_check(**prometheus(target))
+    assert result.error == ErrorCode.ASSERTION
+    assert result.message == "value is 97.2, expected >= 99"
+
+
+async def test_a_prometheus_base_url_with_a_path_and_trailing_slash_is_joined() -> None:
+    async with HttpTarget({"/prom/api/v1/query": Response(200, vector("100"))}) as target:
+        result, _ = await timed_check(**prometheus(target, url=target.url("/prom/")))
+    assert result.ok, result.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"resultType": "scalar", "result": [1_700_000_000.0, "99.5"]},
+        {
+            "resultType": "matrix",
+            "result": [{"metric": {}, "values": [[1.0, "10"], [2.0, "99.5"]]}],
+        },
+    ],
+    ids=["scalar", "matrix"],
+)
+async def test_scalar_and_matrix_results_are_read(data: dict[str, Any]) -> None:
+    document = {"status": "success", "data": data}
+    async with HttpTarget({"/api/v1/query": Response(200, document)}) as target:
+        result, _ = await timed_check(**prometheus(target, expect=["value == 99.5"]))
+    assert result.ok, result.message
+
+
+async def test_a_query_without_samples_is_down() -> None:
+    empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
+    async with HttpTarget({"/api/v1/query": Response(200, empty)}) as target:
+        result, _ = await timed_check(**prometheus(target))
+    assert result.error == ErrorCode.ASSERTION
+    assert "no samples" in result.message
+
+
+async def test_a_prometheus_error_is_a_protocol_failure_with_its_reason() -> None:
+    error = {"status": "error", "errorType": "bad_data", "error": "parse error at char 4"}
+    async with HttpTarget({"/api/v1/query": Response(400, error)}) as target:
+        status_result, _ = await timed_check(**prometheus(target))
+        target.routes["/api/v1/query"] = Response(200, error)
+        error_result, _ = await timed_check(**prometheus(target))
+    assert status_result.error == ErrorCode.STATUS
+    assert "400" in status_result.message
+    assert error_result.error == ErrorCode.PROTOCOL
+    assert "parse error at char 4" in error_result.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"resultType": "vector", "result": [{"metric": {}}]},
+        {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, "not a number"]}]},
+        {"resultType": "scalar", "result": None},
+        {"resultType": "streams", "result": []},
+        "nonsense",
+    ],
+    ids=["no-value", "not-a-number", "null-scalar", "unknown-type", "not-an-object"],
+)
+async def test_a_malformed_prometheus_answer_is_a_protocol_failure(data: Any) -> None:
+    document = {"status": "success", "data": data}
+    async with HttpTarget({"/api/v1/query": Response(200, document)}) as target:
+        result, _ = await timed_check(**prometheus(target))
+    assert result.error == ErrorCode.PROTOCOL, result.message
+
+
+async def test_a_json_field_is_read_by_path() -> None:
+    document = {"data": {"rate": 99.95, "window": "24h"}}
+    async with HttpTarget({"/stats": Response(200, document)}) as target:
+        result, _ = await timed_check(
+            kind="metric",
+            source="json",
+            url=target.url("/stats"),
+            path="json.data.rate",
+            timeout="1s",
+            expect=["value >= 99"],
+        )
+    assert result.ok, result.message
+    assert target.requests[0].headers["user-agent"].startswith(f"uptally/{__version__} ")
+
+
+async def test_a_json_field_given_as_a_string_is_compared_as_a_number() -> None:
+    async with HttpTarget({"/stats": Response(200, {"data": {"rate": "98.5"}})}) as target:
+        result, _ = await timed_check(
+            kind="metric",
+            source="json",
+            url=target.url("/stats"),
+            path="json.data.rate",
+            timeout="1s",
+            expect=["value >= 99"],
+        )
+    assert result.error == ErrorCode.ASSERTION
+    assert result.message == 'value is "98.5", expected >= 99'
+
+
+async def test_a_missing_json_field_is_down() -> None:
+    async with HttpTarget({"/stats": Response(200, {"data": {}})}) as target:
+        result, _ = await timed_check(
+            kind="metric",
+            source="json",
+            url=target.url("/stats"),
+            path="json.data.rate",
+            timeout="1s",
+            expect=["value >= 99"],
+        )
+    assert result.error == ErrorCode.ASSERTION
+    assert result.message.startswith("no value")
+
+
+async def test_headers_are_sent_to_the_metric_source() -> None:
+    async with HttpTarget({"/stats": Response(200, {"data": {"rate": 100}})}) as target:
+        result, _ = await timed_check(
+            kind="metric",
+            source="json",
+            url=target.url("/stats"),
+            path="json.data.rate",
+            headers={"Authorization": "Bearer grafana"},
+            timeout="1s",
+            expect=["value == 100"],
+        )
+    assert result.ok, result.message
+    assert target.requests[0].headers["authorization"] == "Bearer grafana"
+
+
+async def test_a_slow_metric_source_times_out() -> None:
+    async with HttpTarget({"/api/v1/query": Response(200, vector("100"), delay=3)}) as target:
+        result, elapsed = await timed_check(**prometheus(target, timeout="500ms"))
+    assert result.error == ErrorCode.TIMEOUT
+    assert elapsed < 0.5 + MARGIN
