@@ -62,6 +62,7 @@ async def _uptally(
 ) -> dict[str, float]:
     from sqlalchemy import func, select
 
+    from uptally.cli import tune_gc
     from uptally.config import parse_config
     from uptally.runtime import Runtime
     from uptally.store.database import Database
@@ -80,6 +81,7 @@ async def _uptally(
     lateness: list[float] = []
     runtime.probe.scheduler._on_lateness = lateness.append  # collect raw samples
     await runtime.start()
+    tune_gc()  # what `uptally serve` does after start-up
     await asyncio.sleep(warmup)
     checks_before = _checks(runtime)
     lateness.clear()
@@ -210,7 +212,7 @@ def main() -> None:
         bare = _run_worker("bare", port, seconds, "asyncio")
         bare_uv = _run_worker("bare", port, seconds, "uvloop")
         bb = blackbox(port, seconds)
-        steps = [1000, 2000, 3000, 4000, 5000, 6000, 8000] if not args.quick else [2000, 4000]
+        steps = [1000, 2000, 3000, 3500, 4000, 4500, 5000, 6000] if not args.quick else [3000, 4000]
         runs = []
         best: dict[str, float] | None = None
         for rate in steps:

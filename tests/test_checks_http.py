@@ -129,6 +129,18 @@ async def test_every_request_carries_the_uptally_user_agent_with_the_location() 
     assert agents == {f"uptally/{__version__} (+location=eu-west)"}
 
 
+async def test_a_configured_user_agent_is_appended_to_uptallys_own() -> None:
+    async with HttpTarget({"/": Response(200)}) as target:
+        result = await run_check(
+            monitor(
+                kind="http", url=target.url(), timeout="1s", headers={"User-Agent": "waf-pass/1"}
+            )
+        )
+    assert result.ok, result.message
+    [request] = target.requests
+    assert request.headers["user-agent"] == f"uptally/{__version__} (+location=local) waf-pass/1"
+
+
 async def test_each_check_opens_a_fresh_connection() -> None:
     async with HttpTarget({"/": Response(200)}) as target:
         for _ in range(3):

@@ -15,7 +15,7 @@ import dns.rdatatype
 import dns.resolver
 
 from uptally.checks.base import CheckContext, CheckResult, ErrorCode
-from uptally.checks.judge import judge
+from uptally.checks.judge import captures_of, judge
 from uptally.conditions import Facts, expand, parse_condition
 from uptally.config.schema import DnsMonitor, DnsStep
 
@@ -102,7 +102,7 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
         latency,
         (),
         ctx.variables,
-        getattr(spec, "capture", None),
+        captures_of(spec),
     )
     if not result.ok and not spec.expect:  # the default expectations: the name must resolve
         where = f" from {spec.server}" if spec.server else ""

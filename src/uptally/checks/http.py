@@ -10,7 +10,7 @@ from typing import Any
 
 from uptally.checks.base import CheckContext, CheckFailed, CheckResult
 from uptally.checks.httpclient import HttpResponse, fetch
-from uptally.checks.judge import judge
+from uptally.checks.judge import captures_of, judge
 from uptally.conditions import Facts, Missing, parse_condition
 from uptally.config.schema import HttpMonitor, HttpStep
 
@@ -47,7 +47,7 @@ async def run(spec: HttpMonitor | HttpStep, ctx: CheckContext) -> CheckResult:
         latency,
         response.timings,
         ctx.variables,
-        getattr(spec, "capture", None),
+        captures_of(spec),
     )
 
 

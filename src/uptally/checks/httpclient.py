@@ -16,7 +16,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
+from functools import lru_cache
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import httptools
 from cryptography import x509
@@ -160,16 +161,15 @@ async def _exchange(
     until: Until | None,
     fetch_started: float,
 ) -> HttpResponse:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if scheme not in ("http", "https") or not host:
-        raise CheckFailed(ErrorCode.PROTOCOL, f"not an http(s) URL: {url!r}")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise CheckFailed(ErrorCode.PROTOCOL, f"invalid port in {url!r}") from None
-    request = _request_bytes(method, parts, host, headers, body, user_agent)
+    scheme, host, port = _target(url)
+    head = _request_head(
+        method,
+        url,
+        tuple(headers.items()),
+        user_agent,
+        len(body) if body is not None else (0 if method in ("POST", "PUT", "PATCH") else None),
+    )
+    request = head + body if body else head
     loop = asyncio.get_running_loop()
     phase = f"resolving {host}"
     started = time.perf_counter()
@@ -223,14 +223,32 @@ async def _exchange(
     return HttpResponse(protocol.status, protocol.headers, content, url, 0, cert_der, timings)
 
 
-def _request_bytes(
+@lru_cache(maxsize=16384)
+def _target(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL (cached: monitors fetch the same URLs again)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if scheme not in ("http", "https") or not host:
+        raise CheckFailed(ErrorCode.PROTOCOL, f"not an http(s) URL: {url!r}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise CheckFailed(ErrorCode.PROTOCOL, f"invalid port in {url!r}") from None
+    return scheme, host, port
+
+
+@lru_cache(maxsize=16384)
+def _request_head(
     method: str,
-    parts: SplitResult,
-    host: str,
-    headers: dict[str, str],
-    body: bytes | None,
+    url: str,
+    headers: tuple[tuple[str, str], ...],
     user_agent: str,
+    content_length: int | None,
 ) -> bytes:
+    """The request line and headers (cached: a monitor sends the same request every time)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     target = quote(parts.path or "/", safe=_PATH_SAFE)
     if parts.query:
         target += "?" + quote(parts.query, safe=_QUERY_SAFE)
@@ -240,9 +258,11 @@ def _request_bytes(
     if parts.port is not None:
         host_header += f":{parts.port}"
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]
-    given = {name.lower() for name in headers}
-    if "user-agent" not in given:
-        lines.append(f"User-Agent: {user_agent}")
+    given = {name.lower() for name, _ in headers}
+    # Every probe request identifies uptally and its location (CONTRACT.md); a configured
+    # User-Agent is appended rather than replacing it.
+    own = next((value for name, value in headers if name.lower() == "user-agent"), None)
+    lines.append(f"User-Agent: {user_agent} {own}" if own else f"User-Agent: {user_agent}")
     if "accept" not in given:
         lines.append("Accept: */*")
     if "accept-encoding" not in given:
@@ -250,8 +270,14 @@ def _request_bytes(
     if "authorization" not in given and parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         lines.append(f"Authorization: Basic {base64.b64encode(credentials.encode()).decode()}")
-    for name, value in headers.items():
-        if name.lower() in ("connection", "content-length", "host", "transfer-encoding"):
+    for name, value in headers:
+        if name.lower() in (
+            "connection",
+            "content-length",
+            "host",
+            "transfer-encoding",
+            "user-agent",
+        ):
             continue  # framing is ours: one request, Connection: close, Content-Length
         if not _TOKEN_RE.fullmatch(name) or "\r" in value or "\n" in value:
             raise CheckFailed(
@@ -260,10 +286,9 @@ def _request_bytes(
             )
         lines.append(f"{name}: {value}")
     lines.append("Connection: close")
-    if body is not None or method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-    return head + body if body else head
+    if content_length is not None:
+        lines.append(f"Content-Length: {content_length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
 
 
 _PATH_SAFE = "/%:@!$&'()*+,;=~"

@@ -10,7 +10,7 @@ from typing import Any
 from uptally.checks.base import CheckContext, CheckFailed, CheckResult, ErrorCode
 from uptally.checks.http import response_facts
 from uptally.checks.httpclient import HttpResponse, fetch
-from uptally.checks.judge import expand_all, judge
+from uptally.checks.judge import captures_of, expand_all, judge
 from uptally.config.schema import JsonRpcMonitor, JsonRpcStep
 
 REQUEST_ID = 1
@@ -62,9 +62,7 @@ async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckRes
         error=lambda: message.get("error"),
         json=message,
     )
-    return judge(
-        spec.expect, facts, latency, response.timings, ctx.variables, getattr(spec, "capture", None)
-    )
+    return judge(spec.expect, facts, latency, response.timings, ctx.variables, captures_of(spec))
 
 
 class _AnswerWatcher:

@@ -11,6 +11,12 @@ from uptally.conditions import Capture, Condition, Facts, Missing, expand
 _STATUS_ROOTS = frozenset({"status"})
 
 
+def captures_of(spec: object) -> Mapping[str, Capture] | None:
+    """A scenario step's captures; monitors have none (read without pydantic's slow getattr)."""
+    fields = getattr(spec, "__dict__", None)
+    return fields.get("capture") if fields else None
+
+
 def judge(
     conditions: Iterable[Condition],
     facts: Facts,

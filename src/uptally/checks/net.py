@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 
 from uptally.checks.base import CheckFailed, ErrorCode
 
@@ -42,12 +42,9 @@ def tls_context(verify: bool, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
 
 async def resolve(host: str, port: int) -> list[tuple[int, str]]:
     """The addresses of `host` as (family, address), in the resolver's order."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, host)]
+    family = _literal_family(host)
+    if family is not None:
+        return [(family, host)]
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(
@@ -62,6 +59,16 @@ async def resolve(host: str, port: int) -> list[tuple[int, str]]:
     if not infos:
         raise CheckFailed(ErrorCode.DNS, f"cannot resolve {host}: no addresses")
     return [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
+
+
+@lru_cache(maxsize=16384)
+def _literal_family(host: str) -> int | None:
+    """The address family if `host` is an IP address literal (cached: parsing it is slow)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 
 
 async def connect(

@@ -12,15 +12,16 @@ from cryptography import x509
 
 from uptally.checks import net
 from uptally.checks.base import CheckContext, CheckFailed, CheckResult, ErrorCode, StepTiming
-from uptally.checks.judge import judge
+from uptally.checks.judge import captures_of, judge
 from uptally.conditions import Capture, Condition, Facts, Missing, Op, expand
 from uptally.config.schema import TcpMonitor, TcpStep
 
 
 async def run(spec: TcpMonitor | TcpStep, ctx: CheckContext) -> CheckResult:
     exchanges = [(x.send, x.expect, x.capture) for x in spec.conversation]
-    if spec.send is not None or spec.expect or getattr(spec, "capture", None):
-        exchanges.append((spec.send, spec.expect, getattr(spec, "capture", {})))
+    captures = dict(captures_of(spec) or {})
+    if spec.send is not None or spec.expect or captures:
+        exchanges.append((spec.send, spec.expect, captures))
     started = time.perf_counter()
     timings: list[StepTiming] = []
     variables: dict[str, Any] = dict(ctx.variables)
