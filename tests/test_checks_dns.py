@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.targets import DnsTarget, check, timed_check
+from tests.targets import DnsTarget, check, monitor, timed_check
 from uptally.checks.base import ErrorCode
+from uptally.config import ConfigError
 
 MARGIN = 0.5
 ZONE = {
@@ -140,10 +141,9 @@ async def test_a_server_that_never_answers_times_out(protocol: str) -> None:
     assert elapsed < 0.5 + MARGIN
 
 
-async def test_a_server_that_is_not_an_ip_address_fails_clearly() -> None:
-    result = await check(kind="dns", host="example.test", server="ns1.example.test", timeout="1s")
-    assert result.error == ErrorCode.DNS
-    assert "IP address" in result.message
+def test_a_server_that_is_not_an_ip_address_is_refused_by_the_config() -> None:
+    with pytest.raises(ConfigError, match="server must be an IP address"):
+        monitor(kind="dns", host="example.test", server="ns1.example.test", timeout="1s")
 
 
 async def test_latency_can_be_expected() -> None:

@@ -81,11 +81,14 @@ async def poll(
 async def test_serve_detects_an_outage_records_it_and_keeps_it_across_a_restart(
     tmp_path: Path,
     target: tuple[Target, str],
+    db_url: str,
 ) -> None:
     service, url = target
     config = write_config(tmp_path, url)
     data = tmp_path / "data"
     env = {"UPTALLY_ADMIN_TOKEN": TOKEN}
+    if db_url.startswith("postgresql"):
+        env["UPTALLY_DATABASE_URL"] = db_url  # otherwise SQLite in the data directory
     async with aiohttp.ClientSession() as http:
 
         async def monitor(base: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -170,6 +171,27 @@ class DnsRequest(Strict):
     record: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"] = "A"
     server: str | None = None  # "1.1.1.1" or "127.0.0.1:5353"; default: the system resolver
     protocol: Literal["udp", "tcp"] = "udp"
+
+    @field_validator("server")
+    @classmethod
+    def _server_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, port = value, "53"
+        if value.startswith("["):
+            host, _, rest = value[1:].partition("]")
+            port = rest.removeprefix(":") or "53"
+        elif value.count(":") == 1:
+            host, port = value.split(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            example = "1.1.1.1:53"
+            shape = f"an IP address, optionally with :port (e.g. {example})"
+            raise ValueError(f"server must be {shape}, not {value!r}") from None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"invalid port in server {value!r}")
+        return value
 
 
 class MetricRequest(Strict):
