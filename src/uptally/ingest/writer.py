@@ -12,6 +12,7 @@ every `flush_interval` and on shutdown; a crash loses none of it that matters (s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -38,6 +39,7 @@ from uptally.store.heartbeats import HeartbeatRow, Ping
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (OperationalError, DBAPIError, OSError)
+LINGER_S = 0.1
 
 
 @dataclass(slots=True)
@@ -77,6 +79,8 @@ class Ingest:
         self._touched: set[tuple[str, str]] = set()
         self._heartbeats: dict[str, HeartbeatRow] = {}  # latest ping state, written lazily
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # someone waits for a commit: do not linger
+        self._oldest = 0.0  # when the oldest queued result arrived
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -91,7 +95,11 @@ class Ingest:
         if len(self._results) >= self.max_queue:
             self._results.popleft()
             self.metrics.dropped.inc()
+        if not self._results:
+            self._oldest = time.monotonic()
         self._results.append(result)
+        if len(self._results) >= self.max_batch:
+            self._urgent.set()
         if self._idle.is_set():
             self._idle.clear()
             self._wake.set()
@@ -102,10 +110,12 @@ class Ingest:
         self._work.append(work)
         self._idle.clear()
         self._wake.set()
+        self._urgent.set()
         return work.done
 
     async def drained(self) -> None:
         """Wait until everything submitted so far is committed."""
+        self._urgent.set()
         await self._idle.wait()
 
     async def run(self) -> None:
@@ -123,6 +133,7 @@ class Ingest:
                     await self.flush()
                 self._wake.clear()
                 continue
+            await self._linger()
             await self._write_next()
             if time.monotonic() - self._last_flush >= self.flush_interval_s:
                 await self.flush()
@@ -130,7 +141,23 @@ class Ingest:
     async def stop(self) -> None:
         """Write everything queued and flush, then let run() return."""
         self._stopping = True
+        self._urgent.set()
         self._wake.set()
+
+    async def _linger(self) -> None:
+        """Let a few probe results gather before a transaction, unless someone is waiting.
+
+        At 10,000 monitors every 60 s a transaction per result cost 40 % of a core; waiting up
+        to LINGER_S for company costs nothing anyone sees (pings and drains do not wait).
+        """
+        if self._work or self._urgent.is_set():
+            self._urgent.clear()
+            return
+        remaining = self._oldest + LINGER_S - time.monotonic()
+        if remaining > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), remaining)
+        self._urgent.clear()
 
     async def flush(self) -> None:
         """Write what is kept in memory: latest location states and hourly rollups."""

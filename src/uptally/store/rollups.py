@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import histogram
@@ -42,14 +42,14 @@ class Rollup:
 async def load_rollups(
     conn: AsyncConnection, keys: Iterable[tuple[str, str, Millis]]
 ) -> list[Rollup]:
-    wanted = set(keys)
-    if not wanted:
-        return []
-    hours = {hour for _, _, hour in wanted}
-    monitors = {monitor for monitor, _, _ in wanted}
-    query = select(rollups).where(rollups.c.hour.in_(hours), rollups.c.monitor.in_(monitors))
-    rows = await conn.execute(query)
-    return [_rollup(row) for row in rows if (row.monitor, row.location, row.hour) in wanted]
+    """The stored rollups of exactly these (monitor, location, hour) keys (primary-key lookups)."""
+    wanted = list(set(keys))
+    found: list[Rollup] = []
+    key = tuple_(rollups.c.monitor, rollups.c.location, rollups.c.hour)
+    for start in range(0, len(wanted), 300):
+        query = select(rollups).where(key.in_(wanted[start : start + 300]))
+        found.extend(_rollup(row) for row in await conn.execute(query))
+    return found
 
 
 async def save_rollups(db: Database, conn: AsyncConnection, items: Iterable[Rollup]) -> None:
