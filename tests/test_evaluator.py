@@ -356,3 +356,17 @@ def test_a_single_location_is_down_exactly_during_runs_of_confirm_failures(
     ups = sum(1 for kind, _ in store.events if kind == "monitor.up")
     assert downs == len(expected)
     assert ups == sum(1 for _, end in expected if end is not None)
+
+
+def test_unconfirmed_failures_alone_leave_a_monitor_unknown_not_up() -> None:
+    evaluator = evaluator_for(confirm=2)
+    run(evaluator, [result(0, False)])
+    status = evaluator.status("api")
+    assert status is not None
+    assert status.state is MonitorState.UNKNOWN
+    assert evaluator.location_snapshots("api")[0].state.value == "unknown"
+    store = run(evaluator, [result(10, True)])
+    assert store.outages == {}
+    status = evaluator.status("api")
+    assert status is not None
+    assert (status.state, status.since) == (MonitorState.UP, 10 * S)

@@ -272,10 +272,11 @@ class Evaluator:
         elif down_locations:
             state = MonitorState.DEGRADED
             since = min(tl.since() or 0 for tl in down_locations)
-        elif any(tl.runs for tl in track.timelines.values()):
+        elif any(tl.has_success for tl in track.timelines.values()):
+            # Up needs a success somewhere: unconfirmed failures alone say nothing yet.
             state = MonitorState.UP
             ends = [o.end for o in track.outages if o.end is not None]
-            starts = [tl.since() for tl in track.timelines.values() if tl.runs]
+            starts = [tl.since() for tl in track.timelines.values() if tl.has_success]
             since = max(ends) if ends else min(s for s in starts if s is not None)
         if state != track.state or since != track.since:
             if state == MonitorState.DEGRADED and track.state != MonitorState.DEGRADED:
@@ -361,10 +362,12 @@ def _event_data(outage: Outage, **flags: bool) -> dict[str, object]:
 
 
 def _snapshot(monitor: str, location: str, timeline: Timeline) -> LocationSnapshot:
-    if not timeline.runs:
-        state = LocationState.UNKNOWN
+    if timeline.is_down:
+        state = LocationState.DOWN
+    elif timeline.has_success:
+        state = LocationState.UP
     else:
-        state = LocationState.DOWN if timeline.is_down else LocationState.UP
+        state = LocationState.UNKNOWN
     return LocationSnapshot(
         monitor,
         location,

@@ -114,6 +114,10 @@ class Timeline:
         return bool(self.runs) and not self.runs[-1].ok and self.runs[-1].count >= self.confirm
 
     @property
+    def has_success(self) -> bool:
+        return any(run.ok for run in self.runs)
+
+    @property
     def consecutive_failures(self) -> int:
         if self.runs and not self.runs[-1].ok:
             return self.runs[-1].count
@@ -129,7 +133,8 @@ class Timeline:
             previous = self.runs[index - 1]
             if not previous.ok and previous.count >= self.confirm:
                 return self.runs[index].first_at
-        return self.runs[0].first_at if self.floor is None else self.floor
+        first_ok = next((run.first_at for run in self.runs if run.ok), self.runs[0].first_at)
+        return first_ok if self.floor is None else self.floor
 
     def prune(self, before: Millis) -> None:
         """Forget runs that ended before `before`, keeping at least the newest run."""
