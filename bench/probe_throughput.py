@@ -62,7 +62,7 @@ async def _uptally(
 ) -> dict[str, float]:
     from sqlalchemy import func, select
 
-    from uptally.cli import tune_gc
+    from uptally.cli.core import tune_gc
     from uptally.config import parse_config
     from uptally.runtime import Runtime
     from uptally.store.database import Database

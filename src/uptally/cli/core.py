@@ -1,4 +1,4 @@
-"""The `uptally` command line: serve, validate, check."""
+"""`uptally serve`, `validate` and `check`: running the platform and its checks."""
 
 from __future__ import annotations
 
@@ -12,80 +12,33 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 from rich.table import Table
 
 from uptally import __version__
-from uptally.config import Config, ConfigError, load_config
-from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
-
-app = typer.Typer(
-    name="uptally",
-    help="Self-hosted availability monitoring: probes, verified downtime, status page, SLA ledger.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from uptally.cli.app import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigOption,
+    DataDirOption,
+    app,
+    err,
+    load_or_exit,
+    out,
+    run_async,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
-DataDirOption = Annotated[
-    Path,
-    typer.Option(
-        "--data-dir", help="Where SQLite and local state live.", envvar="UPTALLY_DATA_DIR"
-    ),
-]
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"uptally {__version__}")
-        raise typer.Exit(EXIT_OK)
-
-
-@app.callback()
-def main_options(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
-    ] = False,
-) -> None:
-    """uptally: availability you can prove."""
-
-
-def _load(config: Path, console: Console) -> Config:
-    try:
-        return load_config(config)
-    except ConfigError as error:
-        for line in error.lines():
-            console.print(line, markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-
-
-def _event_loop() -> Any:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        return asyncio.new_event_loop
-
-
-def _run(coroutine: Any) -> Any:
-    with asyncio.Runner(loop_factory=_event_loop()) as runner:
-        return runner.run(coroutine)
+from uptally.config import Config
+from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
 
 
 @app.command()
 def validate(config: ConfigOption) -> None:
     """Check a config file; print every problem as FILE:LINE: message (exit 2 if any)."""
-    loaded = _load(config, out)
+    loaded = load_or_exit(config, out)
     out.print(
         f"{config}: OK ({len(loaded.monitors)} monitors, {len(loaded.components)} components, "
         f"{len(loaded.locations) + 1} locations)",
@@ -102,7 +55,7 @@ def check(
     """Run one monitor's check once from here; exit 0 if up, 1 if down."""
     from uptally.checks.registry import run_check
 
-    loaded = _load(config, err)
+    loaded = load_or_exit(config, err)
     monitor = loaded.monitor(monitor_id)
     if monitor is None:
         known = ", ".join(m.id for m in loaded.monitors) or "none"
@@ -116,7 +69,7 @@ def check(
         )
         raise typer.Exit(EXIT_USAGE)
     assert isinstance(monitor, ActiveMonitor)
-    result = _run(run_check(monitor, "local"))
+    result = run_async(run_check(monitor, "local"))
     if output == "json":
         out.print_json(
             json.dumps(
@@ -156,13 +109,13 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
 ) -> None:
     """Run everything in one process: web/API, scheduler, embedded probe, evaluator, timers."""
-    loaded = _load(config, err)
+    loaded = load_or_exit(config, err)
     logging.basicConfig(
         level=log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    code = _run(_serve(loaded, data_dir, host, port, log_level, access_log))
+    code = run_async(_serve(loaded, data_dir, host, port, log_level, access_log))
     raise typer.Exit(code)
 
 
@@ -237,11 +190,3 @@ async def _serve(
     await runtime.stop()
     err.print("stopped cleanly", markup=False)
     return EXIT_OK if server.started else EXIT_USAGE
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

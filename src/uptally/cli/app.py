@@ -1,0 +1,71 @@
+"""The Typer application, shared options and helpers of every `uptally` command."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from uptally import __version__
+from uptally.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    name="uptally",
+    help="Self-hosted availability monitoring: probes, verified downtime, status page, SLA ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", help="Where SQLite and local state live.", envvar="UPTALLY_DATA_DIR"
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"uptally {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """uptally: availability you can prove."""
+
+
+def load_or_exit(config: Path, console: Console) -> Config:
+    try:
+        return load_config(config)
+    except ConfigError as error:
+        for line in error.lines():
+            console.print(line, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _event_loop() -> Any:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.new_event_loop
+
+
+def run_async(coroutine: Any) -> Any:
+    with asyncio.Runner(loop_factory=_event_loop()) as runner:
+        return runner.run(coroutine)
