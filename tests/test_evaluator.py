@@ -39,14 +39,16 @@ class Store:
         self.events.extend((e.kind.value, e.subject) for e in evaluation.events)
 
 
-def feed(evaluator: Evaluator, store: Store, batch: Sequence[Result]) -> Evaluation:
+def feed(
+    evaluator: Evaluator, store: Store, batch: Sequence[Result], now: int | None = None
+) -> Evaluation:
     """What the writer does: store the batch, load histories for late results, evaluate."""
     store.results.extend(batch)
     histories = {
         key: store.history(key[0], key[1], late_at)
         for key, late_at in evaluator.late_points(batch).items()
     }
-    evaluation = evaluator.evaluate(batch, histories)
+    evaluation = evaluator.evaluate(batch, histories, now)
     store.apply(evaluation)
     return evaluation
 
@@ -54,7 +56,9 @@ def feed(evaluator: Evaluator, store: Store, batch: Sequence[Result]) -> Evaluat
 counter = iter(range(10**9))
 
 
-def result(at_s: float, ok: bool, location: str = "local", monitor: str = "api") -> Result:
+def result(
+    at_s: float, ok: bool, location: str = "local", monitor: str = "api", degraded: bool = False
+) -> Result:
     at = round(at_s * S)
     return Result(
         f"r{next(counter):08d}",
@@ -65,21 +69,26 @@ def result(at_s: float, ok: bool, location: str = "local", monitor: str = "api")
         12.0,
         None if ok else "timeout",
         "" if ok else f"timed out ({location})",
+        degraded,
     )
 
 
 def evaluator_for(
-    confirm: int = 2, locations: Iterable[str] = ("local",), consensus: str | int = "all"
+    confirm: int = 2,
+    locations: Iterable[str] = ("local",),
+    consensus: str | int = "all",
+    stale_s: float | None = None,
 ) -> Evaluator:
     evaluator = Evaluator()
-    evaluator.set_rules("api", Rules(confirm, tuple(locations), consensus))
+    stale = None if stale_s is None else round(stale_s * S)
+    evaluator.set_rules("api", Rules(confirm, tuple(locations), consensus, stale))
     return evaluator
 
 
-def run(evaluator: Evaluator, results: Sequence[Result]) -> Store:
+def run(evaluator: Evaluator, results: Sequence[Result], now: int | None = None) -> Store:
     store = Store()
     for item in results:
-        feed(evaluator, store, [item])
+        feed(evaluator, store, [item], now)
     return store
 
 
@@ -370,3 +379,94 @@ def test_unconfirmed_failures_alone_leave_a_monitor_unknown_not_up() -> None:
     status = evaluator.status("api")
     assert status is not None
     assert (status.state, status.since) == (MonitorState.UP, 10 * S)
+
+
+# -- locations that go silent or degraded ---------------------------------------------------------
+
+
+def test_a_silent_location_stops_counting_and_the_live_one_decides() -> None:
+    # eu's agent dies at 30 s; local then sees the target down: with `all`, downtime is
+    # verified by the locations still alive, not vetoed by a dead one.
+    evaluator = evaluator_for(confirm=1, locations=("local", "eu"), stale_s=25)
+    items = [result(t, True, "eu") for t in (0, 10, 20, 30)]
+    items += [result(t, t < 60 or t >= 120, "local") for t in range(0, 150, 10)]
+    store = run(evaluator, sorted(items, key=lambda r: r.at), now=200 * S)
+    [outage] = store.outages.values()
+    assert (outage.start, outage.end, outage.verified) == (60 * S, 120 * S, True)
+
+
+def test_failures_seen_while_a_probe_cannot_reach_its_canaries_do_not_count() -> None:
+    evaluator = evaluator_for(confirm=1, locations=("local", "eu"), consensus="any")
+    items = [result(0, True, "local"), result(0, True, "eu")]
+    items += [result(t, False, "eu", degraded=True) for t in (10, 20, 30)]
+    items += [result(t, True, "local") for t in (10, 20, 30)]
+    store = run(evaluator, items, now=40 * S)
+    assert store.outages == {}
+    status = evaluator.status("api")
+    assert status is not None
+    assert status.state is MonitorState.UP
+
+
+def test_a_monitor_whose_locations_all_went_silent_is_unknown_not_up() -> None:
+    evaluator = evaluator_for(confirm=1, locations=("local",), stale_s=30)
+    run(evaluator, [result(0, True), result(10, True)], now=10 * S)
+    assert evaluator.status("api").state is MonitorState.UP  # type: ignore[union-attr]
+    evaluation = evaluator.tick(now=39 * S)
+    assert evaluation.statuses == {}
+    evaluation = evaluator.tick(now=41 * S)
+    assert evaluation.statuses["api"].state is MonitorState.UNKNOWN
+
+
+def test_an_outage_ends_when_its_only_location_goes_silent() -> None:
+    evaluator = evaluator_for(confirm=1, locations=("eu",), stale_s=30)
+    run(evaluator, [result(0, True, "eu"), result(10, False, "eu")], now=10 * S)
+    assert evaluator.status("api").state is MonitorState.DOWN  # type: ignore[union-attr]
+    evaluation = evaluator.tick(now=100 * S)
+    [outage] = evaluation.outages.values()
+    assert (outage.start, outage.end) == (10 * S, 40 * S)
+    assert [e.kind.value for e in evaluation.events] == ["monitor.up"]
+
+
+@st.composite
+def patchy_histories(
+    draw: st.DrawFn,
+) -> tuple[int, tuple[str, ...], str | int, float, list[Result], int]:
+    confirm = draw(st.integers(1, 3))
+    locations = tuple(draw(st.sampled_from([("local",), ("local", "eu"), ("a", "b", "c")])))
+    consensus = draw(st.sampled_from(["all", "any", *range(1, len(locations) + 1)]))
+    stale = draw(st.sampled_from([15.0, 25.0, 45.0]))
+    items = []
+    for location in locations:
+        at = draw(st.integers(0, 9))
+        steps = draw(
+            st.lists(
+                st.tuples(st.sampled_from([10, 10, 10, 40, 90]), st.booleans(), st.booleans()),
+                min_size=1,
+                max_size=20,
+            )
+        )
+        for gap, ok, degraded in steps:
+            at += gap
+            items.append(result(at, ok, location, degraded=degraded and not ok))
+    now = max(r.at for r in items) + draw(st.integers(0, 100)) * S
+    return confirm, locations, consensus, stale, items, now
+
+
+@settings(max_examples=300, deadline=None)
+@given(patchy_histories(), st.randoms(use_true_random=False), st.integers(1, 7))
+def test_outages_with_silent_and_degraded_probes_do_not_depend_on_arrival_order(
+    case: tuple[int, tuple[str, ...], str | int, float, list[Result], int],
+    shuffler: random.Random,
+    batch: int,
+) -> None:
+    confirm, locations, consensus, stale, items, now = case
+    in_order = run(
+        evaluator_for(confirm, locations, consensus, stale), sorted(items, key=lambda r: r.at), now
+    )
+    shuffled = list(items)
+    shuffler.shuffle(shuffled)
+    evaluator = evaluator_for(confirm, locations, consensus, stale)
+    store = Store()
+    for start in range(0, len(shuffled), batch):
+        feed(evaluator, store, shuffled[start : start + batch], now)
+    assert outages_of(store) == outages_of(in_order)

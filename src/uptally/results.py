@@ -17,3 +17,4 @@ class Result:
     latency_ms: float | None
     error: str | None  # machine-readable code, see checks.base.ErrorCode
     message: str
+    degraded: bool = False  # the probe's own network failed its canaries when it ran this check

@@ -489,6 +489,46 @@ class Retention(Strict):
     pings: Duration = 30 * 86_400_000
 
 
+class BackupKeep(Strict):
+    """Retention of backups: the newest one of each of the last N days, weeks and months."""
+
+    daily: int = Field(default=7, ge=0, le=3660)
+    weekly: int = Field(default=4, ge=0, le=520)
+    monthly: int = Field(default=12, ge=0, le=1200)
+
+
+class Backup(Strict):
+    """Scheduled backups by `serve` (off unless `dir` is set); see docs/trust.md."""
+
+    dir: str | None = None
+    every: Duration = 86_400_000
+    keep: BackupKeep = Field(default_factory=BackupKeep)
+    encrypt: bool = False  # needs UPTALLY_SECRET_KEY
+    monitor: Identifier = "uptally-backup"  # heartbeat pinged after each successful backup
+    grace: Duration = 3_600_000
+
+    @field_validator("every")
+    @classmethod
+    def _sensible_interval(cls, value: int) -> int:
+        if value < 60_000:
+            raise ValueError("backups can run at most every minute (every >= 1m)")
+        return value
+
+
+class DisasterRecovery(Strict):
+    """Recovery objectives that `uptally dr drill` checks."""
+
+    rto: Duration = 4 * 3_600_000
+    rpo: Duration = 24 * 3_600_000
+
+
+class Security(Strict):
+    ssrf_guard: bool = False  # refuse private targets for monitors created through the API
+    max_body: Size = 1 << 20  # largest accepted API request body
+    auth_failures: int = Field(default=10, ge=1, le=10_000)  # per client address and window
+    auth_window: Duration = 60_000
+
+
 class Config(Strict):
     site: Site = Field(default_factory=Site)
     locations: list[Location] = Field(default_factory=list)
@@ -499,6 +539,19 @@ class Config(Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     probe: Probe = Field(default_factory=Probe)
     retention: Retention = Field(default_factory=Retention)
+    backup: Backup = Field(default_factory=Backup)
+    dr: DisasterRecovery = Field(default_factory=DisasterRecovery)
+    security: Security = Field(default_factory=Security)
+
+    @model_validator(mode="after")
+    def _backup_monitor_is_a_heartbeat(self) -> Config:
+        if self.backup.dir is not None:
+            found = self.monitor(self.backup.monitor)
+            if found is not None and found.kind != "heartbeat":
+                raise ValueError(
+                    f"backup.monitor {self.backup.monitor!r} must be a heartbeat monitor"
+                )
+        return self
 
     def monitor(self, monitor_id: str) -> Monitor | None:
         return next((m for m in self.monitors if m.id == monitor_id), None)

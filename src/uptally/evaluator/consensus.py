@@ -1,4 +1,10 @@
-"""Combine locations' down intervals into outages under a consensus policy (pure interval math)."""
+"""Combine locations' live and down intervals into outages under a consensus policy (pure math).
+
+At every instant only the locations that are live then take part: a probe that went silent or
+could not reach its canaries neither confirms nor vetoes downtime. With `all` every live
+location must be down, with `any` one is enough, with a quorum of N at least N (or every live
+location when fewer are live).
+"""
 
 from __future__ import annotations
 
@@ -21,51 +27,70 @@ class Episode:
     reason: str
 
 
-def episodes(downs: Mapping[str, list[Down]], required: int) -> list[Episode]:
-    """Outage episodes from each location's down intervals.
+@dataclass(frozen=True, slots=True)
+class LocationView:
+    live: list[tuple[Millis, Millis | None]]
+    down: list[Down]
 
-    Where at least `required` locations are down at once the downtime is verified: each such
-    stretch is one verified episode. A stretch where some location was down but the policy never
-    held is one unverified episode (reported, not counted).
-    """
-    points: list[tuple[Millis, int]] = []
-    for intervals in downs.values():
-        for down in intervals:
-            points.append((down.start, 1))
-            points.append((FOREVER if down.end is None else down.end, -1))
-    if not points:
-        return []
-    points.sort(key=lambda p: (p[0], p[1]))  # recoveries before new failures at the same instant
-    required = max(required, 1)
+
+def needed(consensus: str | int, live: int) -> int:
+    """How many live locations must be down for downtime to be verified."""
+    if consensus == "all":
+        return live
+    if consensus == "any":
+        return 1
+    assert isinstance(consensus, int)
+    return min(consensus, live)
+
+
+def episodes(views: Mapping[str, LocationView], consensus: str | int) -> list[Episode]:
+    """Verified stretches of downtime, and stretches seen by too few locations (unverified)."""
+    deltas: dict[Millis, list[int]] = {}  # time -> [live delta, down delta]
+    for view in views.values():
+        for start, end in view.live:
+            _add(deltas, start, 0, 1)
+            _add(deltas, FOREVER if end is None else end, 0, -1)
+        for down in view.down:
+            _add(deltas, down.start, 1, 1)
+            _add(deltas, FOREVER if down.end is None else down.end, 1, -1)
     result: list[Episode] = []
-    count = 0
-    any_start: Millis | None = None
-    verified_in_stretch = False
+    n_live = n_down = 0
     verified_start: Millis | None = None
-    for at, delta in points:
-        before = count
-        count += delta
-        if before == 0 and count > 0:
-            any_start, verified_in_stretch = at, False
-        if before < required <= count:
+    stretch_start: Millis | None = None
+    verified_in_stretch = False
+    for at in sorted(deltas):
+        live_delta, down_delta = deltas[at]
+        n_live += live_delta
+        n_down += down_delta
+        verified = n_live > 0 and n_down > 0 and n_down >= needed(consensus, n_live)
+        if verified and verified_start is None:
             verified_start = at
-        if before >= required > count and verified_start is not None:
-            result.append(_episode(downs, verified_start, at, True))
-            verified_in_stretch, verified_start = True, None
-        if before > 0 and count == 0 and any_start is not None:
+        elif not verified and verified_start is not None:
+            result.append(_episode(views, verified_start, at, True))
+            verified_start, verified_in_stretch = None, True
+        if n_down > 0 and stretch_start is None:
+            stretch_start, verified_in_stretch = at, verified
+        elif n_down == 0 and stretch_start is not None:
             if not verified_in_stretch:
-                result.append(_episode(downs, any_start, at, False))
-            any_start = None
+                result.append(_episode(views, stretch_start, at, False))
+            stretch_start = None
     return result
 
 
+def _add(deltas: dict[Millis, list[int]], at: Millis, which: int, amount: int) -> None:
+    entry = deltas.get(at)
+    if entry is None:
+        entry = deltas[at] = [0, 0]
+    entry[which] += amount
+
+
 def _episode(
-    downs: Mapping[str, list[Down]], start: Millis, end: Millis, verified: bool
+    views: Mapping[str, LocationView], start: Millis, end: Millis, verified: bool
 ) -> Episode:
     spans: dict[str, Span] = {}
     first: Down | None = None
-    for location, intervals in downs.items():
-        for down in intervals:
+    for location, view in views.items():
+        for down in view.down:
             down_end = FOREVER if down.end is None else down.end
             if down.start < end and down_end > start:
                 spans[location] = Span(down.start, down.end)

@@ -1,10 +1,11 @@
 """The evaluator: results → per-location timelines → consensus → outages, states and events.
 
 Deterministic and free of I/O: the caller feeds batches of results (from the embedded probe and
-from agents alike) and writes the returned `Evaluation` in one transaction. Outages depend only
-on the set of results, not on their arrival order: in-order results are appended to a location's
-timeline; for a location that received a late result the caller supplies its stored history
-from a reset point (see `late_points`) and the timeline is replayed.
+from agents alike) with the current time and writes the returned `Evaluation` in one
+transaction. Outages depend only on the set of results (and `now`), not on their arrival order:
+in-order results are appended to a location's timeline; for a location that received a late
+result the caller supplies its stored history from a reset point (see `late_points`) and the
+timeline is replayed. `tick(now)` notices locations that went silent without new results.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from uptally.clock import Millis
-from uptally.evaluator.consensus import Episode, episodes
+from uptally.evaluator.changes import event_data, outage_events, overlaps
+from uptally.evaluator.consensus import Episode, LocationView, episodes
 from uptally.evaluator.states import (
     Evaluation,
     LocationSnapshot,
@@ -23,7 +25,7 @@ from uptally.evaluator.states import (
     MonitorStatus,
     Outage,
 )
-from uptally.evaluator.timeline import Run, Timeline
+from uptally.evaluator.timeline import CHANGED, QUIET, Run, Timeline
 from uptally.events import Event, EventKind
 from uptally.ids import new_id
 from uptally.results import Result
@@ -41,18 +43,11 @@ class Rules:
     confirm: int = 1
     locations: tuple[str, ...] = ("local",)
     consensus: str | int = "all"  # "all", "any" or a quorum size
-
-    def required(self, reporting: int) -> int:
-        if self.consensus == "all":
-            return reporting
-        if self.consensus == "any":
-            return 1
-        assert isinstance(self.consensus, int)
-        return self.consensus
+    stale_ms: int | None = None  # silence after which a location stops counting (None: never)
 
 
 class _Track:
-    __slots__ = ("outages", "rules", "since", "state", "timelines")
+    __slots__ = ("next_stale", "outages", "rules", "since", "state", "timelines")
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -60,6 +55,7 @@ class _Track:
         self.outages: tuple[Outage, ...] = ()  # recent ones, oldest first
         self.state = MonitorState.UNKNOWN
         self.since: Millis | None = None
+        self.next_stale: Millis | None = None  # when tick() must look at this monitor again
 
 
 class Evaluator:
@@ -75,8 +71,11 @@ class Evaluator:
             self._tracks[monitor] = _Track(rules)
             return
         track.rules = rules
+        for name in list(track.timelines):
+            if name not in rules.locations:
+                del track.timelines[name]
         for timeline in track.timelines.values():
-            timeline.confirm = rules.confirm
+            timeline.confirm, timeline.stale = rules.confirm, rules.stale_ms
 
     def forget(self, monitor: str) -> None:
         self._tracks.pop(monitor, None)
@@ -93,9 +92,9 @@ class Evaluator:
         """Load persisted state (after set_rules) so that a restart continues where it stopped."""
         for snap in locations:
             track = self._tracks.get(snap.monitor)
-            if track is None:
+            if track is None or snap.location not in track.rules.locations:
                 continue
-            timeline = Timeline(track.rules.confirm)
+            timeline = Timeline(track.rules.confirm, track.rules.stale_ms)
             timeline.runs = [Run(*run) for run in snap.runs]
             timeline.last = snap.last
             track.timelines[snap.location] = timeline
@@ -107,6 +106,8 @@ class Evaluator:
             track = self._tracks.get(status.monitor)
             if track is not None:
                 track.state, track.since = status.state, status.since
+        for track in self._tracks.values():
+            track.next_stale = _next_stale(track, 0)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -120,11 +121,20 @@ class Evaluator:
             return []
         return [_snapshot(monitor, name, tl) for name, tl in sorted(track.timelines.items())]
 
+    def snapshot(self, monitor: str, location: str) -> LocationSnapshot | None:
+        track = self._tracks.get(monitor)
+        timeline = track.timelines.get(location) if track else None
+        return _snapshot(monitor, location, timeline) if timeline else None
+
     def open_outage(self, monitor: str) -> Outage | None:
         track = self._tracks.get(monitor)
         if track is None:
             return None
         return next((o for o in reversed(track.outages) if o.open and o.verified), None)
+
+    def rules(self, monitor: str) -> Rules | None:
+        track = self._tracks.get(monitor)
+        return track.rules if track else None
 
     # -- evaluating --------------------------------------------------------------------------
 
@@ -145,11 +155,19 @@ class Evaluator:
                 points[key] = min(points.get(key, result.at), result.at)
         return points
 
-    def evaluate(self, results: Sequence[Result], histories: Histories | None = None) -> Evaluation:
+    def evaluate(
+        self,
+        results: Sequence[Result],
+        histories: Histories | None = None,
+        now: Millis | None = None,
+    ) -> Evaluation:
+        """Feed a batch; `now` (default: the newest result) decides which locations went stale."""
         evaluation = Evaluation()
         histories = histories or {}
+        if now is None:
+            now = max((r.at for r in results), default=0)
         dirty: dict[str, set[str]] = defaultdict(set)
-        changed: set[str] = set()  # monitors whose down intervals may have changed
+        changed: set[str] = set()  # monitors whose down or live intervals may have changed
         # Within a batch, time order: a batch is never late relative to itself.
         for result in sorted(results, key=lambda r: (r.at, not r.ok)):
             track = self._tracks.get(result.monitor)
@@ -162,7 +180,9 @@ class Evaluator:
             key = (result.monitor, result.location)
             timeline = track.timelines.get(result.location)
             if timeline is None:
-                timeline = track.timelines[result.location] = Timeline(track.rules.confirm)
+                timeline = track.timelines[result.location] = Timeline(
+                    track.rules.confirm, track.rules.stale_ms
+                )
             if timeline.floor is not None and result.at < timeline.floor:
                 evaluation.rejected.append((result, "older than the evaluation horizon"))
                 continue
@@ -175,12 +195,12 @@ class Evaluator:
                 evaluation.rejected.append((result, "late result without history"))
                 evaluation.accepted.pop()
                 continue
-            # Extending a run of successes changes nothing that matters after a restart;
-            # those locations are only `touched` and persisted lazily by the caller.
-            quiet = result.ok and bool(timeline.runs) and timeline.runs[-1].ok
-            if timeline.append(result):
+            effect = timeline.append(result, now)
+            if effect == CHANGED:
                 changed.add(result.monitor)
-            if quiet:
+            if effect == QUIET:
+                # Extending a live run of successes changes nothing that matters after a
+                # restart; such locations are only `touched` and persisted lazily.
                 evaluation.touched.add(key)
             else:
                 dirty[result.monitor].add(result.location)
@@ -192,19 +212,22 @@ class Evaluator:
             dirty[monitor].add(location)
             changed.add(monitor)
         for monitor, locations in dirty.items():
-            self._settle(monitor, locations, monitor in changed, evaluation)
+            self._settle(monitor, locations, monitor in changed, now, evaluation)
         for monitor in changed.difference(dirty):
-            self._settle(monitor, set(), True, evaluation)
+            self._settle(monitor, set(), True, now, evaluation)
         evaluation.touched.difference_update(evaluation.locations)
         return evaluation
 
-    def snapshot(self, monitor: str, location: str) -> LocationSnapshot | None:
-        track = self._tracks.get(monitor)
-        timeline = track.timelines.get(location) if track else None
-        return _snapshot(monitor, location, timeline) if timeline else None
+    def tick(self, now: Millis) -> Evaluation:
+        """Re-judge monitors whose locations went silent since the last look."""
+        evaluation = Evaluation()
+        for monitor, track in self._tracks.items():
+            if track.next_stale is not None and track.next_stale <= now:
+                self._settle(monitor, set(), True, now, evaluation)
+        return evaluation
 
     def _settle(
-        self, monitor: str, locations: set[str], changed: bool, evaluation: Evaluation
+        self, monitor: str, locations: set[str], changed: bool, now: Millis, evaluation: Evaluation
     ) -> None:
         track = self._tracks[monitor]
         timelines = track.timelines
@@ -213,13 +236,16 @@ class Evaluator:
         for name in locations:
             timelines[name].prune(horizon)
             evaluation.locations[(monitor, name)] = _snapshot(monitor, name, timelines[name])
-        if not changed and track.state is not MonitorState.UNKNOWN:
-            return
-        reporting = [name for name, tl in timelines.items() if tl.runs]
-        required = track.rules.required(len(reporting))
-        found = episodes({name: timelines[name].down_intervals() for name in reporting}, required)
-        self._reconcile(track, monitor, found, horizon, evaluation)
-        self._restate(track, monitor, evaluation)
+        if changed or track.state is MonitorState.UNKNOWN:
+            views = {
+                name: LocationView(tl.live_intervals(now), tl.down_intervals(now))
+                for name, tl in timelines.items()
+                if tl.runs
+            }
+            found = episodes(views, track.rules.consensus)
+            self._reconcile(track, monitor, found, horizon, evaluation)
+        self._restate(track, monitor, now, evaluation)
+        track.next_stale = _next_stale(track, now)
 
     def _reconcile(
         self,
@@ -236,7 +262,7 @@ class Evaluator:
         for episode in found:
             if episode.end is not None and episode.end < horizon:
                 continue
-            match = next((o for o in unmatched if _overlaps(o, episode)), None)
+            match = next((o for o in unmatched if overlaps(o, episode)), None)
             if match is not None:
                 unmatched.remove(match)
             outage = Outage(
@@ -251,118 +277,51 @@ class Evaluator:
             current.append(outage)
             if match is None or not match.same_as(outage):
                 evaluation.outages[outage.id] = outage
-            evaluation.events.extend(_events(match, outage))
+            evaluation.events.extend(outage_events(match, outage))
         for gone in unmatched:
             evaluation.removed_outages.add(gone.id)
             evaluation.outages.pop(gone.id, None)
             if gone.verified and gone.open:
-                evaluation.events.append(
-                    Event(
-                        EventKind.MONITOR_UP, gone.start, monitor, _event_data(gone, retracted=True)
-                    )
-                )
+                data = event_data(gone, retracted=True)
+                evaluation.events.append(Event(EventKind.MONITOR_UP, gone.start, monitor, data))
         track.outages = tuple(current)
 
-    def _restate(self, track: _Track, monitor: str, evaluation: Evaluation) -> None:
+    def _restate(self, track: _Track, monitor: str, now: Millis, evaluation: Evaluation) -> None:
         state, since = MonitorState.UNKNOWN, None
         open_verified = next((o for o in track.outages if o.open and o.verified), None)
-        down_locations = [tl for tl in track.timelines.values() if tl.is_down]
+        live = [tl for tl in track.timelines.values() if tl.is_live(now)]
+        down = [tl for tl in live if tl.is_down(now)]
         if open_verified is not None:
             state, since = MonitorState.DOWN, open_verified.start
-        elif down_locations:
+        elif down:
             state = MonitorState.DEGRADED
-            since = min(tl.since() or 0 for tl in down_locations)
-        elif any(tl.has_success for tl in track.timelines.values()):
-            # Up needs a success somewhere: unconfirmed failures alone say nothing yet.
+            since = min(tl.since() or 0 for tl in down)
+        elif any(tl.has_success for tl in live):
+            # Up needs a live location that has succeeded: failures below `confirm`, or only
+            # silent and degraded probes, say nothing yet.
             state = MonitorState.UP
             ends = [o.end for o in track.outages if o.end is not None]
-            starts = [tl.since() for tl in track.timelines.values() if tl.has_success]
-            since = max(ends) if ends else min(s for s in starts if s is not None)
+            starts = [s for tl in live if tl.has_success and (s := tl.since()) is not None]
+            since = max(ends) if ends else min(starts, default=None)
         if state != track.state or since != track.since:
             if state == MonitorState.DEGRADED and track.state != MonitorState.DEGRADED:
+                names = sorted(n for n, tl in track.timelines.items() if tl.is_down(now))
+                data = {"monitor": monitor, "locations": names}
                 evaluation.events.append(
-                    Event(
-                        EventKind.MONITOR_DEGRADED,
-                        since or 0,
-                        monitor,
-                        {
-                            "monitor": monitor,
-                            "locations": sorted(
-                                n for n, tl in track.timelines.items() if tl.is_down
-                            ),
-                        },
-                    )
+                    Event(EventKind.MONITOR_DEGRADED, since or 0, monitor, data)
                 )
             track.state, track.since = state, since
             evaluation.statuses[monitor] = MonitorStatus(monitor, state, since)
 
 
-def _overlaps(outage: Outage, episode: Episode) -> bool:
-    end_a = outage.end if outage.end is not None else 2**62
-    end_b = episode.end if episode.end is not None else 2**62
-    return (outage.start < end_b and episode.start < end_a) or outage.start == episode.start
-
-
-def _events(before: Outage | None, after: Outage) -> list[Event]:
-    was_down = before is not None and before.verified
-    was_open = was_down and before is not None and before.open
-    events: list[Event] = []
-    if not after.verified:
-        if was_open:
-            events.append(
-                Event(
-                    EventKind.MONITOR_UP,
-                    after.start,
-                    after.monitor,
-                    _event_data(after, retracted=True),
-                )
-            )
-        return events
-    if not was_down:
-        late = after.end is not None
-        events.append(
-            Event(EventKind.MONITOR_DOWN, after.start, after.monitor, _event_data(after, late=late))
-        )
-        if late:
-            events.append(
-                Event(
-                    EventKind.MONITOR_UP,
-                    after.end or 0,
-                    after.monitor,
-                    _event_data(after, late=True),
-                )
-            )
-        return events
-    if was_open and after.end is not None:
-        events.append(Event(EventKind.MONITOR_UP, after.end, after.monitor, _event_data(after)))
-    elif not was_open and after.open:
-        events.append(
-            Event(
-                EventKind.MONITOR_DOWN,
-                after.start,
-                after.monitor,
-                _event_data(after, reopened=True),
-            )
-        )
-    return events
-
-
-def _event_data(outage: Outage, **flags: bool) -> dict[str, object]:
-    data: dict[str, object] = {
-        "monitor": outage.monitor,
-        "outage": outage.id,
-        "start": outage.start,
-        "end": outage.end,
-        "duration_ms": None if outage.end is None else outage.end - outage.start,
-        "locations": sorted(outage.locations),
-        "reason": outage.reason,
-    }
-    data.update({name: True for name, on in flags.items() if on})
-    return data
+def _next_stale(track: _Track, now: Millis) -> Millis | None:
+    """The next time one of the monitor's locations goes silent, if no result comes first."""
+    times = [t for tl in track.timelines.values() if (t := tl.stale_at()) is not None and t > now]
+    return min(times, default=None)
 
 
 def _snapshot(monitor: str, location: str, timeline: Timeline) -> LocationSnapshot:
-    if timeline.is_down:
+    if timeline.is_down():
         state = LocationState.DOWN
     elif timeline.has_success:
         state = LocationState.UP

@@ -67,7 +67,7 @@ class LocationSnapshot:
     since: Millis | None
     consecutive_failures: int
     last: Result | None
-    runs: tuple[tuple[bool, Millis, Millis, int, str | None, str], ...]
+    runs: tuple[tuple[bool | None, Millis, Millis, int, str | None, str], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
-"""One location's history of one monitor as runs of equal outcomes, and its down intervals.
+"""One location's history of one monitor as runs of equal outcomes: its down and live intervals.
 
-A run is a maximal sequence of consecutive results with the same outcome. A location is down
-from the first failure of a run of at least `confirm` failures until the first success after it,
-so the start of downtime is the first failing check, not the confirming one. Only runs are kept,
-not every result, which keeps an idle monitor small; results that arrive out of order are
-handled by `rebuild`, which replays the location's stored history from a known good point.
+A run is a maximal sequence of consecutive results with the same outcome: a success, a failure,
+or no information (a failure seen while the probe's own network was broken: its canaries
+failed). A location is down from the first failure of a run of at least `confirm` failures
+until the next run begins, so downtime starts at the first failing check, not the confirming
+one. A location is live while it reports: a run covers time until the next run begins, or until
+`stale` after its last result; a longer silence starts a new run. Only runs are kept, not every
+result, which keeps an idle monitor small; results that arrive out of order are handled by
+`rebuild`, which replays the location's stored history from a known good point.
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ from dataclasses import dataclass
 from uptally.clock import Millis
 from uptally.results import Result
 
+Outcome = bool | None  # True: up, False: down, None: no information (the probe was degraded)
+
+QUIET, STRUCTURAL, CHANGED = 0, 1, 2  # what an appended result did (see Timeline.append)
+
 
 @dataclass(slots=True)
 class Run:
-    ok: bool
+    ok: Outcome
     first_at: Millis
     last_at: Millis
     count: int
     error: str | None  # of the run's first result (failures only)
     message: str
 
-    def as_tuple(self) -> tuple[bool, Millis, Millis, int, str | None, str]:
+    def as_tuple(self) -> tuple[Outcome, Millis, Millis, int, str | None, str]:
         return (self.ok, self.first_at, self.last_at, self.count, self.error, self.message)
 
 
@@ -36,16 +43,23 @@ class Down:
     reason: str
 
 
-def _order(at: Millis, ok: bool) -> tuple[Millis, int]:
-    # Results at the same millisecond: successes sort first, so that order never depends on arrival.
-    return (at, 0 if ok else 1)
+def outcome(result: Result) -> Outcome:
+    if result.ok:
+        return True
+    return None if result.degraded else False
+
+
+def order(at: Millis, value: Outcome) -> tuple[Millis, int]:
+    # Results at the same millisecond sort by outcome, so order never depends on arrival.
+    return (at, 0 if value is True else 1 if value is False else 2)
 
 
 class Timeline:
-    __slots__ = ("confirm", "floor", "last", "runs")
+    __slots__ = ("confirm", "floor", "last", "runs", "stale")
 
-    def __init__(self, confirm: int) -> None:
+    def __init__(self, confirm: int, stale: int | None = None) -> None:
         self.confirm = confirm
+        self.stale = stale  # ms of silence after which the location no longer counts
         self.runs: list[Run] = []
         self.last: Result | None = None  # the newest result by time
         self.floor: Millis | None = None  # history before this was forgotten
@@ -59,21 +73,32 @@ class Timeline:
         if not self.runs:
             return False
         last = self.runs[-1]
-        return _order(result.at, result.ok) < _order(last.last_at, last.ok)
+        return order(result.at, outcome(result)) < order(last.last_at, last.ok)
 
-    def append(self, result: Result) -> bool:
-        """Add a result that is not late (see is_late); True if the down intervals changed."""
+    def append(self, result: Result, now: Millis | None = None) -> int:
+        """Add a result that is not late; says whether anything that matters changed.
+
+        QUIET: a live run of successes got longer (persist lazily); STRUCTURAL: the runs changed
+        but no interval did; CHANGED: down or live intervals may have changed.
+        """
         runs = self.runs
+        value = outcome(result)
         self.last = result
-        if runs and runs[-1].ok == result.ok:
+        if runs:
             run = runs[-1]
-            run.count += 1
-            run.last_at = result.at
-            return not run.ok and run.count == self.confirm
-        message = "" if result.ok else _reason(result)
-        ended_down = bool(runs) and not runs[-1].ok and runs[-1].count >= self.confirm
-        runs.append(Run(result.ok, result.at, result.at, 1, result.error, message))
-        return ended_down or (not result.ok and self.confirm == 1) or len(runs) == 1
+            gap = self.stale is not None and result.at - run.last_at > self.stale
+            if run.ok is value and not gap:
+                was_open = self.stale is None or now is None or run.last_at + self.stale > now
+                run.count += 1
+                run.last_at = result.at
+                if not was_open:
+                    return CHANGED  # a run that had gone stale reaches further now
+                if value is False:
+                    return CHANGED if run.count == self.confirm else STRUCTURAL
+                return QUIET if value is True else STRUCTURAL
+        message = "" if value is not False else _reason(result)
+        runs.append(Run(value, result.at, result.at, 1, result.error, message))
+        return CHANGED
 
     def rebuild(self, reset_at: Millis | None, history: Iterable[Result]) -> None:
         """Forget everything from `reset_at` on and replay `history` (all results since then).
@@ -86,40 +111,79 @@ class Timeline:
         else:
             kept: list[Run] = []
             for run in self.runs:
-                if _order(run.first_at, run.ok) >= _order(reset_at, True):
+                if order(run.first_at, run.ok) >= order(reset_at, True):
                     break
                 kept.append(run)
             if kept and kept[-1].last_at >= reset_at:
+                # Only a run of successes can contain the reset point (itself a success); it
+                # ran without a gap up to there, and its count does not matter.
                 last = kept[-1]
-                # Only successes can contain the reset point; their count does not matter.
-                kept[-1] = Run(last.ok, last.first_at, last.first_at, 1, last.error, last.message)
+                kept[-1] = Run(last.ok, last.first_at, reset_at, 1, last.error, last.message)
             self.runs = kept
         self.last = None
-        for result in sorted(history, key=lambda r: _order(r.at, r.ok)):
+        for result in sorted(history, key=lambda r: order(r.at, outcome(r))):
             if self.runs and self.is_late(result):
                 continue  # duplicates of what is kept
             self.append(result)
 
-    def down_intervals(self) -> list[Down]:
-        intervals: list[Down] = []
-        runs = self.runs
-        for index, run in enumerate(runs):
-            if not run.ok and run.count >= self.confirm:
-                end = runs[index + 1].first_at if index + 1 < len(runs) else None
-                intervals.append(Down(run.first_at, end, run.message))
-        return intervals
+    def _end(self, index: int, now: Millis) -> Millis | None:
+        """Where run `index` stops counting: the next run, going stale, or still open (None)."""
+        run = self.runs[index]
+        stale_end = None if self.stale is None else run.last_at + self.stale
+        if index + 1 < len(self.runs):
+            following = self.runs[index + 1].first_at
+            return following if stale_end is None else min(following, stale_end)
+        if stale_end is not None and stale_end <= now:
+            return stale_end
+        return None
 
-    @property
-    def is_down(self) -> bool:
-        return bool(self.runs) and not self.runs[-1].ok and self.runs[-1].count >= self.confirm
+    def down_intervals(self, now: Millis) -> list[Down]:
+        return [
+            Down(run.first_at, self._end(index, now), run.message)
+            for index, run in enumerate(self.runs)
+            if run.ok is False and run.count >= self.confirm
+        ]
+
+    def live_intervals(self, now: Millis) -> list[tuple[Millis, Millis | None]]:
+        """When this location counted: it reported (success or failure) and was not stale."""
+        spans: list[tuple[Millis, Millis | None]] = []
+        for index, run in enumerate(self.runs):
+            if run.ok is None:
+                continue
+            end = self._end(index, now)
+            if spans and spans[-1][1] == run.first_at:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((run.first_at, end))
+        return spans
+
+    def stale_at(self) -> Millis | None:
+        """When the newest run stops counting unless more results come."""
+        if not self.runs or self.stale is None:
+            return None
+        return self.runs[-1].last_at + self.stale
+
+    def is_live(self, now: Millis) -> bool:
+        if not self.runs or self.runs[-1].ok is None:
+            return False
+        stale_at = self.stale_at()
+        return stale_at is None or stale_at > now
+
+    def is_down(self, now: Millis | None = None) -> bool:
+        if not self.runs:
+            return False
+        run = self.runs[-1]
+        if run.ok is not False or run.count < self.confirm:
+            return False
+        return now is None or self.is_live(now)
 
     @property
     def has_success(self) -> bool:
-        return any(run.ok for run in self.runs)
+        return any(run.ok is True for run in self.runs)
 
     @property
     def consecutive_failures(self) -> int:
-        if self.runs and not self.runs[-1].ok:
+        if self.runs and self.runs[-1].ok is False:
             return self.runs[-1].count
         return 0
 
@@ -127,11 +191,11 @@ class Timeline:
         """When the current location state began."""
         if not self.runs:
             return None
-        if self.is_down:
+        if self.is_down():
             return self.runs[-1].first_at
         for index in range(len(self.runs) - 1, 0, -1):
             previous = self.runs[index - 1]
-            if not previous.ok and previous.count >= self.confirm:
+            if previous.ok is not True and self.runs[index].ok is True:
                 return self.runs[index].first_at
         first_ok = next((run.first_at for run in self.runs if run.ok), self.runs[0].first_at)
         return first_ok if self.floor is None else self.floor

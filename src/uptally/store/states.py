@@ -77,7 +77,14 @@ async def load_locations(
                 row.last_message or "",
             )
         runs = tuple(
-            (bool(ok), int(first), int(last_at), int(count), error, message or "")
+            (
+                None if ok is None else bool(ok),
+                int(first),
+                int(last_at),
+                int(count),
+                error,
+                message or "",
+            )
             for ok, first, last_at, count, error, message in json.loads(row.runs)
         )
         snaps.append(
