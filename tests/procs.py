@@ -78,3 +78,91 @@ async def run_cli(
         stdout, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, stdout.decode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Hub:
+    """`uptally serve` on a fixed port, so that it can be killed and come back at the same URL."""
+
+    def __init__(self, config: Path, data_dir: Path, env: dict[str, str]) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+
+    async def start(self, timeout: float = 30) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *UPTALLY,
+            "serve",
+            "--config",
+            str(self.config),
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **self.env},
+        )
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                line = (await self.process.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError("uptally serve exited early:\n" + "".join(self.output))
+                self.output.append(line)
+                if "listening on" in line:
+                    break
+        self._drain = asyncio.create_task(_collect(self.process, self.output))
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+        await self._drain
+
+    async def stop(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(timeout):
+            code = await self.process.wait()
+        await self._drain
+        return code
+
+
+async def start_agent(
+    hub: str, location: str, token: str, queue_dir: Path, *extra: str
+) -> asyncio.subprocess.Process:
+    """`uptally probe` for one location (canaries checked every 300 ms, for tests)."""
+    return await asyncio.create_subprocess_exec(
+        *UPTALLY,
+        "probe",
+        "--hub",
+        hub,
+        "--location",
+        location,
+        "--token",
+        token,
+        "--queue-dir",
+        str(queue_dir),
+        "--canary-interval",
+        "300ms",
+        "--log-level",
+        "warning",
+        *extra,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )

@@ -115,8 +115,8 @@ async def test_replayed_results_are_stored_and_counted_once(db_url: str, clock: 
         for ok in (True, False, False, True):
             batch.append(result(clock, ok))
             clock.advance(10_000)
-        await runtime.ingest.submit_work(Work(results=list(batch), dedupe=True))
-        again = await runtime.ingest.submit_work(Work(results=list(batch), dedupe=True))
+        await runtime.ingest.submit_work(Work(results=list(batch)))
+        again = await runtime.ingest.submit_work(Work(results=list(batch)))
         assert again.accepted == []
         await runtime.ingest.flush()
         async with runtime.db.connect() as conn:
@@ -145,9 +145,9 @@ async def test_late_results_from_a_replay_rebuild_the_location_from_its_stored_h
             result(clock, False, at=start + 60_000),
             result(clock, True, at=start + 120_000),
         ]
-        await runtime.ingest.submit_work(Work(results=on_time, dedupe=True))
+        await runtime.ingest.submit_work(Work(results=on_time))
         late = [result(clock, False, at=start + 90_000)]  # completes the confirmation
-        await runtime.ingest.submit_work(Work(results=late, dedupe=True))
+        await runtime.ingest.submit_work(Work(results=late))
         async with runtime.db.connect() as conn:
             [outage] = await outage_store.list_outages(conn, monitors=["api"])
         assert (outage.outage.start, outage.outage.end) == (start + 60_000, start + 120_000)

@@ -209,6 +209,7 @@ class Capture:
 
     path: Path
     pattern: re.Pattern[str] | None
+    text: str = ""  # as written in the config
 
     def take(self, facts: Facts) -> Any:
         value = self.path.resolve(facts)
@@ -276,7 +277,7 @@ def parse_capture(text: object, roots: Collection[str] | None = None) -> Capture
     path, rest = _parse_path(source)
     _check_root(path, roots)
     if not rest.strip():
-        return Capture(path, None)
+        return Capture(path, None, source)
     match = _OP_RE.match(rest)
     if not match or " ".join(match[1].split()) != "matches":
         raise ConditionError(f'a capture is a path, optionally with matches "regex": {source!r}')
@@ -286,7 +287,7 @@ def parse_capture(text: object, roots: Collection[str] | None = None) -> Capture
     value = _parse_value(value_text, source, regex=True)
     if not isinstance(value, str):
         raise ConditionError(f"a capture's regular expression cannot use ${{...}}: {source!r}")
-    return Capture(path, _compile(value, source))
+    return Capture(path, _compile(value, source), source)
 
 
 def expand(text: str, variables: Mapping[str, Any]) -> str:

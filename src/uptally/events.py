@@ -23,6 +23,8 @@ class EventKind(StrEnum):
     MAINTENANCE_COMPLETED = "maintenance.completed"
     SLA_BREACHED = "sla.breached"
     PROBE_OFFLINE = "probe.offline"
+    PROBE_DEGRADED = "probe.degraded"  # the probe cannot reach its canaries
+    PROBE_ONLINE = "probe.online"  # back after offline or degraded
     COMMITMENT_DUE = "commitment.due"
 
 

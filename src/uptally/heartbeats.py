@@ -204,5 +204,5 @@ class Heartbeats:
             # The same silence always gets the same id, so a restart cannot record it twice.
             result_id = "hb" + hashlib.blake2b(f"{key}:{due}".encode(), digest_size=12).hexdigest()
             result = Result(result_id, key, LOCATION, due, False, None, ErrorCode.LATE.value, why)
-            self._ingest.submit_work(Work(results=[result], dedupe=True))
+            self._ingest.submit_work(Work(results=[result]))
         return soonest

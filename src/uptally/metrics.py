@@ -74,3 +74,34 @@ class Metrics:
         self.monitors = Gauge(
             "uptally_monitors", "Monitors by current state.", ["state"], registry=r
         )
+        self.last_backup = Gauge(
+            "uptally_last_backup_timestamp_seconds",
+            "When the newest backup was made (Unix time; 0 before the first).",
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "uptally_auth_failures", "Refused API credentials, by reason.", ["reason"], registry=r
+        )
+        self.probe_results = Counter(
+            "uptally_probe_results",
+            "Results pushed by remote probes, by location and outcome.",
+            ["location", "outcome"],  # accepted | duplicate | unassigned | skewed
+            registry=r,
+        )
+        self.probe_dropped = Counter(
+            "uptally_probe_dropped",
+            "Results remote probes dropped from full queues (reported summaries).",
+            ["location"],
+            registry=r,
+        )
+        self.probe_auth_failures = Counter(
+            "uptally_probe_auth_failures", "Probe requests with a wrong token.", registry=r
+        )
+        self.probe_state = Gauge(
+            "uptally_probe_up", "1 if the location is up, 0 if degraded or offline.", ["location"],
+            registry=r,
+        )
+        self.probe_clock_offset = Gauge(
+            "uptally_probe_clock_offset_seconds", "Hub time minus the probe's clock.",
+            ["location"], registry=r,
+        )

@@ -59,7 +59,7 @@ async def check_host(host: str, port: int = 443) -> list[str]:
             )
         except (OSError, UnicodeError) as error:
             raise UnsafeTarget(f"{host}: cannot resolve ({error})") from None
-        addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
         if not addresses:
             raise UnsafeTarget(f"{host}: no address")
     for address in addresses:

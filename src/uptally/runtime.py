@@ -7,20 +7,29 @@ import contextlib
 import logging
 from collections.abc import Coroutine
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from uptally.audit import SYSTEM
+from uptally.audit.config import record_config
+from uptally.backup.create import Created
+from uptally.backup.schedule import BackupSchedule, newest, with_backup_monitor
 from uptally.clock import Clock, SystemClock
+from uptally.config import load_config
 from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
 from uptally.evaluator import Evaluator, MonitorState, Rules
-from uptally.heartbeats import Heartbeats
+from uptally.fleet import Fleet
+from uptally.heartbeats import Heartbeats, PingInput
 from uptally.ids import new_token
 from uptally.ingest import Ingest
 from uptally.ingest.rollup_book import rebuild_recent
 from uptally.metrics import Metrics
 from uptally.probe.runner import ProbeRunner
+from uptally.secrets import Keyring, SecretKeyError, load_keyring
 from uptally.store import heartbeats as heartbeat_store
 from uptally.store import meta
 from uptally.store import outages as outage_store
+from uptally.store import probes as probe_store
 from uptally.store import results as result_store
 from uptally.store import states as state_store
 from uptally.store.database import Database
@@ -41,12 +50,23 @@ def rules_for(monitor: Any) -> Rules:
     consensus: str | int = (
         monitor.consensus.quorum if isinstance(monitor.consensus, Quorum) else monitor.consensus
     )
-    return _rules(monitor.confirm, tuple(monitor.locations), consensus)
+    # A location that misses two checks in a row (and the timeout) no longer counts.
+    stale = 2 * monitor.interval + monitor.timeout
+    return _rules(monitor.confirm, tuple(monitor.locations), consensus, stale)
 
 
 @lru_cache(maxsize=1024)
-def _rules(confirm: int, locations: tuple[str, ...], consensus: str | int) -> Rules:
-    return Rules(confirm, locations, consensus)  # shared: most monitors have the same rules
+def _rules(
+    confirm: int, locations: tuple[str, ...], consensus: str | int, stale: int | None = None
+) -> Rules:
+    return Rules(confirm, locations, consensus, stale)  # shared: most monitors have the same
+
+
+RESTART_ONLY = ("backup", "security", "probe", "locations")
+
+
+class ReloadRefused(Exception):
+    """A config change that cannot be applied while running (the old config keeps running)."""
 
 
 class Runtime:
@@ -58,8 +78,11 @@ class Runtime:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         run_probe: bool = True,
+        keyring: Keyring | None = None,
     ) -> None:
+        config = with_backup_monitor(config)  # backup currency is a heartbeat like any other
         self.config = config
+        self.keyring = keyring  # secrets at rest; from UPTALLY_SECRET_KEY when not given
         self.db = db
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
@@ -70,10 +93,19 @@ class Runtime:
             "local", self.ingest.submit, self.clock, self.metrics, config.probe.concurrency
         )
         self._run_probe = run_probe and config.probe.enabled
+        self.fleet = Fleet(config, self.ingest, self.clock, self.metrics)
+        self.started_at: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.backups: BackupSchedule | None = None
+        self.config_path: Path | None = None  # what a reload (SIGHUP, API) reads again
+        self._reloading = asyncio.Lock()
         self.started = False
 
     async def start(self) -> None:
+        if self.keyring is None:
+            self.keyring = load_keyring()
+        if self.config.backup.dir and self.config.backup.encrypt and self.keyring is None:
+            raise SecretKeyError("backup.encrypt: true needs UPTALLY_SECRET_KEY")
         await self.db.migrate()
         for monitor in self.config.monitors:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
@@ -89,21 +121,28 @@ class Runtime:
                 await state_store.load_statuses(conn),
             )
             await self._register_heartbeats(conn, crashed)
+            self.fleet.restore(await probe_store.load_probes(conn))
+            await record_config(self.db, conn, self.config, SYSTEM, "config.loaded")
         self._spawn(self.ingest.run(), "ingest")
         self._spawn(self.heartbeats.run(), "heartbeats")
+        self._spawn(self.fleet.run(), "fleet")
         self._spawn(self._upkeep(), "upkeep")
         if self.db.is_sqlite:
             self._spawn(self._checkpoints(), "checkpoints")
+        if self.config.backup.dir:
+            await self._start_backups()
         if self._run_probe:
             self.probe.set_monitors(m for m in self.config.monitors if isinstance(m, ActiveMonitor))
             self.probe.start()
         self.started = True
+        self.started_at = self.clock.now_ms()
 
     async def stop(self) -> None:
         """Stop checking, let running checks report, write everything queued, close."""
         if self._run_probe:
             await self.probe.stop()
         self.heartbeats.stop()
+        self.fleet.stop()
         await self.ingest.stop()
         ingest_task = self._tasks[0] if self._tasks else None
         if ingest_task is not None:
@@ -180,6 +219,63 @@ class Runtime:
                     conn, chunk, now - self.config.retention.pings
                 )
         return removed
+
+    async def reload(self, actor: str) -> dict[str, Any]:
+        """Read the config file again and apply it whole, or refuse it whole (ConfigError,
+        ReloadRefused) and keep the running one. Audit-logged as config.reloaded."""
+        if self.config_path is None:
+            raise ReloadRefused("this process was not started from a config file")
+        async with self._reloading:
+            new = with_backup_monitor(await asyncio.to_thread(load_config, self.config_path))
+            fixed = [
+                name for name in RESTART_ONLY if getattr(new, name) != getattr(self.config, name)
+            ]
+            if fixed:
+                raise ReloadRefused(f"{', '.join(fixed)} can change only with a restart")
+            old = self.config
+            self.config = new
+            try:
+                async with self.db.begin() as conn:
+                    await self._register_heartbeats(conn, False)
+                    entry = await record_config(self.db, conn, new, actor, "config.reloaded")
+            except Exception:
+                self.config = old
+                async with self.db.begin() as conn:
+                    await self._register_heartbeats(conn, False)
+                raise
+            kept = {m.id for m in new.monitors}
+            for monitor in old.monitors:
+                if monitor.id not in kept:
+                    self.evaluator.forget(monitor.id)
+            for monitor in new.monitors:
+                self.evaluator.set_rules(monitor.id, rules_for(monitor))
+            self.heartbeats.timezone = new.site.timezone
+            self.fleet.configure(new)
+            if self._run_probe:
+                self.probe.set_monitors(m for m in new.monitors if isinstance(m, ActiveMonitor))
+            return entry.details["changes"] if entry else {}
+
+    async def _start_backups(self) -> None:
+        """Scheduled backups; each outcome pings the backup-currency heartbeat."""
+        settings = self.config.backup
+        token = self.heartbeats.token(settings.monitor)
+
+        async def succeeded(created: Created) -> None:
+            self.metrics.last_backup.set(created.manifest.created_at_ms / 1000)
+            if token:
+                await self.heartbeats.ping(token, PingInput("success", method="INTERNAL"))
+
+        async def failed(message: str) -> None:
+            if token:
+                ping = PingInput("fail", method="INTERNAL", body=message.encode()[:1000])
+                await self.heartbeats.ping(token, ping)
+
+        schedule = BackupSchedule(self.db, settings, self.keyring, self.clock, succeeded, failed)
+        latest = await asyncio.to_thread(newest, schedule.directory)
+        if latest is not None:
+            self.metrics.last_backup.set(latest.created_at_ms / 1000)
+        self.backups = schedule
+        self._spawn(schedule.run(), "backups")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)

@@ -121,14 +121,13 @@ def libpq_env(url: str) -> tuple[str, dict[str, str]]:
     """The database name and the libpq environment (password never on the command line)."""
     parsed = make_url(url)
     env = dict(os.environ)
-    for variable, value in (
-        ("PGHOST", parsed.host or parsed.query.get("host")),
-        ("PGPORT", str(parsed.port) if parsed.port else None),
-        ("PGUSER", parsed.username),
-        ("PGPASSWORD", parsed.password),
-    ):
-        if isinstance(value, str) and value:
-            env[variable] = value
+    given = {
+        "PGHOST": parsed.host or parsed.query.get("host"),
+        "PGPORT": str(parsed.port) if parsed.port else None,
+        "PGUSER": parsed.username,
+        "PGPASSWORD": parsed.password,
+    }
+    env.update({key: value for key, value in given.items() if isinstance(value, str) and value})
     ssl = parsed.query.get("ssl") or parsed.query.get("sslmode")
     if isinstance(ssl, str):
         env["PGSSLMODE"] = ssl
@@ -152,8 +151,8 @@ async def run_tool(args: list[str], env: dict[str, str]) -> str:
 async def dump_postgres(db: Database, target: Path) -> Snapshot:
     """pg_dump (custom format) of an exported snapshot, described within the same snapshot."""
     name, env = libpq_env(db.url)
-    async with db.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+    async with db.engine.connect() as plain:
+        conn = await plain.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():
             exported = (await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
             snapshot = await describe_postgres(conn)

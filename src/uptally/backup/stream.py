@@ -95,7 +95,7 @@ def seal_file(source: Path, target: Path, keyring: Keyring | None) -> tuple[str,
     with source.open("rb") as raw, target.open("wb") as out:
         hashing = _Hashing(out)
         sink: _Hashing | _Encrypting = _Encrypting(hashing, keyring) if keyring else hashing
-        with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0) as zipped:  # type: ignore[arg-type]
+        with gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0) as zipped:
             shutil.copyfileobj(raw, zipped, CHUNK)
         if isinstance(sink, _Encrypting):
             sink.close()
@@ -120,7 +120,8 @@ def key_id_of(path: Path) -> str | None:
         header = file.read(_HEADER.size)
     if len(header) < _HEADER.size or not header.startswith(MAGIC):
         return None
-    return _HEADER.unpack(header)[1].decode("ascii", "replace")
+    key_id: bytes = _HEADER.unpack(header)[1]
+    return key_id.decode("ascii", "replace")
 
 
 def _decrypted(file: BinaryIO, keyring: Keyring | None) -> Iterator[bytes]:

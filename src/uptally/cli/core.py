@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import uvicorn
@@ -33,6 +33,9 @@ from uptally.cli.app import (
 )
 from uptally.config import Config
 from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
+
+if TYPE_CHECKING:
+    from uptally.runtime import Runtime
 
 
 @app.command()
@@ -115,7 +118,9 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    code = run_async(_serve(loaded, data_dir, host, port, log_level, access_log))
+    code = run_async(
+        _serve(loaded, data_dir, host, port, log_level, access_log, config_path=config)
+    )
     raise typer.Exit(code)
 
 
@@ -131,6 +136,23 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+async def _reload(runtime: Runtime) -> None:
+    """SIGHUP: apply the config file again, or say why not and keep the running one."""
+    from uptally.config import ConfigError
+    from uptally.runtime import ReloadRefused
+
+    try:
+        changes = await runtime.reload("signal:SIGHUP")
+    except ConfigError as error:
+        err.print("config reload refused, the running config stays:", markup=False)
+        for line in error.lines():
+            err.print(line, markup=False, soft_wrap=True)
+    except ReloadRefused as error:
+        err.print(f"config reload refused, the running config stays: {error}", markup=False)
+    else:
+        err.print(f"config reloaded: {json.dumps(changes, sort_keys=True)}", markup=False)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: uptally stops the runtime first, then exits 0."""
 
@@ -140,9 +162,16 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(
-    config: Config, data_dir: Path, host: str, port: int, log_level: str, access_log: bool
+    config: Config,
+    data_dir: Path,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    config_path: Path | None = None,
 ) -> int:
     from uptally.runtime import Runtime
+    from uptally.secrets import SecretKeyError
     from uptally.store.database import Database, DatabaseError, database_url
     from uptally.web.app import create_app
 
@@ -152,6 +181,10 @@ async def _serve(
         await runtime.start()
     except (DatabaseError, OSError) as error:
         err.print(f"cannot open the database: {error}", markup=False)
+        return EXIT_USAGE
+    except SecretKeyError as error:
+        err.print(f"secret key: {error}", markup=False)
+        await db.close()
         return EXIT_USAGE
     except Exception as error:
         if type(error).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
@@ -178,6 +211,15 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    runtime.config_path = config_path
+    reloads: set[asyncio.Task[None]] = set()
+
+    def reload_on_hup() -> None:
+        task = asyncio.create_task(_reload(runtime))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_hup)
     serving = asyncio.create_task(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)

@@ -17,6 +17,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -40,23 +42,36 @@ DNS_ROOTS = frozenset({"answers", "rcode", "latency"})
 METRIC_ROOTS = frozenset({"value", "latency"})
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration_ms)]  # milliseconds
+# Values serialise back to what the config language reads (for agents, see `monitor_document`).
+_AS_MS = PlainSerializer(lambda ms: f"{ms}ms", return_type=str, when_used="json")
+_AS_TEXT = PlainSerializer(lambda item: item.text, return_type=str, when_used="json")
+Duration = Annotated[int, BeforeValidator(parse_duration_ms), _AS_MS]  # milliseconds
 Size = Annotated[int, BeforeValidator(parse_size)]  # bytes
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]  # what ${name} can refer to
-HttpCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=HTTP_ROOTS))]
-TcpCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=TCP_ROOTS))]
+HttpCondition = Annotated[
+    Condition, BeforeValidator(partial(parse_condition, roots=HTTP_ROOTS)), _AS_TEXT
+]
+TcpCondition = Annotated[
+    Condition, BeforeValidator(partial(parse_condition, roots=TCP_ROOTS)), _AS_TEXT
+]
 JsonRpcCondition = Annotated[
-    Condition, BeforeValidator(partial(parse_condition, roots=JSONRPC_ROOTS))
+    Condition, BeforeValidator(partial(parse_condition, roots=JSONRPC_ROOTS)), _AS_TEXT
 ]
-DnsCondition = Annotated[Condition, BeforeValidator(partial(parse_condition, roots=DNS_ROOTS))]
+DnsCondition = Annotated[
+    Condition, BeforeValidator(partial(parse_condition, roots=DNS_ROOTS)), _AS_TEXT
+]
 MetricCondition = Annotated[
-    Condition, BeforeValidator(partial(parse_condition, roots=METRIC_ROOTS))
+    Condition, BeforeValidator(partial(parse_condition, roots=METRIC_ROOTS)), _AS_TEXT
 ]
-HttpCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=HTTP_ROOTS))]
-TcpCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=TCP_ROOTS))]
-JsonRpcCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=JSONRPC_ROOTS))]
-DnsCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=DNS_ROOTS))]
+HttpCapture = Annotated[
+    Capture, BeforeValidator(partial(parse_capture, roots=HTTP_ROOTS)), _AS_TEXT
+]
+TcpCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=TCP_ROOTS)), _AS_TEXT]
+JsonRpcCapture = Annotated[
+    Capture, BeforeValidator(partial(parse_capture, roots=JSONRPC_ROOTS)), _AS_TEXT
+]
+DnsCapture = Annotated[Capture, BeforeValidator(partial(parse_capture, roots=DNS_ROOTS)), _AS_TEXT]
 
 
 def check_http_url(url: str) -> str:
@@ -393,8 +408,21 @@ class Site(Strict):
 
 
 class Location(Strict):
+    """A remote probe agent's location; the agent authenticates with the token in `token_env`."""
+
     name: Identifier
     token_env: str | None = None
+    # Targets the agent checks to know that its own network works (besides the hub itself):
+    # http(s)://… (any HTTP answer counts) or tcp://host:port.
+    canaries: list[str] = Field(default_factory=list)
+
+    @field_validator("canaries")
+    @classmethod
+    def _canary_targets(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.match(r"^(https?://[^\s/?#]+\S*|tcp://[^\s:/]+:\d{1,5})$", value):
+                raise ValueError(f"a canary is http(s)://host/… or tcp://host:port, not {value!r}")
+        return values
 
     @field_validator("name")
     @classmethod
@@ -478,10 +506,13 @@ class Notifications(Strict):
 
 
 class Probe(Strict):
-    """The embedded probe (location `local`)."""
+    """The embedded probe (location `local`) and how the hub treats remote probe agents."""
 
     concurrency: int = Field(default=500, ge=1, le=100_000)
     enabled: bool = True
+    offline_after: Duration = 120_000  # a location silent this long is offline
+    max_clock_skew: Duration = 5_000  # agents' clocks further off than this are …
+    clock_skew: Literal["correct", "reject"] = "correct"  # … corrected, or their results refused
 
 
 class Retention(Strict):
@@ -524,7 +555,7 @@ class DisasterRecovery(Strict):
 
 class Security(Strict):
     ssrf_guard: bool = False  # refuse private targets for monitors created through the API
-    max_body: Size = 1 << 20  # largest accepted API request body
+    max_body: Size = 8 << 20  # largest accepted API request body (agents send batches)
     auth_failures: int = Field(default=10, ge=1, le=10_000)  # per client address and window
     auth_window: Duration = 60_000
 
@@ -559,3 +590,16 @@ class Config(Strict):
     @property
     def location_names(self) -> list[str]:
         return ["local", *(loc.name for loc in self.locations)]
+
+
+_MONITOR = TypeAdapter(Monitor)
+
+
+def monitor_document(monitor: BaseModel) -> dict[str, Any]:
+    """A monitor as config data again (what agents receive); `monitor_from_document` reads it."""
+    document: dict[str, Any] = monitor.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return document
+
+
+def monitor_from_document(document: Any) -> Monitor:
+    return _MONITOR.validate_python(document)

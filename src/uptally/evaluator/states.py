@@ -89,3 +89,16 @@ class Evaluation:
     outages: dict[str, Outage] = field(default_factory=dict)  # upserts by id
     removed_outages: set[str] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)
+
+    def merge(self, other: Evaluation) -> None:
+        """Add what another evaluation (e.g. a tick in the same transaction) changed."""
+        self.accepted.extend(other.accepted)
+        self.rejected.extend(other.rejected)
+        self.locations.update(other.locations)
+        self.touched |= other.touched
+        self.statuses.update(other.statuses)
+        for outage_id in other.removed_outages:
+            self.outages.pop(outage_id, None)
+        self.removed_outages |= other.removed_outages
+        self.outages.update(other.outages)
+        self.events.extend(other.events)

@@ -24,22 +24,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Clock, Millis
 from uptally.evaluator import Evaluation, Evaluator, LocationSnapshot
+from uptally.events import Event
 from uptally.ingest.rollup_book import RollupBook
 from uptally.metrics import Metrics
 from uptally.results import Result
 from uptally.store import heartbeats as heartbeat_store
 from uptally.store import outages as outage_store
 from uptally.store import outbox as outbox_store
+from uptally.store import probes as probe_store
 from uptally.store import results as result_store
 from uptally.store import rollups as rollup_store
 from uptally.store import states as state_store
 from uptally.store.database import Database
 from uptally.store.heartbeats import HeartbeatRow, Ping
+from uptally.store.probes import Gap, ProbeRow
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (OperationalError, DBAPIError, OSError)
 LINGER_S = 0.1
+TICK_S = 5.0
 
 
 @dataclass(slots=True)
@@ -49,7 +53,10 @@ class Work:
     results: list[Result] = field(default_factory=list)
     pings: list[Ping] = field(default_factory=list)
     heartbeats: list[HeartbeatRow] = field(default_factory=list)
-    dedupe: bool = False  # results may have been stored before (agent replays)
+    events: list[Event] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    probes: list[ProbeRow] = field(default_factory=list)
+    fresh: int = 0  # after the commit: how many of `results` were new
     done: asyncio.Future[Evaluation] | None = None
 
 
@@ -85,6 +92,8 @@ class Ingest:
         self._idle.set()
         self._stopping = False
         self._last_flush = time.monotonic()
+        self._last_tick = time.monotonic()
+        self._tick_due = False  # re-judge monitors whose locations went silent
 
     @property
     def pending(self) -> int:
@@ -120,20 +129,29 @@ class Ingest:
 
     async def run(self) -> None:
         while True:
-            if not self._results and not self._work:
+            if time.monotonic() - self._last_tick >= TICK_S:
+                self._last_tick = time.monotonic()
+                self._tick_due = True
+            if not self._results and not self._work and not self._tick_due:
                 if self._stopping:
                     await self.flush()
                     self._idle.set()
                     return
                 self._idle.set()
-                timeout = max(0.0, self._last_flush + self.flush_interval_s - time.monotonic())
+                now = time.monotonic()
+                timeout = max(
+                    0.0,
+                    min(self._last_flush + self.flush_interval_s, self._last_tick + TICK_S) - now,
+                )
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 except TimeoutError:
-                    await self.flush()
+                    if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                        await self.flush()
                 self._wake.clear()
                 continue
-            await self._linger()
+            if self._results or self._work:
+                await self._linger()
             await self._write_next()
             if time.monotonic() - self._last_flush >= self.flush_interval_s:
                 await self.flush()
@@ -213,18 +231,25 @@ class Ingest:
         while True:
             try:
                 async with self.db.begin() as conn:
-                    fresh = list(trusted)
+                    candidates = list(trusted)
                     for work in works:
-                        if work.dedupe and work.results:
-                            known = await result_store.existing_ids(
-                                conn, [r.id for r in work.results]
-                            )
-                            fresh.extend(r for r in work.results if r.id not in known)
-                        else:
-                            fresh.extend(work.results)
-                    await result_store.insert_results(self.db, conn, fresh)
+                        candidates.extend(work.results)
+                    new_ids = await result_store.insert_results(self.db, conn, candidates)
+                    fresh: list[Result] = []
+                    for result in candidates:
+                        if result.id in new_ids:  # each new id once, even if sent twice
+                            new_ids.discard(result.id)
+                            fresh.append(result)
+                    taken = {r.id for r in fresh}
+                    for work in works:
+                        work.fresh = sum(1 for r in work.results if r.id in taken)
                     await heartbeat_store.insert_pings(
                         self.db, conn, [p for w in works for p in w.pings]
+                    )
+                    now = self.clock.now_ms()
+                    await probe_store.insert_gaps(conn, [g for w in works for g in w.gaps], now)
+                    await probe_store.save_probes(
+                        self.db, conn, [p for w in works for p in w.probes], now
                     )
                     if evaluation is None:
                         missing = self.rollups.missing(fresh)
@@ -239,7 +264,11 @@ class Ingest:
                             histories[(monitor, location)] = await result_store.history_from(
                                 conn, monitor, location, late_at
                             )
-                        evaluation = self.evaluator.evaluate(fresh, histories)
+                        evaluation = self.evaluator.evaluate(fresh, histories, now)
+                        if self._tick_due:
+                            self._tick_due = False
+                            evaluation.merge(self.evaluator.tick(now))
+                        evaluation.events.extend(e for w in works for e in w.events)
                     await self._write_outcome(conn, evaluation)
                 break
             except _RETRYABLE as error:

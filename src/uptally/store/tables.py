@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData(
@@ -26,6 +27,12 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def sequence() -> BigInteger:
+    """An auto-incrementing key: INTEGER on SQLite (its rowid), BIGINT elsewhere."""
+    return BigInteger().with_variant(Integer, "sqlite")
+
 
 ID = 40  # length of ids (ours are 26 characters; agents may send up to 40)
 NAME = 64  # monitor, component and location ids
@@ -41,6 +48,8 @@ results = Table(
     Column("latency_ms", Float),
     Column("error", String(32)),
     Column("message", Text, nullable=False, default=""),
+    # The probe's own network failed its canaries: a failure then says nothing about the target.
+    Column("degraded", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_results_monitor_at", "monitor", "at"),
     Index("ix_results_monitor_location_at", "monitor", "location", "at"),
 )
@@ -128,6 +137,37 @@ outbox = Table(
     Column("at", BigInteger, nullable=False),
     Column("data", Text, nullable=False),  # JSON
     Column("created_at", BigInteger, nullable=False),
+)
+
+probes = Table(
+    "probes",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("state", String(16), nullable=False),  # up | degraded | offline | never
+    Column("since", BigInteger),
+    Column("last_contact_at", BigInteger),
+    Column("version", String(64)),
+    Column("address", String(64)),
+    Column("clock_offset_ms", BigInteger),
+    Column("queue_depth", BigInteger),
+    Column("dropped_total", BigInteger, nullable=False, default=0),
+    Column("rejected_total", BigInteger, nullable=False, default=0),
+    Column("canaries", Text, nullable=False, default="[]"),  # JSON [{target, ok, error}]
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+probe_gaps = Table(
+    "probe_gaps",
+    metadata,
+    Column("seq", sequence(), primary_key=True, autoincrement=True),
+    Column("location", String(NAME), nullable=False),
+    Column("monitor", String(NAME), nullable=False),
+    Column("first_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("reported_at", BigInteger, nullable=False),
+    Index("ix_probe_gaps_location_first_at", "location", "first_at"),
 )
 
 rollups = Table(

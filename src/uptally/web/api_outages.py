@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from uptally.clock import Millis
+from uptally import audit
+from uptally.clock import Millis, iso
 from uptally.evaluator import Outage
 from uptally.ids import new_id
 from uptally.store import outages as outage_store
-from uptally.web.auth import require_admin
+from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeQuery, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, OutageIn, OutageList, OutageOut
@@ -96,6 +97,20 @@ async def record_outage(request: Request, body: OutageIn) -> OutageOut:
     )
     async with runtime.db.begin() as conn:
         await outage_store.insert_manual(conn, outage, body.component, now)
+        await audit.append(
+            conn,
+            principal_of(request).actor,
+            "outage.recorded",
+            f"outage:{outage.id}",
+            {
+                "monitor": body.monitor,
+                "component": body.component,
+                "start": iso(start),
+                "end": iso(end),
+                "reason": outage.reason,
+            },
+            at=now,
+        )
         stored = await outage_store.get_outage(conn, outage.id)
     assert stored is not None
     return outage_out(stored)

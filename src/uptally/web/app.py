@@ -6,7 +6,22 @@ from fastapi import FastAPI
 
 from uptally import __version__
 from uptally.runtime import Runtime
-from uptally.web import api_monitors, api_outages, errors, health, page, ping, statuspage_v2
+from uptally.web import (
+    api_audit,
+    api_config,
+    api_dr,
+    api_monitors,
+    api_outages,
+    api_probes,
+    api_tokens,
+    errors,
+    health,
+    page,
+    ping,
+    security,
+    statuspage_v2,
+)
+from uptally.web.ratelimit import FailureLimiter
 
 
 class App:
@@ -17,10 +32,15 @@ class App:
         self.runtime = runtime
 
     async def __call__(self, scope: ping.Scope, receive: ping.Receive, send: ping.Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(ping.PREFIX):
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        send = security.with_headers(send, scope["path"])
+        if scope["path"].startswith(ping.PREFIX):
             await ping.handle(scope, receive, send, self.runtime)
         else:
-            await self.api(scope, receive, send)
+            limit = self.runtime.config.security.max_body
+            await security.limit_body(self.api, scope, receive, send, limit)
 
 
 def create_app(runtime: Runtime, admin_token: str | None = None) -> App:
@@ -32,16 +52,24 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
         title="uptally",
         version=__version__,
         description="Availability monitoring with verified downtime. Admin endpoints need "
-        "`Authorization: Bearer <UPTALLY_ADMIN_TOKEN>`.",
+        "`Authorization: Bearer <token>`: a scoped API token (`uptally tokens create`) or "
+        "the bootstrap `UPTALLY_ADMIN_TOKEN`.",
         docs_url="/docs",
         redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.admin_token = admin_token
+    settings = runtime.config.security
+    app.state.auth_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(statuspage_v2.router)
     app.include_router(api_monitors.router)
     app.include_router(api_outages.router)
+    app.include_router(api_audit.router)
+    app.include_router(api_tokens.router)
+    app.include_router(api_dr.router)
+    app.include_router(api_config.router)
+    app.include_router(api_probes.router)
     app.include_router(page.router)
     return app

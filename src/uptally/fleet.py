@@ -1,0 +1,216 @@
+"""The hub's view of its probe locations: who they are, what they run, whether they are alive.
+
+Agents authenticate with their location's token (the hub keeps only its SHA-256), pull the
+monitors assigned to their location, and push results. Each push is a contact: the hub records
+the agent's version, queue depth, clock offset and canary health, and raises `probe.degraded`
+(its canaries fail), `probe.offline` (silent for `probe.offline_after`) and `probe.online`.
+Whether a location's results count for consensus is decided by the evaluator from the results
+themselves (see evaluator/timeline.py); this module tells people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from uptally.clock import Clock, Millis
+from uptally.config.schema import ActiveMonitor, Config, monitor_document
+from uptally.events import Event, EventKind
+from uptally.ingest import Ingest, Work
+from uptally.metrics import Metrics
+from uptally.store.probes import Gap, ProbeRow
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 5.0
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    version: str
+    monitors: list[dict[str, Any]]
+    canaries: list[str]
+
+
+@dataclass(slots=True)
+class Report:
+    """What an agent says about itself with each push."""
+
+    version: str | None = None
+    address: str | None = None
+    queue_depth: int | None = None
+    degraded: bool = False
+    canaries: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[Gap] = field(default_factory=list)
+
+
+class Fleet:
+    def __init__(self, config: Config, ingest: Ingest, clock: Clock, metrics: Metrics) -> None:
+        self._ingest = ingest
+        self._clock = clock
+        self._metrics = metrics
+        self._rows: dict[str, ProbeRow] = {}
+        self._hashes: dict[str, bytes] = {}
+        self._assignments: dict[str, Assignment] = {}
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self.config = config
+        self.configure(config)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def configure(self, config: Config) -> None:
+        self.config = config
+        self._hashes = {}
+        for location in config.locations:
+            token = os.environ.get(location.token_env) if location.token_env else None
+            if token:
+                self._hashes[location.name] = token_hash(token)
+            else:
+                log.warning(
+                    "location %s has no token (set %s): its agent cannot connect",
+                    location.name,
+                    location.token_env or "token_env",
+                )
+        self._assignments = {
+            location.name: self._assignment(config, location.name, location.canaries)
+            for location in config.locations
+        }
+        for name in self._assignments:
+            self._rows.setdefault(name, ProbeRow(name, "never"))
+
+    @staticmethod
+    def _assignment(config: Config, location: str, canaries: list[str]) -> Assignment:
+        monitors = [
+            monitor_document(m)
+            for m in config.monitors
+            if isinstance(m, ActiveMonitor) and m.enabled and location in m.locations
+        ]
+        body = json.dumps([monitors, canaries], sort_keys=True, separators=(",", ":"))
+        version = hashlib.sha256(body.encode()).hexdigest()[:16]
+        return Assignment(version, monitors, list(canaries))
+
+    def restore(self, rows: Iterable[ProbeRow]) -> None:
+        for row in rows:
+            if row.name in self._assignments:
+                self._rows[row.name] = row
+
+    # -- agents ------------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> str | None:
+        """The location whose token this is, or None (constant-time comparisons throughout)."""
+        presented = token_hash(token)
+        found = None
+        for name, expected in self._hashes.items():
+            if hmac.compare_digest(presented, expected):
+                found = name
+        if found is None:
+            self._metrics.probe_auth_failures.inc()
+        return found
+
+    def assignment(self, location: str) -> Assignment:
+        return self._assignments[location]
+
+    def assigned(self, location: str) -> set[str]:
+        return {m["id"] for m in self._assignments[location].monitors}
+
+    def contact(self, location: str, report: Report, clock_offset_ms: int) -> Work:
+        """Record a push; returns what must be written with its results (state, events, gaps)."""
+        now = self._clock.now_ms()
+        row = self._rows[location]
+        before = row.state
+        row.last_contact_at = now
+        row.version = report.version
+        row.address = report.address
+        row.queue_depth = report.queue_depth
+        row.clock_offset_ms = clock_offset_ms
+        row.canaries = report.canaries
+        dropped = sum(gap.count for gap in report.dropped)
+        row.dropped_total += dropped
+        if dropped:
+            self._metrics.probe_dropped.labels(location).inc(dropped)
+        row.state = "degraded" if report.degraded else "up"
+        events: list[Event] = []
+        if row.state != before:
+            row.since = now
+            events.append(self._event(location, row, before))
+        self._metrics.probe_state.labels(location).set(1 if row.state == "up" else 0)
+        self._metrics.probe_clock_offset.labels(location).set(clock_offset_ms / 1000)
+        return Work(events=events, gaps=list(report.dropped), probes=[_copy(row)])
+
+    def rejected(self, location: str, count: int) -> None:
+        self._rows[location].rejected_total += count
+
+    def statuses(self) -> list[ProbeRow]:
+        return [self._rows[name] for name in sorted(self._rows)]
+
+    # -- liveness ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Mark silent locations offline (and say so once)."""
+        while not self._stopping:
+            self.sweep()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), WATCH_INTERVAL_S)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def sweep(self) -> None:
+        now = self._clock.now_ms()
+        limit = self.config.probe.offline_after
+        work = Work()
+        for name, row in self._rows.items():
+            silent = row.last_contact_at is None or now - row.last_contact_at > limit
+            if row.state in ("up", "degraded") and silent:
+                before, row.state, row.since = row.state, "offline", now
+                self._metrics.probe_state.labels(name).set(0)
+                work.events.append(self._event(name, row, before))
+                work.probes.append(_copy(row))
+        if work.events:
+            self._ingest.submit_work(work)
+
+    @staticmethod
+    def _event(location: str, row: ProbeRow, before: str) -> Event:
+        kind = {
+            "offline": EventKind.PROBE_OFFLINE,
+            "degraded": EventKind.PROBE_DEGRADED,
+        }.get(row.state, EventKind.PROBE_ONLINE)
+        data = {
+            "location": location,
+            "state": row.state,
+            "previous": before,
+            "last_contact_at": row.last_contact_at,
+            "canaries": row.canaries,
+        }
+        at: Millis = row.since or 0
+        return Event(kind, at, location, data)
+
+
+def _copy(row: ProbeRow) -> ProbeRow:
+    return ProbeRow(
+        row.name,
+        row.state,
+        row.since,
+        row.last_contact_at,
+        row.version,
+        row.address,
+        row.clock_offset_ms,
+        row.queue_depth,
+        row.dropped_total,
+        row.rejected_total,
+        list(row.canaries),
+    )
