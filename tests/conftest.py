@@ -116,6 +116,7 @@ class _QuietServer:
                 log_level="warning",
                 lifespan="off",
                 loop="none",
+                timeout_graceful_shutdown=5,
             )
         )
         self.task: asyncio.Task[None] | None = None

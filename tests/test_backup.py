@@ -276,9 +276,9 @@ async def test_a_corrupted_or_truncated_backup_fails_verify(
 
 async def test_verify_names_a_missing_manifest_or_key(db: Database, tmp_path: Path) -> None:
     created = await create_backup(db, tmp_path / "backups", KEY, encrypt=True)
-    assert "wrong key" in " ".join((await verify_backup(created.path, OTHER_KEY)).problems) or any(
-        "not configured" in p for p in (await verify_backup(created.path, OTHER_KEY)).problems
-    )
+    problems = (await verify_backup(created.path, OTHER_KEY)).problems
+    assert len(problems) == 1
+    assert f"encrypted with key {KEY.current.id}, which is not configured" in problems[0]
     manifest_path(created.path).unlink()
     result = await verify_backup(created.path, KEY)
     assert result.problems == [
@@ -398,11 +398,6 @@ async def test_backup_commands_work_while_serve_runs(
         code, output = await run_cli("backup", "verify", str(path), env=cli_env)
         assert code == 0, output
         assert "OK" in output
-    code, output = await run_cli(
-        "backup", "verify", str(path), env={**cli_env, "UPTALLY_SECRET_KEY": "another passphrase!"}
-    )
-    assert code == 1
-    assert "not configured" in output
     _edit(path, "truncate")
     code, output = await run_cli("backup", "verify", str(path), "--format", "json", env=cli_env)
     assert code == 1

@@ -11,7 +11,6 @@ themselves (see evaluator/timeline.py); this module tells people.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -27,6 +26,7 @@ from uptally.events import Event, EventKind
 from uptally.ingest import Ingest, Work
 from uptally.metrics import Metrics
 from uptally.store.probes import Gap, ProbeRow
+from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,7 @@ class Fleet:
         """Mark silent locations offline (and say so once)."""
         while not self._stopping:
             self.sweep()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), WATCH_INTERVAL_S)
+            await wait_event(self._wake, WATCH_INTERVAL_S)
 
     def stop(self) -> None:
         self._stopping = True

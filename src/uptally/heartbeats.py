@@ -10,7 +10,6 @@ if neither success nor failure follows within the grace, that is down too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from uptally.ingest import Ingest, Work
 from uptally.metrics import Metrics
 from uptally.results import Result
 from uptally.store.heartbeats import HeartbeatRow, Ping
+from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,7 @@ class Heartbeats:
                 if next_wake is None
                 else min(5.0, max(0.05, (next_wake - self._clock.now_ms()) / 1000))
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            await wait_event(self._wake, delay)
             self._wake.clear()
 
     def stop(self) -> None:

@@ -98,10 +98,14 @@ class Metrics:
             "uptally_probe_auth_failures", "Probe requests with a wrong token.", registry=r
         )
         self.probe_state = Gauge(
-            "uptally_probe_up", "1 if the location is up, 0 if degraded or offline.", ["location"],
+            "uptally_probe_up",
+            "1 if the location is up, 0 if degraded or offline.",
+            ["location"],
             registry=r,
         )
         self.probe_clock_offset = Gauge(
-            "uptally_probe_clock_offset_seconds", "Hub time minus the probe's clock.",
-            ["location"], registry=r,
+            "uptally_probe_clock_offset_seconds",
+            "Hub time minus the probe's clock.",
+            ["location"],
+            registry=r,
         )

@@ -147,7 +147,8 @@ class Runtime:
         ingest_task = self._tasks[0] if self._tasks else None
         if ingest_task is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(ingest_task), timeout=30)
+                async with asyncio.timeout(30):
+                    await asyncio.shield(ingest_task)
         clean = ingest_task is not None and ingest_task.done() and not ingest_task.cancelled()
         for task in self._tasks:
             task.cancel()

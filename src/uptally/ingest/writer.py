@@ -12,7 +12,6 @@ every `flush_interval` and on shutdown; a crash loses none of it that matters (s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -38,6 +37,7 @@ from uptally.store import states as state_store
 from uptally.store.database import Database
 from uptally.store.heartbeats import HeartbeatRow, Ping
 from uptally.store.probes import Gap, ProbeRow
+from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +143,9 @@ class Ingest:
                     0.0,
                     min(self._last_flush + self.flush_interval_s, self._last_tick + TICK_S) - now,
                 )
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    if time.monotonic() - self._last_flush >= self.flush_interval_s:
-                        await self.flush()
+                woken = await wait_event(self._wake, timeout)
+                if not woken and time.monotonic() - self._last_flush >= self.flush_interval_s:
+                    await self.flush()
                 self._wake.clear()
                 continue
             if self._results or self._work:
@@ -173,8 +171,7 @@ class Ingest:
             return
         remaining = self._oldest + LINGER_S - time.monotonic()
         if remaining > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._urgent.wait(), remaining)
+            await wait_event(self._urgent, remaining)
         self._urgent.clear()
 
     async def flush(self) -> None:

@@ -11,7 +11,6 @@ whether its own network works; failures seen while they all fail are marked degr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -29,6 +28,7 @@ from uptally.probe.canary import CanaryResult, check_canaries
 from uptally.probe.queue import DroppedSummary, ResultQueue
 from uptally.probe.runner import ProbeRunner
 from uptally.results import Result
+from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +224,7 @@ class Agent:
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), REPORT_INTERVAL_S)
+                await wait_event(self._wake, REPORT_INTERVAL_S)
                 self._wake.clear()
 
     async def send_once(self) -> int:

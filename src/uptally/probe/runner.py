@@ -44,6 +44,9 @@ class ProbeRunner:
         self._monitors = wanted
         self._metrics.scheduled.set(len(wanted))
 
+    def monitor(self, key: str) -> ActiveMonitor | None:
+        return self._monitors.get(key)
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self.scheduler.run())
 

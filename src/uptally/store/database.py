@@ -40,11 +40,7 @@ class Database:
             path = url.split(":///", 1)[1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # Connections roll back whatever they leave open themselves; the pool's extra
-            # rollback on every return would cost a round trip per transaction.
-            self.engine: AsyncEngine = create_async_engine(
-                url, connect_args={"timeout": 30}, pool_reset_on_return=None
-            )
+            self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(synchronous))
         else:
             self.engine = create_async_engine(

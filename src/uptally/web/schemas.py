@@ -33,7 +33,8 @@ class ResultOut(Model):
 
 
 class LocationOut(Model):
-    state: Literal["up", "down", "unknown"]
+    # offline: silent too long to count; degraded: its probe cannot reach its canaries
+    state: Literal["up", "down", "unknown", "offline", "degraded"]
     since: str | None
     consecutive_failures: int
     last_result: ResultOut | None

@@ -61,10 +61,18 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
     }
     names = list(monitor.locations) if isinstance(monitor, ActiveMonitor) else ["local"]
     locations = {}
+    rules = runtime.evaluator.rules(monitor.id)
+    now = runtime.clock.now_ms()
     for name in names:
         snap = snapshots.get(name)
+        state = snap.state.value if snap else "unknown"
+        if snap and snap.last:
+            if rules and rules.stale_ms is not None and now - snap.last.at > rules.stale_ms:
+                state = "offline"
+            elif snap.last.degraded:
+                state = "degraded"
         locations[name] = LocationOut(
-            state=snap.state.value if snap else "unknown",
+            state=state,
             since=iso(snap.since) if snap else None,
             consecutive_failures=snap.consecutive_failures if snap else 0,
             last_result=result_out(snap.last) if snap and snap.last else None,

@@ -1,0 +1,98 @@
+"""The agent in-process against a real hub: queueing while the hub is away, replay, refresh."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import config_from, serve_app
+from uptally.clock import SystemClock
+from uptally.metrics import Metrics
+from uptally.probe.agent import Agent, AgentSettings
+from uptally.runtime import Runtime
+from uptally.store.database import Database
+from uptally.store.tables import results
+from uptally.web.app import create_app
+
+CONFIG = """
+locations: [{name: eu, token_env: AGENT_TEST_TOKEN}]
+monitors:
+  - {id: closed, kind: tcp, host: 127.0.0.1, port: 9, locations: [eu], interval: 200ms,
+     retry_interval: 100ms, timeout: 1s}
+"""
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-secret")
+    runtime = Runtime(
+        config_from(CONFIG),
+        Database(f"sqlite+aiosqlite:///{tmp_path}/hub.db"),
+        clock=SystemClock(),
+        metrics=Metrics(),
+        run_probe=False,
+    )
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+async def stored(runtime: Runtime) -> int:
+    async with runtime.db.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(results))).scalar() or 0)
+
+
+async def eventually(predicate: object, timeout: float = 15) -> None:
+    async with asyncio.timeout(timeout):
+        while not await predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.05)
+
+
+async def test_an_agent_queues_while_the_hub_is_away_and_replays_when_it_returns(
+    hub: Runtime, tmp_path: Path
+) -> None:
+    app = create_app(hub)
+    server = serve_app(app)
+    url = await server.__aenter__()
+    agent = Agent(
+        AgentSettings(url, "agent-secret", "eu", tmp_path / "queue", canary_interval_s=0.2)
+    )
+    await agent.start()
+    try:
+        await eventually(lambda: _true_after(stored(hub), lambda n: n > 0))
+        await server.__aexit__()  # the hub goes away; the agent keeps checking and queueing
+        await eventually(lambda: _true(agent.queue.depth() > 5))
+        before = await stored(hub)
+        server = serve_app(app)
+        url2 = await server.__aenter__()
+        agent.hub = url2  # same hub, new port (a fixed port would need the test to reserve one)
+        await eventually(lambda: _true(agent.queue.depth() == 0 and agent.connected))
+        assert await stored(hub) > before
+    finally:
+        await agent.stop()
+        await server.__aexit__()
+
+
+async def test_an_agent_picks_up_changed_assignments(hub: Runtime, tmp_path: Path) -> None:
+    async with serve_app(create_app(hub)) as url:
+        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"))
+        assert await agent.refresh_assignments() is True
+        assert agent.runner.scheduler.scheduled() == ["closed"]
+        assert await agent.refresh_assignments() is False  # 304: nothing changed
+        hub.fleet.configure(config_from(CONFIG.replace("port: 9,", "port: 10,")))
+        assert await agent.refresh_assignments() is True
+        assert agent.runner.monitor("closed").port == 10  # type: ignore[union-attr]
+        assert (tmp_path / "queue" / "assignments.json").exists()
+        await asyncio.to_thread(agent.queue.close)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _true_after(awaitable: object, check: object) -> bool:
+    return bool(check(await awaitable))  # type: ignore[misc,operator]
