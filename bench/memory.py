@@ -4,7 +4,8 @@
 
 Each run is a fresh process: load a config of N http monitors (60 s interval), start the runtime
 on SQLite, put every monitor on the scheduler, give each one result (so it has evaluator state,
-a last result and a rollup), flush, collect garbage, then read the resident set size. The same
+a last result and a rollup), flush, collect garbage, hand freed memory back to the system (as
+`uptally serve` does after starting), then read the resident set size. The same
 is done with no monitors; the difference divided by N is the cost of one idle monitor (aim:
 < 2 KiB). Python's own allocations (tracemalloc) are reported beside RSS.
 """
@@ -31,9 +32,10 @@ def rss_kib() -> int:
     return 0
 
 
-async def measure(monitors: int) -> dict[str, float]:
+async def measure(monitors: int, trace: bool) -> dict[str, float]:
     import uvloop  # noqa: F401 - imported for the same baseline as serve
 
+    from uptally.cli.core import release_free_memory
     from uptally.clock import SystemClock
     from uptally.config import parse_config
     from uptally.config.schema import ActiveMonitor
@@ -54,7 +56,8 @@ async def measure(monitors: int) -> dict[str, float]:
     text = "\n".join(lines) + "\n" if monitors else "site: {title: memory}\n"
     gc.collect()
     base_rss = rss_kib()
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     base_py = tracemalloc.get_traced_memory()[0]
     config = parse_config(text)
     runtime = Runtime(config, Database(f"sqlite+aiosqlite:///{directory}/u.db"), run_probe=False)
@@ -71,6 +74,7 @@ async def measure(monitors: int) -> dict[str, float]:
     py = tracemalloc.get_traced_memory()[0] - base_py
     tracemalloc.stop()
     gc.collect()
+    release_free_memory()  # as `uptally serve` does once it has started
     rss = rss_kib() - base_rss
     await runtime.stop()
     return {"rss_kib": rss, "py_kib": py / 1024}
@@ -84,13 +88,17 @@ def main() -> None:
     args = parser.parse_args()
     runs = {}
     for n in (0, args.monitors):
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker", str(n)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        runs[n] = json.loads(out.stdout.strip().splitlines()[-1])
+        # RSS from a run without tracemalloc (its bookkeeping is memory too), heap from one with.
+        measured = {}
+        for trace in ("rss", "heap"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", str(n), trace],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured[trace] = json.loads(out.stdout.strip().splitlines()[-1])
+        runs[n] = {"rss_kib": measured["rss"]["rss_kib"], "py_kib": measured["heap"]["py_kib"]}
     n = args.monitors
     per_rss = (runs[n]["rss_kib"] - runs[0]["rss_kib"]) / n * 1024
     per_py = (runs[n]["py_kib"] - runs[0]["py_kib"]) / n * 1024
@@ -123,6 +131,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         import uvloop
 
-        print(json.dumps(uvloop.run(measure(int(sys.argv[2])))))
+        print(json.dumps(uvloop.run(measure(int(sys.argv[2]), sys.argv[3] == "heap"))))
     else:
         main()

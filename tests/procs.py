@@ -91,7 +91,10 @@ def free_port() -> int:
 class Hub:
     """`uptally serve` on a fixed port, so that it can be killed and come back at the same URL."""
 
-    def __init__(self, config: Path, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, config: Path, data_dir: Path, env: dict[str, str], extra: tuple[str, ...] = ()
+    ) -> None:
+        self.extra = extra
         self.config = config
         self.data_dir = data_dir
         self.env = env
@@ -112,6 +115,7 @@ class Hub:
             str(self.port),
             "--log-level",
             "warning",
+            *self.extra,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, **self.env},

@@ -271,7 +271,7 @@ async def test_statuspage_v2_summary_has_the_atlassian_shape(
     assert group["status"] == "major_outage"
     assert components["api"]["group_id"] == "group-platform"
     assert components["jobs"]["group_id"] is None
-    assert body["status"] == {"indicator": "critical", "description": "Major System Outage"}
+    assert body["status"] == {"indicator": "major", "description": "Partial System Outage"}
     status, only = await get(http, "/api/v2/status.json")
     assert only["status"] == body["status"]
     status, listed = await get(http, "/api/v2/components.json")

@@ -156,9 +156,14 @@ monitors:
                 )
 
             await poll(lambda: get("/api/v1/probes"), replayed)
+            # An agent reports an empty queue once its batch is accepted, which can be a
+            # moment before the writer has evaluated it: wait for both locations' replays.
             body = await poll(
                 lambda: get("/api/v1/outages?monitor=api&verified=true"),
-                lambda b: bool(b) and any(o["end"] for o in b["outages"]),
+                lambda b: (
+                    bool(b)
+                    and any(o["end"] and set(o["locations"]) == {"eu", "us"} for o in b["outages"])
+                ),
             )
             [verified] = body["outages"]
             assert set(verified["locations"]) == {"eu", "us"}

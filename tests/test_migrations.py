@@ -7,7 +7,11 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from uptally.store import tables_trust  # noqa: F401  (registers its tables)
+from uptally.store import (
+    tables_incidents,  # noqa: F401  (registers its tables)
+    tables_maintenance,  # noqa: F401  (registers its tables)
+    tables_trust,  # noqa: F401  (registers its tables)
+)
 from uptally.store.database import Database
 from uptally.store.tables import metadata
 

@@ -44,6 +44,8 @@ async def test_every_response_carries_the_security_headers(base: str) -> None:
     async with aiohttp.ClientSession() as session:
         for path in (
             "/",
+            "/",  # again: now from the cache's fast path
+            "/api/v2/summary.json",
             "/api/v2/summary.json",
             "/api/v1/monitors",
             "/nowhere",

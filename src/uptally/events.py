@@ -22,6 +22,8 @@ class EventKind(StrEnum):
     MAINTENANCE_STARTED = "maintenance.started"
     MAINTENANCE_COMPLETED = "maintenance.completed"
     SLA_BREACHED = "sla.breached"
+    SLA_BURN_RATE = "sla.burn_rate"  # the error budget burns too fast (multi-window)
+    SLA_PERIOD_CLOSED = "sla.period_closed"  # the ledger of a finished period, with credits
     PROBE_OFFLINE = "probe.offline"
     PROBE_DEGRADED = "probe.degraded"  # the probe cannot reach its canaries
     PROBE_ONLINE = "probe.online"  # back after offline or degraded

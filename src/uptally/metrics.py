@@ -79,6 +79,17 @@ class Metrics:
             "When the newest backup was made (Unix time; 0 before the first).",
             registry=r,
         )
+        self.offsite_backups = Counter(
+            "uptally_backup_offsite",
+            "Off-site copies of backups, by result (ok | failed).",
+            ["result"],
+            registry=r,
+        )
+        self.last_offsite_backup = Gauge(
+            "uptally_last_offsite_backup_timestamp_seconds",
+            "When the newest backup copied off-site was made (Unix time; 0 before the first).",
+            registry=r,
+        )
         self.auth_failures = Counter(
             "uptally_auth_failures", "Refused API credentials, by reason.", ["reason"], registry=r
         )
@@ -107,5 +118,61 @@ class Metrics:
             "uptally_probe_clock_offset_seconds",
             "Hub time minus the probe's clock.",
             ["location"],
+            registry=r,
+        )
+        # -- notifications (issue 5): label `channel` is a channel id, or `subscribers` --------
+        self.deliveries = Counter(
+            "uptally_deliveries",
+            "Deliveries finished, by channel and outcome (delivered | failed | suppressed).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.delivery_attempts = Counter(
+            "uptally_delivery_attempts",
+            "Delivery attempts, by channel and outcome (delivered | transient | permanent).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.deliveries_pending = Gauge(
+            "uptally_deliveries_pending", "Deliveries waiting, by channel.", ["channel"], registry=r
+        )
+        self.deliveries_within_1h = Gauge(
+            "uptally_deliveries_within_1h_ratio",
+            "Share of the last 24 h's deliveries that arrived within 1 h (undecided excluded).",
+            ["channel"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "uptally_delivery_latency_seconds",
+            "From the event being recorded to its delivery.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.commitment_reminders = Counter(
+            "uptally_commitment_reminders",
+            "commitment.due events raised, by commitment and state (due | overdue).",
+            ["commitment", "state"],
+            registry=r,
+        )
+        # maintenance and the SLA ledger
+        self.maintenance_active = Gauge(
+            "uptally_maintenance_active", "Maintenance windows in effect now.", registry=r
+        )
+        self.events_suppressed = Counter(
+            "uptally_events_suppressed",
+            "Events marked suppressed by maintenance (recorded, not delivered).",
+            ["kind"],
+            registry=r,
+        )
+        self.sla_budget_remaining = Gauge(
+            "uptally_sla_error_budget_remaining_ratio",
+            "Share of the current period's error budget left (negative: overspent).",
+            ["policy", "component"],
+            registry=r,
+        )
+        self.sla_burn_rate = Gauge(
+            "uptally_sla_burn_rate",
+            "Error budget burn rate over a window (1: spends the budget exactly by period end).",
+            ["policy", "component", "window"],
             registry=r,
         )

@@ -13,6 +13,7 @@ from typing import Any
 from uptally.audit import SYSTEM
 from uptally.audit.config import record_config
 from uptally.backup.create import Created
+from uptally.backup.offsite import Bucket, Copied, describe
 from uptally.backup.schedule import BackupSchedule, newest, with_backup_monitor
 from uptally.clock import Clock, SystemClock
 from uptally.config import load_config
@@ -23,9 +24,12 @@ from uptally.heartbeats import Heartbeats, PingInput
 from uptally.ids import new_token
 from uptally.ingest import Ingest
 from uptally.ingest.rollup_book import rebuild_recent
+from uptally.maintenance.timer import MaintenanceTimer
 from uptally.metrics import Metrics
+from uptally.notify.service import Notifier
 from uptally.probe.runner import ProbeRunner
 from uptally.secrets import Keyring, SecretKeyError, load_keyring
+from uptally.sla.watch import SlaWatch
 from uptally.store import heartbeats as heartbeat_store
 from uptally.store import meta
 from uptally.store import outages as outage_store
@@ -79,6 +83,7 @@ class Runtime:
         metrics: Metrics | None = None,
         run_probe: bool = True,
         keyring: Keyring | None = None,
+        offsite: Bucket | None = None,
     ) -> None:
         config = with_backup_monitor(config)  # backup currency is a heartbeat like any other
         self.config = config
@@ -94,9 +99,19 @@ class Runtime:
         )
         self._run_probe = run_probe and config.probe.enabled
         self.fleet = Fleet(config, self.ingest, self.clock, self.metrics)
+        # Incidents, their automation and commitments, and delivery of every outbox event.
+        self.notifier = Notifier(
+            db, self.clock, self.metrics, lambda: self.config, lambda: self.keyring
+        )
+        self.maintenance = MaintenanceTimer(
+            db, config, self.clock, self.ingest, self.evaluator.open_outage, self.metrics
+        )
+        self.ingest.mark_events = self.maintenance.suppressor.mark  # alerts during maintenance
+        self.sla = SlaWatch(db, config, self.clock, self.metrics)
         self.started_at: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.backups: BackupSchedule | None = None
+        self.offsite = offsite  # backup.s3's bucket; made at start when not given
         self.config_path: Path | None = None  # what a reload (SIGHUP, API) reads again
         self._reloading = asyncio.Lock()
         self.started = False
@@ -106,6 +121,8 @@ class Runtime:
             self.keyring = load_keyring()
         if self.config.backup.dir and self.config.backup.encrypt and self.keyring is None:
             raise SecretKeyError("backup.encrypt: true needs UPTALLY_SECRET_KEY")
+        if self.config.backup.dir and self.config.backup.s3 and self.offsite is None:
+            self.offsite = Bucket(self.config.backup.s3)  # OffsiteError: its keys are missing
         await self.db.migrate()
         for monitor in self.config.monitors:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
@@ -123,9 +140,17 @@ class Runtime:
             await self._register_heartbeats(conn, crashed)
             self.fleet.restore(await probe_store.load_probes(conn))
             await record_config(self.db, conn, self.config, SYSTEM, "config.loaded")
+        await self.maintenance.start()  # windows in effect are known before the first write
+        await self.sla.configure(self.config, SYSTEM)
         self._spawn(self.ingest.run(), "ingest")
+        self._spawn(self.maintenance.run(), "maintenance")
+        self._spawn(self.sla.run(), "sla")
         self._spawn(self.heartbeats.run(), "heartbeats")
         self._spawn(self.fleet.run(), "fleet")
+        # Only batches that wrote outbox events concern the notifier (a heartbeat ping or a
+        # steady result does not: waking for those cost a round of queries per batch).
+        self.ingest.listeners.append(lambda done: self.notifier.wake() if done.events else None)
+        self._spawn(self.notifier.run(), "notifier")
         self._spawn(self._upkeep(), "upkeep")
         if self.db.is_sqlite:
             self._spawn(self._checkpoints(), "checkpoints")
@@ -137,8 +162,23 @@ class Runtime:
         self.started = True
         self.started_at = self.clock.now_ms()
 
+    async def load_state(self) -> None:
+        """Read-only: load current states from the database (for commands beside a serve)."""
+        for monitor in self.config.monitors:
+            self.evaluator.set_rules(monitor.id, rules_for(monitor))
+        horizon = self.clock.now_ms() - self.evaluator.horizon_ms
+        async with self.db.connect() as conn:
+            self.evaluator.restore(
+                await state_store.load_locations(conn),
+                await outage_store.recent_detected(conn, horizon),
+                await state_store.load_statuses(conn),
+            )
+
     async def stop(self) -> None:
         """Stop checking, let running checks report, write everything queued, close."""
+        await self.notifier.stop()  # sends in flight finish and are recorded; leases released
+        await self.maintenance.stop()
+        await self.sla.stop()
         if self._run_probe:
             await self.probe.stop()
         self.heartbeats.stop()
@@ -164,7 +204,8 @@ class Runtime:
         counts = {state.value: 0 for state in MonitorState}
         for monitor in self.config.monitors:
             status = self.evaluator.status(monitor.id)
-            counts[(status.state if status else MonitorState.UNKNOWN).value] += 1
+            state = status.state if status else MonitorState.UNKNOWN
+            counts[self.maintenance.monitor_state(monitor.id, state).value] += 1
         return counts
 
     async def _register_heartbeats(self, conn: Any, crashed: bool) -> None:
@@ -252,6 +293,8 @@ class Runtime:
                 self.evaluator.set_rules(monitor.id, rules_for(monitor))
             self.heartbeats.timezone = new.site.timezone
             self.fleet.configure(new)
+            await self.sla.configure(new, actor)
+            await self.maintenance.configure(new, actor)
             if self._run_probe:
                 self.probe.set_monitors(m for m in new.monitors if isinstance(m, ActiveMonitor))
             return entry.details["changes"] if entry else {}
@@ -271,10 +314,45 @@ class Runtime:
                 ping = PingInput("fail", method="INTERNAL", body=message.encode()[:1000])
                 await self.heartbeats.ping(token, ping)
 
-        schedule = BackupSchedule(self.db, settings, self.keyring, self.clock, succeeded, failed)
+        # Off-site copies are judged apart from the heartbeat (see backup.schedule).
+        newest_offsite = 0
+
+        def offsite_made(created_at_ms: int) -> None:
+            nonlocal newest_offsite
+            newest_offsite = max(newest_offsite, created_at_ms)
+            self.metrics.last_offsite_backup.set(newest_offsite / 1000)
+
+        async def copied(result: Copied) -> None:
+            self.metrics.offsite_backups.labels("ok" if result.ok else "failed").inc()
+            if result.ok:
+                offsite_made(result.created_at_ms)
+
+        async def offsite_currency(bucket: Bucket) -> None:
+            try:
+                remote = await bucket.list_backups()
+            except Exception as error:
+                log.warning("cannot list the off-site backups in %s: %s", bucket, describe(error))
+                return
+            if remote:
+                offsite_made(remote[-1].manifest.created_at_ms)
+
+        schedule = BackupSchedule(
+            self.db,
+            settings,
+            self.keyring,
+            self.clock,
+            succeeded,
+            failed,
+            offsite=self.offsite,
+            on_offsite=copied,
+        )
         latest = await asyncio.to_thread(newest, schedule.directory)
         if latest is not None:
             self.metrics.last_backup.set(latest.created_at_ms / 1000)
+        if self.offsite is not None:
+            for result in ("ok", "failed"):
+                self.metrics.offsite_backups.labels(result)  # exported as 0 from the start
+            self._spawn(offsite_currency(self.offsite), "offsite-currency")
         self.backups = schedule
         self._spawn(schedule.run(), "backups")
 

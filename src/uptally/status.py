@@ -59,10 +59,16 @@ def worst(statuses: Iterable[ComponentStatus]) -> ComponentStatus:
 def page_indicator(
     statuses: Mapping[str, ComponentStatus], maintenance_indicator: bool = False
 ) -> Indicator:
-    overall = worst(statuses.values())
-    if overall is ComponentStatus.MAJOR_OUTAGE:
+    """The page's blended status, as hosted status pages word it.
+
+    Every component in a major outage is critical; some components down (partially or fully)
+    is a partial system outage; degraded performance is minor.
+    """
+    values = list(statuses.values())
+    overall = worst(values)
+    if values and all(v is ComponentStatus.MAJOR_OUTAGE for v in values):
         return Indicator("critical", "Major System Outage")
-    if overall is ComponentStatus.PARTIAL_OUTAGE:
+    if overall in (ComponentStatus.MAJOR_OUTAGE, ComponentStatus.PARTIAL_OUTAGE):
         return Indicator("major", "Partial System Outage")
     if overall is ComponentStatus.DEGRADED_PERFORMANCE:
         return Indicator("minor", "Degraded System Performance")

@@ -65,16 +65,25 @@ def write_manifest(backup: Path, manifest: Manifest) -> Path:
 def read_manifest(backup: Path) -> Manifest:
     path = manifest_path(backup)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        content = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError(f"no manifest beside the backup (expected {path})") from None
     except (OSError, ValueError) as error:
         raise ManifestError(f"cannot read the manifest {path}: {error}") from None
+    return parse_manifest(content, str(path))
+
+
+def parse_manifest(content: str | bytes, where: str) -> Manifest:
+    """A manifest from its JSON text; `where` names it in errors (a path, an s3:// URL)."""
+    try:
+        data = json.loads(content)
+    except ValueError as error:
+        raise ManifestError(f"cannot read the manifest {where}: {error}") from None
     try:
         data.pop("created_at", None)
         manifest = Manifest(**data)
-    except TypeError as error:
-        raise ManifestError(f"the manifest {path} is not an uptally manifest: {error}") from None
+    except (TypeError, AttributeError) as error:
+        raise ManifestError(f"the manifest {where} is not an uptally manifest: {error}") from None
     if manifest.format != FORMAT:
         raise ManifestError(f"manifest format {manifest.format} is not supported")
     return manifest

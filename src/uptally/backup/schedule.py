@@ -5,6 +5,10 @@ a backup nor takes one early. Each outcome is handed to callbacks: the runtime p
 built-in heartbeat monitor (`backup.monitor`, "backup currency") and sets
 `uptally_last_backup_timestamp_seconds`. With several instances on one PostgreSQL, an
 advisory lock lets one of them back up; the others find the fresh manifest and wait.
+
+With `backup.s3`, each new backup is then copied off-site. That copy is reported on its own
+(`on_offsite`: a metric and an ERROR log line when it fails): the heartbeat tells that a
+backup exists, and a bucket outage must neither fail nor delay the local backup.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import text
 
 from uptally.backup.create import Created, create_backup
 from uptally.backup.manifest import Manifest, list_backups
+from uptally.backup.offsite import Bucket, Copied, copy_offsite
 from uptally.backup.rotation import rotate
 from uptally.clock import Clock, Millis
 from uptally.config.schema import Backup, Config, HeartbeatMonitor
@@ -63,6 +68,9 @@ class BackupSchedule:
         clock: Clock,
         on_success: Callable[[Created], Awaitable[None]],
         on_failure: Callable[[str], Awaitable[None]],
+        *,
+        offsite: Bucket | None = None,
+        on_offsite: Callable[[Copied], Awaitable[None]] | None = None,
     ) -> None:
         assert settings.dir is not None
         self.db = db
@@ -72,6 +80,8 @@ class BackupSchedule:
         self.clock = clock
         self._on_success = on_success
         self._on_failure = on_failure
+        self.offsite = offsite
+        self._on_offsite = on_offsite
 
     async def due_at(self) -> Millis:
         latest = await asyncio.to_thread(newest, self.directory)
@@ -94,6 +104,21 @@ class BackupSchedule:
 
     async def run_once(self) -> Created | None:
         """One backup now (None if another instance holds the lock), rotated and reported."""
+        created = await self._locked_backup()
+        if created is not None and self.offsite is not None:
+            # After the lock and the heartbeat: a slow upload holds up neither.
+            copied = await copy_offsite(
+                self.offsite,
+                created.path,
+                created.manifest,
+                self.settings.s3_keep,
+                self.clock.now_ms(),
+            )
+            if self._on_offsite is not None:
+                await self._on_offsite(copied)
+        return created
+
+    async def _locked_backup(self) -> Created | None:
         if self.db.is_sqlite:
             return await self._backup()
         async with self.db.connect() as conn:

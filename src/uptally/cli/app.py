@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +59,10 @@ def load_or_exit(config: Path, console: Console) -> Config:
 
 
 def _event_loop() -> Any:
+    """uvloop (more checks and pings per second) unless `UPTALLY_EVENT_LOOP=asyncio`: the
+    standard loop serves a saturated status page more evenly (see bench/statuspage.py)."""
+    if os.environ.get("UPTALLY_EVENT_LOOP", "uvloop").lower() == "asyncio":
+        return asyncio.new_event_loop
     try:
         import uvloop
 

@@ -50,15 +50,29 @@ def backup_create(
     encrypt: Annotated[
         bool | None, typer.Option("--encrypt/--no-encrypt", help="Default: backup.encrypt.")
     ] = None,
+    s3: Annotated[
+        bool | None,
+        typer.Option("--s3/--no-s3", help="Copy it to backup.s3 (default: when configured)."),
+    ] = None,
 ) -> None:
-    """Back up the database (consistent while serve runs); print the backup's path."""
-    from uptally.backup.create import create_backup
+    """Back up the database (consistent while serve runs); print the backup's path.
+
+    With backup.s3, the backup is then copied to the bucket and the remote copies rotated;
+    when that fails the local backup stays, and the exit code is 1.
+    """
+    from uptally.backup.create import Created, create_backup
     from uptally.backup.dumps import BackupError
+    from uptally.backup.offsite import Bucket, Copied, OffsiteError, copy_offsite
+    from uptally.clock import SystemClock
     from uptally.secrets import SecretKeyError
 
     loaded = settings(config)
     target = backup_dir(loaded, data_dir, out_dir)
     sealed = loaded.backup.encrypt if encrypt is None else encrypt
+    offsite = loaded.backup.s3 if s3 is not False else None
+    if s3 and offsite is None:
+        err.print("--s3 needs a backup.s3 block in the --config file", markup=False)
+        raise typer.Exit(EXIT_USAGE)
     ring = keyring()
     if sealed and ring is None:
         err.print(
@@ -67,21 +81,44 @@ def backup_create(
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_USAGE)
+    try:
+        bucket = Bucket(offsite) if offsite is not None else None
+    except OffsiteError as error:
+        err.print(str(error), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
     db = database(data_dir)
 
-    async def run() -> Path:
+    async def run() -> tuple[Created, Copied | None]:
         try:
             with err.status("backing up…"):
-                return (await create_backup(db, target, ring, encrypt=sealed)).path
+                created = await create_backup(db, target, ring, encrypt=sealed)
         finally:
             await db.close()
+        if bucket is None:
+            return created, None
+        with err.status(f"copying to {bucket}…"):
+            copied = await copy_offsite(
+                bucket,
+                created.path,
+                created.manifest,
+                loaded.backup.s3_keep,
+                SystemClock().now_ms(),
+            )
+        return created, copied
 
     try:
-        path = run_async(run())
+        created, copied = run_async(run())
     except (BackupError, SecretKeyError, OSError) as error:
         err.print(f"backup failed: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
-    out.print(str(path), markup=False, soft_wrap=True)
+    out.print(str(created.path), markup=False, soft_wrap=True)
+    if copied is not None and not copied.ok:
+        err.print(f"off-site copy failed: {copied.detail}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+    if copied is not None:
+        err.print(f"copied to {copied.detail}", markup=False, soft_wrap=True)
+        for key in copied.removed:
+            err.print(f"removed off-site copy {key}", markup=False, soft_wrap=True)
 
 
 @backup_app.command("verify")
@@ -119,37 +156,71 @@ def backup_verify(
 
 @backup_app.command("restore")
 def backup_restore(
-    file: FileArgument,
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help="A backup (or its manifest), or an off-site one: s3://BUCKET/KEY.",
+        ),
+    ],
     config: OptionalConfig = None,
     data_dir: DataDirOption = DEFAULT_DIR,
     force: Annotated[bool, typer.Option(help="Replace a database that holds data.")] = False,
 ) -> None:
     """Verify a backup and restore it into the --data-dir (or UPTALLY_DATABASE_URL) database.
 
-    Stop serve first: restoring under a running instance replaces its data behind its back.
+    An s3:// backup is downloaded first, with backup.s3's endpoint and credentials (without
+    backup.s3: boto3's defaults). Stop serve first: restoring under a running instance
+    replaces its data behind its back.
     """
+    import tempfile
+
     from uptally import audit
     from uptally.backup.dumps import BackupError
+    from uptally.backup.offsite import Bucket, OffsiteError, describe, parse_url
     from uptally.backup.restore import restore_backup
+    from uptally.config.schema import BackupS3
     from uptally.secrets import SecretKeyError
 
-    settings(config)
+    loaded = settings(config)
     ring = keyring()
+    remote: tuple[Bucket, str] | None = None
+    if file.startswith("s3://"):
+        try:
+            name, key = parse_url(file)
+            given = loaded.backup.s3
+            s3 = given.model_copy(update={"bucket": name}) if given else BackupS3(bucket=name)
+            remote = Bucket(s3), key
+        except OffsiteError as error:
+            err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
     db = database(data_dir, must_exist=False)
+
+    async def fetch(work: Path) -> Path:
+        if remote is None:
+            return Path(file)
+        bucket, key = remote
+        try:
+            with err.status(f"downloading {file}…"):
+                return await bucket.download(key, work)
+        except Exception as error:  # boto3's errors share no base class worth naming
+            raise OffsiteError(f"cannot download {file}: {describe(error)}") from None
 
     async def run() -> str:
         try:
-            with err.status("restoring…"):
-                manifest = await restore_backup(
-                    file, db, ring, force=force, actor=audit.cli_actor()
-                )
+            with tempfile.TemporaryDirectory(prefix="uptally-download-") as work:
+                path = await fetch(Path(work))
+                with err.status("restoring…"):
+                    manifest = await restore_backup(
+                        path, db, ring, force=force, actor=audit.cli_actor()
+                    )
             return manifest.created_at
         finally:
             await db.close()
 
     try:
         created = run_async(run())
-    except (BackupError, SecretKeyError, OSError) as error:
+    except (BackupError, SecretKeyError, OffsiteError, OSError) as error:
         err.print(f"restore refused: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
     where = db.url.split("@")[-1]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import json
 import logging
@@ -110,6 +112,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    export_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep a static copy of the status page here, re-exported on changes."),
+    ] = None,
 ) -> None:
     """Run everything in one process: web/API, scheduler, embedded probe, evaluator, timers."""
     loaded = load_or_exit(config, err)
@@ -119,7 +125,16 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     code = run_async(
-        _serve(loaded, data_dir, host, port, log_level, access_log, config_path=config)
+        _serve(
+            loaded,
+            data_dir,
+            host,
+            port,
+            log_level,
+            access_log,
+            config_path=config,
+            export_dir=export_dir,
+        )
     )
     raise typer.Exit(code)
 
@@ -134,6 +149,17 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()  # start-up objects (config, state) move to a generation that is never scanned
     gc.set_threshold(50_000, 20, 100)
+    release_free_memory()
+
+
+def release_free_memory() -> None:
+    """Give the memory that start-up used and freed (YAML parsing, validation, migrations) back
+    to the system: glibc keeps freed heap pages otherwise, and RSS would stay at the peak."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 async def _reload(runtime: Runtime) -> None:
@@ -169,7 +195,9 @@ async def _serve(
     log_level: str,
     access_log: bool,
     config_path: Path | None = None,
+    export_dir: Path | None = None,
 ) -> int:
+    from uptally.backup.offsite import OffsiteError
     from uptally.runtime import Runtime
     from uptally.secrets import SecretKeyError
     from uptally.store.database import Database, DatabaseError, database_url
@@ -184,6 +212,10 @@ async def _serve(
         return EXIT_USAGE
     except SecretKeyError as error:
         err.print(f"secret key: {error}", markup=False)
+        await db.close()
+        return EXIT_USAGE
+    except OffsiteError as error:
+        err.print(str(error), markup=False)
         await db.close()
         return EXIT_USAGE
     except Exception as error:
@@ -227,7 +259,15 @@ async def _serve(
         bound = server.servers[0].sockets[0].getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         out.print(f"uptally {__version__} listening on http://{shown}:{bound[1]}", markup=False)
+    exporting = None
+    if export_dir is not None and server.started:
+        site = app_.api.state.status_site
+        if not site.base_url:
+            site.base_url = runtime.config.site.url or f"http://{shown}:{bound[1]}"
+        exporting = asyncio.create_task(site.keep_exported(export_dir))
     await serving
+    if exporting is not None:
+        exporting.cancel()
     err.print("stopping: letting running checks finish and writing buffered results…", markup=False)
     await runtime.stop()
     err.print("stopped cleanly", markup=False)

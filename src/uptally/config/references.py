@@ -110,10 +110,55 @@ def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
         yield from _refs(
             policy, ("sla", "policies", index), "components", component_ids, "component"
         )
+    yield from _sla_problems(sla, policies, component_ids)
     for index, channel in channels:
         base: PathKey = ("notifications", "channels", index)
         yield from _refs(channel, base, "components", component_ids, "component")
         yield from _refs(channel, base, "monitors", monitor_ids, "monitor")
+
+
+def _sla_problems(
+    sla: Any, policies: list[tuple[int, dict[str, Any]]], component_ids: set[Any]
+) -> Iterator[tuple[PathKey, str]]:
+    """Plans name policies, customers name plans and (a subset of their policy's) components."""
+    plans = _items(sla, "plans")
+    customers = _items(sla, "customers")
+    yield from ((("sla", *p), m) for p, m in _duplicates(plans, "plans", "id"))
+    yield from ((("sla", *p), m) for p, m in _duplicates(customers, "customers", "id"))
+    by_policy = {p.get("id"): p for _, p in policies}
+    plan_policy = {p.get("id"): p.get("policy") for _, p in plans}
+    for index, item in plans:
+        name = item.get("policy")
+        if isinstance(name, str) and name not in by_policy:
+            yield ("sla", "plans", index, "policy"), f"unknown SLA policy {name!r}"
+    for index, customer in customers:
+        plan = customer.get("plan")
+        if isinstance(plan, str) and plan not in plan_policy:
+            yield ("sla", "customers", index, "plan"), f"unknown plan {plan!r}"
+            continue
+        yield from _refs(
+            customer, ("sla", "customers", index), "components", component_ids, "component"
+        )
+        policy = by_policy.get(plan_policy.get(plan))
+        covered = policy.get("components") if isinstance(policy, dict) else None
+        refs = customer.get("components")
+        if isinstance(covered, list) and covered and isinstance(refs, list):
+            for j, ref in enumerate(refs):
+                if isinstance(ref, str) and ref in component_ids and ref not in covered:
+                    yield (
+                        ("sla", "customers", index, "components", j),
+                        f"component {ref!r} is not covered by the plan's SLA policy",
+                    )
+    for index, exclusion in _items(sla, "exclusions"):
+        base: PathKey = ("sla", "exclusions", index)
+        component, policy_id = exclusion.get("component"), exclusion.get("policy")
+        if isinstance(component, str) and component not in component_ids:
+            yield (*base, "component"), f"unknown component {component!r}"
+        if isinstance(policy_id, str) and policy_id not in by_policy:
+            yield (*base, "policy"), f"unknown SLA policy {policy_id!r}"
+    public = sla.get("public_policy")
+    if isinstance(public, str) and public not in by_policy:
+        yield ("sla", "public_policy"), f"unknown SLA policy {public!r}"
 
 
 def _refs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import datetime
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -236,11 +237,31 @@ class MetricRequest(Strict):
 # -- monitors ----------------------------------------------------------------------------------
 
 
+class LatencySlo(Strict):
+    """Latency objectives, judged per SLA period from hourly histograms (±4.4 %)."""
+
+    latency_p50: Duration | None = None
+    latency_p95: Duration | None = None
+    latency_p99: Duration | None = None
+
+    @model_validator(mode="after")
+    def _some_target(self) -> LatencySlo:
+        if self.latency_p50 is None and self.latency_p95 is None and self.latency_p99 is None:
+            raise ValueError("give at least one of latency_p50, latency_p95, latency_p99")
+        return self
+
+    def targets(self) -> dict[str, int]:
+        """{"p50": ms, …} of the objectives that are set."""
+        pairs = (("p50", self.latency_p50), ("p95", self.latency_p95), ("p99", self.latency_p99))
+        return {name: ms for name, ms in pairs if ms is not None}
+
+
 class MonitorBase(Strict):
     id: Identifier
     name: str | None = None
     description: str | None = None
     enabled: bool = True
+    slo: LatencySlo | None = None  # latency objectives (SLA ledger)
 
     @property
     def title(self) -> str:
@@ -386,7 +407,41 @@ class Site(Strict):
     description: str | None = None
     timezone: str = "UTC"
     url: str | None = None  # public base URL, used in links and ping URLs
-    logo: str | None = None
+    logo: str | None = None  # URL or path of an image shown beside the title
+    # Statuspage v2 leaves `maintenance` out of its documented indicators and some clients
+    # break on it: by default maintenance reads as indicator `minor` with a description.
+    maintenance_indicator: bool = False
+    # Maintenance announced less than this before it starts is flagged `short_notice`, or
+    # refused by the API with `short_notice: refuse`.
+    maintenance_notice: Duration = 86_400_000
+    short_notice: Literal["flag", "refuse"] = "flag"
+    # Public holidays of this country (ISO 3166 code) are not business days (postmortem dues).
+    country: str | None = None
+    subdivision: str | None = None  # e.g. BY for Bavaria, with country DE
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        import holidays
+
+        if value is not None and value.upper() not in holidays.list_supported_countries():
+            raise ValueError(f"unknown country {value!r} (use an ISO 3166 code such as DE)")
+        return value.upper() if value else value
+
+    @model_validator(mode="after")
+    def _subdivision(self) -> Site:
+        import holidays
+
+        if self.subdivision is not None:
+            if self.country is None:
+                raise ValueError("subdivision needs country")
+            known = holidays.list_supported_countries()[self.country]
+            if self.subdivision not in known:
+                raise ValueError(
+                    f"unknown subdivision {self.subdivision!r} of {self.country} "
+                    f"(known: {', '.join(known[:20])}…)"
+                )
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -438,6 +493,7 @@ class Component(Strict):
     description: str | None = None
     group: str | None = None
     monitors: list[Identifier] = Field(default_factory=list)
+    slo: LatencySlo | None = None  # latency objectives over all its monitors (SLA ledger)
 
     @property
     def title(self) -> str:
@@ -445,19 +501,85 @@ class Component(Strict):
 
 
 class MaintenanceWindow(Strict):
-    id: Identifier | None = None
-    title: str
-    start: datetime
-    end: datetime
+    """A maintenance window: one-off (start, end) or recurring (rrule or cron, and duration).
+
+    Naive times are in the site timezone; recurrences expand in wall-clock time there (DST-correct).
+    """
+
+    id: Identifier | None = None  # default: derived from title and start
+    title: str = Field(min_length=1, max_length=200)
+    start: datetime | None = None  # one-off: required; rrule: the first occurrence (DTSTART)
+    end: datetime | None = None  # one-off only
+    rrule: str | None = None  # RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SU
+    cron: str | None = None  # e.g. "0 3 * * SUN"
+    duration: Duration | None = None  # recurring only: how long each occurrence lasts
+    until: datetime | None = None  # recurring only: no occurrence starts at or after this
+    # Neither components nor monitors: the window covers every component and monitor.
     components: list[Identifier] = Field(default_factory=list)
     monitors: list[Identifier] = Field(default_factory=list)
-    message: str | None = None
+    message: str | None = Field(default=None, max_length=10_000)
+
+    @field_validator("rrule")
+    @classmethod
+    def _rrule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from dateutil.rrule import rrulestr
+
+        text = value.strip().removeprefix("RRULE:")
+        if not text or "DTSTART" in text.upper() or "\n" in text:
+            raise ValueError(
+                "rrule is one RRULE line such as FREQ=WEEKLY;BYDAY=SU (start: gives DTSTART)"
+            )
+        if re.search(r"FREQ=(SECONDLY|MINUTELY)", text.upper()):
+            raise ValueError("maintenance recurs at most hourly (FREQ=HOURLY or less often)")
+        try:
+            # A UTC UNTIL (…Z) is read in the site timezone when expanded; check it as local.
+            local = re.sub(r"(UNTIL=\d{8}(T\d{6})?)Z", r"\1", text, flags=re.IGNORECASE)
+            rrulestr(local, dtstart=datetime(2026, 1, 1))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"invalid rrule {value!r}: {error}") from None
+        return text
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"invalid cron expression {value!r}")
+        return value
+
+    @property
+    def recurring(self) -> bool:
+        return self.rrule is not None or self.cron is not None
 
     @model_validator(mode="after")
-    def _ordered(self) -> MaintenanceWindow:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
+    def _shape(self) -> MaintenanceWindow:
+        if self.rrule is not None and self.cron is not None:
+            raise ValueError("give rrule or cron, not both")
+        if not self.recurring:
+            if self.start is None or self.end is None:
+                raise ValueError("a one-off window needs start and end (or rrule/cron + duration)")
+            if self.duration is not None or self.until is not None:
+                raise ValueError("duration and until are for recurring windows (rrule or cron)")
+            if _naive(self.end) <= _naive(self.start):
+                raise ValueError("end must be after start")
+            return self
+        if self.end is not None:
+            raise ValueError("a recurring window has duration, not end")
+        if self.duration is None or self.duration < 60_000:
+            raise ValueError("a recurring window needs a duration of at least 1m")
+        if self.rrule is not None and self.start is None:
+            raise ValueError("an rrule window needs start (its first occurrence, DTSTART)")
+        if self.id is None:
+            raise ValueError("a recurring window needs an id")
+        if len(self.id) > 48:
+            raise ValueError("the id of a recurring window has at most 48 characters")
         return self
+
+
+def _naive(value: datetime) -> datetime:
+    """Comparable whatever the zones: aware times in UTC, naive ones as they are."""
+    return value.astimezone(ZoneInfo("UTC")).replace(tzinfo=None) if value.tzinfo else value
 
 
 class CreditTier(Strict):
@@ -469,40 +591,240 @@ class SlaPolicy(Strict):
     id: Identifier
     target: float = Field(gt=0, le=100)
     period: Literal["month", "quarter"] = "month"
-    components: list[Identifier] = Field(default_factory=list)
+    components: list[Identifier] = Field(default_factory=list)  # empty: every component
     credits: list[CreditTier] = Field(default_factory=list)
+    count_maintenance: bool = False  # maintenance counts as time (and its downtime as downtime)
+    degraded_weight: float = Field(default=0, ge=0, le=1)  # unverified downtime counts this much
+    burn_alerts: bool = True  # raise sla.burn_rate and sla.breached for this policy
+
+
+class SlaPlan(Strict):
+    """What a customer buys: a plan names its SLA policy, or none (no SLA, no credits)."""
+
+    id: Identifier
+    name: str | None = None
+    policy: Identifier | None = None
+    fee: Decimal | None = Field(default=None, ge=0)  # per policy period, for credit amounts
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+
+
+class SlaCustomer(Strict):
+    id: Identifier
+    name: str | None = None
+    plan: Identifier
+    components: list[Identifier] = Field(default_factory=list)  # empty: all of the policy's
+    fee: Decimal | None = Field(default=None, ge=0)  # overrides the plan's fee
+
+
+class SlaExclusion(Strict):
+    """Time that does not count for the SLA (naive times in the site timezone)."""
+
+    start: datetime
+    end: datetime
+    reason: str = Field(min_length=1, max_length=2000)
+    component: Identifier | None = None  # default: every component
+    policy: Identifier | None = None  # default: every policy
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SlaExclusion:
+        if _naive(self.end) <= _naive(self.start):
+            raise ValueError("end must be after start")
+        return self
+
+
+class BurnAlert(Strict):
+    """Alert when the error budget burns `factor` times too fast over both windows."""
+
+    long: Duration
+    short: Duration
+    factor: float = Field(gt=1)
+
+    @model_validator(mode="after")
+    def _short_inside_long(self) -> BurnAlert:
+        if not 60_000 <= self.short < self.long:
+            raise ValueError("short must be at least 1m and shorter than long")
+        return self
+
+
+def _default_burn_alerts() -> list[BurnAlert]:
+    return [
+        BurnAlert.model_validate({"long": "1h", "short": "5m", "factor": 14.4}),
+        BurnAlert.model_validate({"long": "6h", "short": "30m", "factor": 6}),
+    ]
 
 
 class Sla(Strict):
     policies: list[SlaPolicy] = Field(default_factory=list)
+    plans: list[SlaPlan] = Field(default_factory=list)
+    customers: list[SlaCustomer] = Field(default_factory=list)
+    exclusions: list[SlaExclusion] = Field(default_factory=list)
+    burn_alerts: list[BurnAlert] = Field(default_factory=_default_burn_alerts)
+    check_every: Duration = 60_000  # how often budgets and burn rates are evaluated
+    close_after: Duration = 3_600_000  # a period is closed (sla.period_closed) this long after
+    public_policy: Identifier | None = None  # whose rules the status page's uptime % follows
+
+    def policy(self, policy_id: str) -> SlaPolicy | None:
+        return next((p for p in self.policies if p.id == policy_id), None)
+
+    def plan(self, plan_id: str) -> SlaPlan | None:
+        return next((p for p in self.plans if p.id == plan_id), None)
+
+
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"  # names in the secret store
+# YAML reads a bare `off` as false: take it as the word it was meant to be.
+Policy = Annotated[
+    Literal["off", "open", "open_and_resolve"],
+    BeforeValidator(lambda value: "off" if value is False else value),
+]
+ImpactName = Literal["none", "minor", "major", "critical"]
+
+
+class SecretRef(Strict):
+    """A value kept in the secret store (`uptally secrets set NAME`), not in this file."""
+
+    secret: str = Field(pattern=SECRET_NAME_PATTERN)
+
+
+def check_event_patterns(events: list[str]) -> list[str]:
+    for pattern in events:
+        if not any(fnmatchcase(kind.value, pattern) for kind in EventKind):
+            known = ", ".join(kind.value for kind in EventKind)
+            raise ValueError(f"unknown event {pattern!r}; events are {known} (or glob: x.*)")
+    return events
+
+
+def check_channel_url(url: str) -> str:
+    """Any Apprise URL (scheme://…) or webhook+http(s)://host/…"""
+    if re.search(r"[\s\x00-\x1f\x7f]", url) or not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", url):
+        raise ValueError(
+            "a channel url is an Apprise URL (slack://…, mailto://…) or webhook+https://…"
+        )
+    if url.lower().startswith("webhook+") and not re.match(
+        r"^webhook\+https?://[^/?#\s]+", url, re.IGNORECASE
+    ):
+        raise ValueError("a webhook channel url is webhook+http(s)://host/path")
+    return url
 
 
 class Channel(Strict):
     id: Identifier
-    url: str = Field(min_length=1)
-    secret: str | None = None
+    # The URL may hold credentials (Slack, Telegram tokens): keep it in the secret store with
+    # `url: {secret: NAME}`; likewise a webhook's signing `secret: {secret: NAME}`.
+    url: Annotated[str, Field(min_length=1), AfterValidator(check_channel_url)] | SecretRef
+    secret: str | SecretRef | None = None
     events: list[str] = Field(default_factory=lambda: ["monitor.*", "incident.*"])
     components: list[Identifier] = Field(default_factory=list)
     monitors: list[Identifier] = Field(default_factory=list)
 
-    @field_validator("events")
-    @classmethod
-    def _known_events(cls, events: list[str]) -> list[str]:
-        for pattern in events:
-            if not any(fnmatchcase(kind.value, pattern) for kind in EventKind):
-                known = ", ".join(kind.value for kind in EventKind)
-                raise ValueError(f"unknown event {pattern!r}; events are {known} (or glob: x.*)")
-        return events
+    _known_events = field_validator("events")(staticmethod(check_event_patterns))
 
     @model_validator(mode="after")
     def _secret_for_webhooks(self) -> Channel:
-        if self.secret is not None and not self.url.lower().startswith("webhook+"):
+        if (
+            self.secret is not None
+            and isinstance(self.url, str)
+            and not self.url.lower().startswith("webhook+")
+        ):
             raise ValueError("only a webhook+http(s):// channel can have a secret")
+        return self
+
+
+class Smtp(Strict):
+    """The mail server for subscriber mail (confirmation, incidents, maintenance)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | SecretRef | None = None  # prefer {secret: NAME}
+    sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$|^.+<[^@\s]+@[^@\s]+>$")
+    timeout: Duration = 30_000
+    verify_tls: bool = True
+    concurrency: int = Field(default=4, ge=1, le=100)
+
+
+class Subscribers(Strict):
+    """People subscribing to the status page by e-mail (double opt-in) or webhook."""
+
+    enabled: bool = True
+    email: bool = True  # needs notifications.smtp and site.url
+    webhook: bool = True
+    events: list[str] = Field(default_factory=lambda: ["incident.*", "maintenance.*"])
+    per_ip: int = Field(default=10, ge=1, le=100_000)  # subscription requests per window
+    per_address: int = Field(default=3, ge=1, le=1000)  # confirmation mails per window
+    window: Duration = 3_600_000
+    confirm_within: Duration = 48 * 3_600_000
+    allow_private_webhooks: bool = False  # webhooks to private addresses (tests, intranets)
+
+    _known_events = field_validator("events")(staticmethod(check_event_patterns))
+
+
+class Retry(Strict):
+    """Delivery retries: exponential backoff with jitter, from `first` up to `max` apart."""
+
+    first: Duration = 10_000
+    max: Duration = 3_600_000
+    give_up_after: Duration = 48 * 3_600_000  # at least a day of retries by default
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retry:
+        if self.max < self.first:
+            raise ValueError("retry.max must be at least retry.first")
         return self
 
 
 class Notifications(Strict):
     channels: list[Channel] = Field(default_factory=list)
+    smtp: Smtp | None = None
+    subscribers: Subscribers = Field(default_factory=Subscribers)
+    retry: Retry = Field(default_factory=Retry)
+    timeout: Duration = 10_000  # one delivery attempt
+    lease: Duration = 30_000  # how long an instance owns a channel's queue without renewing
+    workers: int = Field(default=64, ge=1, le=10_000)  # channel queues delivered at once
+    retention: Duration = 30 * 86_400_000  # delivery records kept this long
+
+
+class Automation(Strict):
+    """Incidents opened (and resolved) by verified outages, per component."""
+
+    default: Policy = "off"
+    components: dict[Identifier, Policy] = Field(default_factory=dict)
+    impact: ImpactName = "major"
+    runbook: Identifier | None = None  # a runbook template attached to automatic incidents
+
+    def policy(self, component: str) -> str:
+        return self.components.get(component, self.default)
+
+
+class Commitments(Strict):
+    """Communication commitments per incident (the defaults are the seeds' promises)."""
+
+    first_post: Duration = 2 * 3_600_000  # first public update after declaration
+    update_every: Duration = 30 * 60_000  # while open
+    postmortem_days: int = Field(default=5, ge=1, le=60)  # business days after resolution
+    postmortem_after_down: Duration = 15 * 60_000  # … when a component was down longer
+    remind_first_post: Duration = 30 * 60_000  # commitment.due this long before the due time
+    remind_update: Duration = 5 * 60_000
+    remind_postmortem: Duration = 24 * 3_600_000
+    check_every: Duration = 15_000
+
+
+class RunbookPhase(Strict):
+    phase: str = Field(min_length=1, max_length=64)
+    steps: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1)
+
+
+class Incidents(Strict):
+    automation: Automation = Field(default_factory=Automation)
+    commitments: Commitments = Field(default_factory=Commitments)
+    runbooks: dict[Identifier, list[RunbookPhase]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_runbook(self) -> Incidents:
+        name = self.automation.runbook
+        if name is not None and name not in self.runbooks:
+            raise ValueError(f"automation.runbook: no runbook template {name!r}")
+        return self
 
 
 class Probe(Strict):
@@ -528,8 +850,66 @@ class BackupKeep(Strict):
     monthly: int = Field(default=12, ge=0, le=1200)
 
 
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_REGION_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
+
+
+class BackupS3(Strict):
+    """Off-site copies of backups in an S3-compatible bucket (AWS, MinIO, Ceph, R2, …)."""
+
+    bucket: str
+    prefix: str = ""  # a folder in the bucket: "uptally/prod" keeps keys under uptally/prod/
+    endpoint_url: str | None = None  # anything but AWS S3 itself
+    region: str | None = None
+    # Names of environment variables holding the credentials (never the credentials); without
+    # them boto3's default chain applies (AWS_* variables, ~/.aws, instance roles …).
+    access_key_env: VariableName | None = None
+    secret_key_env: VariableName | None = None
+    keep: BackupKeep | None = None  # retention of the remote copies; default: backup.keep
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET_RE.match(value) or ".." in value:
+            raise ValueError(
+                f"{value!r} is not a bucket name: 3-63 lowercase letters, digits, dots and "
+                "hyphens, starting and ending with a letter or digit"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if _CONTROL_RE.search(value) or len(value) > 512:
+            raise ValueError("prefix must be at most 512 characters, without control characters")
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"prefix {value!r} must not start with / or contain ..")
+        return value.strip("/") + "/" if value.strip("/") else ""
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return value if value is None else check_http_url(value)
+
+    @field_validator("region")
+    @classmethod
+    def _region_name(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION_RE.match(value):
+            raise ValueError(f"{value!r} is not a region name (such as eu-west-1, or auto)")
+        return value
+
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> BackupS3:
+        if (self.access_key_env is None) != (self.secret_key_env is None):
+            raise ValueError(
+                "give both access_key_env and secret_key_env, or neither (boto3's default "
+                "credentials)"
+            )
+        return self
+
+
 class Backup(Strict):
-    """Scheduled backups by `serve` (off unless `dir` is set); see docs/trust.md."""
+    """Scheduled backups by `serve` (off unless `dir` is set); see docs/operations.md."""
 
     dir: str | None = None
     every: Duration = 86_400_000
@@ -537,6 +917,12 @@ class Backup(Strict):
     encrypt: bool = False  # needs UPTALLY_SECRET_KEY
     monitor: Identifier = "uptally-backup"  # heartbeat pinged after each successful backup
     grace: Duration = 3_600_000
+    s3: BackupS3 | None = None  # off-site copies of each backup
+
+    @property
+    def s3_keep(self) -> BackupKeep:
+        """Retention of the off-site copies (s3.keep, else the local keep)."""
+        return self.s3.keep if self.s3 is not None and self.s3.keep is not None else self.keep
 
     @field_validator("every")
     @classmethod
@@ -573,6 +959,15 @@ class Config(Strict):
     backup: Backup = Field(default_factory=Backup)
     dr: DisasterRecovery = Field(default_factory=DisasterRecovery)
     security: Security = Field(default_factory=Security)
+    incidents: Incidents = Field(default_factory=Incidents)
+
+    @model_validator(mode="after")
+    def _automated_components_exist(self) -> Config:
+        known = {c.id for c in self.components}
+        for name in self.incidents.automation.components:
+            if name not in known:
+                raise ValueError(f"incidents.automation.components: unknown component {name!r}")
+        return self
 
     @model_validator(mode="after")
     def _backup_monitor_is_a_heartbeat(self) -> Config:

@@ -94,6 +94,8 @@ class Ingest:
         self._last_flush = time.monotonic()
         self._last_tick = time.monotonic()
         self._tick_due = False  # re-judge monitors whose locations went silent
+        # Set by the runtime: marks events before they are written (maintenance suppression).
+        self.mark_events: Callable[[list[Event], Millis], list[Event]] | None = None
 
     @property
     def pending(self) -> int:
@@ -266,6 +268,8 @@ class Ingest:
                             self._tick_due = False
                             evaluation.merge(self.evaluator.tick(now))
                         evaluation.events.extend(e for w in works for e in w.events)
+                        if self.mark_events is not None:
+                            evaluation.events[:] = self.mark_events(evaluation.events, now)
                     await self._write_outcome(conn, evaluation)
                 break
             except _RETRYABLE as error:

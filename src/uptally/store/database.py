@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,7 +89,14 @@ class Database:
 
 def upsert(db: Database, table: Table, keys: Sequence[str], columns: Sequence[str]) -> Any:
     """INSERT … ON CONFLICT (keys) DO UPDATE SET columns = excluded.columns."""
-    statement: Any = db.insert(table)
+    return _upsert(db.is_sqlite, table, tuple(keys), tuple(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert(is_sqlite: bool, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    # Built once per shape: making the statement (its `excluded` alias, its cache key) cost
+    # more than executing it for the small batches of the write path.
+    statement: Any = sqlite.insert(table) if is_sqlite else postgresql.insert(table)
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={name: statement.excluded[name] for name in columns}
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -78,6 +78,25 @@ async def list_rollups(
         rollups.c.monitor.in_(list(monitors)), rollups.c.hour >= since, rollups.c.hour < until
     )
     return [_rollup(row) for row in await conn.execute(query.order_by(rollups.c.hour))]
+
+
+class HourTotals(NamedTuple):
+    monitor: str
+    hour: Millis
+    checks: int
+    latency_sum: float
+
+
+async def hourly_totals(
+    conn: AsyncConnection, monitors: Iterable[str], since: Millis, until: Millis
+) -> list[HourTotals]:
+    """Counts and latency sums per monitor, location and hour, without the histograms (what
+    the status page's charts need, at a fraction of the decoding)."""
+    query = select(rollups.c.monitor, rollups.c.hour, rollups.c["count"], rollups.c.latency_sum)
+    query = query.where(
+        rollups.c.monitor.in_(list(monitors)), rollups.c.hour >= since, rollups.c.hour < until
+    )
+    return [HourTotals(*row) for row in await conn.execute(query)]
 
 
 def _rollup(row: Row[Any]) -> Rollup:

@@ -6,20 +6,25 @@ from fastapi import FastAPI
 
 from uptally import __version__
 from uptally.runtime import Runtime
+from uptally.statuspage.site import StatusSite
 from uptally.web import (
     api_audit,
+    api_channels,
     api_config,
     api_dr,
+    api_incidents,
+    api_maintenance,
     api_monitors,
     api_outages,
     api_probes,
+    api_sla,
     api_tokens,
     errors,
     health,
-    page,
     ping,
     security,
-    statuspage_v2,
+    statuspage,
+    subscribe,
 )
 from uptally.web.ratelimit import FailureLimiter
 
@@ -35,6 +40,8 @@ class App:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
+        if await statuspage.fast_path(scope, send, self.api.state.status_site):
+            return  # cached bytes with prepared headers, security headers among them
         send = security.with_headers(send, scope["path"])
         if scope["path"].startswith(ping.PREFIX):
             await ping.handle(scope, receive, send, self.runtime)
@@ -62,8 +69,8 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     settings = runtime.config.security
     app.state.auth_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
     errors.install(app)
+    app.state.status_site = StatusSite(runtime)
     app.include_router(health.router)
-    app.include_router(statuspage_v2.router)
     app.include_router(api_monitors.router)
     app.include_router(api_outages.router)
     app.include_router(api_audit.router)
@@ -71,5 +78,10 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_dr.router)
     app.include_router(api_config.router)
     app.include_router(api_probes.router)
-    app.include_router(page.router)
+    app.include_router(api_maintenance.router)
+    app.include_router(api_sla.router)
+    app.include_router(api_incidents.router)
+    app.include_router(api_channels.router)
+    app.include_router(subscribe.router)
+    app.include_router(statuspage.router)
     return app

@@ -31,14 +31,14 @@ _COMMON = [
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-_HEADERS = [(b"content-security-policy", CSP.encode()), *_COMMON]
+HEADERS = [(b"content-security-policy", CSP.encode()), *_COMMON]
 _DOCS_HEADERS = [(b"content-security-policy", DOCS_CSP.encode()), *_COMMON]
-_NAMES = {name for name, _ in _HEADERS}
+_NAMES = {name for name, _ in HEADERS}
 
 
 def with_headers(send: Send, path: str) -> Send:
     """A `send` that adds the security headers to the response (unless already set)."""
-    extra = _DOCS_HEADERS if path == "/docs" else _HEADERS
+    extra = _DOCS_HEADERS if path == "/docs" else HEADERS
 
     async def secured(message: Message) -> None:
         if message["type"] == "http.response.start":

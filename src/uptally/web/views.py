@@ -84,7 +84,9 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
         kind=monitor.kind,
         description=monitor.description,
         enabled=monitor.enabled,
-        state=(status.state if status else MonitorState.UNKNOWN).value,
+        state=runtime.maintenance.monitor_state(
+            monitor.id, status.state if status else MonitorState.UNKNOWN
+        ).value,
         since=iso(status.since) if status else None,
         target=_target(monitor),
         interval_s=monitor.interval / 1000 if isinstance(monitor, ActiveMonitor) else None,

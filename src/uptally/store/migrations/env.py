@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from uptally.store import tables_trust  # noqa: F401  (registers its tables)
+from uptally.store import (
+    tables_incidents,  # noqa: F401  (registers its tables)
+    tables_maintenance,  # noqa: F401  (registers its tables)
+    tables_trust,  # noqa: F401  (registers its tables)
+)
 from uptally.store.tables import metadata
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,1 @@
+"""Incidents (pure): states, transitions, automation from outages, commitments, runbooks, views."""

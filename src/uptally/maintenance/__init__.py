@@ -1,0 +1,1 @@
+"""Maintenance windows: recurrence, states, alert suppression and the timer that runs them."""

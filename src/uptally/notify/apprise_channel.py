@@ -1,0 +1,40 @@
+"""Any Apprise URL (Slack, Discord, Telegram, PagerDuty, Teams, mailto://, json://, …)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+
+from uptally.notify.transport import DeliveryError, Outgoing
+
+log = logging.getLogger(__name__)
+
+
+class AppriseChannel:
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+
+    async def send(self, outgoing: Outgoing) -> int | None:
+        with warnings.catch_warnings():
+            # Apprise loads its plugins on first use; some import modules Python deprecates.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import apprise  # heavy (≈0.1 s): only when a channel needs it
+
+            service = apprise.Apprise()
+            if not service.add(self.url):
+                raise DeliveryError("not a valid or supported Apprise URL", permanent=True)
+        message = outgoing.message
+        capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+        with capture as captured:
+            try:
+                # Apprise has its own timeouts; this bounds a plugin that ignores them.
+                async with asyncio.timeout(self.timeout_s * 3):
+                    ok = await service.async_notify(body=message.text(), title=message.title)
+            except TimeoutError:
+                raise DeliveryError("timed out") from None
+        if not ok:
+            detail = " ".join(str(captured.getvalue()).split())[:300]
+            raise DeliveryError(f"apprise: {detail or 'the service did not accept it'}")
+        return None

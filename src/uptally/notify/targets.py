@@ -1,0 +1,184 @@
+"""Targets of deliveries (`channel:<id>`, `subscriber:<id>`) resolved to their transports.
+
+Resolved each time a queue is delivered, so config reloads and new secrets apply at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+
+from uptally.clock import Millis, iso
+from uptally.config.schema import Channel, Config, SecretRef
+from uptally.incidents.texts import format_time, join_names
+from uptally.notify import mail
+from uptally.notify.apprise_channel import AppriseChannel
+from uptally.notify.email import Mailer, SmtpSettings
+from uptally.notify.transport import DeliveryError, Outgoing, Transport
+from uptally.notify.webhook import PREFIX, Webhook
+from uptally.secrets import Keyring, SecretKeyError
+from uptally.store import channels as channel_store
+from uptally.store import secrets as secret_store
+from uptally.store import subscribers as subscriber_store
+from uptally.store.database import Database
+from uptally.subscribers import keys, links
+from uptally.subscribers.service import CONFIRM_KIND
+
+CHANNEL = "channel:"
+SUBSCRIBER = "subscriber:"
+
+
+class Unavailable(Exception):
+    """The target cannot be delivered now (permanent: never, e.g. the channel was removed)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def label(target: str) -> str:
+    """The metrics label: a channel's id; subscribers together as `subscribers`."""
+    return target.removeprefix(CHANNEL) if target.startswith(CHANNEL) else "subscribers"
+
+
+class Resolver:
+    def __init__(
+        self,
+        db: Database,
+        config: Callable[[], Config],
+        keyring: Callable[[], Keyring | None],
+        session: Callable[[], aiohttp.ClientSession],
+        clock_now: Callable[[], Millis],
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.keyring = keyring
+        self.session = session
+        self.now = clock_now
+        self._mailer: tuple[SmtpSettings, Mailer] | None = None
+        self._link_key: bytes | None = None
+
+    async def resolve(self, target: str) -> Transport:
+        config = self.config()
+        timeout_s = config.notifications.timeout / 1000
+        if target.startswith(CHANNEL):
+            url, secret = await self._channel(target.removeprefix(CHANNEL), config)
+            if url.lower().startswith(PREFIX):
+                return Webhook(self.session(), url, secret, timeout_s)
+            return AppriseChannel(url, timeout_s)
+        if target.startswith(SUBSCRIBER):
+            async with self.db.connect() as conn:
+                found = await subscriber_store.get(conn, target.removeprefix(SUBSCRIBER))
+            if found is None or found.state == subscriber_store.UNSUBSCRIBED:
+                raise Unavailable("unsubscribed", permanent=True)
+            if found.kind == "webhook":
+                private = config.notifications.subscribers.allow_private_webhooks
+                return Webhook(
+                    self.session(), found.address, None, timeout_s, public_only=not private
+                )
+            return SubscriberMail(self, found.id, found.address)
+        raise Unavailable(f"unknown target {target}", permanent=True)
+
+    async def _channel(self, channel_id: str, config: Config) -> tuple[str, str | None]:
+        configured = next((c for c in config.notifications.channels if c.id == channel_id), None)
+        if configured is not None:
+            return await self._configured(configured)
+        async with self.db.connect() as conn:
+            stored = next(
+                (c for c in await channel_store.load_channels(conn) if c.id == channel_id), None
+            )
+        if stored is None:
+            raise Unavailable("the channel was removed", permanent=True)
+        keyring = self.keyring()
+        if keyring is None:
+            raise Unavailable("UPTALLY_SECRET_KEY is needed to open the channel", permanent=False)
+        try:
+            return stored.opened(keyring)
+        except SecretKeyError as error:
+            raise Unavailable(str(error), permanent=False) from None
+
+    async def _configured(self, channel: Channel) -> tuple[str, str | None]:
+        url = await self.secret_value(channel.url)
+        secret = await self.secret_value(channel.secret) if channel.secret is not None else None
+        assert url is not None
+        return url, secret
+
+    async def secret_value(self, value: str | SecretRef | None) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        keyring = self.keyring()
+        if keyring is None:
+            raise Unavailable(f"secret {value.secret!r} needs UPTALLY_SECRET_KEY", permanent=False)
+        async with self.db.connect() as conn:
+            try:
+                found = await secret_store.get_secret(conn, keyring, value.secret)
+            except SecretKeyError as error:
+                raise Unavailable(str(error), permanent=False) from None
+        if found is None:
+            raise Unavailable(f"secret {value.secret!r} is not set", permanent=False)
+        return found
+
+    async def mailer(self) -> Mailer:
+        smtp = self.config().notifications.smtp
+        if smtp is None:
+            raise DeliveryError("notifications.smtp is not configured")
+        settings = SmtpSettings(
+            smtp.host,
+            smtp.port,
+            smtp.security,
+            smtp.username,
+            await self.secret_value(smtp.password),
+            smtp.sender,
+            smtp.timeout / 1000,
+            smtp.verify_tls,
+        )
+        if self._mailer is None or self._mailer[0] != settings:
+            self._mailer = (settings, Mailer(settings, smtp.concurrency))
+        return self._mailer[1]
+
+    async def link_key(self) -> bytes:
+        """The key that signs subscriber links (made on first use, then kept)."""
+        if self._link_key is None:
+            async with self.db.begin() as conn:
+                self._link_key = await keys.link_key(self.db, conn, self.keyring(), self.now())
+        return self._link_key
+
+
+class SubscriberMail:
+    """A subscriber's mail: the confirmation, or a notice with its unsubscribe link."""
+
+    def __init__(self, resolver: Resolver, subscriber: str, address: str) -> None:
+        self.resolver = resolver
+        self.subscriber = subscriber
+        self.address = address
+
+    async def send(self, outgoing: Outgoing) -> int | None:
+        config = self.resolver.config()
+        base = config.site.url
+        if not base:
+            raise DeliveryError("site.url must be set for links in subscriber mail")
+        try:
+            mailer = await self.resolver.mailer()
+        except Unavailable as error:
+            raise DeliveryError(str(error)) from None
+        key = await self.resolver.link_key()
+        site = config.site.title
+        if outgoing.kind == CONFIRM_KIND:
+            expires = int(outgoing.data.get("expires") or 0)
+            components = [str(c) for c in outgoing.data.get("components") or ()]
+            names = {c.id: c.title for c in config.components}
+            message = mail.confirmation(
+                self.address,
+                site,
+                links.confirm_url(base, key, self.subscriber, expires, components),
+                join_names([names.get(c, c) for c in components]),
+                format_time(expires, config.site.timezone) if expires else iso(expires) or "",
+                outgoing.delivery,
+            )
+        else:
+            unsubscribe = links.unsubscribe_url(base, key, self.subscriber)
+            message = mail.notice(
+                self.address, site, outgoing.message, unsubscribe, outgoing.delivery
+            )
+        return await mailer.send(message)

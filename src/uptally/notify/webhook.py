@@ -1,0 +1,101 @@
+"""Signed webhooks: a JSON POST {id, event, at, data} with the X-Uptally-* headers.
+
+With a secret, `X-Uptally-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, where
+the timestamp is `X-Uptally-Timestamp` (unix seconds, fresh on each attempt) and the body the
+exact bytes sent. `X-Uptally-Delivery` is the same on every attempt of one delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+
+import aiohttp
+
+from uptally import __version__
+from uptally.clock import iso
+from uptally.netguard import UnsafeTarget, check_url
+from uptally.notify.transport import DeliveryError, Outgoing, http_failure
+
+PREFIX = "webhook+"
+
+
+def body_of(outgoing: Outgoing) -> bytes:
+    document = {
+        "id": outgoing.event,
+        "event": outgoing.kind,
+        "at": iso(outgoing.at),
+        "data": dict(outgoing.data),
+    }
+    return json.dumps(document, separators=(",", ":"), default=str).encode()
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def headers_for(
+    outgoing: Outgoing, body: bytes, secret: str | None, now_s: int | None = None
+) -> dict[str, str]:
+    timestamp = str(int(time.time()) if now_s is None else now_s)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"uptally/{__version__}",
+        "X-Uptally-Event": outgoing.kind,
+        "X-Uptally-Delivery": outgoing.delivery,
+        "X-Uptally-Timestamp": timestamp,
+    }
+    if secret:
+        headers["X-Uptally-Signature"] = signature(secret, timestamp, body)
+    return headers
+
+
+class Webhook:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        secret: str | None,
+        timeout_s: float,
+        *,
+        public_only: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.session = session
+        self.url = url.removeprefix(PREFIX)
+        self.secret = secret
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.public_only = public_only  # subscribers' webhooks must not reach private addresses
+        self.extra_headers = dict(extra_headers or {})
+
+    async def send(self, outgoing: Outgoing) -> int | None:
+        if self.public_only:
+            try:
+                await check_url(self.url)
+            except UnsafeTarget as error:
+                raise DeliveryError(str(error), permanent=True) from None
+        body = body_of(outgoing)
+        headers = {**headers_for(outgoing, body, self.secret), **self.extra_headers}
+        try:
+            async with self.session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            ) as response:
+                if 200 <= response.status < 300:
+                    await response.read()
+                    return response.status
+                detail = (await response.content.read(200)).decode("utf-8", "replace").strip()
+                raise http_failure(response.status, detail, response.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            raise DeliveryError(_describe(error)) from None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    text = str(error) or type(error).__name__
+    return text[:300]

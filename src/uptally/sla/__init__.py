@@ -1,0 +1,1 @@
+"""The SLA ledger: exact interval arithmetic over outages, maintenance and exclusions."""

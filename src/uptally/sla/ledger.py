@@ -1,0 +1,282 @@
+"""Availability of a component over a period, from outages, maintenance and exclusions (pure).
+
+Exact interval arithmetic, never sampling. For a component over [start, end):
+
+- a monitor's maintenance is the union of the windows covering it (directly or through one of
+  its components); its outages do not count there;
+- the component's excluded time is the union of windows on the component itself, the time when
+  *every* one of its monitors is under maintenance, and manual exclusions;
+- downtime is the union over its monitors of their verified outages outside their maintenance,
+  plus outages recorded by hand on the component, minus the excluded time; unverified
+  (degraded) downtime counts at the policy's weight where no verified downtime is;
+- uptime = 1 - downtime / (period - excluded time); 100 % when nothing of the period counts.
+
+With `count_maintenance` maintenance neither excludes time nor hides downtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
+from typing import Protocol
+
+from uptally.clock import Millis
+from uptally.config.schema import Component, CreditTier, SlaPolicy
+from uptally.evaluator import Outage
+from uptally.maintenance.windows import WindowView
+from uptally.sla import intervals as iv
+from uptally.sla.intervals import Spans
+
+MINUTE_MS = 60_000
+
+
+class StoredLike(Protocol):
+    """A stored outage (uptally.store.outages.StoredOutage has this shape)."""
+
+    @property
+    def outage(self) -> Outage: ...
+    @property
+    def component(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """Time that does not count (audit-logged when made through the API)."""
+
+    id: str
+    start: Millis
+    end: Millis
+    reason: str
+    component: str | None = None  # None: every component
+    policy: str | None = None  # None: every policy
+    source: str = "api"  # api | config
+
+    def applies(self, component: str, policy: str | None) -> bool:
+        return (self.component is None or self.component == component) and (
+            self.policy is None or self.policy == policy
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What counts, per policy."""
+
+    count_maintenance: bool = False
+    degraded_weight: Fraction = Fraction(0)
+    policy: str | None = None  # which exclusions apply
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """An outage that counted, and how much of it did."""
+
+    id: str
+    monitor: str | None
+    component: str | None
+    start: Millis
+    end: Millis | None
+    verified: bool
+    source: str
+    counted_ms: int  # its own time that counted (outages may overlap: the total is a union)
+    weight: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    span_ms: int  # the part of the period measured (up to now)
+    excluded_ms: int
+    full_ms: int  # verified downtime
+    partial_ms: int  # unverified downtime where no verified downtime is
+    weight: Fraction
+    counted: list[Counted] = field(default_factory=list)
+    downtime: Spans = field(default_factory=list)  # the verified downtime intervals
+
+    @property
+    def downtime_ms(self) -> Fraction:
+        return self.full_ms + self.weight * self.partial_ms
+
+    @property
+    def counting_ms(self) -> int:
+        """The time that counts: measured minus excluded."""
+        return self.span_ms - self.excluded_ms
+
+    @property
+    def uptime(self) -> Fraction:
+        """Between 0 and 1, exactly."""
+        if self.counting_ms <= 0:
+            return Fraction(1)
+        return max(Fraction(0), 1 - self.downtime_ms / self.counting_ms)
+
+
+def percent(value: Fraction, places: int = 4) -> float:
+    """A fraction as a percentage rounded down (never shown as meeting a target it misses)."""
+    scaled = Decimal(value.numerator * 100) / Decimal(value.denominator)
+    return float(scaled.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR))
+
+
+def minutes(ms: Fraction | int) -> float:
+    return round(float(Fraction(ms) / MINUTE_MS), 3)
+
+
+def availability(
+    component: Component,
+    outages: Iterable[StoredLike],
+    windows: Iterable[WindowView],
+    start: Millis,
+    end: Millis,
+    *,
+    now: Millis | None = None,
+    rules: Rules = Rules(),
+    exclusions: Iterable[Exclusion] = (),
+    monitor_components: Mapping[str, Collection[str]] | None = None,
+) -> Availability:
+    """The component's availability over [start, min(end, now)); open outages end at now.
+
+    `outages` may hold others' outages (they are skipped); `monitor_components` maps each
+    monitor to all components that hold it, so that a window on another component that shares
+    a monitor covers that monitor too (default: only this component).
+    """
+    if now is not None:
+        end = min(end, now)
+    if end <= start:
+        return Availability(0, 0, 0, 0, rules.degraded_weight)
+    horizon = end if now is None else now
+    monitors = list(dict.fromkeys(component.monitors))
+    own = set(monitors)
+    windows = [w for w in windows if w.status != "cancelled"]
+
+    covered: dict[str, Spans] = {}
+    direct: Spans = []
+    if not rules.count_maintenance:
+        for monitor in monitors:
+            groups = (monitor_components or {}).get(monitor, (component.id,))
+            covered[monitor] = iv.clip(
+                iv.merge(s for w in windows if w.covers(monitor, groups) and (s := w.span())),
+                start,
+                end,
+            )
+        direct = iv.clip(
+            iv.merge(s for w in windows if component.id in w.components and (s := w.span())),
+            start,
+            end,
+        )
+    every = iv.intersect_all([covered.get(m, []) for m in monitors]) if monitors else []
+    excluded = iv.clip(
+        iv.merge(
+            [
+                *direct,
+                *every,
+                *((x.start, x.end) for x in exclusions if x.applies(component.id, rules.policy)),
+            ]
+        ),
+        start,
+        end,
+    )
+
+    full_parts: list[Spans] = []
+    partial_parts: list[Spans] = []
+    candidates: list[tuple[StoredLike, Spans]] = []
+    for stored in outages:
+        outage = stored.outage
+        if outage.monitor and outage.monitor in own:
+            hidden = covered.get(outage.monitor, [])
+        elif not outage.monitor and stored.component == component.id:
+            hidden = []
+        else:
+            continue
+        stop = outage.end if outage.end is not None else horizon
+        mine = iv.subtract(iv.clip([(outage.start, stop)], start, end), hidden)
+        mine = iv.subtract(mine, excluded)
+        if not mine:
+            continue
+        candidates.append((stored, mine))
+        (full_parts if outage.verified else partial_parts).append(mine)
+    full = iv.merge(s for part in full_parts for s in part)
+    partial: Spans = []
+    if rules.degraded_weight > 0:
+        partial = iv.subtract(iv.merge(s for part in partial_parts for s in part), full)
+    counted = [
+        Counted(
+            stored.outage.id,
+            stored.outage.monitor or None,
+            stored.component,
+            stored.outage.start,
+            stored.outage.end,
+            stored.outage.verified,
+            stored.source,
+            iv.length(mine if stored.outage.verified else iv.subtract(mine, full)),
+            Fraction(1) if stored.outage.verified else rules.degraded_weight,
+        )
+        for stored, mine in candidates
+        if stored.outage.verified or rules.degraded_weight > 0
+    ]
+    counted = [c for c in counted if c.counted_ms > 0]
+    counted.sort(key=lambda c: (c.start, c.id))
+    return Availability(
+        end - start,
+        iv.length(excluded),
+        iv.length(full),
+        iv.length(partial),
+        rules.degraded_weight,
+        counted,
+        full,
+    )
+
+
+def component_uptime(
+    component: Component,
+    outages: Iterable[StoredLike],
+    windows: Iterable[WindowView],
+    start: Millis,
+    end: Millis,
+    policy: SlaPolicy | None = None,
+    *,
+    now: Millis | None = None,
+    exclusions: Iterable[Exclusion] = (),
+    monitor_components: Mapping[str, Collection[str]] | None = None,
+) -> float:
+    """Uptime % of a component over [start, end) (up to `now`), the way `policy` counts.
+
+    For the status page: computed from outages and maintenance windows only. Without a policy
+    verified downtime counts and maintenance is excluded. Rounded down to 4 decimals.
+    """
+    result = availability(
+        component,
+        outages,
+        windows,
+        start,
+        end,
+        now=now,
+        rules=rules_of(policy),
+        exclusions=exclusions,
+        monitor_components=monitor_components,
+    )
+    return percent(result.uptime)
+
+
+def rules_of(policy: SlaPolicy | None) -> Rules:
+    """The counting rules of a policy (none: verified downtime, maintenance excluded)."""
+    if policy is None:
+        return Rules()
+    return Rules(policy.count_maintenance, Fraction(str(policy.degraded_weight)), policy.id)
+
+
+def monitor_groups(components: Iterable[Component]) -> dict[str, list[str]]:
+    """monitor -> every component holding it."""
+    groups: dict[str, list[str]] = {}
+    for component in components:
+        for monitor in component.monitors:
+            groups.setdefault(monitor, []).append(component.id)
+    return groups
+
+
+def credit_percent(uptime: Fraction, tiers: Sequence[CreditTier]) -> float:
+    """The credit of the smallest tier whose `below` the uptime (a fraction) falls under."""
+    matching = [t for t in tiers if uptime * 100 < Fraction(str(t.below))]
+    if not matching:
+        return 0.0
+    return min(matching, key=lambda t: t.below).credit

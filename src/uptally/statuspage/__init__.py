@@ -1,0 +1,1 @@
+"""The public status page: read models, rendering, caching and static export."""

@@ -1,0 +1,250 @@
+"""Assemble the page model from read models: current states, outages, rollups, incidents, windows.
+
+Never from raw results: outages and hourly rollups are enough for every number shown, so a rush
+of visitors costs a few indexed queries per rebuild, and rebuilds are cached (see cache.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from uptally.clock import Millis
+from uptally.config.schema import Component, SlaPolicy
+from uptally.evaluator import MonitorState
+from uptally.runtime import Runtime
+from uptally.sla.ledger import component_uptime, monitor_groups
+from uptally.sla.report import Inputs
+from uptally.status import ComponentStatus, component_status, page_indicator, worst
+from uptally.statuspage import sources
+from uptally.statuspage.days import (
+    ComponentDowntime,
+    Interval,
+    component_downtime,
+    day_cells,
+    last_days,
+    uptime_percent,
+)
+from uptally.statuspage.model import (
+    UPTIME_PERIODS,
+    ComponentView,
+    GroupView,
+    MonitorView,
+    PageModel,
+)
+from uptally.store import outages as outage_store
+from uptally.store import rollups as rollup_store
+from uptally.store import sla as sla_store
+from uptally.store.tables import rollups
+
+DAYS = 90
+HOUR = 3_600_000
+
+
+def page_id(title: str) -> str:
+    return hashlib.sha256(title.encode()).hexdigest()[:12]
+
+
+def group_id(name: str) -> str:
+    return "group-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "group")
+
+
+async def build_page(runtime: Runtime, url: str) -> PageModel:
+    config = runtime.config
+    now = runtime.clock.now_ms()
+    zone = ZoneInfo(config.site.timezone)
+    monitors = {m.id: m for m in config.monitors}
+    shown = [m for c in config.components for m in c.monitors]
+    since = now - UPTIME_PERIODS["90d"] - 86_400_000
+    async with runtime.db.connect() as conn:
+        stored = await outage_store.list_outages(
+            conn, since=since, verified_only=True, limit=1_000_000
+        )
+        first_seen = await _first_seen(conn, shown)
+        hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
+        incidents = await sources.incidents(conn, now)
+        maintenance = await sources.maintenance(conn, now)
+        # With `sla.public_policy` the uptime % follow the SLA's counting (maintenance and
+        # exclusions out, degraded at its weight); the day cells still show verified downtime.
+        policy_inputs = (
+            await sla_store.load_inputs(conn, config, since, now)
+            if config.sla.public_policy
+            else None
+        )
+    policy = config.sla.policy(config.sla.public_policy) if config.sla.public_policy else None
+    holders = monitor_groups(config.components) if policy is not None else {}
+    per_monitor: dict[str, list[Interval]] = defaultdict(list)
+    per_component: dict[str, list[Interval]] = defaultdict(list)
+    for item in stored:
+        interval = (item.outage.start, item.outage.end if item.outage.end is not None else now)
+        if item.component:
+            per_component[item.component].append(interval)
+        elif item.outage.monitor:
+            per_monitor[item.outage.monitor].append(interval)
+    for monitor_id in shown:  # not yet in the hourly rollups (they are written every minute)
+        snapshots = runtime.evaluator.location_snapshots(monitor_id)
+        starts = [s.runs[0][1] for s in snapshots if s.runs]
+        if starts and monitor_id not in first_seen:
+            first_seen[monitor_id] = min(starts)
+    latency = _latency_by_monitor(hourly, now, zone)
+    days = last_days(DAYS, now, zone)
+    under_maintenance = sources.under_maintenance(maintenance, config, now)
+
+    groups: dict[str | None, GroupView] = {}
+    ungrouped: list[ComponentView] = []
+    for position, component in enumerate(config.components, 1):
+        views = []
+        for monitor_id in component.monitors:
+            monitor = monitors.get(monitor_id)
+            status = runtime.evaluator.status(monitor_id)
+            state = status.state if status else MonitorState.UNKNOWN
+            if monitor_id in under_maintenance or component.id in under_maintenance:
+                state = MonitorState.MAINTENANCE
+            own = component_downtime({monitor_id: per_monitor.get(monitor_id, [])}, [])
+            points, last_hour = latency.get(monitor_id, ([], None))
+            views.append(
+                MonitorView(
+                    monitor_id,
+                    monitor.title if monitor else monitor_id,
+                    state.value,
+                    status.since if status else None,
+                    points,
+                    last_hour,
+                    _uptimes(own, now, first_seen.get(monitor_id)),
+                )
+            )
+        downtime = component_downtime(
+            {m: per_monitor.get(m, []) for m in component.monitors},
+            per_component.get(component.id, []),
+        )
+        seen = min((first_seen[m] for m in component.monitors if m in first_seen), default=None)
+        cells = day_cells(downtime, days, seen)
+        sources.annotate_days(cells, component.id, incidents, maintenance, zone)
+        overall = component_status(MonitorState(v.state) for v in views)
+        updates = [v.since for v in views if v.since is not None]
+        view = ComponentView(
+            component.id,
+            component.title,
+            component.description,
+            group_id(component.group) if component.group else None,
+            position,
+            overall,
+            max(updates, default=None),
+            views,
+            cells,
+            _uptimes(downtime, now, seen)
+            if policy_inputs is None
+            else _policy_uptimes(component, policy_inputs, policy, holders, now, seen),
+            seen,
+        )
+        if component.group is None:
+            ungrouped.append(view)
+            continue
+        group = groups.get(component.group)
+        if group is None:
+            group = groups[component.group] = GroupView(
+                group_id(component.group),
+                component.group,
+                position,
+                ComponentStatus.OPERATIONAL,
+                None,
+                [],
+            )
+        group.components.append(view)
+        group.status = worst([group.status, overall])
+        if view.updated_at is not None:
+            group.updated_at = max(group.updated_at or 0, view.updated_at)
+
+    statuses = {c.id: c.status for g in groups.values() for c in g.components}
+    statuses.update({c.id: c.status for c in ungrouped})
+    indicator = page_indicator(statuses, config.site.maintenance_indicator)
+    indicator = sources.incident_indicator(indicator, incidents)
+    return PageModel(
+        config.site,
+        page_id(config.site.title),
+        url,
+        now,
+        indicator,
+        [g for key, g in groups.items() if key is not None],
+        ungrouped,
+        incidents,
+        maintenance,
+    )
+
+
+def _uptimes(
+    downtime: ComponentDowntime, now: Millis, first_seen: Millis | None
+) -> dict[str, float | None]:
+    return {
+        key: uptime_percent(downtime, now - length, now, first_seen)
+        for key, length in UPTIME_PERIODS.items()
+    }
+
+
+def _policy_uptimes(
+    component: Component,
+    inputs: Inputs,
+    policy: SlaPolicy | None,
+    holders: Mapping[str, Collection[str]],
+    now: Millis,
+    first_seen: Millis | None,
+) -> dict[str, float | None]:
+    """Uptime % per period counted by the public SLA policy, over the time it was watched."""
+    if first_seen is None or first_seen >= now:
+        return dict.fromkeys(UPTIME_PERIODS)
+    return {
+        key: component_uptime(
+            component,
+            inputs.outages,
+            inputs.windows,
+            max(now - length, first_seen),
+            now,
+            policy,
+            now=now,
+            exclusions=inputs.exclusions,
+            monitor_components=holders,
+        )
+        for key, length in UPTIME_PERIODS.items()
+    }
+
+
+async def _first_seen(conn: AsyncConnection, monitors: list[str]) -> dict[str, Millis]:
+    if not monitors:
+        return {}
+    query = (
+        select(rollups.c.monitor, func.min(rollups.c.hour))
+        .where(rollups.c.monitor.in_(monitors))
+        .group_by(rollups.c.monitor)
+    )
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}
+
+
+def _latency_by_monitor(
+    hourly: list[rollup_store.HourTotals], now: Millis, zone: ZoneInfo
+) -> dict[str, tuple[list[tuple[str, float | None]], float | None]]:
+    """Per monitor: 24 hourly average latencies (all locations together) and the newest one."""
+    first_hour = now - now % HOUR - 23 * HOUR
+    sums: dict[str, list[list[float]]] = defaultdict(lambda: [[0.0, 0.0] for _ in range(24)])
+    for rollup in hourly:
+        index = (rollup.hour - first_hour) // HOUR
+        if 0 <= index < 24 and rollup.checks:
+            slot = sums[rollup.monitor][index]
+            slot[0] += rollup.latency_sum
+            slot[1] += rollup.checks
+    labels = [
+        datetime.fromtimestamp((first_hour + i * HOUR) / 1000, zone).strftime("%H:00")
+        for i in range(24)
+    ]
+    result = {}
+    for monitor, slots in sums.items():
+        points = [(labels[i], (s / n) if n else None) for i, (s, n) in enumerate(slots)]
+        newest = next((v for _, v in reversed(points) if v is not None), None)
+        result[monitor] = (points, newest)
+    return result

@@ -1,0 +1,170 @@
+"""Daily uptime of a component from outage intervals: the cells of the 90-day bar (pure).
+
+A component is in a major outage while all of its monitors are down (or an outage was recorded
+on the component itself), and in a partial outage while some but not all are. Days are
+calendar days in the site timezone (DST days are 23 or 25 hours long). Uptime counts major
+outage time fully and partial outage time at 30 %, the convention of hosted status pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from uptally.clock import Millis
+
+PARTIAL_WEIGHT = 0.3
+MINUTE = 60_000
+
+Interval = tuple[Millis, Millis]
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    date: date
+    start: Millis
+    end: Millis
+
+
+@dataclass(slots=True)
+class DayCell:
+    day: Day
+    state: str  # operational | partial | major | nodata
+    major_ms: int = 0
+    partial_ms: int = 0
+    notes: list[str] = field(default_factory=list)  # incidents and maintenance of the day
+
+    @property
+    def down_minutes(self) -> float:
+        return (self.major_ms + self.partial_ms) / MINUTE
+
+
+def last_days(count: int, now: Millis, zone: ZoneInfo) -> list[Day]:
+    """The `count` calendar days up to and including today, in `zone`, oldest first."""
+    today = datetime.fromtimestamp(now / 1000, zone).date()
+    days = []
+    for back in range(count - 1, -1, -1):
+        day = today - timedelta(days=back)
+        start = datetime.combine(day, time.min, zone)
+        end = datetime.combine(day + timedelta(days=1), time.min, zone)
+        days.append(Day(day, int(start.timestamp() * 1000), int(end.timestamp() * 1000)))
+    return days
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    result: list[Interval] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            result.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return result
+
+
+def subtract(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    result: list[Interval] = []
+    for start, end in a:
+        cursor = start
+        for b_start, b_end in b:
+            if b_end <= cursor or b_start >= end:
+                continue
+            if b_start > cursor:
+                result.append((cursor, b_start))
+            cursor = max(cursor, b_end)
+        if cursor < end:
+            result.append((cursor, end))
+    return result
+
+
+def overlap(intervals: Sequence[Interval], start: Millis, end: Millis) -> int:
+    return sum(max(0, min(e, end) - max(s, start)) for s, e in intervals)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentDowntime:
+    major: list[Interval]
+    partial: list[Interval]
+
+
+def component_downtime(
+    per_monitor: Mapping[str, Iterable[Interval]], on_component: Iterable[Interval]
+) -> ComponentDowntime:
+    """Major (all monitors, or recorded on the component) and partial (some) downtime."""
+    monitors = [merge(intervals) for intervals in per_monitor.values()]
+    if monitors:
+        union = merge(i for m in monitors for i in m)
+        every = monitors[0]
+        for other in monitors[1:]:
+            every = intersect(every, other)
+    else:
+        union, every = [], []
+    major = merge([*every, *on_component])
+    partial = subtract(union, major)
+    return ComponentDowntime(major, partial)
+
+
+def day_cells(
+    downtime: ComponentDowntime, days: Sequence[Day], first_seen: Millis | None
+) -> list[DayCell]:
+    cells = []
+    majors = per_day(downtime.major, days)
+    partials = per_day(downtime.partial, days)
+    for day, major, partial in zip(days, majors, partials, strict=True):
+        if first_seen is None or first_seen >= day.end:
+            cells.append(DayCell(day, "nodata"))
+            continue
+        state = "major" if major else "partial" if partial else "operational"
+        cells.append(DayCell(day, state, major, partial))
+    return cells
+
+
+def per_day(intervals: Sequence[Interval], days: Sequence[Day]) -> list[int]:
+    """Time covered by `intervals` (sorted, disjoint, as `merge` gives) within each of `days`
+    (ascending): one sweep instead of every interval against every day."""
+    covered = []
+    first = 0
+    for day in days:
+        while first < len(intervals) and intervals[first][1] <= day.start:
+            first += 1
+        total = 0
+        index = first
+        while index < len(intervals) and intervals[index][0] < day.end:
+            start, end = intervals[index]
+            total += max(0, min(end, day.end) - max(start, day.start))
+            index += 1
+        covered.append(total)
+    return covered
+
+
+def uptime_percent(
+    downtime: ComponentDowntime, start: Millis, end: Millis, first_seen: Millis | None
+) -> float | None:
+    """Uptime over [start, end) counted from when monitoring began; None without data."""
+    if first_seen is None or first_seen >= end:
+        return None
+    start = max(start, first_seen)
+    total = end - start
+    if total <= 0:
+        return None
+    lost = overlap(downtime.major, start, end) + PARTIAL_WEIGHT * overlap(
+        downtime.partial, start, end
+    )
+    return max(0.0, min(100.0, 100.0 * (1 - lost / total)))

@@ -1,0 +1,324 @@
+"""Render the page model: HTML pages (Jinja2), Statuspage v2 JSON, feeds and badges.
+
+The same functions serve live requests and the static export; only links differ (absolute paths
+live, relative file names in an export that any static host or CDN can serve).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from uptally.clock import Millis
+from uptally.markdown import render as render_markdown
+from uptally.statuspage import feeds, svg
+from uptally.statuspage.model import ComponentView, MonitorView, PageModel
+from uptally.statuspage.v2 import V2
+
+STATIC = Path(__file__).parent / "templates"
+LABELS = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+_ENV = Environment(
+    loader=FileSystemLoader(STATIC),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class Links:
+    """Where a page's links point: site paths live, relative file names in a static export."""
+
+    def __init__(self, export_depth: int | None = None) -> None:
+        self.export_depth = export_depth
+
+    def __call__(self, path: str) -> str:
+        if self.export_depth is None:
+            return path
+        return "../" * self.export_depth + export_path(path)
+
+
+def export_path(path: str) -> str:
+    """The file a site path is written to in a static export."""
+    if path in ("/", ""):
+        return "index.html"
+    if path.startswith("/history"):
+        page = path.split("page=", 1)[1] if "page=" in path else "1"
+        return "history.html" if page == "1" else f"history-{page}.html"
+    if path.startswith(("/incidents/", "/maintenance/")):
+        return path.lstrip("/") + ".html"
+    return path.lstrip("/")
+
+
+class Page:
+    """Helpers the templates use, bound to one model and one kind of links."""
+
+    def __init__(self, model: PageModel, links: Links) -> None:
+        self.model = model
+        self.links = links
+        self.zone = ZoneInfo(model.site.timezone)
+
+    def context(self, **extra: Any) -> dict[str, Any]:
+        m = self.model
+        return {
+            "site": m.site,
+            "model": m,
+            "generated_at": m.generated_at,
+            "labels": LABELS,
+            "link": self.links,
+            "iso": _iso,
+            "local": self.local,
+            "percent": _percent,
+            "bar": self.bar,
+            "chart": self.chart,
+            "cell_title": svg.cell_title,
+            "component_names": self.component_names,
+            "names": self.names,
+            "markdown": render_markdown,
+            "duration": _duration,
+            "refresh": True,
+            **extra,
+        }
+
+    def local(self, ms: Millis | None) -> str:
+        if ms is None:
+            return ""
+        when = datetime.fromtimestamp(ms / 1000, self.zone)
+        return when.strftime("%b %-d, %Y %H:%M ") + (when.tzname() or "")
+
+    def bar(self, component: ComponentView) -> str:
+        label = f"{component.name}: {_percent(component.uptime_90d)} uptime over the last 90 days"
+        bad = sum(1 for c in component.cells if c.state in ("partial", "major"))
+        label += f", {bad} day{'s' if bad != 1 else ''} with downtime"
+        return svg.uptime_bar(component.cells, label)
+
+    def chart(self, monitor: MonitorView) -> str:
+        return svg.latency_chart(monitor.latency, f"{monitor.name} response time, last 24 hours")
+
+    def names(self, ids: Sequence[str]) -> str:
+        found = {c.id: c.name for c in self.model.components}
+        return ", ".join(found.get(i, i) for i in ids)
+
+    def component_names(self, incident: Any) -> str:
+        return self.names([c.component_id for c in incident.components])
+
+
+# -- HTML --------------------------------------------------------------------------------------
+
+
+def index_html(model: PageModel, links: Links) -> bytes:
+    sections: list[Any] = [
+        _Section(group.id, group.name, group.status, True, group.components)
+        for group in model.groups
+    ]
+    if model.ungrouped:
+        sections.append(_Section("components", "Services", None, False, model.ungrouped))
+    page = Page(model, links)
+    return (
+        _ENV.get_template("index.html")
+        .render(page.context(section="home", sections=sections))
+        .encode()
+    )
+
+
+def history_html(
+    model: PageModel, links: Links, items: list[dict[str, Any]], page: int, has_older: bool
+) -> bytes:
+    zone = ZoneInfo(model.site.timezone)
+    months: dict[str, dict[str, Any]] = {}
+    for item in sorted(items, key=lambda i: i["at"], reverse=True):
+        when = datetime.fromtimestamp(item["at"] / 1000, zone)
+        key = when.strftime("%Y-%m")
+        month = months.setdefault(key, {"key": key, "label": when.strftime("%B %Y"), "entries": []})
+        month["entries"].append(item)
+    view = Page(model, links)
+    return (
+        _ENV.get_template("history.html")
+        .render(
+            view.context(
+                section="history",
+                months=list(months.values()),
+                page=page,
+                has_older=has_older,
+                refresh=False,
+            )
+        )
+        .encode()
+    )
+
+
+def incident_html(model: PageModel, links: Links, incident: Any) -> bytes:
+    page = Page(model, links)
+    return (
+        _ENV.get_template("incident.html")
+        .render(page.context(section="history", incident=incident, refresh=False))
+        .encode()
+    )
+
+
+def maintenance_html(model: PageModel, links: Links, window: Any) -> bytes:
+    page = Page(model, links)
+    return (
+        _ENV.get_template("maintenance.html")
+        .render(page.context(section="history", window=window, refresh=False))
+        .encode()
+    )
+
+
+def history_items(incidents: Sequence[Any], windows: Sequence[Any]) -> list[dict[str, Any]]:
+    items = [
+        {
+            "title": i.title,
+            "path": f"/incidents/{i.id}",
+            "kind": "incident",
+            "status": i.status,
+            "at": i.started_at or i.created_at,
+            "duration": _duration(i) if i.resolved_at else None,
+        }
+        for i in incidents
+    ]
+    items += [
+        {
+            "title": w.title,
+            "path": f"/maintenance/{w.id}",
+            "kind": "maintenance",
+            "status": w.status.replace("_", " "),
+            "at": w.scheduled_for,
+            "duration": None,
+        }
+        for w in windows
+    ]
+    return items
+
+
+# -- JSON, feeds, badges -----------------------------------------------------------------------
+
+V2_DOCUMENTS: dict[str, Callable[[V2], dict[str, Any]]] = {
+    "summary.json": V2.summary,
+    "status.json": V2.status,
+    "components.json": V2.components,
+    "incidents.json": lambda v: v.incidents(),
+    "incidents/unresolved.json": lambda v: v.incidents(unresolved=True),
+    "scheduled-maintenances.json": lambda v: v.scheduled_maintenances(),
+    "scheduled-maintenances/upcoming.json": lambda v: v.scheduled_maintenances("upcoming"),
+    "scheduled-maintenances/active.json": lambda v: v.scheduled_maintenances("active"),
+}
+
+
+def v2_json(model: PageModel, name: str) -> bytes:
+    document = V2_DOCUMENTS[name](V2(model))
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def atom(model: PageModel) -> bytes:
+    return feeds.atom(model)
+
+
+def rss(model: PageModel) -> bytes:
+    return feeds.rss(model)
+
+
+BADGE_KINDS = ("status", "uptime", "latency")
+_STATUS_BADGE = {
+    "operational": ("operational", "green"),
+    "up": ("up", "green"),
+    "degraded_performance": ("degraded", "yellow"),
+    "degraded": ("degraded", "yellow"),
+    "partial_outage": ("partial outage", "orange"),
+    "major_outage": ("major outage", "red"),
+    "down": ("down", "red"),
+    "under_maintenance": ("maintenance", "blue"),
+    "maintenance": ("maintenance", "blue"),
+    "unknown": ("unknown", "grey"),
+}
+
+
+def badge(model: PageModel, key: str, kind: str, period: str) -> bytes | None:
+    """A badge for a component or a monitor; None if there is no such thing."""
+    component = model.component(key)
+    monitor = model.monitor(key) if component is None else None
+    if component is None and monitor is None:
+        return None
+    if kind == "status":
+        state = component.status.value if component else monitor.state  # type: ignore[union-attr]
+        message, color = _STATUS_BADGE.get(state, (state, "grey"))
+        return svg.badge("status", message, color).encode()
+    if kind == "uptime":
+        uptime = (component or monitor).uptime.get(period)  # type: ignore[union-attr]
+        if uptime is None:
+            return svg.badge(f"uptime {period}", "no data", "grey").encode()
+        color = "green" if uptime >= 99.9 else "yellow" if uptime >= 99 else "red"
+        return svg.badge(f"uptime {period}", _percent(uptime), color).encode()
+    latencies = [
+        m.latency_ms
+        for m in (component.monitors if component else [monitor])
+        if m and m.latency_ms is not None
+    ]
+    if not latencies:
+        return svg.badge("response time", "no data", "grey").encode()
+    value = sum(latencies) / len(latencies)
+    color = "green" if value < 300 else "yellow" if value < 1000 else "red"
+    return svg.badge("response time", f"{value:.0f} ms", color).encode()
+
+
+def badge_paths(model: PageModel) -> list[tuple[str, str, str]]:
+    """Every (id, kind, period) a static export writes; period is the default 30d."""
+    keys = [c.id for c in model.components] + [m.id for c in model.components for m in c.monitors]
+    return [(key, kind, "30d") for key in dict.fromkeys(keys) for kind in BADGE_KINDS]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+class _Section:
+    def __init__(
+        self, id_: str, name: str, status: Any, show_status: bool, components: list[ComponentView]
+    ) -> None:
+        self.id = id_
+        self.name = name
+        self.status = status
+        self.show_status = show_status
+        self.components = components
+
+
+def _iso(ms: Millis | None) -> str:
+    if ms is None:
+        return ""
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    )
+
+
+def _percent(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    if value >= 100:
+        return "100%"
+    return (
+        f"{min(value, 99.999):.3f}".rstrip("0").rstrip(".") + "%"
+        if value >= 99
+        else f"{value:.2f}%"
+    )
+
+
+def _duration(incident: Any) -> str:
+    start = incident.started_at or incident.created_at
+    end = incident.resolved_at
+    if end is None:
+        return "ongoing"
+    minutes = max(0, end - start) / 60_000
+    if minutes < 60:
+        return f"{minutes:.0f} min"
+    hours, rest = divmod(round(minutes), 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"

@@ -1,0 +1,135 @@
+"""One status page bound to a runtime: its cache, history pages, lookups and static export."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from uptally.evaluator import Evaluation
+from uptally.runtime import Runtime
+from uptally.statuspage import render, sources
+from uptally.statuspage.build import build_page
+from uptally.statuspage.cache import PageCache, Rendered
+from uptally.statuspage.export import export_site
+from uptally.statuspage.model import PageModel
+from uptally.store.tables import outbox
+
+log = logging.getLogger(__name__)
+
+MONTHS_PER_PAGE = 3
+
+
+class StatusSite:
+    """Kept fresh by the writer's evaluations and, for changes made elsewhere (incidents,
+    maintenance), by the outbox's sequence number, checked at most once a second."""
+
+    def __init__(self, runtime: Runtime, base_url: str | None = None) -> None:
+        self.runtime = runtime
+        self.base_url = base_url or runtime.config.site.url or ""
+        self.cache = PageCache(lambda: build_page(runtime, self.base_url))
+        self._seq = -1
+        self._checked = 0.0
+        self._checking: asyncio.Task[None] | None = None
+        runtime.ingest.listeners.append(self._on_evaluation)
+
+    def _on_evaluation(self, evaluation: Evaluation) -> None:
+        if (
+            evaluation.statuses
+            or evaluation.outages
+            or evaluation.events
+            or evaluation.removed_outages
+        ):
+            self.cache.touch()
+
+    async def refresh(self) -> bool:
+        """Notice changes written elsewhere; True if the cache was invalidated."""
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return False
+        self._checked = now
+        async with self.runtime.db.connect() as conn:
+            seq = (await conn.execute(select(func.max(outbox.c.seq)))).scalar() or 0
+        if seq != self._seq:
+            self._seq = seq
+            self.cache.touch()
+            return True
+        return False
+
+    def peek(self, key: str) -> Rendered | None:
+        """A cached rendering (a moment old at worst), or None when a request must take the
+        full path. Due checks for changes written elsewhere run in the background."""
+        if self._checking is None and time.monotonic() - self._checked >= 1.0:
+            self._checking = asyncio.get_running_loop().create_task(self._check())
+        return self.cache.peek(key)
+
+    async def _check(self) -> None:
+        try:
+            if await self.refresh():
+                self.cache.revalidate()
+        except Exception as error:
+            log.warning("checking the status page for changes failed: %s", error)
+        finally:
+            self._checking = None
+
+    async def history_page(
+        self, model: PageModel, page: int, links: render.Links
+    ) -> tuple[bytes, bool]:
+        since, until = month_range(model, page)
+        async with self.runtime.db.connect() as conn:
+            incidents, windows = await sources.history(conn, since, until)
+            older, older_windows = await sources.history(conn, 0, since)
+        items = render.history_items(incidents, windows)
+        has_older = bool(older or older_windows)
+        return render.history_html(model, links, items, page, has_older), has_older
+
+    async def find_incident(self, model: PageModel, incident_id: str) -> Any | None:
+        found = next((i for i in model.incidents if i.id == incident_id), None)
+        if found is None:
+            async with self.runtime.db.connect() as conn:
+                found = await sources.incident(conn, incident_id)
+        return found
+
+    async def keep_exported(
+        self, out: Path, every_s: float = 2.0, at_least_s: float = 300.0
+    ) -> None:
+        """Re-export after every change (checked every `every_s`), and every `at_least_s`."""
+        exported_version, exported_at = -1, 0.0
+        while True:
+            await self.refresh()
+            stale = time.monotonic() - exported_at >= at_least_s
+            if self.cache.version != exported_version or stale:
+                exported_version, exported_at = self.cache.version, time.monotonic()
+                try:
+                    written = await self.export(out)
+                    log.debug("exported %d files to %s", len(written), out)
+                except Exception:
+                    log.exception("exporting the status page to %s failed", out)
+            await asyncio.sleep(every_s)
+
+    async def export(self, out: Path) -> list[Path]:
+        model = await self.cache.model()
+        async with self.runtime.db.connect() as conn:
+            older, _ = await sources.history(conn, 0, model.generated_at + 1)
+        return await export_site(model, out, self.history_page, older)
+
+
+def month_range(model: PageModel, page: int) -> tuple[int, int]:
+    """[start, end) in ms of the months shown on history page `page` (newest first)."""
+    zone = ZoneInfo(model.site.timezone)
+    now = datetime.fromtimestamp(model.generated_at / 1000, zone)
+    index = now.year * 12 + now.month - 1  # months since year 0
+    newest = index - MONTHS_PER_PAGE * (page - 1)
+    oldest = newest - MONTHS_PER_PAGE + 1
+
+    def start_of(month_index: int) -> int:
+        year, month = divmod(month_index, 12)
+        return int(datetime(year, month + 1, 1, tzinfo=zone).timestamp() * 1000)
+
+    return start_of(oldest), start_of(newest + 1)

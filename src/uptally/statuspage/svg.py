@@ -1,0 +1,129 @@
+"""Server-rendered SVG: the 90-day uptime bar, response-time charts and shields-style badges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from uptally.statuspage.days import DayCell
+
+_BADGE_COLORS = {
+    "green": "#2e7d32",
+    "yellow": "#a06500",
+    "orange": "#c2410c",
+    "red": "#c62828",
+    "blue": "#1f5fbf",
+    "grey": "#6b7280",
+}
+# Verdana 11px advance widths of common characters (what shields.io badges are drawn with).
+_NARROW = set("ijlI.,:;!|'` ")
+_WIDE = set("mwMW%@")
+
+
+def _text_width(text: str) -> float:
+    width = 0.0
+    for char in text:
+        if char in _NARROW:
+            width += 3.6
+        elif char in _WIDE:
+            width += 10.0
+        elif char.isupper() or char.isdigit():
+            width += 7.5
+        else:
+            width += 6.6
+    return width
+
+
+def badge(label: str, message: str, color: str) -> str:
+    """A flat badge like shields.io's: grey label on the left, coloured message on the right."""
+    fill = _BADGE_COLORS.get(color, color)
+    left = round(_text_width(label) + 10)
+    right = round(_text_width(message) + 10)
+    total = left + right
+    label_x, message_x = left / 2, left + right / 2
+    text = f"{label}: {message}"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="20" role="img" '
+        f'aria-label="{escape(text)}"><title>{escape(text)}</title>'
+        '<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" '
+        'stop-opacity=".1"/><stop offset="1" stop-opacity=".1"/></linearGradient>'
+        f'<clipPath id="r"><rect width="{total}" height="20" rx="3" fill="#fff"/></clipPath>'
+        f'<g clip-path="url(#r)"><rect width="{left}" height="20" fill="#555"/>'
+        f'<rect x="{left}" width="{right}" height="20" fill="{fill}"/>'
+        f'<rect width="{total}" height="20" fill="url(#s)"/></g>'
+        '<g fill="#fff" text-anchor="middle" font-family="Verdana,Geneva,DejaVu Sans,sans-serif" '
+        'font-size="11">'
+        f'<text x="{label_x}" y="15" fill="#010101" fill-opacity=".3">{escape(label)}</text>'
+        f'<text x="{label_x}" y="14">{escape(label)}</text>'
+        f'<text x="{message_x}" y="15" fill="#010101" fill-opacity=".3">{escape(message)}</text>'
+        f'<text x="{message_x}" y="14">{escape(message)}</text></g></svg>'
+    )
+
+
+def cell_title(cell: DayCell) -> str:
+    text = cell.day.date.isoformat()
+    if cell.state == "nodata":
+        return f"{text}: no data"
+    if cell.state == "operational":
+        text += ": no downtime"
+    else:
+        text += f": {_minutes(cell.down_minutes)} of downtime"
+        if cell.major_ms and cell.partial_ms:
+            text += f" ({_minutes(cell.major_ms / 60_000)} major)"
+    if cell.notes:
+        text += " — " + "; ".join(cell.notes)
+    return text
+
+
+def uptime_bar(cells: Sequence[DayCell], label: str) -> str:
+    """One rect per day, coloured by the day's worst downtime, each with its own tooltip."""
+    width, gap, height = 3, 2, 34
+    total = len(cells) * (width + gap) - gap
+    # Width, height and corners come from the stylesheet: 90 cells x 50 components add up.
+    rects = [
+        f'<rect class="day {cell.state}" x="{index * (width + gap)}">'
+        f"<title>{escape(cell_title(cell))}</title></rect>"
+        for index, cell in enumerate(cells)
+    ]
+    return (
+        f'<svg class="bar" viewBox="0 0 {total} {height}" preserveAspectRatio="none" '
+        f'role="img" aria-label="{escape(label)}" focusable="false">{"".join(rects)}</svg>'
+    )
+
+
+def latency_chart(
+    points: Sequence[tuple[str, float | None]], label: str, width: int = 600, height: int = 80
+) -> str:
+    """A response-time line over time; `points` are (x label, average ms or None for no data)."""
+    values = [v for _, v in points if v is not None]
+    if not values:
+        return f'<p class="muted">{escape(label)}: no data yet</p>'
+    top = max(values) * 1.15 or 1.0
+    step = width / max(1, len(points) - 1)
+    segments: list[list[str]] = [[]]
+    for index, (_, value) in enumerate(points):
+        if value is None:
+            if segments[-1]:
+                segments.append([])
+            continue
+        y = height - (value / top) * (height - 4) - 2
+        segments[-1].append(f"{index * step:.1f},{y:.1f}")
+    lines = "".join(
+        f'<polyline class="line" points="{" ".join(segment)}"/>' for segment in segments if segment
+    )
+    average = sum(values) / len(values)
+    summary = f"{label}: average {average:.0f} ms, highest {max(values):.0f} ms"
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'aria-label="{escape(summary)}" focusable="false"><title>{escape(summary)}</title>'
+        f'<line class="axis" x1="0" y1="{height - 1}" x2="{width}" y2="{height - 1}"/>'
+        f"{lines}</svg>"
+    )
+
+
+def _minutes(value: float) -> str:
+    if value < 1:
+        return f"{value * 60:.0f} s"
+    if value < 120:
+        return f"{value:.0f} min"
+    return f"{value / 60:.1f} h"

@@ -1,0 +1,143 @@
+"""JSON shapes of the incidents admin API (also the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from uptally.config.schema import ID_PATTERN
+from uptally.web.schemas import Model
+
+ComponentId = Annotated[str, Field(pattern=ID_PATTERN)]
+ComponentStatusName = Literal[
+    "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
+]
+ComponentsIn = Annotated[
+    list[ComponentId] | dict[ComponentId, ComponentStatusName],
+    Field(description="ids (status from the impact) or {id: status}"),
+]
+UpdateStatus = Literal["investigating", "identified", "monitoring", "resolved"]
+ImpactName = Literal["none", "minor", "major", "critical"]
+Message = Annotated[str, Field(min_length=1, max_length=50_000)]
+Time = Annotated[datetime, Field(strict=True, description="ISO 8601, e.g. 2026-10-01T09:30:00Z")]
+
+
+class IncidentIn(Model):
+    title: str = Field(min_length=1, max_length=256)
+    status: UpdateStatus = "investigating"
+    impact: ImpactName = "minor"
+    components: ComponentsIn = Field(default_factory=list)
+    message: str | None = Field(default=None, max_length=50_000)
+    started_at: Time | None = None
+    runbook: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class UpdateIn(Model):
+    status: UpdateStatus | None = None
+    message: Message
+    components: ComponentsIn | None = None
+
+
+class IncidentPatch(Model):
+    title: str | None = Field(default=None, min_length=1, max_length=256)
+    impact: ImpactName | None = None
+    components: ComponentsIn | None = None
+    started_at: Time | None = None
+
+
+class PostmortemIn(Model):
+    body: Message
+
+
+class RunbookIn(Model):
+    template: str = Field(pattern=ID_PATTERN)
+
+
+class StepIn(Model):
+    done: bool
+
+
+class ComponentOut(Model):
+    id: str
+    status: ComponentStatusName
+    worst: ComponentStatusName
+
+
+class UpdateOut(Model):
+    id: str
+    status: UpdateStatus
+    body: str
+    body_html: str
+    components: dict[str, ComponentStatusName]
+    created_at: str
+    author: str
+    automatic: bool
+
+
+class PostmortemOut(Model):
+    state: Literal["draft", "published"]
+    body: str
+    body_html: str
+    created_at: str
+    updated_at: str
+    published_at: str | None
+    author: str
+
+
+class StepOut(Model):
+    position: int
+    phase: str
+    title: str
+    done: bool
+    done_at: str | None
+    done_by: str | None
+
+
+class RunbookOut(Model):
+    template: str | None
+    steps: list[StepOut]
+
+
+class CommitmentOut(Model):
+    id: str
+    incident: str
+    kind: Literal["first_post", "update", "postmortem"]
+    state: Literal["pending", "met", "missed"]
+    opened_at: str
+    due_at: str
+    met_at: str | None
+    reminded_at: str | None
+    overdue_at: str | None
+
+
+class IncidentOut(Model):
+    id: str
+    title: str
+    status: Literal["investigating", "identified", "monitoring", "resolved", "postmortem"]
+    impact: ImpactName
+    components: list[ComponentOut]
+    created_at: str
+    updated_at: str
+    started_at: str
+    identified_at: str | None
+    monitoring_at: str | None
+    resolved_at: str | None
+    created_by: str
+    automatic: bool
+    automated: bool
+    url: str | None
+    updates: list[UpdateOut]
+    postmortem: PostmortemOut | None = None
+    runbook: RunbookOut | None = None
+    commitments: list[CommitmentOut] | None = None
+
+
+class IncidentList(Model):
+    incidents: list[IncidentOut]
+
+
+class CommitmentList(Model):
+    commitments: list[CommitmentOut]
+    summary: dict[str, dict[str, int]]  # kind → {met, missed, pending}

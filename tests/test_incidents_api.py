@@ -1,0 +1,247 @@
+"""The incidents admin API over real sockets, automatic incidents from real results, runbooks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import config_from, serve_app
+from tests.receivers import poll_until
+from uptally.clock import FakeClock
+from uptally.metrics import Metrics
+from uptally.results import Result
+from uptally.runtime import Runtime
+from uptally.store.database import Database
+from uptally.web.app import create_app
+
+TOKEN = "incident-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CONFIG = """
+site: {title: Acme, url: "https://status.acme.test", country: DE}
+monitors:
+  - {id: api, name: Public API, kind: http, url: "http://127.0.0.1:9/", confirm: 1}
+  - {id: web, kind: http, url: "http://127.0.0.1:9/", confirm: 1}
+components:
+  - {id: api, name: API, monitors: [api]}
+  - {id: website, name: Website, monitors: [web]}
+incidents:
+  automation: {components: {api: open_and_resolve}, runbook: outage}
+  runbooks:
+    outage:
+      - {phase: notification, steps: [Notify affected users, Post on the status page]}
+      - {phase: recovery, steps: [Restore data backup, Verify monitoring and alerting]}
+      - {phase: resolution, steps: [Post mortem]}
+"""
+
+
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with self.session.request(
+            method, self.base + path, json=body, headers=AUTH
+        ) as response:
+            payload = await response.json() if response.status != 204 else None
+            return response.status, payload
+
+
+@pytest.fixture
+async def runtime(db_url: str, clock: FakeClock) -> AsyncIterator[Runtime]:
+    rt = Runtime(
+        config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False
+    )
+    await rt.start()
+    yield rt
+    await rt.stop()
+
+
+@pytest.fixture
+async def api(runtime: Runtime) -> AsyncIterator[Api]:
+    async with serve_app(create_app(runtime, TOKEN)) as url, aiohttp.ClientSession() as session:
+        yield Api(session, url)
+
+
+async def test_an_incident_is_declared_updated_resolved_and_given_a_postmortem(
+    api: Api, clock: FakeClock
+) -> None:
+    status, made = await api.call(
+        "POST",
+        "/api/v1/incidents",
+        {
+            "title": "Elevated errors",
+            "status": "investigating",
+            "impact": "major",
+            "components": {"api": "partial_outage"},
+            "message": "We see errors on **some** requests. <script>alert(1)</script>",
+        },
+    )
+    assert status == 201, made
+    incident = made["id"]
+    assert made["url"] == f"https://status.acme.test/incidents/{incident}"
+    assert made["components"] == [
+        {"id": "api", "status": "partial_outage", "worst": "partial_outage"}
+    ]
+    assert "<script>" not in made["updates"][0]["body_html"]
+    assert "<strong>some</strong>" in made["updates"][0]["body_html"]
+    owed = {c["kind"]: c["state"] for c in made["commitments"]}
+    assert owed == {"first_post": "met", "update": "pending"}
+    clock.advance(10 * 60_000)
+    status, updated = await api.call(
+        "POST",
+        f"/api/v1/incidents/{incident}/updates",
+        {
+            "status": "identified",
+            "message": "A bad deploy; rolling back.",
+            "components": {"api": "major_outage"},
+        },
+    )
+    assert status == 201, updated
+    assert updated["status"] == "identified"
+    assert updated["identified_at"] is not None
+    assert [u["status"] for u in updated["updates"]] == ["identified", "investigating"]
+    clock.advance(20 * 60_000)
+    status, resolved = await api.call(
+        "POST", f"/api/v1/incidents/{incident}/updates", {"status": "resolved", "message": "Fixed."}
+    )
+    assert resolved["status"] == "resolved"
+    assert resolved["components"] == [
+        {"id": "api", "status": "operational", "worst": "major_outage"}
+    ]
+    kinds = {(c["kind"], c["state"]) for c in resolved["commitments"]}
+    assert ("postmortem", "pending") in kinds  # api was down 30 min > 15 min
+    status, draft = await api.call(
+        "PUT", f"/api/v1/incidents/{incident}/postmortem", {"body": "## Timeline\n..."}
+    )
+    assert (status, draft["state"]) == (200, "draft")
+    status, published = await api.call("POST", f"/api/v1/incidents/{incident}/postmortem/publish")
+    assert (status, published["state"]) == (200, "published")
+    status, final = await api.call("GET", f"/api/v1/incidents/{incident}")
+    assert final["status"] == "postmortem"
+    assert {c["kind"]: c["state"] for c in final["commitments"]}["postmortem"] == "met"
+    status, patched = await api.call(
+        "PATCH", f"/api/v1/incidents/{incident}", {"title": "Errors after a deploy"}
+    )
+    assert patched["title"] == "Errors after a deploy"
+    status, listed = await api.call("GET", "/api/v1/incidents?status=resolved")
+    assert [i["id"] for i in listed["incidents"]] == [incident]
+    status, audit = await api.call("GET", "/api/v1/audit?action=incident.*&order=asc")
+    assert [e["action"] for e in audit["entries"]] == [
+        "incident.created",
+        "incident.updated",
+        "incident.updated",
+        "incident.edited",
+    ]
+    assert all(e["actor"] == "bootstrap-token" for e in audit["entries"])
+    status, summary = await api.call("GET", "/api/v1/commitments")
+    assert summary["summary"]["first_post"]["met"] == 1
+
+
+async def test_mistakes_are_refused_with_json_errors(api: Api) -> None:
+    status, body = await api.call(
+        "POST", "/api/v1/incidents", {"title": "x", "components": ["nope"]}
+    )
+    assert (status, body["error"]["code"]) == (422, "invalid_request")
+    status, body = await api.call("POST", "/api/v1/incidents", {"title": "x", "message": "m"})
+    incident = body["id"]
+    status, body = await api.call("POST", f"/api/v1/incidents/{incident}/postmortem/publish")
+    assert status == 409
+    status, body = await api.call("GET", f"/api/v1/incidents/{'0' * 26}")
+    assert status == 404
+    status, body = await api.call(
+        "POST", f"/api/v1/incidents/{incident}/updates", {"status": "postmortem", "message": "m"}
+    )
+    assert status == 422
+
+
+async def test_runbook_steps_are_checked_by_whom_and_when_for_operators_only(
+    api: Api, runtime: Runtime, clock: FakeClock
+) -> None:
+    status, made = await api.call(
+        "POST", "/api/v1/incidents", {"title": "Data loss", "runbook": "outage", "message": "m"}
+    )
+    assert [s["title"] for s in made["runbook"]["steps"]][:2] == [
+        "Notify affected users",
+        "Post on the status page",
+    ]
+    assert made["runbook"]["steps"][2]["phase"] == "recovery"
+    status, runbook = await api.call(
+        "PUT", f"/api/v1/incidents/{made['id']}/runbook/steps/3", {"done": True}
+    )
+    assert status == 200, runbook
+    step = runbook["steps"][2]
+    assert (step["title"], step["done"], step["done_by"]) == (
+        "Restore data backup",
+        True,
+        "bootstrap-token",
+    )
+    assert step["done_at"] is not None
+    status, _ = await api.call(
+        "PUT", f"/api/v1/incidents/{made['id']}/runbook/steps/99", {"done": True}
+    )
+    assert status == 404
+    from uptally.store import incidents as store
+
+    async with runtime.db.connect() as conn:
+        view = await store.get_incident(conn, made["id"])
+    assert view is not None
+    assert not hasattr(view, "runbook")  # the public read model has no runbook
+
+
+def failing(clock: FakeClock, monitor: str, n: int, ok: bool = False) -> Result:
+    return Result(
+        f"{monitor}{n}{ok}",
+        monitor,
+        "local",
+        clock.now_ms(),
+        ok,
+        9.0,
+        None if ok else "timeout",
+        "",
+    )
+
+
+async def test_a_verified_outage_opens_and_recovery_resolves_an_automatic_incident(
+    api: Api, runtime: Runtime, clock: FakeClock
+) -> None:
+    runtime.ingest.submit(failing(clock, "web", 1))  # website: policy off
+    runtime.ingest.submit(failing(clock, "api", 1))
+    await runtime.ingest.drained()
+    found: list[dict[str, Any]] = []
+
+    async def opened() -> bool:
+        _, body = await api.call("GET", "/api/v1/incidents")
+        found[:] = body["incidents"]
+        return bool(found)
+
+    await poll_until(opened)
+    [incident] = found
+    assert (incident["title"], incident["automatic"], incident["status"]) == (
+        "API is down",
+        True,
+        "investigating",
+    )
+    assert incident["updates"][0]["body"].startswith("We are investigating an outage of API")
+    assert incident["updates"][0]["author"] == "system"
+    _, detail = await api.call("GET", f"/api/v1/incidents/{incident['id']}")
+    assert len(detail["runbook"]["steps"]) == 5  # the automation's runbook template
+    clock.advance(100_000)  # within the location's liveness (2 intervals + timeout)
+    runtime.ingest.submit(failing(clock, "api", 2, ok=True))
+    await runtime.ingest.drained()
+
+    async def resolved() -> bool:
+        _, body = await api.call("GET", f"/api/v1/incidents/{incident['id']}")
+        found[:] = [body]
+        return bool(body["status"] == "resolved")
+
+    await poll_until(resolved)
+    [done] = found
+    assert done["updates"][0]["body"].startswith("Recovered at ")
+    assert "operational again after 1 min 40 s" in done["updates"][0]["body"]
+    assert "postmortem" not in {c["kind"] for c in done["commitments"]}  # down < 15 min
+    _, events = await api.call("GET", "/api/v1/audit?actor=system&action=incident.*")
+    assert {e["action"] for e in events["entries"]} == {"incident.created", "incident.updated"}

@@ -1,0 +1,107 @@
+"""The 90-day bar and uptime from outage intervals (pure)."""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from uptally.statuspage.days import (
+    Day,
+    component_downtime,
+    day_cells,
+    intersect,
+    last_days,
+    merge,
+    per_day,
+    subtract,
+    uptime_percent,
+)
+
+H = 3_600_000
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = 1_774_836_000_000  # 2026-03-30 04:00 Europe/Berlin (after the switch to summer time)
+
+
+def test_days_are_calendar_days_in_the_site_timezone_even_across_dst() -> None:
+    days = last_days(3, NOW, BERLIN)
+    assert [d.date for d in days] == [date(2026, 3, 28), date(2026, 3, 29), date(2026, 3, 30)]
+    assert [(d.end - d.start) // H for d in days] == [24, 23, 24]  # 29 March had 23 hours
+    assert days[0].end == days[1].start
+
+
+def test_a_component_is_down_in_full_only_while_all_its_monitors_are() -> None:
+    downtime = component_downtime({"a": [(0, 10 * H)], "b": [(5 * H, 20 * H)]}, [])
+    assert downtime.major == [(5 * H, 10 * H)]
+    assert downtime.partial == [(0, 5 * H), (10 * H, 20 * H)]
+
+
+def test_an_outage_recorded_on_the_component_is_a_major_one() -> None:
+    downtime = component_downtime({"a": []}, [(2 * H, 3 * H)])
+    assert (downtime.major, downtime.partial) == ([(2 * H, 3 * H)], [])
+
+
+def test_cells_take_the_worst_state_of_their_day_and_know_days_before_monitoring() -> None:
+    days = last_days(4, NOW, BERLIN)
+    downtime = component_downtime(
+        {
+            "a": [(days[2].start + H, days[2].start + 2 * H)],
+            "b": [(days[2].start, days[2].start + 90 * 60_000)],
+        },
+        [],
+    )
+    cells = day_cells(downtime, days, first_seen=days[1].start + 5)
+    assert [c.state for c in cells] == ["nodata", "operational", "major", "operational"]
+    assert cells[2].major_ms == 30 * 60_000
+    assert cells[2].partial_ms == 90 * 60_000
+    assert cells[2].down_minutes == 120
+
+
+def test_uptime_counts_major_fully_and_partial_at_30_percent_from_when_monitoring_began() -> None:
+    downtime = component_downtime({"a": [(0, 10 * H)], "b": [(0, 5 * H)]}, [])
+    # 100 h observed: 5 h major, 5 h partial -> 5 + 1.5 = 6.5 h lost
+    assert uptime_percent(downtime, -50 * H, 100 * H, first_seen=0) == 93.5
+    assert uptime_percent(downtime, 0, 100 * H, first_seen=None) is None
+
+
+intervals = st.lists(
+    st.tuples(st.integers(0, 1000), st.integers(1, 200)).map(lambda t: (t[0], t[0] + t[1])),
+    max_size=8,
+)
+
+
+@given(intervals, intervals)
+def test_interval_algebra_agrees_with_a_minute_by_minute_count(
+    a: list[tuple[int, int]], b: list[tuple[int, int]]
+) -> None:
+    def points(spans: list[tuple[int, int]]) -> set[int]:
+        return {p for s, e in spans for p in range(s, e)}
+
+    assert points(merge(a)) == points(a)
+    assert points(intersect(merge(a), merge(b))) == points(a) & points(b)
+    assert points(subtract(merge(a), merge(b))) == points(a) - points(b)
+    assert all(s < e for s, e in merge(a))
+
+
+@given(intervals, intervals)
+def test_uptime_stays_within_0_and_100(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
+    value = uptime_percent(component_downtime({"a": a, "b": b}, []), 0, 1300, first_seen=0)
+    assert value is not None
+    assert 0.0 <= value <= 100.0
+
+
+@given(intervals, st.lists(st.integers(1, 150), min_size=1, max_size=12))
+def test_the_per_day_sweep_agrees_with_counting_each_day(
+    a: list[tuple[int, int]], lengths: list[int]
+) -> None:
+    days, start = [], 0
+    for length in lengths:
+        days.append(Day(date(2026, 1, 1), start, start + length))
+        start += length
+    spans = merge(a)
+    expected = [
+        len({p for s, e in spans for p in range(s, e)} & set(range(d.start, d.end))) for d in days
+    ]
+    assert per_day(spans, days) == expected
