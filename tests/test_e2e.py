@@ -104,7 +104,8 @@ async def test_serve_detects_an_outage_records_it_and_keeps_it_across_a_restart(
             service.healthy = False
             down = await poll(lambda: monitor(base), lambda m: m["state"] == "down")
             assert down["locations"]["local"]["last_result"]["error"] == "status"
-            [outage] = await outages(base)
+            # the live state is in memory; the outage row commits with the same batch
+            [outage] = await poll(lambda: outages(base), lambda rows: len(rows) == 1)
             assert outage["end"] is None
             first_failure = outage["start"]
             async with http.get(f"{base}/api/v2/status.json") as response:
@@ -119,7 +120,9 @@ async def test_serve_detects_an_outage_records_it_and_keeps_it_across_a_restart(
             assert (await monitor(base))["state"] == "down"
             service.healthy = True
             await poll(lambda: monitor(base), lambda m: m["state"] == "up")
-            [closed] = await outages(base)
+            [closed] = await poll(
+                lambda: outages(base), lambda rows: len(rows) == 1 and rows[0]["end"] is not None
+            )
             assert closed["id"] == outage["id"]
             assert closed["start"] == first_failure
             assert closed["end"] is not None
