@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from uptally.config.references import check_references
 from uptally.config.schema import ID_PATTERN, TOKEN_PATTERN, VARIABLE_PATTERN, Config
+from uptally.config.sharing import compact_monitors
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -87,6 +88,7 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         config = None
     if issues or config is None:
         raise ConfigError(file, _dedupe(issues))
+    compact_monitors(config.monitors)
     return config
 
 
