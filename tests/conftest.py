@@ -18,7 +18,7 @@ from uptally.config import Config, parse_config
 from uptally.store.database import Database
 
 PG_ADMIN = os.environ.get("UPTALLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_TEMPLATE = "uptally_test_template"
+PG_TEMPLATE = f"uptally_test_template_{os.getpid()}"  # concurrent sessions keep apart
 REQUIRE_PG = os.environ.get("UPTALLY_REQUIRE_PG") == "1"
 
 
@@ -52,7 +52,7 @@ async def _build_template() -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     """A migrated template database; each test gets its own copy."""
     try:
         asyncio.run(_build_template())
@@ -60,7 +60,9 @@ def pg_template() -> str:
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (UPTALLY_REQUIRE_PG=1) but unusable: {error!r}")
         pytest.skip(f"PostgreSQL not available: {error!r}")
-    return PG_TEMPLATE
+    yield PG_TEMPLATE
+    with contextlib.suppress(Exception):
+        asyncio.run(_pg_admin([f"DROP DATABASE IF EXISTS {PG_TEMPLATE} WITH (FORCE)"]))
 
 
 async def _migrate_sqlite(path: Path) -> None:
