@@ -1,8 +1,13 @@
-"""Off-site backups against a real S3 endpoint (moto's server on 127.0.0.1): copy, rotate, fetch."""
+"""Off-site backups against a real S3 endpoint (moto's server on 127.0.0.1): copy, retry,
+rotate, list, fetch."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import csv
+import io
+import json
 import logging
 import socket
 import time
@@ -12,13 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from click.testing import Result
 
-from tests.conftest import config_from
+from tests.conftest import _pg_admin, _pg_base, config_from
 from tests.procs import run_cli
+from tests.receivers import poll_until
+from uptally import audit
 from uptally.backup.create import Created, create_backup
-from uptally.backup.manifest import SUFFIX, list_backups
-from uptally.backup.offsite import Bucket, OffsiteError, copy_offsite
+from uptally.backup.manifest import SUFFIX, list_backups, manifest_path
+from uptally.backup.offsite import Bucket, Copied, OffsiteError, copy_offsite
 from uptally.backup.restore import restore_backup
+from uptally.backup.schedule import BackupSchedule, OwedCopy, retry_delay_ms
 from uptally.backup.verify import verify_backup
 from uptally.clock import FakeClock
 from uptally.config import ConfigError
@@ -26,6 +35,7 @@ from uptally.config.schema import BackupKeep, BackupS3
 from uptally.evaluator import MonitorState
 from uptally.metrics import Metrics
 from uptally.runtime import Runtime
+from uptally.secrets import Key, Keyring
 from uptally.store.database import Database
 
 if TYPE_CHECKING:
@@ -33,6 +43,7 @@ if TYPE_CHECKING:
 
 CREDENTIALS = {"TEST_S3_KEY": "testing", "TEST_S3_SECRET": "testing"}
 DAY = 86_400_000
+SECRET_KEY = base64.b64encode(b"o" * 32).decode()
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +93,10 @@ def bucket_name(s3_endpoint: str) -> str:
     name = f"uptally-{uuid.uuid4().hex[:12]}"
     Bucket(_settings(s3_endpoint, name), CREDENTIALS).client.create_bucket(Bucket=name)
     return name
+
+
+def _new_bucket_name() -> str:
+    return f"uptally-{uuid.uuid4().hex[:12]}"
 
 
 def _keys(client: S3Client, bucket: str) -> list[str]:
@@ -231,6 +246,244 @@ async def test_an_unreachable_bucket_fails_only_the_off_site_step(
     assert (await verify_backup(created.path, None)).ok
 
 
+# -- retries of a failed copy ------------------------------------------------------------------
+
+
+def test_retries_wait_a_minute_then_twice_as_long_up_to_an_hour() -> None:
+    minutes = [retry_delay_ms(failures) // 60_000 for failures in range(1, 10)]
+    assert minutes == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert retry_delay_ms(10_000) == 3_600_000
+
+
+def _schedule(
+    db: Database, directory: Path, clock: FakeClock, bucket: Bucket, outcomes: list[Copied]
+) -> BackupSchedule:
+    """serve's schedule without serve: its steps are taken by the test, on a fake clock."""
+    settings = config_from(f"backup: {{dir: '{directory}', every: 1h}}\n").backup
+
+    async def ignore(_: object) -> None:
+        pass
+
+    async def record(copied: Copied) -> None:
+        outcomes.append(copied)
+
+    return BackupSchedule(
+        db, settings, None, clock, ignore, ignore, offsite=bucket, on_offsite=record
+    )
+
+
+async def _attempt(schedule: BackupSchedule) -> Copied:
+    copied = await schedule.copy_owed()
+    assert copied is not None, "no copy was due"
+    return copied
+
+
+async def test_a_failed_copy_is_retried_with_backoff_until_the_bucket_takes_it(
+    s3_endpoint: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    name = _new_bucket_name()  # not created yet: every attempt fails
+    bucket = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
+    db = await _database(tmp_path)
+    outcomes: list[Copied] = []
+    schedule = _schedule(db, tmp_path / "local", clock, bucket, outcomes)
+    try:
+        created = await schedule.run_once()
+        assert created is not None
+        assert schedule.owed == OwedCopy(created.path.name, clock.now_ms())  # due at once
+        waits = []
+        for failures in (1, 2, 3):
+            copied = await _attempt(schedule)
+            assert not copied.ok
+            assert "NoSuchBucket" in copied.detail
+            owed = schedule.owed
+            assert owed is not None
+            assert owed.failures == failures
+            waits.append(owed.due_ms - clock.now_ms())
+            clock.advance(waits[-1] - 1)
+            assert await schedule.copy_owed() is None  # not due yet: the bucket is not asked
+            clock.advance(1)
+        assert waits == [60_000, 120_000, 240_000]
+
+        bucket.client.create_bucket(Bucket=name)
+        copied = await _attempt(schedule)
+        assert (copied.ok, copied.uploaded) == (True, True)
+        assert schedule.owed is None  # settled: nothing more to try
+        clock.advance(DAY)
+        assert await schedule.copy_owed() is None
+    finally:
+        await db.close()
+    assert [c.ok for c in outcomes] == [False, False, False, True]  # each attempt, once
+    key = created.path.name
+    assert _keys(bucket.client, name) == [key, key + SUFFIX]
+    assert bucket.client.head_object(Bucket=name, Key=key)["Metadata"]["sha256"] == (
+        created.manifest.sha256
+    )
+
+
+@pytest.mark.parametrize("arrived", ["backup", "backup and manifest"])
+async def test_a_retry_uploads_only_what_the_bucket_lacks(
+    s3_endpoint: str, tmp_path: Path, clock: FakeClock, arrived: str
+) -> None:
+    name = _new_bucket_name()
+    bucket = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
+    db = await _database(tmp_path)
+    outcomes: list[Copied] = []
+    schedule = _schedule(db, tmp_path / "local", clock, bucket, outcomes)
+    try:
+        created = await schedule.run_once()
+        assert created is not None
+        assert not (await _attempt(schedule)).ok
+        # What a failed attempt may leave behind (an answer lost on the way back), put there by
+        # hand with a marker that a second upload would replace.
+        bucket.client.create_bucket(Bucket=name)
+        key = created.path.name
+        metadata = {"sha256": created.manifest.sha256, "marker": "first-attempt"}
+        bucket.client.put_object(
+            Bucket=name, Key=key, Body=created.path.read_bytes(), Metadata=metadata
+        )
+        if arrived == "backup and manifest":
+            bucket.client.put_object(
+                Bucket=name,
+                Key=key + SUFFIX,
+                Body=manifest_path(created.path).read_bytes(),
+                Metadata=metadata,
+            )
+        clock.advance(retry_delay_ms(1))
+        copied = await _attempt(schedule)
+    finally:
+        await db.close()
+    assert copied.ok, copied.detail
+    assert copied.uploaded is (arrived == "backup")  # the missing manifest, and only that
+    assert [c.ok for c in outcomes] == [False, True]  # found there after a failure: news
+    assert _keys(bucket.client, name) == [key, key + SUFFIX]
+    for object_key in (key, key + SUFFIX):
+        head = bucket.client.head_object(Bucket=name, Key=object_key)
+        assert head["Metadata"]["sha256"] == created.manifest.sha256
+    assert bucket.client.head_object(Bucket=name, Key=key)["Metadata"]["marker"] == "first-attempt"
+    [remote] = await bucket.list_backups()
+    assert remote.manifest == created.manifest
+
+
+async def test_the_next_backup_takes_over_from_a_copy_that_keeps_failing(
+    s3_endpoint: str, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = _new_bucket_name()
+    bucket = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
+    db = await _database(tmp_path)
+    outcomes: list[Copied] = []
+    schedule = _schedule(db, tmp_path / "local", clock, bucket, outcomes)
+    try:
+        first = await schedule.run_once()
+        for _ in range(2):
+            assert not (await _attempt(schedule)).ok
+            owed = schedule.owed
+            assert owed is not None
+            clock.advance(owed.due_ms - clock.now_ms())
+        clock.advance(3_600_000)
+        bucket.client.create_bucket(Bucket=name)
+        with caplog.at_level(logging.WARNING, logger="uptally.backup.schedule"):
+            second = await schedule.run_once()  # the next scheduled backup
+        assert first is not None
+        assert second is not None
+        assert schedule.owed == OwedCopy(second.path.name, clock.now_ms())  # a fresh start
+        assert (await _attempt(schedule)).ok
+        assert await schedule.copy_owed() is None
+    finally:
+        await db.close()
+    assert [(c.backup, c.ok) for c in outcomes] == [
+        (first.path.name, False),
+        (first.path.name, False),
+        (second.path.name, True),
+    ]
+    assert _keys(bucket.client, name) == [second.path.name, second.path.name + SUFFIX]
+    assert f"gave up copying {first.path.name} off-site after 2 failed attempts" in caplog.text
+
+
+async def test_serve_retries_a_failed_copy_on_its_clock(
+    s3_endpoint: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    name = _new_bucket_name()
+    config = config_from(
+        f"backup: {{dir: '{tmp_path}/local', every: 1h, s3: {_s3_block(s3_endpoint, name)}}}\n"
+    )
+    offsite = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
+    db = await _database(tmp_path)
+    runtime = Runtime(config, db, clock=clock, metrics=Metrics(), run_probe=False, offsite=offsite)
+    counter = runtime.metrics.offsite_backups
+    await runtime.start()
+    try:
+        created = await _first_scheduled_backup(runtime, tmp_path / "local")
+        schedule = runtime.backups
+        assert schedule is not None
+        assert counter.labels("failed")._value.get() == 1
+        assert schedule.owed == OwedCopy(created.path.name, clock.now_ms() + 60_000, 1)
+        offsite.client.create_bucket(Bucket=name)
+        clock.advance(60_000)
+        schedule.wake()  # the fake clock moved: the loop looks again instead of sleeping on
+        await poll_until(lambda: counter.labels("ok")._value.get() == 1, timeout=10)
+        assert counter.labels("failed")._value.get() == 1
+        assert runtime.metrics.last_offsite_backup._value.get() == (
+            created.manifest.created_at_ms / 1000
+        )
+        assert schedule.owed is None
+        status = runtime.evaluator.status("uptally-backup")
+        assert status is not None
+        assert status.state is MonitorState.UP
+    finally:
+        await runtime.stop()
+    key = created.path.name
+    assert _keys(offsite.client, name) == [key, key + SUFFIX]
+
+
+async def test_after_a_restart_the_newest_backup_is_copied_unless_it_is_there(
+    s3_endpoint: str, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = _new_bucket_name()
+    config = config_from(
+        f"backup: {{dir: '{tmp_path}/local', every: 1h, s3: {_s3_block(s3_endpoint, name)}}}\n"
+    )
+    offsite = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
+    url = (await _database(tmp_path)).url
+
+    def runtime() -> Runtime:
+        db = Database(url)
+        return Runtime(config, db, clock=clock, metrics=Metrics(), run_probe=False, offsite=offsite)
+
+    first = runtime()
+    await first.start()  # backs up at once; the bucket does not exist yet
+    try:
+        created = await _first_scheduled_backup(first, tmp_path / "local")
+        assert first.metrics.offsite_backups.labels("failed")._value.get() == 1
+    finally:
+        await first.stop()
+    offsite.client.create_bucket(Bucket=name)
+
+    second = runtime()  # not due for another backup: the newest one's copy is still owed
+    await second.start()
+    try:
+        counter = second.metrics.offsite_backups
+        await poll_until(lambda: counter.labels("ok")._value.get() == 1, timeout=10)
+        assert counter.labels("failed")._value.get() == 0
+    finally:
+        await second.stop()
+    key = created.path.name
+    assert _keys(offsite.client, name) == [key, key + SUFFIX]
+
+    third = runtime()
+    with caplog.at_level(logging.INFO, logger="uptally.backup.offsite"):
+        await third.start()
+        try:
+            await poll_until(lambda: "was already in" in caplog.text, timeout=10)
+            counter = third.metrics.offsite_backups
+            assert counter.labels("ok")._value.get() == 0  # found there: not uploaded, no news
+            assert counter.labels("failed")._value.get() == 0
+            gauge = third.metrics.last_offsite_backup  # from the bucket's listing at start
+            await poll_until(lambda: gauge._value.get() == created.manifest.created_at_ms / 1000)
+        finally:
+            await third.stop()
+    assert [path for path, _ in list_backups(tmp_path / "local")] == [created.path]
+
+
 # -- retention and restore ---------------------------------------------------------------------
 
 
@@ -321,3 +574,175 @@ async def test_backup_create_and_restore_through_the_bucket_on_the_command_line(
     )  # fmt: skip
     assert code == 1
     assert "cannot download" in output
+
+
+# -- `backup list` and restores on the command line, in-process ---------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """`uptally …` in this process (click's runner): about a second less than a new process."""
+    from typer.testing import CliRunner
+
+    from uptally.cli import app
+
+    settings = {**CREDENTIALS, "UPTALLY_SECRET_KEY": SECRET_KEY, "COLUMNS": "200", **(env or {})}
+    return CliRunner().invoke(app, list(args), env=settings)
+
+
+async def _backed_up(url: str, directory: Path, bucket: Bucket) -> Created:
+    """Three results, each with its audit entry; backed up (encrypted), then copied off-site."""
+    db = Database(url)
+    try:
+        for n in range(3):
+            async with db.begin() as conn:
+                await conn.exec_driver_sql(
+                    "INSERT INTO results (id, monitor, location, at, ok, message) "
+                    f"VALUES ('r{n}', 'api', 'local', {n}, true, '')"
+                )
+                await audit.append(conn, "system", "test.write", f"result:r{n}", {})
+        ring = Keyring(Key.parse(SECRET_KEY))
+        created = await create_backup(db, directory, ring, encrypt=True)
+    finally:
+        await db.close()
+    keep, now = BackupKeep(), created.manifest.created_at_ms
+    copied = await copy_offsite(bucket, created.path, created.manifest, keep, now)
+    assert copied.ok, copied.detail
+    return created
+
+
+@pytest.fixture
+def restore_target(db_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """An empty database of db_url's kind: its URL, and the environment that names it."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite+aiosqlite:///{tmp_path}/restored/uptally.db", {}
+        return
+    name = f"uptally_r_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin([f"CREATE DATABASE {name}"]))
+    url = f"postgresql+asyncpg://{_pg_base().split('://', 1)[1]}/{name}"
+    try:
+        yield url, {"UPTALLY_DATABASE_URL": url.replace("+asyncpg", "")}
+    finally:
+        asyncio.run(_pg_admin([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"]))
+
+
+async def _restored(url: str) -> tuple[list[str], str, bool]:
+    db = Database(url)
+    try:
+        async with db.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT id FROM results ORDER BY id")
+            [last] = await audit.list_entries(conn, audit.AuditFilter(limit=1))
+            return list(rows.scalars()), last.action, (await audit.verify(conn)).ok
+    finally:
+        await db.close()
+
+
+def test_a_backup_restores_from_the_bucket_into_an_empty_database(
+    db_url: str,
+    s3_endpoint: str,
+    bucket_name: str,
+    tmp_path: Path,
+    restore_target: tuple[str, dict[str, str]],
+) -> None:
+    bucket = Bucket(_settings(s3_endpoint, bucket_name, prefix="prod"), CREDENTIALS)
+    created = asyncio.run(_backed_up(db_url, tmp_path / "local", bucket))
+    kind = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    assert created.manifest.database == kind
+    assert created.path.name.endswith(
+        ".pgdump.gz.enc" if kind == "postgresql" else ".sqlite.gz.enc"
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(f"backup: {{s3: {_s3_block(s3_endpoint, 'elsewhere')}}}\n")
+    url = f"s3://{bucket_name}/prod/{created.path.name}"
+
+    listed = _cli(
+        "backup", "list", "--config", str(config), "--dir", str(tmp_path / "local"),
+        "--s3", f"s3://{bucket_name}/prod", "--format", "json",
+    )  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)["backups"]
+    assert [(row["location"], row["path"]) for row in rows] == [
+        ("local", str(created.path)),
+        ("s3", url),
+    ]
+    for row in rows:
+        assert row["sha256"] == created.manifest.sha256
+        assert row["size"] == created.manifest.size
+        assert row["schema_revision"] == created.manifest.schema_revision
+        assert (row["database"], row["encrypted"]) == (kind, True)
+        assert row["created_at"] == created.manifest.created_at
+
+    target_url, env = restore_target
+    data_dir = str(tmp_path / "restored")
+    restored = _cli(
+        "backup", "restore", url, "--config", str(config), "--data-dir", data_dir, env=env
+    )
+    assert restored.exit_code == 0, restored.output
+    assert f"restored the backup of {created.manifest.created_at}" in restored.stdout
+    assert asyncio.run(_restored(target_url)) == (["r0", "r1", "r2"], "backup.restored", True)
+
+
+def test_backup_list_prints_a_table_or_csv_and_names_what_it_cannot_read(
+    s3_endpoint: str, bucket_name: str, tmp_path: Path
+) -> None:
+    bucket = Bucket(_settings(s3_endpoint, bucket_name), CREDENTIALS)
+    clock = FakeClock()
+
+    async def two_backups_one_off_site() -> list[Created]:
+        db = await _database(tmp_path)
+        try:
+            older = await create_backup(db, tmp_path / "local", clock=clock)
+            clock.advance(DAY)
+            newer = await create_backup(db, tmp_path / "local", clock=clock)
+        finally:
+            await db.close()
+        copied = await copy_offsite(bucket, older.path, older.manifest, BackupKeep(), 0)
+        assert copied.ok, copied.detail
+        return [older, newer]
+
+    older, newer = asyncio.run(two_backups_one_off_site())
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"backup: {{dir: '{tmp_path}/local', s3: {_s3_block(s3_endpoint, bucket_name)}}}\n"
+    )
+
+    listed = _cli("backup", "list", "--config", str(config), "--format", "csv")
+    assert listed.exit_code == 0, listed.output
+    rows = list(csv.DictReader(io.StringIO(listed.stdout)))
+    assert [(row["file"], row["location"]) for row in rows] == [
+        (older.path.name, "local"),
+        (older.path.name, "s3"),
+        (newer.path.name, "local"),
+    ]
+    assert rows[1]["path"] == f"s3://{bucket_name}/{older.path.name}"
+    assert rows[2] == {
+        "created_at": newer.manifest.created_at,
+        "file": newer.path.name,
+        "size": str(newer.manifest.size),
+        "schema_revision": newer.manifest.schema_revision,
+        "encrypted": "false",
+        "sha256": newer.manifest.sha256,
+        "database": "sqlite",
+        "location": "local",
+        "path": str(newer.path),
+    }
+
+    table = _cli("backup", "list", "--config", str(config))
+    assert table.exit_code == 0, table.output
+    lines = [line for line in table.stdout.splitlines() if older.path.name in line]
+    assert len(lines) == 2
+    for line, location in zip(lines, ("local", "s3"), strict=True):
+        assert older.manifest.created_at in line
+        assert older.manifest.sha256[:12] in line
+        assert older.manifest.sha256[:13] not in line  # shortened
+        assert f"{older.manifest.size:,}" in line
+        assert line.rstrip(" │").endswith(location)
+    assert newer.path.name in table.stdout
+
+    missing = _new_bucket_name()
+    unreadable = _cli("backup", "list", "--config", str(config), "--s3", f"s3://{missing}/x")
+    assert unreadable.exit_code == 1
+    assert f"cannot list s3://{missing}/x/" in unreadable.output
+    assert "NoSuchBucket" in unreadable.output
+    for wrong in (["--s3", "s3://Not_A_Bucket"], ["--s3", "https://b1s/"], ["--format", "xml"]):
+        refused = _cli("backup", "list", "--config", str(config), *wrong)
+        assert refused.exit_code == 2, (wrong, refused.output)

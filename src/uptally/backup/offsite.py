@@ -2,7 +2,8 @@
 
 Each backup becomes two objects under `backup.s3.prefix`: the backup file (its SHA-256 and
 creation time as object metadata) and then its manifest — as on disk, no manifest, no backup.
-boto3 is blocking, so every call runs in a thread.
+A copy asks the bucket first (HEAD) and uploads only what is missing, so a retried copy never
+uploads a backup twice. boto3 is blocking, so every call runs in a thread.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from uptally.backup.manifest import (
     SUFFIX,
@@ -29,6 +32,7 @@ from uptally.config.schema import BackupKeep, BackupS3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class Copied:
     ok: bool
     detail: str  # the s3:// URL of the copy, or why it failed
     removed: tuple[str, ...] = ()  # keys deleted by retention
+    uploaded: bool = False  # False when ok: both objects were in the bucket already
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,10 @@ class Bucket:
         """Upload the backup, check what arrived, then its manifest; return the backup's key."""
         return await asyncio.to_thread(self._upload, backup, manifest)
 
+    async def ensure(self, backup: Path, manifest: Manifest) -> tuple[str, bool]:
+        """Upload what the bucket lacks of this backup; return its key and whether it uploaded."""
+        return await asyncio.to_thread(self._ensure, backup, manifest)
+
     async def list_backups(self) -> list[RemoteBackup]:
         """Complete remote backups (both objects, a readable manifest), oldest first."""
         return (await asyncio.to_thread(self._list))[0]
@@ -141,13 +150,42 @@ class Bucket:
         if problem:
             self.client.delete_object(Bucket=self.name, Key=key)
             raise OffsiteError(f"{self.url(key)}: {problem}; the copy was deleted")
+        self._put_manifest(backup, key, manifest)
+        return key
+
+    def _put_manifest(self, backup: Path, key: str, manifest: Manifest) -> None:
+        metadata = {SHA256: manifest.sha256, CREATED: str(manifest.created_at_ms)}
         self.client.upload_file(
             str(manifest_path(backup)),
             self.name,
             key + SUFFIX,
             ExtraArgs={"Metadata": metadata, "ContentType": "application/json"},
         )
-        return key
+
+    def _ensure(self, backup: Path, manifest: Manifest) -> tuple[str, bool]:
+        key = self.key(manifest.file)
+        head = self._head(key)
+        if head is None or _mismatch(head.get("ContentLength"), head.get("Metadata", {}), manifest):
+            return self._upload(backup, manifest), True  # absent, or not this backup: (re)place it
+        manifest_head = self._head(key + SUFFIX)
+        if manifest_head is not None and manifest_head.get("Metadata", {}).get(SHA256) == (
+            manifest.sha256
+        ):
+            return key, False
+        # The backup arrived, its manifest did not (a copy cut short): only the manifest is owed.
+        self._put_manifest(backup, key, manifest)
+        return key, True
+
+    def _head(self, key: str) -> HeadObjectOutputTypeDef | None:
+        """The object's HEAD answer, or None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.name, Key=key)
+        except ClientError as error:
+            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return None
+            raise
 
     def _objects(self) -> dict[str, _Object]:
         found = {}
@@ -243,9 +281,9 @@ def describe(error: BaseException) -> str:
 async def copy_offsite(
     bucket: Bucket, backup: Path, manifest: Manifest, keep: BackupKeep, now_ms: Millis
 ) -> Copied:
-    """Upload one finished backup and rotate the remote copies; report, never raise."""
+    """Copy a finished backup unless it is there already, then rotate; report, never raise."""
     try:
-        key = await bucket.upload(backup, manifest)
+        key, uploaded = await bucket.ensure(backup, manifest)
     except Exception as error:  # whatever happens off-site, the local backup stands
         reason = describe(error)
         log.error("off-site copy of %s to %s FAILED: %s", manifest.file, bucket, reason)
@@ -256,12 +294,15 @@ async def copy_offsite(
     except Exception as error:  # extra copies cost money, not safety: retried next time
         log.error("rotating the off-site copies in %s failed: %s", bucket, describe(error))
     log.info(
-        "backup %s copied to %s (%d old copies rotated out)",
+        "backup %s %s %s (%d old copies rotated out)",
         manifest.file,
+        "copied to" if uploaded else "was already in",
         bucket.url(key),
         len(removed),
     )
-    return Copied(manifest.file, manifest.created_at_ms, True, bucket.url(key), tuple(removed))
+    return Copied(
+        manifest.file, manifest.created_at_ms, True, bucket.url(key), tuple(removed), uploaded
+    )
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -272,6 +313,20 @@ def parse_url(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-def with_bucket(settings: BackupS3, bucket: str) -> BackupS3:
-    """The same endpoint and credentials, another bucket (restore from s3://OTHER/…)."""
-    return settings.model_copy(update={"bucket": bucket})
+def parse_location(url: str) -> tuple[str, str]:
+    """s3://bucket[/prefix] → (bucket, prefix): where backups are listed."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
+        raise OffsiteError(f"{url!r} is not an s3://BUCKET[/PREFIX] URL")
+    return bucket, prefix
+
+
+def at_location(settings: BackupS3 | None, url: str) -> BackupS3:
+    """backup.s3's endpoint and credentials (boto3's defaults without it) for another place."""
+    bucket, prefix = parse_location(url)
+    given = settings.model_dump(exclude={"bucket", "prefix"}) if settings is not None else {}
+    try:
+        return BackupS3.model_validate({**given, "bucket": bucket, "prefix": prefix})
+    except ValidationError as error:
+        message = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise OffsiteError(f"{url}: {message}") from None

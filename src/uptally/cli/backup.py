@@ -1,10 +1,10 @@
-"""`uptally backup create|verify|restore|prune` and `uptally dr drill`."""
+"""`uptally backup create|list|verify|restore|prune` and `uptally dr drill`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -20,8 +20,10 @@ from uptally.cli.app import (
     run_async,
 )
 from uptally.cli.common import (
+    REPORT_FORMATS,
     FormatOption,
     OptionalConfig,
+    ReportFormatOption,
     backup_dir,
     check_format,
     database,
@@ -30,13 +32,29 @@ from uptally.cli.common import (
 )
 from uptally.durations import format_duration_ms
 
-backup_app = typer.Typer(help="Backups: create, verify, restore, prune.", no_args_is_help=True)
+if TYPE_CHECKING:  # imported when used: other commands need not load them
+    from uptally.backup.manifest import Manifest
+
+backup_app = typer.Typer(
+    help="Backups: create, list, verify, restore, prune.", no_args_is_help=True
+)
 dr_app = typer.Typer(help="Disaster recovery drills.", no_args_is_help=True)
 app.add_typer(backup_app, name="backup")
 app.add_typer(dr_app, name="dr")
 
 DEFAULT_DIR = Path("uptally-data")
 FileArgument = Annotated[Path, typer.Argument(metavar="FILE", help="A backup (or its manifest).")]
+LIST_COLUMNS = [
+    "created_at",
+    "file",
+    "size",
+    "schema_revision",
+    "encrypted",
+    "sha256",
+    "database",
+    "location",
+    "path",
+]
 
 
 @backup_app.command("create")
@@ -119,6 +137,87 @@ def backup_create(
         err.print(f"copied to {copied.detail}", markup=False, soft_wrap=True)
         for key in copied.removed:
             err.print(f"removed off-site copy {key}", markup=False, soft_wrap=True)
+
+
+@backup_app.command("list")
+def backup_list(
+    config: OptionalConfig = None,
+    data_dir: DataDirOption = DEFAULT_DIR,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Backup directory.")] = None,
+    s3: Annotated[
+        str | None,
+        typer.Option(
+            "--s3",
+            metavar="s3://BUCKET[/PREFIX]",
+            help="Off-site backups to list too (default: backup.s3, when configured).",
+        ),
+    ] = None,
+    output: ReportFormatOption = "table",
+) -> None:
+    """List the backups in the directory and off-site, oldest first.
+
+    Each has its creation time, size, schema revision, encryption, SHA-256 and location (the
+    path or s3:// URL that `backup restore` takes). Exit 1 when the bucket cannot be read.
+    """
+    from uptally.backup.manifest import list_backups
+    from uptally.backup.offsite import Bucket, OffsiteError, at_location, describe
+    from uptally.sla.export import table_csv
+
+    check_format(output, REPORT_FORMATS)
+    loaded = settings(config)
+    source = backup_dir(loaded, data_dir, directory)
+    try:
+        given = at_location(loaded.backup.s3, s3) if s3 is not None else loaded.backup.s3
+        bucket = Bucket(given) if given is not None else None
+    except OffsiteError as error:
+        err.print(str(error), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    found = [("local", str(path), manifest) for path, manifest in list_backups(source)]
+    if bucket is not None:
+        try:
+            with err.status(f"listing {bucket}…"):
+                remote = run_async(bucket.list_backups())
+        except Exception as error:  # boto3's errors share no base class worth naming
+            err.print(f"cannot list {bucket}: {describe(error)}", markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
+        found += [("s3", bucket.url(item.key), item.manifest) for item in remote]
+    found.sort(key=lambda item: (item[2].created_at_ms, item[0]))
+    rows = [_listed(location, path, manifest) for location, path, manifest in found]
+    if output == "json":
+        out.print_json(json.dumps({"backups": rows}))
+        return
+    if output == "csv":
+        out.print(table_csv(LIST_COLUMNS, rows), end="", markup=False, soft_wrap=True)
+        return
+    table = Table(title=f"Backups in {source}" + (f" and {bucket}" if bucket else ""))
+    for name in ("Created (UTC)", "File", "Size", "Schema", "Encrypted", "SHA-256", "Location"):
+        table.add_column(name, justify="right" if name == "Size" else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            row["created_at"],
+            row["file"],
+            f"{row['size']:,}",
+            row["schema_revision"] or "-",
+            "yes" if row["encrypted"] else "no",
+            row["sha256"][:12],
+            row["location"],
+        )
+    out.print(table)
+
+
+def _listed(location: str, path: str, manifest: Manifest) -> dict[str, Any]:
+    """One row of `backup list` (JSON and CSV; the table shortens the SHA-256)."""
+    return {
+        "created_at": manifest.created_at,
+        "file": manifest.file,
+        "size": manifest.size,
+        "schema_revision": manifest.schema_revision,
+        "encrypted": manifest.encrypted,
+        "sha256": manifest.sha256,
+        "database": manifest.database,
+        "location": location,
+        "path": path,
+    }
 
 
 @backup_app.command("verify")

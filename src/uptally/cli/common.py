@@ -19,6 +19,8 @@ OptionalConfig = Annotated[
     typer.Option("--config", "-c", help="The YAML config file (backup and dr settings)."),
 ]
 FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
+ReportFormatOption = Annotated[str, typer.Option("--format", help="table, json or csv")]
+REPORT_FORMATS = ("table", "json", "csv")
 
 
 def settings(config: Path | None) -> Config:
@@ -60,7 +62,11 @@ def backup_dir(config: Config, data_dir: Path, given: Path | None) -> Path:
     return data_dir / "backups"
 
 
-def check_format(output: str) -> None:
-    if output not in ("table", "json"):
-        err.print(f"--format must be table or json, not {output!r}", markup=False, soft_wrap=True)
+def check_format(output: str, allowed: tuple[str, ...] = ("table", "json")) -> None:
+    if output not in allowed:
+        err.print(
+            f"--format must be one of {', '.join(allowed)}, not {output!r}",
+            markup=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_USAGE)

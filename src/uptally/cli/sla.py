@@ -10,7 +10,14 @@ import typer
 from rich.table import Table
 
 from uptally.cli.app import EXIT_USAGE, ConfigOption, DataDirOption, app, err, out, run_async
-from uptally.cli.common import database, settings
+from uptally.cli.common import (
+    REPORT_FORMATS,
+    FormatOption,
+    ReportFormatOption,
+    check_format,
+    database,
+    settings,
+)
 from uptally.clock import SystemClock
 
 if TYPE_CHECKING:  # imported when used: other commands need not load SQLAlchemy
@@ -25,18 +32,6 @@ DEFAULT_DIR = Path("uptally-data")
 PeriodOption = Annotated[
     str, typer.Option("--period", help="YYYY-MM, YYYY-Qn or YYYY (calendar, site timezone).")
 ]
-FormatOption = Annotated[str, typer.Option("--format", help="table, json or csv")]
-FORMATS = ("table", "json", "csv")
-
-
-def _check(output: str, allowed: tuple[str, ...] = FORMATS) -> None:
-    if output not in allowed:
-        err.print(
-            f"--format must be one of {', '.join(allowed)}, not {output!r}",
-            markup=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(EXIT_USAGE)
 
 
 def _period(config: Config, text: str) -> Period:
@@ -73,12 +68,12 @@ def sla_report(
     period: PeriodOption,
     config: ConfigOption,
     data_dir: DataDirOption = DEFAULT_DIR,
-    output: FormatOption = "table",
+    output: ReportFormatOption = "table",
 ) -> None:
     """Uptime %, downtime and excluded minutes, met and credit % per policy and component."""
     from uptally.sla.export import report_csv, report_document
 
-    _check(output)
+    check_format(output, REPORT_FORMATS)
     loaded = settings(config)
     report = run_async(_report(loaded, data_dir, _period(loaded, period)))
     document = report_document(report)
@@ -158,12 +153,12 @@ def sla_ledger(
     period: PeriodOption,
     config: ConfigOption,
     data_dir: DataDirOption = DEFAULT_DIR,
-    output: FormatOption = "csv",
+    output: ReportFormatOption = "csv",
 ) -> None:
     """Credits per customer for a period: the ledger a billing system consumes."""
     from uptally.sla.export import ledger_csv, ledger_document
 
-    _check(output)
+    check_format(output, REPORT_FORMATS)
     loaded = settings(config)
     report = run_async(_report(loaded, data_dir, _period(loaded, period)))
     if output == "json":
@@ -181,7 +176,7 @@ def sla_budget(
     output: FormatOption = "table",
 ) -> None:
     """The error budget left in the current period, per policy and component."""
-    _check(output, ("table", "json"))
+    check_format(output)
     loaded = settings(config)
     rows = run_async(_budgets(loaded, data_dir))
     if output == "json":
