@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from tests.conftest import config_from
@@ -206,6 +208,8 @@ async def test_after_a_crash_rollups_are_recomputed_from_the_raw_results(
     # a crash: nothing is flushed, no clean-shutdown marker is written
     for task in runtime._tasks:
         task.cancel()
+    # let the cancelled tasks give their connections back (a dead process's locks are gone)
+    await asyncio.gather(*runtime._tasks, return_exceptions=True)
     await runtime.db.close()
     runtime = await started(db_url, clock)
     try:
