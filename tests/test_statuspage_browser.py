@@ -201,3 +201,62 @@ async def test_the_page_can_be_used_with_the_keyboard(site: str, browser: Any) -
     await page.keyboard.press("Enter")
     assert await page.locator("details").first.get_attribute("open") is not None
     await page.close()
+
+
+PRIVATE_CONFIG = """
+site: {title: Acme Cloud, timezone: Europe/Berlin}
+monitors: [{id: db, kind: tcp, host: 127.0.0.1, port: 9, confirm: 1}]
+components: [{id: db, name: Database, monitors: [db]}]
+status_pages:
+  - {id: ops, path: /ops, title: Acme operations, components: [db], private: true}
+"""
+
+
+@pytest.fixture
+async def private_page(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """The URL of a private page and a token for it."""
+    runtime = Runtime(
+        config_from(PRIVATE_CONFIG),
+        Database(f"sqlite+aiosqlite:///{tmp_path}/u.db"),
+        clock=SystemClock(),
+        metrics=Metrics(),
+        run_probe=False,
+    )
+    await runtime.start()
+    async with serve_app(create_app(runtime, "browser-admin")) as url:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            body = {"name": "ops screen", "scopes": ["page:ops"]}
+            headers = {"Authorization": "Bearer browser-admin"}
+            async with http.post(url + "/api/v1/tokens", json=body, headers=headers) as r:
+                assert r.status == 201, await r.text()
+                token = (await r.json())["token"]
+        yield url + "/ops", token
+    await runtime.stop()
+
+
+async def test_a_private_page_opens_in_a_browser_with_basic_credentials(
+    private_page: tuple[str, str], browser: Any
+) -> None:
+    url, token = private_page
+    # The browser sends the credentials only when challenged (Playwright's default), as a
+    # person's browser does after asking for them.
+    signed_in = await browser.new_context(
+        java_script_enabled=False, http_credentials={"username": "ops", "password": token}
+    )
+    page = await signed_in.new_page()
+    response = await page.goto(url)  # /ops: 401 with a Basic challenge, 308 to /ops/, 200
+    assert response is not None
+    assert response.status == 200
+    assert page.url == url + "/"
+    assert await page.title() == "Acme operations"
+    assert await page.locator(".component .name").all_inner_texts() == ["Database"]
+    await signed_in.close()
+    in_url = await browser.new_context(java_script_enabled=False)
+    page = await in_url.new_page()
+    response = await page.goto(url.replace("http://", f"http://screen:{token}@") + "/")
+    assert response is not None
+    assert response.status == 200
+    assert await page.title() == "Acme operations"
+    await in_url.close()

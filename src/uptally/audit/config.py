@@ -37,6 +37,7 @@ def digests(config: Config) -> dict[str, dict[str, str]]:
         "locations": list(config.locations),
         "channels": list(config.notifications.channels),
         "sla_policies": list(config.sla.policies),
+        "status_pages": list(config.status_pages),
     }
     found = {
         name: {str(getattr(item, "id", None) or item.name): _digest(item) for item in items}

@@ -9,6 +9,7 @@ import typer
 
 from uptally.cli.app import (
     EXIT_OK,
+    EXIT_USAGE,
     ConfigOption,
     DataDirOption,
     app,
@@ -27,9 +28,33 @@ def export_site(
     base_url: Annotated[
         str | None, typer.Option(help="Public URL of the site (default: site.url of the config).")
     ] = None,
+    page: Annotated[
+        str | None,
+        typer.Option(
+            "--page", help="Export this page of status_pages (its id) instead of the main page."
+        ),
+    ] = None,
 ) -> None:
     """Write the status page, history, incidents, Statuspage v2 JSON, feeds and badges."""
     loaded = load_or_exit(config, err)
+    if page is not None:
+        found = loaded.status_page(page)
+        if found is None:
+            known = ", ".join(p.id for p in loaded.status_pages) or "none"
+            err.print(
+                f"{config}: no status page {page!r} (status_pages: {known})",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_USAGE)
+        if found.private:
+            err.print(
+                f"status page {page!r} is private: a static export would publish it to anyone "
+                "who can reach the files; refusing",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_USAGE)
 
     async def main() -> int:
         from uptally.runtime import Runtime
@@ -39,7 +64,7 @@ def export_site(
         runtime = Runtime(loaded, Database(database_url(data_dir)), run_probe=False)
         try:
             await runtime.load_state()
-            site = StatusSite(runtime, base_url or loaded.site.url or "")
+            site = StatusSite(runtime, base_url or loaded.site.url or "", page=page)
             written = await site.export(out_dir)
         finally:
             await runtime.db.close()

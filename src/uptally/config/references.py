@@ -49,6 +49,9 @@ def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
     yield from _duplicates(components, "components", "id")
     yield from _duplicates(locations, "locations", "name")
     yield from _duplicates(_items(data, "maintenance"), "maintenance", "id")
+    pages = _items(data, "status_pages")
+    yield from _duplicates(pages, "status_pages", "id")
+    yield from _duplicates(pages, "status_pages", "path")
     sla = data.get("sla") if isinstance(data.get("sla"), dict) else {}
     policies = _items(sla, "policies")
     yield from (
@@ -103,6 +106,8 @@ def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
                 if isinstance(ref, str) and ref not in monitor_ids:
                     yield ("components", index, "monitors", j), f"unknown monitor {ref!r}"
 
+    for index, page in pages:
+        yield from _refs(page, ("status_pages", index), "components", component_ids, "component")
     for index, window in _items(data, "maintenance"):
         yield from _refs(window, ("maintenance", index), "components", component_ids, "component")
         yield from _refs(window, ("maintenance", index), "monitors", monitor_ids, "monitor")

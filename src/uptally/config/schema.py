@@ -500,6 +500,65 @@ class Component(Strict):
         return self.name or self.id
 
 
+# Top-level paths of the web application itself (web/app.py): no status page can take them.
+RESERVED_PATHS = frozenset(
+    {
+        "api",
+        "badge",
+        "docs",
+        "feed.atom",
+        "feed.rss",
+        "healthz",
+        "history",
+        "incidents",
+        "maintenance",
+        "metrics",
+        "openapi.json",
+        "ping",
+        "readyz",
+        "redoc",
+        "static",
+        "subscribe",
+    }
+)
+_PAGE_PATH_RE = re.compile(r"^/[a-z0-9][a-z0-9\-]{0,63}$")
+
+
+class StatusPage(Strict):
+    """One more status page from the same data: some components, under a path of its own."""
+
+    id: Identifier  # also names the token scope page:<id> of a private page
+    path: str  # "/internal": the page, its history, v2 JSON, feeds and badges live below it
+    title: str = Field(min_length=1, max_length=200)
+    description: str | None = None  # default: the site's
+    logo: str | None = None  # default: the site's
+    components: list[Identifier]
+    private: bool = False  # every request needs a token with scope page:<id> (or read)
+
+    @field_validator("components")
+    @classmethod
+    def _some_components(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("a status page shows at least one component")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _one_free_segment(cls, value: str) -> str:
+        if not _PAGE_PATH_RE.match(value):
+            raise ValueError(
+                f"path {value!r} must be one segment of lowercase letters, digits and '-' "
+                "after a slash, such as /internal"
+            )
+        if value[1:] in RESERVED_PATHS:
+            raise ValueError(
+                f"path {value!r} is taken by uptally itself (reserved: "
+                + ", ".join("/" + name for name in sorted(RESERVED_PATHS))
+                + ")"
+            )
+        return value
+
+
 class MaintenanceWindow(Strict):
     """A maintenance window: one-off (start, end) or recurring (rrule or cron, and duration).
 
@@ -951,6 +1010,7 @@ class Config(Strict):
     locations: list[Location] = Field(default_factory=list)
     monitors: list[Monitor] = Field(default_factory=list)
     components: list[Component] = Field(default_factory=list)
+    status_pages: list[StatusPage] = Field(default_factory=list)  # besides the main page at /
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     sla: Sla = Field(default_factory=Sla)
     notifications: Notifications = Field(default_factory=Notifications)
@@ -981,6 +1041,9 @@ class Config(Strict):
 
     def monitor(self, monitor_id: str) -> Monitor | None:
         return next((m for m in self.monitors if m.id == monitor_id), None)
+
+    def status_page(self, page_id: str) -> StatusPage | None:
+        return next((p for p in self.status_pages if p.id == page_id), None)
 
     @property
     def location_names(self) -> list[str]:

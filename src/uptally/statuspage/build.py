@@ -39,6 +39,7 @@ from uptally.statuspage.model import (
     MonitorView,
     PageModel,
 )
+from uptally.statuspage.scope import PageScope, main_scope
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
 from uptally.store import sla as sla_store
@@ -56,12 +57,16 @@ def group_id(name: str) -> str:
     return "group-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "group")
 
 
-async def build_page(runtime: Runtime, url: str) -> PageModel:
+async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None) -> PageModel:
+    """The model of one page: the main one, or (with `scope`) a page of `status_pages`, which
+    shows only its components, their monitors and the incidents and maintenance touching them."""
     config = runtime.config
+    scope = scope or main_scope(config)
     now = runtime.clock.now_ms()
     zone = ZoneInfo(config.site.timezone)
     monitors = {m.id: m for m in config.monitors}
-    shown = [m for c in config.components for m in c.monitors]
+    components = scope.pick(config.components)
+    shown = [m for c in components for m in c.monitors]
     since = now - UPTIME_PERIODS["90d"] - 86_400_000
     async with runtime.db.connect() as conn:
         stored = await outage_store.list_outages(
@@ -69,8 +74,8 @@ async def build_page(runtime: Runtime, url: str) -> PageModel:
         )
         first_seen = await _first_seen(conn, shown)
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
-        incidents = await sources.incidents(conn, now)
-        maintenance = await sources.maintenance(conn, now)
+        incidents = scope.incidents(await sources.incidents(conn, now))
+        maintenance = scope.windows(await sources.maintenance(conn, now))
         # With `sla.public_policy` the uptime % follow the SLA's counting (maintenance and
         # exclusions out, degraded at its weight); the day cells still show verified downtime.
         policy_inputs = (
@@ -99,7 +104,7 @@ async def build_page(runtime: Runtime, url: str) -> PageModel:
 
     groups: dict[str | None, GroupView] = {}
     ungrouped: list[ComponentView] = []
-    for position, component in enumerate(config.components, 1):
+    for position, component in enumerate(components, 1):
         views = []
         for monitor_id in component.monitors:
             monitor = monitors.get(monitor_id)
@@ -167,8 +172,8 @@ async def build_page(runtime: Runtime, url: str) -> PageModel:
     indicator = page_indicator(statuses, config.site.maintenance_indicator)
     indicator = sources.incident_indicator(indicator, incidents)
     return PageModel(
-        config.site,
-        page_id(config.site.title),
+        scope.site,
+        page_id(config.site.title if scope.page is None else f"page:{scope.page}"),
         url,
         now,
         indicator,

@@ -38,14 +38,17 @@ _ENV = Environment(
 
 
 class Links:
-    """Where a page's links point: site paths live, relative file names in a static export."""
+    """Where a page's links point: site paths live (below `prefix`, the path of a page of
+    `status_pages`), relative file names in a static export."""
 
-    def __init__(self, export_depth: int | None = None) -> None:
+    def __init__(self, export_depth: int | None = None, prefix: str = "") -> None:
         self.export_depth = export_depth
+        self.prefix = prefix
 
     def __call__(self, path: str) -> str:
         if self.export_depth is None:
-            return path
+            # The page's script is one file at the top for every page (it is the same file).
+            return path if path.startswith("/static/") else self.prefix + path
         return "../" * self.export_depth + export_path(path)
 
 

@@ -1,4 +1,8 @@
-"""One status page bound to a runtime: its cache, history pages, lookups and static export."""
+"""One status page bound to a runtime: its cache, history pages, lookups and static export.
+
+The main page (at /) shows every component; each page of `status_pages` is a site of its own
+(its own cache) limited to its scope (see scope.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from uptally.clock import Millis
 from uptally.evaluator import Evaluation
 from uptally.runtime import Runtime
 from uptally.statuspage import render, sources
@@ -19,6 +25,7 @@ from uptally.statuspage.build import build_page
 from uptally.statuspage.cache import PageCache, Rendered
 from uptally.statuspage.export import export_site
 from uptally.statuspage.model import PageModel
+from uptally.statuspage.scope import PageScope, page_scope
 from uptally.store.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -27,17 +34,31 @@ MONTHS_PER_PAGE = 3
 
 
 class StatusSite:
-    """Kept fresh by the writer's evaluations and, for changes made elsewhere (incidents,
-    maintenance), by the outbox's sequence number, checked at most once a second."""
+    """Kept fresh by the writer's evaluations, a reloaded config and, for changes made
+    elsewhere (incidents, maintenance), by the outbox's sequence number, checked at most once a
+    second."""
 
-    def __init__(self, runtime: Runtime, base_url: str | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, base_url: str | None = None, page: str | None = None
+    ) -> None:
         self.runtime = runtime
+        self.page = page  # an id of `status_pages`; None for the main page
+        scope = self.scope  # KeyError for a page the config does not have
+        # Routes and the fast path are built from these: fixed for the life of the process.
+        self.path = scope.path
+        self.private = scope.private
         self.base_url = base_url or runtime.config.site.url or ""
-        self.cache = PageCache(lambda: build_page(runtime, self.base_url))
+        self.cache = PageCache(lambda: build_page(runtime, self.base_url + self.path, self.scope))
+        self._config = runtime.config  # a reload swaps it: rebuild with the new titles
         self._seq = -1
         self._checked = 0.0
         self._checking: asyncio.Task[None] | None = None
         runtime.ingest.listeners.append(self._on_evaluation)
+
+    @property
+    def scope(self) -> PageScope:
+        """What the page shows, by the running config (title and components may be reloaded)."""
+        return page_scope(self.runtime.config, self.page)
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         if (
@@ -50,6 +71,10 @@ class StatusSite:
 
     async def refresh(self) -> bool:
         """Notice changes written elsewhere; True if the cache was invalidated."""
+        if self.runtime.config is not self._config:  # reloaded
+            self._config = self.runtime.config
+            self.cache.touch()
+            return True
         now = time.monotonic()
         if now - self._checked < 1.0:
             return False
@@ -65,7 +90,8 @@ class StatusSite:
     def peek(self, key: str) -> Rendered | None:
         """A cached rendering (a moment old at worst), or None when a request must take the
         full path. Due checks for changes written elsewhere run in the background."""
-        if self._checking is None and time.monotonic() - self._checked >= 1.0:
+        due = time.monotonic() - self._checked >= 1.0 or self.runtime.config is not self._config
+        if self._checking is None and due:
             self._checking = asyncio.get_running_loop().create_task(self._check())
         return self.cache.peek(key)
 
@@ -83,17 +109,27 @@ class StatusSite:
     ) -> tuple[bytes, bool]:
         since, until = month_range(model, page)
         async with self.runtime.db.connect() as conn:
-            incidents, windows = await sources.history(conn, since, until)
-            older, older_windows = await sources.history(conn, 0, since)
+            incidents, windows = await self._history(conn, since, until)
+            older, older_windows = await self._history(conn, 0, since)
         items = render.history_items(incidents, windows)
         has_older = bool(older or older_windows)
         return render.history_html(model, links, items, page, has_older), has_older
+
+    async def _history(
+        self, conn: AsyncConnection, since: Millis, until: Millis
+    ) -> tuple[list[Any], list[Any]]:
+        """Incidents and windows of [since, until) that this page shows."""
+        scope = self.scope
+        incidents, windows = await sources.history(conn, since, until)
+        return scope.incidents(incidents), scope.windows(windows)
 
     async def find_incident(self, model: PageModel, incident_id: str) -> Any | None:
         found = next((i for i in model.incidents if i.id == incident_id), None)
         if found is None:
             async with self.runtime.db.connect() as conn:
                 found = await sources.incident(conn, incident_id)
+            if found is not None and not self.scope.shows_incident(found):
+                return None  # not one of this page's
         return found
 
     async def keep_exported(
@@ -116,7 +152,7 @@ class StatusSite:
     async def export(self, out: Path) -> list[Path]:
         model = await self.cache.model()
         async with self.runtime.db.connect() as conn:
-            older, _ = await sources.history(conn, 0, model.generated_at + 1)
+            older, _ = await self._history(conn, 0, model.generated_at + 1)
         return await export_site(model, out, self.history_page, older)
 
 

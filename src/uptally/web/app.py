@@ -35,12 +35,13 @@ class App:
     def __init__(self, api: FastAPI, runtime: Runtime) -> None:
         self.api = api
         self.runtime = runtime
+        self.fast_paths: statuspage.FastPaths = api.state.fast_paths
 
     async def __call__(self, scope: ping.Scope, receive: ping.Receive, send: ping.Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
-        if await statuspage.fast_path(scope, send, self.api.state.status_site):
+        if await statuspage.fast_path(scope, send, self.fast_paths):
             return  # cached bytes with prepared headers, security headers among them
         send = security.with_headers(send, scope["path"])
         if scope["path"].startswith(ping.PREFIX):
@@ -70,6 +71,13 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.state.auth_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
     errors.install(app)
     app.state.status_site = StatusSite(runtime)
+    # The pages of `status_pages`, each with its own cache; their ids and paths are fixed for
+    # the life of the process (a reload that changes them is refused).
+    app.state.status_pages = {
+        page.id: StatusSite(runtime, page=page.id) for page in runtime.config.status_pages
+    }
+    sites = [app.state.status_site, *app.state.status_pages.values()]
+    app.state.fast_paths = statuspage.fast_paths(sites)
     app.include_router(health.router)
     app.include_router(api_monitors.router)
     app.include_router(api_outages.router)
@@ -83,5 +91,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_incidents.router)
     app.include_router(api_channels.router)
     app.include_router(subscribe.router)
+    for site in sites:
+        app.include_router(statuspage.page_router(site))
     app.include_router(statuspage.router)
     return app

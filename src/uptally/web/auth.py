@@ -5,10 +5,14 @@ else; token management and other administration ask for `admin` (`require_scope`
 `UPTALLY_ADMIN_TOKEN` stays a bootstrap token with the admin scope. Failed attempts are logged,
 counted and, past `security.auth_failures` per `security.auth_window`, refused with 429 per
 client address.
+
+Private status pages (`require_page`) also take HTTP Basic with the token as the password, so
+that a browser can open them without JavaScript: their 401 carries a Basic challenge.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -38,7 +42,36 @@ def principal_of(request: Request) -> Principal:
     return principal
 
 
-async def authenticate(request: Request) -> Principal:
+def _presented(header: str, basic: bool) -> str | None:
+    """The token in an Authorization header: a bearer token, or (if `basic`) the password of
+    HTTP Basic credentials, whatever the user name. None when there is none; "" for Basic
+    credentials that cannot be read (a failed attempt like a malformed token)."""
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if not value:
+        return None
+    if scheme.lower() == "bearer":
+        return value
+    if basic and scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except ValueError:  # not base64, or not UTF-8
+            return ""
+        _, colon, password = decoded.partition(":")
+        return password if colon else ""
+    return None
+
+
+def basic_challenge(realm: str) -> dict[str, str]:
+    """A `WWW-Authenticate` header asking a browser for credentials (printable ASCII only)."""
+    safe = "".join(ch if " " <= ch <= "~" else "?" for ch in realm)
+    quoted = safe.replace("\\", "\\\\").replace('"', '\\"')  # an HTTP quoted-string
+    return {"WWW-Authenticate": f'Basic realm="{quoted}"'}
+
+
+async def authenticate(request: Request, basic_realm: str | None = None) -> Principal:
+    """The principal of a request's token, or ApiError 401/429. With `basic_realm`, HTTP Basic
+    (the token as password) is accepted too and a 401 asks for it in that realm."""
     runtime = runtime_of(request)
     limiter: FailureLimiter = request.app.state.auth_limiter
     client = client_of(request)
@@ -50,12 +83,16 @@ async def authenticate(request: Request) -> Principal:
             f"too many failed authentication attempts; try again in {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
-    presented = presented.strip()
-    if scheme.lower() != "bearer" or not presented:
-        raise ApiError(
-            401, "missing bearer token (Authorization: Bearer <token>)", headers=_CHALLENGE
+    challenge = _CHALLENGE if basic_realm is None else basic_challenge(basic_realm)
+    presented = _presented(request.headers.get("authorization", ""), basic_realm is not None)
+    if presented is None:
+        missing = (
+            "missing bearer token (Authorization: Bearer <token>)"
+            if basic_realm is None
+            else "missing credentials (Authorization: Bearer <token>, or Basic with the token "
+            "as the password)"
         )
+        raise ApiError(401, missing, headers=challenge)
     bootstrap: str | None = request.app.state.admin_token
     if bootstrap and hmac.compare_digest(presented.encode(), bootstrap.encode()):
         principal = BOOTSTRAP
@@ -67,7 +104,7 @@ async def authenticate(request: Request) -> Principal:
             limiter.fail(client)
             runtime.metrics.auth_failures.labels(verdict.reason).inc()
             log.warning("refused an API token from %s: %s", client, verdict.reason)
-            raise ApiError(401, _MESSAGES.get(verdict.reason, "invalid token"), headers=_CHALLENGE)
+            raise ApiError(401, _MESSAGES.get(verdict.reason, "invalid token"), headers=challenge)
         principal = verdict.principal
         if verdict.needs_touch:  # last use is written at most once a minute per token
             async with runtime.db.begin() as conn:
@@ -91,5 +128,21 @@ async def require_admin(request: Request) -> Principal:
 def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     async def dependency(request: Request) -> Principal:
         return _check(await authenticate(request), scope)
+
+    return dependency
+
+
+def require_page(
+    page: str, realm: Callable[[], str], headers: dict[str, str]
+) -> Callable[[Request], Awaitable[Principal]]:
+    """The guard of a private status page: scope `page:<page>` (or read, write, admin), by
+    bearer token or Basic credentials; `headers` go on its refusals too (no caching)."""
+
+    async def dependency(request: Request) -> Principal:
+        try:
+            return _check(await authenticate(request, basic_realm=realm()), f"page:{page}")
+        except ApiError as error:
+            error.headers = {**(error.headers or {}), **headers}
+            raise
 
     return dependency

@@ -1,47 +1,49 @@
-"""The public status page: HTML, Statuspage v2 JSON, feeds and badges, cached with ETags."""
+"""The status pages: HTML, Statuspage v2 JSON, feeds and badges, cached with ETags.
+
+`page_router` makes every route of one page (one `StatusSite`) under its path: the main page
+at /, each page of `status_pages` at its own path (/internal/, /internal/history, …). A private
+page asks for a token on every route and is never cached by anyone but the reader.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
 
 from uptally.statuspage import render
 from uptally.statuspage.cache import Rendered
 from uptally.statuspage.model import PageModel
 from uptally.statuspage.site import StatusSite
 from uptally.web import security
+from uptally.web.auth import require_page
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut
 
-router = APIRouter(tags=["status page"])
+router = APIRouter(tags=["status page"])  # what all pages share (their script)
 
 PAGE_CACHE = "public, max-age=30, stale-while-revalidate=30"
 BADGE_CACHE = "public, max-age=60, stale-while-revalidate=60"
+PRIVATE_CACHE = "private, no-store"
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 
-
-def site_of(request: Request) -> StatusSite:
-    site: StatusSite = request.app.state.status_site
-    return site
+Produce = Callable[[PageModel], Awaitable[tuple[bytes, str] | None]]
+FastPaths = dict[str, tuple[StatusSite, str]]
 
 
 async def _serve(
-    request: Request,
-    key: str,
-    produce: Callable[[PageModel], Awaitable[tuple[bytes, str] | None]],
-    cache_control: str = PAGE_CACHE,
+    request: Request, site: StatusSite, key: str, produce: Produce, cache_control: str
 ) -> Response:
-    site = site_of(request)
     if not site.base_url:
         site.base_url = str(request.base_url).rstrip("/")
     await site.refresh()
     rendered = await site.cache.get(key, produce, cache_control)
     if rendered is None:
-        raise ApiError(404, "not found")
+        headers = {"Cache-Control": PRIVATE_CACHE} if site.private else None
+        raise ApiError(404, "not found", headers=headers)
     return respond(request, rendered)
 
 
@@ -59,7 +61,6 @@ def respond(request: Request, rendered: Rendered) -> Response:
     return response
 
 
-LIVE = render.Links()
 FAST_KEYS = {
     "/": "index",
     "/feed.atom": "atom",
@@ -68,13 +69,25 @@ FAST_KEYS = {
 }
 
 
-async def fast_path(scope: Any, send: Any, site: StatusSite) -> bool:
+def fast_paths(sites: Iterable[StatusSite]) -> FastPaths:
+    """Full path → (site, cache key) of what the fast path may answer: public pages only."""
+    table: FastPaths = {}
+    for site in sites:
+        if not site.private:
+            table.update({site.path + path: (site, key) for path, key in FAST_KEYS.items()})
+    return table
+
+
+async def fast_path(scope: Any, send: Any, table: FastPaths) -> bool:
     """Answer a visitor from the cache without routing (a rush hits these few paths), with
     response headers built once per rendering, security headers included."""
     if scope["method"] not in ("GET", "HEAD") or scope.get("query_string"):
         return False
-    key = FAST_KEYS.get(scope["path"])
-    rendered = site.peek(key) if key else None
+    found = table.get(scope["path"])
+    if found is None or found[0].private:  # a private page always takes the guarded route
+        return False
+    site, key = found
+    rendered = site.peek(key)
     if rendered is None:
         return False
     accept = match = b""
@@ -122,100 +135,130 @@ def _build_headers(rendered: Rendered, gzipped: bool) -> list[tuple[bytes, bytes
     return headers + security.HEADERS
 
 
-@router.get("/", include_in_schema=False)
-async def index(request: Request) -> Response:
-    async def produce(model: PageModel) -> tuple[bytes, str]:
-        return render.index_html(model, LIVE), HTML
-
-    return await _serve(request, "index", produce)
-
-
-@router.get("/history", include_in_schema=False)
-async def history(request: Request, page: int = 1) -> Response:
-    if not 1 <= page <= 1000:
-        raise ApiError(404, "no such page")
-    site = site_of(request)
-
-    async def produce(model: PageModel) -> tuple[bytes, str]:
-        body, _ = await site.history_page(model, page, LIVE)
-        return body, HTML
-
-    return await _serve(request, f"history:{page}", produce)
-
-
-@router.get("/incidents/{incident_id}", include_in_schema=False)
-async def incident(request: Request, incident_id: str) -> Response:
-    site = site_of(request)
-
-    async def produce(model: PageModel) -> tuple[bytes, str] | None:
-        found = await site.find_incident(model, incident_id)
-        return (render.incident_html(model, LIVE, found), HTML) if found else None
-
-    return await _serve(request, f"incident:{incident_id}", produce)
-
-
-@router.get("/maintenance/{window_id}", include_in_schema=False)
-async def maintenance(request: Request, window_id: str) -> Response:
-    async def produce(model: PageModel) -> tuple[bytes, str] | None:
-        found = next((w for w in model.maintenance if w.id == window_id), None)
-        return (render.maintenance_html(model, LIVE, found), HTML) if found else None
-
-    return await _serve(request, f"maintenance:{window_id}", produce)
-
-
-def _v2_route(name: str) -> None:
-    async def endpoint(request: Request) -> Response:
-        async def produce(model: PageModel) -> tuple[bytes, str]:
-            return render.v2_json(model, name), JSON
-
-        return await _serve(request, f"v2:{name}", produce)
-
-    endpoint.__name__ = "v2_" + name.replace("/", "_").replace("-", "_").removesuffix(".json")
-    router.add_api_route(
-        f"/api/v2/{name}", endpoint, methods=["GET"], summary=f"Statuspage v2 {name}"
+def page_router(site: StatusSite) -> APIRouter:
+    """Every route of one status page, below its path ("" for the main page)."""
+    base = site.path
+    links = render.Links(prefix=base)
+    page_cache = PRIVATE_CACHE if site.private else PAGE_CACHE
+    badge_cache = PRIVATE_CACHE if site.private else BADGE_CACHE
+    in_schema = site.page is None  # the API documentation describes the main page
+    guard = (
+        [
+            Depends(
+                require_page(
+                    site.page or "", lambda: site.scope.site.title, {"Cache-Control": PRIVATE_CACHE}
+                )
+            )
+        ]
+        if site.private
+        else []
     )
+    pages = APIRouter(tags=["status page"], dependencies=guard)
 
+    async def serve(
+        request: Request, key: str, produce: Produce, cache_control: str = page_cache
+    ) -> Response:
+        return await _serve(request, site, key, produce, cache_control)
 
-for _name in render.V2_DOCUMENTS:
-    _v2_route(_name)
+    if base:
 
+        @pages.get(base, include_in_schema=False)
+        async def to_index(request: Request) -> Response:
+            query = request.url.query
+            headers = {"Cache-Control": PRIVATE_CACHE} if site.private else None
+            target = f"{base}/" + (f"?{query}" if query else "")
+            return RedirectResponse(target, status_code=308, headers=headers)
 
-@router.get("/feed.atom", include_in_schema=False)
-async def feed_atom(request: Request) -> Response:
-    async def produce(model: PageModel) -> tuple[bytes, str]:
-        return render.atom(model), "application/atom+xml; charset=utf-8"
+    @pages.get(f"{base}/", include_in_schema=False)
+    async def index(request: Request) -> Response:
+        async def produce(model: PageModel) -> tuple[bytes, str]:
+            return render.index_html(model, links), HTML
 
-    return await _serve(request, "atom", produce)
+        return await serve(request, "index", produce)
 
+    @pages.get(f"{base}/history", include_in_schema=False)
+    async def history(request: Request, page: int = 1) -> Response:
+        if not 1 <= page <= 1000:
+            raise ApiError(404, "no such page")
 
-@router.get("/feed.rss", include_in_schema=False)
-async def feed_rss(request: Request) -> Response:
-    async def produce(model: PageModel) -> tuple[bytes, str]:
-        return render.rss(model), "application/rss+xml; charset=utf-8"
+        async def produce(model: PageModel) -> tuple[bytes, str]:
+            body, _ = await site.history_page(model, page, links)
+            return body, HTML
 
-    return await _serve(request, "rss", produce)
+        return await serve(request, f"history:{page}", produce)
 
+    @pages.get(f"{base}/incidents/{{incident_id}}", include_in_schema=False)
+    async def incident(request: Request, incident_id: str) -> Response:
+        async def produce(model: PageModel) -> tuple[bytes, str] | None:
+            found = await site.find_incident(model, incident_id)
+            return (render.incident_html(model, links, found), HTML) if found else None
 
-@router.get(
-    "/badge/{key}/{kind}.svg",
-    summary="A shields-style badge: status, uptime or latency",
-    response_class=Response,
-    responses={
-        200: {"content": {"image/svg+xml": {}}, "description": "The badge"},
-        404: {"model": ErrorOut, "description": "No component or monitor with that key"},
-    },
-)
-async def badge(
-    request: Request,
-    key: str,
-    kind: Literal["status", "uptime", "latency"],
-    period: Literal["24h", "7d", "30d", "90d"] = "30d",
-) -> Response:
-    async def produce(model: PageModel) -> tuple[bytes, str] | None:
-        body = render.badge(model, key, kind, period)
-        return (body, "image/svg+xml") if body else None
+        return await serve(request, f"incident:{incident_id}", produce)
 
-    return await _serve(request, f"badge:{key}:{kind}:{period}", produce, BADGE_CACHE)
+    @pages.get(f"{base}/maintenance/{{window_id}}", include_in_schema=False)
+    async def maintenance(request: Request, window_id: str) -> Response:
+        async def produce(model: PageModel) -> tuple[bytes, str] | None:
+            found = next((w for w in model.maintenance if w.id == window_id), None)
+            return (render.maintenance_html(model, links, found), HTML) if found else None
+
+        return await serve(request, f"maintenance:{window_id}", produce)
+
+    def v2_route(name: str) -> None:
+        async def endpoint(request: Request) -> Response:
+            async def produce(model: PageModel) -> tuple[bytes, str]:
+                return render.v2_json(model, name), JSON
+
+            return await serve(request, f"v2:{name}", produce)
+
+        endpoint.__name__ = "v2_" + name.replace("/", "_").replace("-", "_").removesuffix(".json")
+        pages.add_api_route(
+            f"{base}/api/v2/{name}",
+            endpoint,
+            methods=["GET"],
+            summary=f"Statuspage v2 {name}",
+            include_in_schema=in_schema,
+        )
+
+    for name in render.V2_DOCUMENTS:
+        v2_route(name)
+
+    @pages.get(f"{base}/feed.atom", include_in_schema=False)
+    async def feed_atom(request: Request) -> Response:
+        async def produce(model: PageModel) -> tuple[bytes, str]:
+            return render.atom(model), "application/atom+xml; charset=utf-8"
+
+        return await serve(request, "atom", produce)
+
+    @pages.get(f"{base}/feed.rss", include_in_schema=False)
+    async def feed_rss(request: Request) -> Response:
+        async def produce(model: PageModel) -> tuple[bytes, str]:
+            return render.rss(model), "application/rss+xml; charset=utf-8"
+
+        return await serve(request, "rss", produce)
+
+    @pages.get(
+        f"{base}/badge/{{key}}/{{kind}}.svg",
+        summary="A shields-style badge: status, uptime or latency",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/svg+xml": {}}, "description": "The badge"},
+            404: {"model": ErrorOut, "description": "No component or monitor with that key"},
+        },
+        include_in_schema=in_schema,
+    )
+    async def badge(
+        request: Request,
+        key: str,
+        kind: Literal["status", "uptime", "latency"],
+        period: Literal["24h", "7d", "30d", "90d"] = "30d",
+    ) -> Response:
+        async def produce(model: PageModel) -> tuple[bytes, str] | None:
+            body = render.badge(model, key, kind, period)
+            return (body, "image/svg+xml") if body else None
+
+        return await serve(request, f"badge:{key}:{kind}:{period}", produce, badge_cache)
+
+    return pages
 
 
 @router.get("/static/local-times.js", include_in_schema=False)
