@@ -214,7 +214,15 @@ async def test_unknown_paths_and_methods_answer_json_errors(
     assert (status, body["error"]["code"]) == (404, "not_found")
     async with session.delete(base + "/api/v2/status.json") as response:
         assert response.status == 405
+        assert response.headers["Allow"] == "GET"
         assert (await response.json())["error"]["code"] == "method_not_allowed"
+    async with session.delete(base + "/api/v1/incidents/x", headers=AUTH) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET, PATCH"
+    # a fixed path is its own resource, not an id the templated route beside it would take
+    async with session.delete(base + "/api/v1/maintenance/series", headers=AUTH) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "GET"
     async with session.post(
         base + "/api/v1/outages",
         data=b"{not json",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -52,13 +54,29 @@ def error_response(
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route accepts on this path (Starlette names only the first route's)."""
+    """The methods of the route template this path belongs to (Starlette names only the first
+    route's): /maintenance/series is its own resource, not a window called "series"."""
+    path = request.url.path
+    matching = [r for r in _flat_routes(request.app) if _regex_matches(r, path)]
+    if not matching:
+        return []
+    template = getattr(matching[0], "path", None)
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
+    for route in matching:
+        if getattr(route, "path", None) == template:
             methods.update(getattr(route, "methods", None) or ())
     return sorted(methods)
+
+
+def _flat_routes(app: FastAPI) -> list[Any]:
+    """Every route in routing order; FastAPI ≥ 0.16x keeps an included router as one route."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(app.router.routes)) if flatten else list(app.router.routes)
+
+
+def _regex_matches(route: Any, path: str) -> bool:
+    regex = getattr(route, "path_regex", None)
+    return regex is not None and regex.match(path) is not None
 
 
 def install(app: FastAPI) -> None:
