@@ -8,15 +8,13 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from uptally.sla.intervals import intersect, merge, subtract
 from uptally.statuspage.days import (
     Day,
     component_downtime,
     day_cells,
-    intersect,
     last_days,
-    merge,
     per_day,
-    subtract,
     uptime_percent,
 )
 

@@ -20,13 +20,13 @@ from uptally.clock import Millis
 from uptally.config.schema import Component, SlaPolicy
 from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
+from uptally.sla.intervals import Interval
 from uptally.sla.ledger import component_uptime, monitor_groups
 from uptally.sla.report import Inputs
 from uptally.status import ComponentStatus, component_status, page_indicator, worst
 from uptally.statuspage import sources
 from uptally.statuspage.days import (
     ComponentDowntime,
-    Interval,
     component_downtime,
     day_cells,
     last_days,

@@ -14,11 +14,10 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from uptally.clock import Millis
+from uptally.sla.intervals import Interval, intersect_all, merge, subtract
 
 PARTIAL_WEIGHT = 0.3
 MINUTE = 60_000
-
-Interval = tuple[Millis, Millis]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,47 +52,6 @@ def last_days(count: int, now: Millis, zone: ZoneInfo) -> list[Day]:
     return days
 
 
-def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
-    result: list[Interval] = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if start < end:
-            result.append((start, end))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return result
-
-
-def subtract(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
-    result: list[Interval] = []
-    for start, end in a:
-        cursor = start
-        for b_start, b_end in b:
-            if b_end <= cursor or b_start >= end:
-                continue
-            if b_start > cursor:
-                result.append((cursor, b_start))
-            cursor = max(cursor, b_end)
-        if cursor < end:
-            result.append((cursor, end))
-    return result
-
-
 def overlap(intervals: Sequence[Interval], start: Millis, end: Millis) -> int:
     return sum(max(0, min(e, end) - max(s, start)) for s, e in intervals)
 
@@ -109,14 +67,8 @@ def component_downtime(
 ) -> ComponentDowntime:
     """Major (all monitors, or recorded on the component) and partial (some) downtime."""
     monitors = [merge(intervals) for intervals in per_monitor.values()]
-    if monitors:
-        union = merge(i for m in monitors for i in m)
-        every = monitors[0]
-        for other in monitors[1:]:
-            every = intersect(every, other)
-    else:
-        union, every = [], []
-    major = merge([*every, *on_component])
+    union = merge(i for m in monitors for i in m)
+    major = merge([*intersect_all(monitors), *on_component])
     partial = subtract(union, major)
     return ComponentDowntime(major, partial)
 
