@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from uptally import histogram
@@ -27,10 +27,6 @@ def summarize(counts: Mapping[int, int]) -> Latency:
     """The percentiles of one merged histogram (milliseconds; None when empty)."""
     values = {name: histogram.quantile(counts, q) for name, q in QUANTILES.items()}
     return Latency(sum(counts.values()), values["p50"], values["p95"], values["p99"])
-
-
-def merged(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:
-    return histogram.merge(histograms)
 
 
 def judge(latency: Latency, targets: Mapping[str, int]) -> bool | None:

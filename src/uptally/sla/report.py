@@ -15,12 +15,13 @@ from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
+from uptally import histogram
 from uptally.clock import Millis
 from uptally.config.schema import Component, Config, SlaCustomer, SlaPolicy
 from uptally.maintenance.recurrence import local_ms
 from uptally.maintenance.windows import WindowView
 from uptally.sla.budget import Budget, error_budget, target_fraction
-from uptally.sla.latency import Latency, judge, merged, summarize, uncertain
+from uptally.sla.latency import Latency, judge, summarize, uncertain
 from uptally.sla.ledger import (
     Availability,
     Exclusion,
@@ -276,7 +277,7 @@ def latency_rows(config: Config, histograms: Mapping[str, Mapping[int, int]]) ->
             )
     for component in config.components:
         if component.slo is not None:
-            latency = summarize(merged(histograms.get(m, {}) for m in component.monitors))
+            latency = summarize(histogram.merge(histograms.get(m, {}) for m in component.monitors))
             targets = component.slo.targets()
             rows.append(
                 LatencyRow(
