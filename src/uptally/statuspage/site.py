@@ -43,7 +43,8 @@ class StatusSite:
     ) -> None:
         self.runtime = runtime
         self.page = page  # an id of `status_pages`; None for the main page
-        scope = self.scope  # KeyError for a page the config does not have
+        self._scoped = (runtime.config, page_scope(runtime.config, page))  # KeyError: no page
+        scope = self._scoped[1]
         # Routes and the fast path are built from these: fixed for the life of the process.
         self.path = scope.path
         self.private = scope.private
@@ -57,8 +58,12 @@ class StatusSite:
 
     @property
     def scope(self) -> PageScope:
-        """What the page shows, by the running config (title and components may be reloaded)."""
-        return page_scope(self.runtime.config, self.page)
+        """What the page shows, by the running config (title and components may be reloaded);
+        resolved once per config, not per request."""
+        config = self.runtime.config
+        if self._scoped[0] is not config:
+            self._scoped = (config, page_scope(config, self.page))
+        return self._scoped[1]
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         if (
