@@ -91,6 +91,16 @@ def _page(request: Request, status: int = 200, **values: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+def _invalid_link(request: Request, kind: str) -> HTMLResponse:
+    return _page(
+        request,
+        403,
+        heading="Invalid link",
+        tone="error",
+        message=f"This {kind} link is not valid.",
+    )
+
+
 async def _form_token(runtime: Runtime, day: int) -> str:
     return links.sign(await runtime.notifier.link_key(), "form", str(day))
 
@@ -282,13 +292,7 @@ async def confirm_page(request: Request) -> HTMLResponse:
             key, q["t"], *links.confirm_parts(q["s"], int(q["e"]), _components(q["c"]))
         )
     ):
-        return _page(
-            request,
-            403,
-            heading="Invalid link",
-            tone="error",
-            message="This confirmation link is not valid.",
-        )
+        return _invalid_link(request, "confirmation")
     return _page(
         request,
         heading="Confirm your subscription",
@@ -304,13 +308,7 @@ async def confirm_post(request: Request) -> HTMLResponse:
     runtime = runtime_of(request)
     q = _query(request, "s", "e", "c", "t")
     if q is None or not q["e"].isdigit():
-        return _page(
-            request,
-            403,
-            heading="Invalid link",
-            tone="error",
-            message="This confirmation link is not valid.",
-        )
+        return _invalid_link(request, "confirmation")
     key = await runtime.notifier.link_key()
     try:
         async with runtime.db.begin() as conn:
@@ -342,13 +340,7 @@ async def unsubscribe_page(request: Request) -> HTMLResponse:
     q = _query(request, "s", "t")
     key = await runtime.notifier.link_key()
     if q is None or not links.valid(key, q["t"], *links.unsubscribe_parts(q["s"])):
-        return _page(
-            request,
-            403,
-            heading="Invalid link",
-            tone="error",
-            message="This unsubscribe link is not valid.",
-        )
+        return _invalid_link(request, "unsubscribe")
     return _page(
         request,
         heading="Unsubscribe",
@@ -365,13 +357,7 @@ async def unsubscribe_post(request: Request) -> HTMLResponse:
     runtime = runtime_of(request)
     q = _query(request, "s", "t")
     if q is None:
-        return _page(
-            request,
-            403,
-            heading="Invalid link",
-            tone="error",
-            message="This unsubscribe link is not valid.",
-        )
+        return _invalid_link(request, "unsubscribe")
     key = await runtime.notifier.link_key()
     try:
         async with runtime.db.begin() as conn:
