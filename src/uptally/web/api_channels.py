@@ -131,6 +131,29 @@ async def _stats(request: Request, channel_id: str) -> ChannelStats:
     return ChannelStats(pending=pending, failing_since=iso(failing_since), last_error=last_error)
 
 
+async def _channel_out(
+    request: Request,
+    channel: Channel | StoredChannel,
+    source: Literal["config", "api"],
+    kind_scheme: tuple[str | None, str | None],
+    secret_set: bool,
+) -> ChannelOut:
+    """A channel as the API shows it: whether a URL or secret is set, never them."""
+    kind, scheme = kind_scheme
+    return ChannelOut(
+        id=channel.id,
+        source=source,
+        kind=kind,
+        scheme=scheme,
+        url_set=True,
+        secret_set=secret_set,
+        events=channel.events,
+        components=channel.components,
+        monitors=channel.monitors,
+        stats=await _stats(request, channel.id),
+    )
+
+
 @router.get(
     "/channels",
     response_model=ChannelList,
@@ -140,44 +163,19 @@ async def _stats(request: Request, channel_id: str) -> ChannelStats:
 async def list_channels(request: Request) -> ChannelList:
     """Channels from the config file and the API; whether a URL or secret is set, never them."""
     runtime = runtime_of(request)
-    found: list[ChannelOut] = []
-    for channel in runtime.config.notifications.channels:
-        kind, scheme = _scheme(channel.url)
-        found.append(
-            ChannelOut(
-                id=channel.id,
-                source="config",
-                kind=kind,
-                scheme=scheme,
-                url_set=True,
-                secret_set=channel.secret is not None,
-                events=channel.events,
-                components=channel.components,
-                monitors=channel.monitors,
-                stats=await _stats(request, channel.id),
-            )
-        )
-    configured = {c.id for c in runtime.config.notifications.channels}
+    configured = runtime.config.notifications.channels
+    found = [
+        await _channel_out(request, c, "config", _scheme(c.url), c.secret is not None)
+        for c in configured
+    ]
     async with runtime.db.connect() as conn:
         stored = await channel_store.load_channels(conn)
-    for item in stored:
-        if item.id in configured:
-            continue
-        kind, scheme = _stored_scheme(request, item)
-        found.append(
-            ChannelOut(
-                id=item.id,
-                source="api",
-                kind=kind,
-                scheme=scheme,
-                url_set=True,
-                secret_set=item.secret is not None,
-                events=item.events,
-                components=item.components,
-                monitors=item.monitors,
-                stats=await _stats(request, item.id),
-            )
-        )
+    ids = {c.id for c in configured}
+    found += [
+        await _channel_out(request, c, "api", _stored_scheme(request, c), c.secret is not None)
+        for c in stored
+        if c.id not in ids
+    ]
     return ChannelList(channels=found)
 
 
@@ -251,19 +249,7 @@ async def put_channel(request: Request, channel_id: ChannelId, body: ChannelIn) 
             },
             at=now,
         )
-    kind, scheme = _scheme(body.url)
-    return ChannelOut(
-        id=channel_id,
-        source="api",
-        kind=kind,
-        scheme=scheme,
-        url_set=True,
-        secret_set=body.secret is not None,
-        events=checked.events,
-        components=checked.components,
-        monitors=checked.monitors,
-        stats=await _stats(request, channel_id),
-    )
+    return await _channel_out(request, stored, "api", _scheme(body.url), body.secret is not None)
 
 
 @router.delete(
