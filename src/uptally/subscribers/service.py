@@ -144,13 +144,7 @@ async def subscribe_webhook(
     subscriber = existing or Subscriber(
         new_id(now), "webhook", url, components, ACTIVE, now, now, None, now, 0
     )
-    subscriber = replace(
-        subscriber,
-        components=components,
-        state=ACTIVE,
-        confirmed_at=subscriber.confirmed_at or now,
-        unsubscribed_at=None,
-    )
+    subscriber = _activated(subscriber, components, now)
     await store.save(conn, subscriber)
     await audit.append(
         conn,
@@ -161,6 +155,17 @@ async def subscribe_webhook(
         at=now,
     )
     return Outcome(subscriber, links.unsubscribe_url(base_url, key, subscriber.id))
+
+
+def _activated(subscriber: Subscriber, components: list[str], now: Millis) -> Subscriber:
+    """Receiving updates for `components` from now on (confirmed the first time only)."""
+    return replace(
+        subscriber,
+        components=components,
+        state=ACTIVE,
+        confirmed_at=subscriber.confirmed_at or now,
+        unsubscribed_at=None,
+    )
 
 
 async def confirm(
@@ -180,13 +185,7 @@ async def confirm(
     subscriber = await store.get(conn, subscriber_id)
     if subscriber is None:
         raise SubscribeError(404, "no such subscription")
-    confirmed = replace(
-        subscriber,
-        state=ACTIVE,
-        components=components,
-        confirmed_at=subscriber.confirmed_at or now,
-        unsubscribed_at=None,
-    )
+    confirmed = _activated(subscriber, components, now)
     await store.save(conn, confirmed)
     await audit.append(
         conn,
