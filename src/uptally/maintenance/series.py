@@ -40,6 +40,30 @@ class SeriesPlan:
     message: str = ""
 
 
+def series_row(
+    plan: SeriesPlan, source: str, timezone: str, *, created: tuple[Millis, Millis, str]
+) -> SeriesRow:
+    """The stored form of a plan; `created` is (created_at, updated_at, created_by)."""
+    created_at, updated_at, created_by = created
+    return SeriesRow(
+        plan.id,
+        source,
+        plan.title,
+        plan.message,
+        plan.rrule,
+        plan.cron,
+        plan.first,
+        plan.duration_ms,
+        plan.until,
+        timezone,
+        list(plan.components),
+        list(plan.monitors),
+        created_at,
+        updated_at,
+        created_by,
+    )
+
+
 class Recurring:
     def __init__(self, windows: Maintenance) -> None:
         self.windows = windows
@@ -51,22 +75,8 @@ class Recurring:
         if await store.get_series(conn, plan.id) is not None:
             raise WindowError(f"a recurring window {plan.id!r} exists already", 409)
         now = self.windows.clock.now_ms()
-        series = SeriesRow(
-            plan.id,
-            source,
-            plan.title,
-            plan.message,
-            plan.rrule,
-            plan.cron,
-            plan.first,
-            plan.duration_ms,
-            plan.until,
-            self.windows.config.site.timezone,
-            list(plan.components),
-            list(plan.monitors),
-            now,
-            now,
-            actor,
+        series = series_row(
+            plan, source, self.windows.config.site.timezone, created=(now, now, actor)
         )
         if not occurrences(series.recurrence(), now, now + 400 * 86_400_000, limit=1):
             raise WindowError("the recurrence has no occurrence in the coming year")
@@ -169,23 +179,18 @@ class Recurring:
             )
             if short and refuse:
                 continue  # too soon after it was announced: this occurrence does not happen
-            window = WindowView(
-                id=window_id,
-                title=series.title,
-                status=S.SCHEDULED.value,
-                impact="maintenance",
-                scheduled_for=start,
-                scheduled_until=end,
-                started_at=None,
-                completed_at=None,
-                created_at=now,
-                updated_at=now,
+            window = WindowView.scheduled(
+                window_id,
+                series.title,
+                start,
+                end,
                 components=list(series.components),
                 monitors=list(series.monitors),
-                message_markdown=series.message,
+                message=series.message,
                 short_notice=short,
-                series=series.id,
+                now=now,
                 source=series.source,
+                series=series.id,
             )
             await self.windows.insert(conn, window, actor, "maintenance.created")
             created.append(window)

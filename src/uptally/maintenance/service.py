@@ -140,21 +140,16 @@ class Maintenance:
         start = max(start, now)  # never excluded from the SLA after the fact
         if end - start > LONGEST_MS:
             raise WindowError("a maintenance window lasts at most 90 days")
-        window = WindowView(
-            id=window_id or new_id(now),
-            title=plan.title,
-            status=S.SCHEDULED.value,
-            impact="maintenance",
-            scheduled_for=start,
-            scheduled_until=end,
-            started_at=None,
-            completed_at=None,
-            created_at=now,
-            updated_at=now,
+        window = WindowView.scheduled(
+            window_id or new_id(now),
+            plan.title,
+            start,
+            end,
             components=list(dict.fromkeys(plan.components)),
             monitors=list(dict.fromkeys(plan.monitors)),
-            message_markdown=plan.message,
+            message=plan.message,
             short_notice=self.short_notice(start, now, refuse=source == "api"),
+            now=now,
             source=source,
         )
         if await store.get_window(conn, window.id) is not None:

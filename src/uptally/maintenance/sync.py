@@ -15,11 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.config.schema import Config, MaintenanceWindow
 from uptally.maintenance.recurrence import local_ms, wall_clock
-from uptally.maintenance.series import Recurring, SeriesPlan
+from uptally.maintenance.series import Recurring, SeriesPlan, series_row
 from uptally.maintenance.service import Maintenance, Plan, WindowError
 from uptally.maintenance.windows import OPEN_STATES, WindowStatus
 from uptally.store import maintenance as store
-from uptally.store.maintenance import SeriesRow
 
 log = logging.getLogger(__name__)
 CONFIG = "config"
@@ -131,22 +130,8 @@ async def _series(
         return
     if row.source != CONFIG:
         raise WindowError(f"a recurring window {plan.id!r} was made through the API already")
-    wanted = SeriesRow(
-        row.id,
-        CONFIG,
-        plan.title,
-        plan.message,
-        plan.rrule,
-        plan.cron,
-        plan.first,
-        plan.duration_ms,
-        plan.until,
-        zone,
-        plan.components,
-        plan.monitors,
-        row.created_at,
-        row.updated_at,
-        row.created_by,
+    wanted = series_row(
+        plan, CONFIG, zone, created=(row.created_at, row.updated_at, row.created_by)
     )
     if row.cancelled_at is not None or not row.same_plan(wanted):
         await recurring.replace(conn, wanted, actor)

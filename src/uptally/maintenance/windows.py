@@ -53,6 +53,42 @@ class WindowView:
     series: str | None = None  # the recurring window this is an occurrence of
     source: str = "api"  # api | config
 
+    @classmethod
+    def scheduled(
+        cls,
+        id: str,
+        title: str,
+        start: Millis,
+        end: Millis,
+        *,
+        components: list[str],
+        monitors: list[str],
+        message: str,
+        short_notice: bool,
+        now: Millis,
+        source: str,
+        series: str | None = None,
+    ) -> WindowView:
+        """A new window, planned for [start, end), not yet started."""
+        return cls(
+            id=id,
+            title=title,
+            status=WindowStatus.SCHEDULED.value,
+            impact="maintenance",
+            scheduled_for=start,
+            scheduled_until=end,
+            started_at=None,
+            completed_at=None,
+            created_at=now,
+            updated_at=now,
+            components=components,
+            monitors=monitors,
+            message_markdown=message,
+            short_notice=short_notice,
+            series=series,
+            source=source,
+        )
+
     def span(self) -> tuple[Millis, Millis] | None:
         """When it is (or was, or is planned to be) in effect; None once cancelled.
 
