@@ -18,7 +18,7 @@ from uptally.status import ComponentStatus
 from uptally.store import commitments as commitment_store
 from uptally.store import incidents as store
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeQuery, millis, runtime_of
+from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut
 from uptally.web.schemas_incidents import (
@@ -188,8 +188,8 @@ async def list_incidents(
     request: Request,
     status: Literal["open", "resolved", "all"] = "all",
     component: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentList:
     """Incidents newest first; `since`/`until` select those active in between."""
@@ -333,8 +333,8 @@ async def list_commitments(
     request: Request,
     state: Literal["pending", "met", "missed", "open"] | None = None,
     incident: Annotated[str | None, Query(pattern=r"^[0-9a-f]{26}$")] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> CommitmentList:
     """Commitments (`open`: not yet fulfilled, due or overdue), and met/missed counts by kind
