@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, get_args
 
 import aiohttp
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import config_from, serve_app
 from tests.receivers import poll_until
-from uptally.clock import FakeClock
+from uptally.clock import FakeClock, iso
 from uptally.incidents.model import UPDATE_STATUSES, Status
 from uptally.metrics import Metrics
 from uptally.results import Result
@@ -332,3 +333,98 @@ async def test_every_status_an_incident_reaches_reads_back_in_every_view(
 def test_requests_may_set_exactly_the_statuses_an_update_may_set() -> None:
     assert set(get_args(UpdateStatus)) == {s.value for s in UPDATE_STATUSES}
     assert {s.value for s in Status} - set(get_args(UpdateStatus)) == {"postmortem"}
+
+
+async def test_an_incident_can_be_backdated_and_its_start_corrected(
+    api: Api, clock: FakeClock
+) -> None:
+    now = clock.now_ms()
+    three_hours_ago = iso(now - 3 * 3_600_000)
+    code, made = await api.call(
+        "POST",
+        "/api/v1/incidents",
+        {
+            "title": "Mail delivery delayed",
+            "impact": "major",
+            "components": {"api": "major_outage"},
+            "message": "Mail has been delayed since 21:00.",
+            "started_at": three_hours_ago,
+        },
+    )
+    assert code == 201, made
+    incident = made["id"]
+    assert made["started_at"] == three_hours_ago
+    assert made["created_at"] == iso(now)
+    # The first post is owed from the declaration (from the start it would be long overdue).
+    first = next(c for c in made["commitments"] if c["kind"] == "first_post")
+    assert (first["state"], first["due_at"]) == ("met", iso(now + 2 * 3_600_000))
+    code, listed = await api.call("GET", f"/api/v1/incidents?until={iso(now - 3_600_000)}")
+    assert [i["id"] for i in listed["incidents"]] == [incident]  # active before it was declared
+    async with api.session.get(f"{api.base}/api/v2/incidents.json") as response:
+        [shown] = (await response.json())["incidents"]
+    assert datetime.fromisoformat(shown["started_at"]) == datetime.fromisoformat(three_hours_ago)
+    # Corrected later: stored and audited.
+    two_hours_ago = iso(now - 2 * 3_600_000)
+    code, patched = await api.call(
+        "PATCH", f"/api/v1/incidents/{incident}", {"started_at": "2025-12-31T22:30:00+01:00"}
+    )
+    assert (code, patched["started_at"]) == (200, "2025-12-31T21:30:00.000Z")
+    code, patched = await api.call(
+        "PATCH", f"/api/v1/incidents/{incident}", {"started_at": two_hours_ago}
+    )
+    assert (code, patched["started_at"]) == (200, two_hours_ago)
+    code, audit = await api.call("GET", f"/api/v1/audit?target=incident:{incident}&order=asc")
+    assert [(e["action"], e["details"]["started_at"]) for e in audit["entries"]] == [
+        ("incident.created", three_hours_ago),
+        ("incident.edited", "2025-12-31T21:30:00.000Z"),
+        ("incident.edited", two_hours_ago),
+    ]
+    # Its downtime counts from the start: resolved a minute after declaring, yet down 2 h.
+    clock.advance(60_000)
+    code, resolved = await api.call(
+        "POST", f"/api/v1/incidents/{incident}/updates", {"status": "resolved", "message": "Ok."}
+    )
+    assert code == 201, resolved
+    assert ("postmortem", "pending") in {(c["kind"], c["state"]) for c in resolved["commitments"]}
+
+
+async def test_a_start_in_the_future_or_not_a_time_is_refused_and_changes_nothing(
+    api: Api, clock: FakeClock
+) -> None:
+    now = clock.now_ms()
+    bad: list[Any] = [
+        iso(now + 5 * 60_000),  # beyond the allowed clock skew
+        "yesterday",
+        "1999-12-31T23:00:00Z",
+        1_767_225_600,
+        "",
+    ]
+    for value in bad:
+        code, body = await api.call(
+            "POST", "/api/v1/incidents", {"title": "x", "started_at": value}
+        )
+        assert code == 422, (value, body)
+        assert "started_at" in body["error"]["message"], body
+    _, listed = await api.call("GET", "/api/v1/incidents")
+    assert listed["incidents"] == []
+    code, made = await api.call(
+        "POST", "/api/v1/incidents", {"title": "x", "started_at": iso(now + 30_000)}
+    )
+    assert (code, made["started_at"]) == (201, iso(now))  # within the skew: taken as now
+    for value in bad:
+        code, body = await api.call(
+            "PATCH", f"/api/v1/incidents/{made['id']}", {"started_at": value}
+        )
+        assert code == 422, (value, body)
+        assert "started_at" in body["error"]["message"], body
+    clock.advance(60_000)
+    await api.call(
+        "POST", f"/api/v1/incidents/{made['id']}/updates", {"status": "resolved", "message": "m"}
+    )
+    code, body = await api.call(
+        "PATCH", f"/api/v1/incidents/{made['id']}", {"started_at": iso(now + 90_000)}
+    )
+    assert code == 422, body  # after its resolution (a minute ago), though not in the future
+    assert "resolution" in body["error"]["message"]
+    _, final = await api.call("GET", f"/api/v1/incidents/{made['id']}")
+    assert final["started_at"] == iso(now)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -169,7 +168,7 @@ async def _detail_out(request: Request, incident_id: str) -> IncidentOut:
     return incident_out(request, detail.incident, detail.updates, detail)
 
 
-def _started(value: datetime | None) -> Millis | None:
+def _started(value: str | None) -> Millis | None:
     started = millis(value, "started_at")
     if started is not None and started < _EARLIEST:
         raise ApiError(422, "started_at: before 2000, surely a typo")

@@ -7,7 +7,6 @@ answer; only what an update may set is narrower (tests/test_incidents_api.py pin
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -26,7 +25,15 @@ ComponentsIn = Annotated[
 # What a request may set: `postmortem` is reached by publishing one, never set by hand.
 UpdateStatus = Literal["investigating", "identified", "monitoring", "resolved"]
 Message = Annotated[str, Field(min_length=1, max_length=50_000)]
-Time = Annotated[datetime, Field(strict=True, description="ISO 8601, e.g. 2026-10-01T09:30:00Z")]
+# A string read by `uptally.web.deps.millis`: ISO 8601 only, with a clear error for anything else.
+Time = Annotated[
+    str,
+    Field(
+        max_length=40,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601, e.g. 2026-10-01T09:30:00Z (without an offset: UTC)",
+    ),
+]
 
 
 class IncidentIn(Model):
