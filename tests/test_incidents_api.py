@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import datetime
+from typing import Any, get_args
 
 import aiohttp
 import pytest
 
 from tests.conftest import config_from, serve_app
 from tests.receivers import poll_until
-from uptally.clock import FakeClock
+from uptally.clock import FakeClock, iso
+from uptally.incidents.model import UPDATE_STATUSES, Status
 from uptally.metrics import Metrics
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.store.database import Database
 from uptally.web.app import create_app
+from uptally.web.schemas_incidents import UpdateStatus
 
 TOKEN = "incident-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -245,3 +248,183 @@ async def test_a_verified_outage_opens_and_recovery_resolves_an_automatic_incide
     assert "postmortem" not in {c["kind"] for c in done["commitments"]}  # down < 15 min
     _, events = await api.call("GET", "/api/v1/audit?actor=system&action=incident.*")
     assert {e["action"] for e in events["entries"]} == {"incident.created", "incident.updated"}
+
+
+async def test_every_status_an_incident_reaches_reads_back_in_every_view(
+    api: Api, clock: FakeClock
+) -> None:
+    """Each step of the lifecycle, then the admin API (single and list) and the public pages."""
+
+    async def public_status(incident: str) -> tuple[str, list[str]]:
+        async with api.session.get(f"{api.base}/incidents/{incident}") as response:
+            assert response.status == 200
+            assert "Elevated errors" in await response.text()
+        async with api.session.get(f"{api.base}/api/v2/incidents.json") as response:
+            assert response.status == 200
+            [shown] = (await response.json())["incidents"]
+        assert shown["id"] == incident
+        return shown["status"], [u["status"] for u in shown["incident_updates"]]
+
+    async def read_back(
+        incident: str, status: str, updates: list[str], *, public: bool = False
+    ) -> None:
+        code, one = await api.call("GET", f"/api/v1/incidents/{incident}")
+        assert code == 200, one
+        assert one["status"] == status
+        assert [u["status"] for u in one["updates"]] == updates
+        code, listed = await api.call("GET", "/api/v1/incidents?status=all")
+        assert code == 200, listed
+        assert [(i["id"], i["status"]) for i in listed["incidents"]] == [(incident, status)]
+        await public_status(incident)  # answers at once (maybe a moment stale)
+        if public:
+
+            async def shown() -> bool:  # rebuilt in the background (stale-while-revalidate)
+                return await public_status(incident) == (status, updates)
+
+            await poll_until(shown)
+
+    code, made = await api.call(
+        "POST", "/api/v1/incidents", {"title": "Elevated errors", "message": "Looking."}
+    )
+    assert code == 201, made
+    incident = made["id"]
+    timeline = ["investigating"]
+    await read_back(incident, "investigating", timeline, public=True)
+    steps: list[tuple[dict[str, Any], str, str]] = [
+        ({"status": "identified", "message": "A bad deploy."}, "identified", "identified"),
+        ({"status": "monitoring", "message": "Rolled back."}, "monitoring", "monitoring"),
+        ({"message": "Still watching."}, "monitoring", "monitoring"),
+        ({"status": "resolved", "message": "Fixed."}, "resolved", "resolved"),
+        ({"message": "A note after resolving."}, "resolved", "resolved"),
+    ]
+    for body, status, update_status in steps:
+        clock.advance(60_000)
+        code, out = await api.call("POST", f"/api/v1/incidents/{incident}/updates", body)
+        assert code == 201, out
+        timeline.insert(0, update_status)
+        await read_back(incident, status, timeline)
+    code, draft = await api.call(
+        "PUT", f"/api/v1/incidents/{incident}/postmortem", {"body": "## What happened"}
+    )
+    assert (code, draft["state"]) == (200, "draft")
+    await read_back(incident, "resolved", timeline)
+    clock.advance(60_000)
+    code, published = await api.call("POST", f"/api/v1/incidents/{incident}/postmortem/publish")
+    assert (code, published["state"]) == (200, "published")
+    await read_back(incident, "postmortem", timeline, public=True)
+    after: list[tuple[dict[str, Any], str, str]] = [
+        ({"message": "A note after the postmortem."}, "postmortem", "postmortem"),
+        ({"status": "resolved", "message": "Resolved, still."}, "postmortem", "postmortem"),
+        ({"status": "investigating", "message": "It is back."}, "investigating", "investigating"),
+        ({"status": "resolved", "message": "Fixed again."}, "resolved", "resolved"),
+    ]
+    for body, status, update_status in after:
+        clock.advance(60_000)
+        code, out = await api.call("POST", f"/api/v1/incidents/{incident}/updates", body)
+        assert code == 201, out
+        assert out["status"] == status
+        timeline.insert(0, update_status)
+        await read_back(incident, status, timeline, public=True)
+    code, again = await api.call("POST", f"/api/v1/incidents/{incident}/postmortem/publish")
+    assert code == 200, again
+    await read_back(incident, "postmortem", timeline, public=True)
+
+
+def test_requests_may_set_exactly_the_statuses_an_update_may_set() -> None:
+    assert set(get_args(UpdateStatus)) == {s.value for s in UPDATE_STATUSES}
+    assert {s.value for s in Status} - set(get_args(UpdateStatus)) == {"postmortem"}
+
+
+async def test_an_incident_can_be_backdated_and_its_start_corrected(
+    api: Api, clock: FakeClock
+) -> None:
+    now = clock.now_ms()
+    three_hours_ago = iso(now - 3 * 3_600_000)
+    code, made = await api.call(
+        "POST",
+        "/api/v1/incidents",
+        {
+            "title": "Mail delivery delayed",
+            "impact": "major",
+            "components": {"api": "major_outage"},
+            "message": "Mail has been delayed since 21:00.",
+            "started_at": three_hours_ago,
+        },
+    )
+    assert code == 201, made
+    incident = made["id"]
+    assert made["started_at"] == three_hours_ago
+    assert made["created_at"] == iso(now)
+    # The first post is owed from the declaration (from the start it would be long overdue).
+    first = next(c for c in made["commitments"] if c["kind"] == "first_post")
+    assert (first["state"], first["due_at"]) == ("met", iso(now + 2 * 3_600_000))
+    code, listed = await api.call("GET", f"/api/v1/incidents?until={iso(now - 3_600_000)}")
+    assert [i["id"] for i in listed["incidents"]] == [incident]  # active before it was declared
+    async with api.session.get(f"{api.base}/api/v2/incidents.json") as response:
+        [shown] = (await response.json())["incidents"]
+    assert datetime.fromisoformat(shown["started_at"]) == datetime.fromisoformat(three_hours_ago)
+    # Corrected later: stored and audited.
+    two_hours_ago = iso(now - 2 * 3_600_000)
+    code, patched = await api.call(
+        "PATCH", f"/api/v1/incidents/{incident}", {"started_at": "2025-12-31T22:30:00+01:00"}
+    )
+    assert (code, patched["started_at"]) == (200, "2025-12-31T21:30:00.000Z")
+    code, patched = await api.call(
+        "PATCH", f"/api/v1/incidents/{incident}", {"started_at": two_hours_ago}
+    )
+    assert (code, patched["started_at"]) == (200, two_hours_ago)
+    code, audit = await api.call("GET", f"/api/v1/audit?target=incident:{incident}&order=asc")
+    assert [(e["action"], e["details"]["started_at"]) for e in audit["entries"]] == [
+        ("incident.created", three_hours_ago),
+        ("incident.edited", "2025-12-31T21:30:00.000Z"),
+        ("incident.edited", two_hours_ago),
+    ]
+    # Its downtime counts from the start: resolved a minute after declaring, yet down 2 h.
+    clock.advance(60_000)
+    code, resolved = await api.call(
+        "POST", f"/api/v1/incidents/{incident}/updates", {"status": "resolved", "message": "Ok."}
+    )
+    assert code == 201, resolved
+    assert ("postmortem", "pending") in {(c["kind"], c["state"]) for c in resolved["commitments"]}
+
+
+async def test_a_start_in_the_future_or_not_a_time_is_refused_and_changes_nothing(
+    api: Api, clock: FakeClock
+) -> None:
+    now = clock.now_ms()
+    bad: list[Any] = [
+        iso(now + 5 * 60_000),  # beyond the allowed clock skew
+        "yesterday",
+        "1999-12-31T23:00:00Z",
+        1_767_225_600,
+        "",
+    ]
+    for value in bad:
+        code, body = await api.call(
+            "POST", "/api/v1/incidents", {"title": "x", "started_at": value}
+        )
+        assert code == 422, (value, body)
+        assert "started_at" in body["error"]["message"], body
+    _, listed = await api.call("GET", "/api/v1/incidents")
+    assert listed["incidents"] == []
+    code, made = await api.call(
+        "POST", "/api/v1/incidents", {"title": "x", "started_at": iso(now + 30_000)}
+    )
+    assert (code, made["started_at"]) == (201, iso(now))  # within the skew: taken as now
+    for value in bad:
+        code, body = await api.call(
+            "PATCH", f"/api/v1/incidents/{made['id']}", {"started_at": value}
+        )
+        assert code == 422, (value, body)
+        assert "started_at" in body["error"]["message"], body
+    clock.advance(60_000)
+    await api.call(
+        "POST", f"/api/v1/incidents/{made['id']}/updates", {"status": "resolved", "message": "m"}
+    )
+    code, body = await api.call(
+        "PATCH", f"/api/v1/incidents/{made['id']}", {"started_at": iso(now + 90_000)}
+    )
+    assert code == 422, body  # after its resolution (a minute ago), though not in the future
+    assert "resolution" in body["error"]["message"]
+    _, final = await api.call("GET", f"/api/v1/incidents/{made['id']}")
+    assert final["started_at"] == iso(now)

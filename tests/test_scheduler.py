@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
+from tests.conftest import config_from
+from uptally.config.schema import monitor_document
+from uptally.probe.agent import Agent, AgentSettings
 from uptally.scheduler import Plan, Scheduler, spread_offset
 
 MINUTE = 60_000.0
@@ -24,8 +32,21 @@ def test_first_runs_are_spread_over_the_interval_instead_of_bursting() -> None:
 
 
 def test_spread_offsets_are_stable_across_restarts() -> None:
-    assert spread_offset("api", MINUTE) == spread_offset("api", MINUTE)
-    assert 0 <= spread_offset("api", MINUTE) < MINUTE
+    # Another process with another string-hash seed (what a restart is) gets the same phases.
+    keys = ["api", "web", "db/eu", "monitor-4711"]
+    code = (
+        "import json, sys; from uptally.scheduler import spread_offset; "
+        f"print(json.dumps([spread_offset(k, {MINUTE}) for k in {keys!r}]))"
+    )
+    mine = [spread_offset(key, MINUTE) for key in keys]
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, check=True, timeout=60
+        )
+        assert json.loads(out.stdout) == mine
+    assert all(0 <= offset < MINUTE for offset in mine)
+    assert len(set(mine)) == len(keys)  # different monitors, different phases
 
 
 def test_runs_stay_on_their_grid_over_hours_whatever_checks_take() -> None:
@@ -55,6 +76,36 @@ def test_a_failing_monitor_is_retried_at_the_retry_interval_then_returns_to_its_
     assert next_due is not None
     assert (next_due - entry.offset) % MINUTE == 0  # back on its own grid
     assert next_due >= retry_due + 100 + 10_000
+
+
+def test_a_failing_monitor_is_never_retried_later_than_its_interval() -> None:
+    plan = Plan()
+    plan.upsert("fast", 1000.0, 10_000.0, now=0)  # interval 1 s, the default retry of 10 s
+    [(entry, due)] = plan.pop_due(1000)
+    assert plan.completed(entry, False, due, now=due + 20) == due + 1020
+    [(entry, retry_due)] = plan.pop_due(due + 1020)
+    assert plan.completed(entry, False, retry_due, now=retry_due + 20) == retry_due + 1020
+    [(entry, retry_due)] = plan.pop_due(retry_due + 1020)
+    recovered = plan.completed(entry, True, retry_due, now=retry_due + 20)
+    assert recovered is not None
+    assert retry_due + 1020 <= recovered < retry_due + 2020  # the next slot of its 1 s grid
+    assert (recovered - entry.offset) % 1000 == 0
+
+
+async def test_an_agent_retries_by_the_same_rule(tmp_path: Path) -> None:
+    config = config_from(
+        """
+locations: [{name: eu, token_env: SCHEDULER_TEST_TOKEN}]
+monitors:
+  - {id: fast, kind: tcp, host: 127.0.0.1, port: 9, locations: [eu], interval: 1s}
+"""
+    )
+    [monitor] = config.monitors
+    agent = Agent(AgentSettings("http://127.0.0.1:9", "t", "eu", tmp_path))
+    agent._apply_assignment({"version": "1", "monitors": [monitor_document(monitor)]})
+    plan = agent.runner.scheduler.plan
+    [(entry, due)] = plan.pop_due(float("inf"))
+    assert plan.completed(entry, False, due, now=due + 20) == due + 1020
 
 
 def test_a_check_that_overruns_its_interval_skips_the_missed_slots() -> None:

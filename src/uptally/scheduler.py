@@ -4,7 +4,8 @@
 drives it on the event loop. Each monitor runs on its own grid `offset + k * interval`, where the
 offset is a stable hash of its key: start-up is spread over the interval instead of bursting,
 and runs never drift however long the process lives. While a monitor fails it is re-run every
-`retry` ms; its first success puts it back on its grid.
+`min(interval, retry)` ms (a retry never comes later than the regular check would); its first
+success puts it back on its grid.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class Entry:
     failing: bool = False
     removed: bool = False
     running: bool = False
+
+    @property
+    def retry_after(self) -> float:
+        """How soon a failing monitor runs again: never later than its regular interval."""
+        return min(self.interval, self.retry)
 
 
 def spread_offset(key: str, interval: float) -> float:
@@ -101,10 +107,10 @@ class Plan:
             entry, current.running = current, False
         if not ok:
             entry.failing = True
-            next_at = now + entry.retry
+            next_at = now + entry.retry_after
         elif entry.failing:
             entry.failing = False
-            next_at = grid_at_or_after(entry, now + entry.retry)
+            next_at = grid_at_or_after(entry, now + entry.retry_after)
         else:
             next_at = due + entry.interval
             if next_at <= now:  # overran: skip the missed slots rather than bursting
@@ -127,7 +133,7 @@ class Scheduler:
         on_lateness: Callable[[float], None] | None = None,
     ) -> None:
         self._run = run
-        self._plan = Plan()
+        self.plan = Plan()
         self._slots = asyncio.Semaphore(concurrency)
         self._on_lateness = on_lateness
         self._wake = asyncio.Event()
@@ -141,23 +147,23 @@ class Scheduler:
         return len(self._tasks)
 
     def __len__(self) -> int:
-        return len(self._plan)
+        return len(self.plan)
 
     def upsert(self, key: str, interval_ms: float, retry_ms: float) -> None:
-        self._plan.upsert(key, interval_ms, retry_ms, self._now())
+        self.plan.upsert(key, interval_ms, retry_ms, self._now())
         self._wake.set()
 
     def remove(self, key: str) -> None:
-        self._plan.remove(key)
+        self.plan.remove(key)
 
     def scheduled(self) -> list[str]:
-        return self._plan.scheduled()
+        return self.plan.scheduled()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping:
             now = self._now()
-            for entry, due in self._plan.pop_due(now):
+            for entry, due in self.plan.pop_due(now):
                 await self._slots.acquire()
                 if self._stopping:
                     self._slots.release()
@@ -192,12 +198,12 @@ class Scheduler:
             log.exception("running %s failed", entry.key)
         finally:
             self._slots.release()
-        next_at = self._plan.completed(entry, ok, due, self._now())
+        next_at = self.plan.completed(entry, ok, due, self._now())
         if next_at is not None and (self._timer_at is None or next_at < self._timer_at):
             self._wake.set()
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        next_due = self._plan.next_due()
+        next_due = self.plan.next_due()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

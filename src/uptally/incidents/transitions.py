@@ -24,6 +24,7 @@ from uptally.status import ComponentStatus
 
 MAX_TITLE = 256
 MAX_BODY = 50_000
+CLOCK_SKEW: Millis = 60_000  # a start this far ahead of our clock is the caller's clock: now
 # Control characters (NUL above all, which PostgreSQL text cannot hold) are never meant.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -62,8 +63,6 @@ def declare(
     title = _title(title)
     if status is Status.POSTMORTEM:
         raise IncidentError("an incident starts investigating, identified, monitoring or resolved")
-    if started_at is not None and started_at > now + 60_000:
-        raise IncidentError("started_at lies in the future")
     affected = _merge({}, components, impact)
     incident = Incident(
         id=incident_id,
@@ -73,7 +72,7 @@ def declare(
         components=affected,
         created_at=now,
         updated_at=now,
-        started_at=min(started_at, now) if started_at is not None else now,
+        started_at=_start(started_at, None, now) if started_at is not None else now,
         created_by=actor,
         automatic=automatic,
         automated=automatic,
@@ -150,9 +149,7 @@ def edit(
         kept = {name: a for name, a in changed.components.items() if name in components}
         changed = replace(changed, components=_merge(kept, components, changed.impact))
     if started_at is not None:
-        if started_at > (changed.resolved_at or now):
-            raise IncidentError("started_at must lie before the resolution (and now)")
-        changed = replace(changed, started_at=started_at)
+        changed = replace(changed, started_at=_start(started_at, changed.resolved_at, now))
     return Change(replace(changed, updated_at=now))
 
 
@@ -249,6 +246,17 @@ def _update(
         actor,
         automatic,
     )
+
+
+def _start(started_at: Millis, resolved_at: Millis | None, now: Millis) -> Millis:
+    """When an incident started, as given (backdated), or now for a moment of clock skew."""
+    if resolved_at is not None and started_at > resolved_at:
+        raise IncidentError("started_at must lie before the incident's resolution")
+    if started_at > now + CLOCK_SKEW:
+        raise IncidentError(
+            f"started_at lies in the future (more than {CLOCK_SKEW // 1000} s ahead of now)"
+        )
+    return min(started_at, now)
 
 
 def _title(title: str) -> str:

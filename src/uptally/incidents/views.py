@@ -22,7 +22,7 @@ class ComponentImpact:
 @dataclass(frozen=True, slots=True)
 class UpdateView:
     id: str
-    status: str  # investigating | identified | monitoring | resolved
+    status: str  # investigating | identified | monitoring | resolved | postmortem (a later note)
     body_markdown: str
     body_html: str  # sanitised (uptally.markdown.render)
     created_at: Millis

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import audit
-from uptally.clock import Clock, Millis
+from uptally.clock import Clock, Millis, iso
 from uptally.config.schema import Config
 from uptally.ids import new_id
 from uptally.incidents import commitments as rules_of
@@ -308,6 +308,7 @@ class Desk:
             "status": incident.status.value,
             "impact": incident.impact.value,
             "components": {k: a.status.value for k, a in sorted(incident.components.items())},
+            "started_at": iso(incident.started_at),
         }
         if change.update is not None:
             details["update"] = change.update.id

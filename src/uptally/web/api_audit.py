@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from uptally import audit
 from uptally.store import audit as audit_store
 from uptally.web.auth import require_admin
-from uptally.web.deps import TimeQuery, millis, runtime_of
+from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut
 from uptally.web.schemas_trust import AuditEntryOut, AuditHead, AuditList
@@ -36,8 +36,8 @@ async def list_audit(
         str | None, Query(max_length=64, description='exact, or a prefix: "token.*"')
     ] = None,
     target: Annotated[str | None, Query(max_length=256)] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     after: Annotated[
         int | None, Query(ge=0, le=2**62, description="entries after this seq")
     ] = None,

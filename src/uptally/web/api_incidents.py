@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from uptally.clock import Millis, iso
 from uptally.config.schema import ID_PATTERN
 from uptally.incidents.commitments import Commitment
-from uptally.incidents.model import Impact, Incident, Postmortem, RunbookStep, Status, Update
+from uptally.incidents.model import Incident, Postmortem, RunbookStep, Status, Update
 from uptally.incidents.transitions import Components, IncidentError
 from uptally.notify.desk import Desk, Detail, NotFound
 from uptally.notify.render import link
@@ -18,14 +17,13 @@ from uptally.status import ComponentStatus
 from uptally.store import commitments as commitment_store
 from uptally.store import incidents as store
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeQuery, millis, runtime_of
+from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut
 from uptally.web.schemas_incidents import (
     CommitmentList,
     CommitmentOut,
     ComponentOut,
-    ComponentStatusName,
     IncidentIn,
     IncidentList,
     IncidentOut,
@@ -65,13 +63,13 @@ def _desk(request: Request) -> Desk:
 
 
 def _components(
-    given: list[str] | dict[str, ComponentStatusName] | None,
+    given: list[str] | dict[str, ComponentStatus] | None,
 ) -> Components | None:
     if given is None:
         return None
     if isinstance(given, list):
         return dict.fromkeys(given)
-    return {name: ComponentStatus(status) for name, status in given.items()}
+    return dict(given)
 
 
 def _time(ms: Millis) -> str:
@@ -81,10 +79,10 @@ def _time(ms: Millis) -> str:
 def update_out(item: Update) -> UpdateOut:
     return UpdateOut(
         id=item.id,
-        status=item.status.value,
+        status=item.status,
         body=item.body,
         body_html=item.body_html,
-        components={k: v.value for k, v in sorted(item.components.items())},
+        components=dict(sorted(item.components.items())),
         created_at=_time(item.created_at),
         author=item.author,
         automatic=item.automatic,
@@ -118,8 +116,8 @@ def commitment_out(item: Commitment) -> CommitmentOut:
     return CommitmentOut(
         id=item.id,
         incident=item.incident,
-        kind=item.kind.value,
-        state=item.state.value,
+        kind=item.kind,
+        state=item.state,
         opened_at=_time(item.opened_at),
         due_at=_time(item.due_at),
         met_at=iso(item.met_at),
@@ -135,10 +133,10 @@ def incident_out(
     out = IncidentOut(
         id=incident.id,
         title=incident.title,
-        status=incident.status.value,
-        impact=incident.impact.value,
+        status=incident.status,
+        impact=incident.impact,
         components=[
-            ComponentOut(id=k, status=a.status.value, worst=a.worst.value)
+            ComponentOut(id=k, status=a.status, worst=a.worst)
             for k, a in sorted(incident.components.items())
         ],
         created_at=_time(incident.created_at),
@@ -170,7 +168,7 @@ async def _detail_out(request: Request, incident_id: str) -> IncidentOut:
     return incident_out(request, detail.incident, detail.updates, detail)
 
 
-def _started(value: datetime | None) -> Millis | None:
+def _started(value: str | None) -> Millis | None:
     started = millis(value, "started_at")
     if started is not None and started < _EARLIEST:
         raise ApiError(422, "started_at: before 2000, surely a typo")
@@ -188,8 +186,8 @@ async def list_incidents(
     request: Request,
     status: Literal["open", "resolved", "all"] = "all",
     component: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentList:
     """Incidents newest first; `since`/`until` select those active in between."""
@@ -218,7 +216,7 @@ async def create_incident(request: Request, body: IncidentIn) -> IncidentOut:
         incident = await _desk(request).declare(
             title=body.title,
             status=Status(body.status),
-            impact=Impact(body.impact),
+            impact=body.impact,
             components=components,
             message=body.message,
             actor=principal_of(request).actor,
@@ -246,7 +244,7 @@ async def edit_incident(
             incident_id,
             actor=principal_of(request).actor,
             title=body.title,
-            impact=Impact(body.impact) if body.impact else None,
+            impact=body.impact,
             components=_components(body.components),
             started_at=_started(body.started_at),
         )
@@ -333,8 +331,8 @@ async def list_commitments(
     request: Request,
     state: Literal["pending", "met", "missed", "open"] | None = None,
     incident: Annotated[str | None, Query(pattern=r"^[0-9a-f]{26}$")] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> CommitmentList:
     """Commitments (`open`: not yet fulfilled, due or overdue), and met/missed counts by kind

@@ -22,7 +22,7 @@ from uptally.runtime import Runtime
 from uptally.store import maintenance as store
 from uptally.store.maintenance import SeriesRow
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeQuery, millis, runtime_of
+from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, Model
 
@@ -193,8 +193,8 @@ async def _series_out(runtime: Runtime, series: SeriesRow) -> SeriesOut:
 async def list_maintenance(
     request: Request,
     status: Annotated[list[Status] | None, Query()] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> WindowList:
     """Windows overlapping [since, until), newest first; occurrences of recurring ones listed."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from uptally.store import results as result_store
 from uptally.web.auth import require_admin
-from uptally.web.deps import TimeQuery, base_url, millis, runtime_of
+from uptally.web.deps import TimeParam, base_url, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, MonitorList, MonitorOut, ResultList
 from uptally.web.views import monitor_out, result_out
@@ -47,8 +47,8 @@ async def list_results(
     request: Request,
     monitor_id: str,
     location: Annotated[str | None, Query(max_length=64)] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ResultList:
     runtime = runtime_of(request)

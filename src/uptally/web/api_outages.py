@@ -12,7 +12,7 @@ from uptally.evaluator import Outage
 from uptally.ids import new_id
 from uptally.store import outages as outage_store
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeQuery, millis, runtime_of
+from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, OutageIn, OutageList, OutageOut
 from uptally.web.views import outage_out
@@ -37,8 +37,8 @@ async def list_outages(
     request: Request,
     monitor: Annotated[str | None, Query(max_length=64)] = None,
     component: Annotated[str | None, Query(max_length=64)] = None,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     verified: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> OutageList:

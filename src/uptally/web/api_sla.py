@@ -28,7 +28,7 @@ from uptally.sla.report import budgets
 from uptally.store import sla as sla_store
 from uptally.store.sla import StoredExclusion
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeQuery, millis, runtime_of
+from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, Model
 
@@ -163,8 +163,8 @@ async def sla_budgets(request: Request) -> dict[str, Any]:
 @router.get("/exclusions", response_model=ExclusionList)
 async def list_exclusions(
     request: Request,
-    since: str | None = TimeQuery,
-    until: str | None = TimeQuery,
+    since: TimeParam = None,
+    until: TimeParam = None,
     include_removed: bool = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> ExclusionList:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import Query, Request
 
@@ -38,9 +39,14 @@ def millis(value: datetime | str | None, name: str) -> Millis | None:
         raise ApiError(422, f"{name}: time out of range") from None
 
 
-TimeQuery = Query(
-    default=None,
-    max_length=40,
-    json_schema_extra={"format": "date-time"},
-    description="ISO 8601, e.g. 2026-10-01T00:00:00Z",
-)
+# A type, not a shared `Query(...)` default: FastAPI copies Annotated metadata per parameter but
+# stores a default `Query` object as is and writes the parameter's name into it as its alias, so
+# one object shared by `since` and `until` made both read `?since=`.
+TimeParam = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601, e.g. 2026-10-01T00:00:00Z",
+    ),
+]

@@ -1,33 +1,45 @@
-"""JSON shapes of the incidents admin API (also the OpenAPI document)."""
+"""JSON shapes of the incidents admin API (also the OpenAPI document).
+
+Statuses and impacts are the model's own enums, so every value the store can hold is a valid
+answer; only what an update may set is narrower (tests/test_incidents_api.py pins it to
+`UPDATE_STATUSES`).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from uptally.config.schema import ID_PATTERN
+from uptally.incidents.commitments import Kind, State
+from uptally.incidents.model import Impact, Status
+from uptally.status import ComponentStatus
 from uptally.web.schemas import Model
 
 ComponentId = Annotated[str, Field(pattern=ID_PATTERN)]
-ComponentStatusName = Literal[
-    "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"
-]
 ComponentsIn = Annotated[
-    list[ComponentId] | dict[ComponentId, ComponentStatusName],
+    list[ComponentId] | dict[ComponentId, ComponentStatus],
     Field(description="ids (status from the impact) or {id: status}"),
 ]
+# What a request may set: `postmortem` is reached by publishing one, never set by hand.
 UpdateStatus = Literal["investigating", "identified", "monitoring", "resolved"]
-ImpactName = Literal["none", "minor", "major", "critical"]
 Message = Annotated[str, Field(min_length=1, max_length=50_000)]
-Time = Annotated[datetime, Field(strict=True, description="ISO 8601, e.g. 2026-10-01T09:30:00Z")]
+# A string read by `uptally.web.deps.millis`: ISO 8601 only, with a clear error for anything else.
+Time = Annotated[
+    str,
+    Field(
+        max_length=40,
+        json_schema_extra={"format": "date-time"},
+        description="ISO 8601, e.g. 2026-10-01T09:30:00Z (without an offset: UTC)",
+    ),
+]
 
 
 class IncidentIn(Model):
     title: str = Field(min_length=1, max_length=256)
     status: UpdateStatus = "investigating"
-    impact: ImpactName = "minor"
+    impact: Impact = Impact.MINOR
     components: ComponentsIn = Field(default_factory=list)
     message: str | None = Field(default=None, max_length=50_000)
     started_at: Time | None = None
@@ -42,7 +54,7 @@ class UpdateIn(Model):
 
 class IncidentPatch(Model):
     title: str | None = Field(default=None, min_length=1, max_length=256)
-    impact: ImpactName | None = None
+    impact: Impact | None = None
     components: ComponentsIn | None = None
     started_at: Time | None = None
 
@@ -61,16 +73,16 @@ class StepIn(Model):
 
 class ComponentOut(Model):
     id: str
-    status: ComponentStatusName
-    worst: ComponentStatusName
+    status: ComponentStatus
+    worst: ComponentStatus
 
 
 class UpdateOut(Model):
     id: str
-    status: UpdateStatus
+    status: Status  # also `postmortem`: a note posted after the postmortem was published
     body: str
     body_html: str
-    components: dict[str, ComponentStatusName]
+    components: dict[str, ComponentStatus]
     created_at: str
     author: str
     automatic: bool
@@ -103,8 +115,8 @@ class RunbookOut(Model):
 class CommitmentOut(Model):
     id: str
     incident: str
-    kind: Literal["first_post", "update", "postmortem"]
-    state: Literal["pending", "met", "missed"]
+    kind: Kind
+    state: State
     opened_at: str
     due_at: str
     met_at: str | None
@@ -115,8 +127,8 @@ class CommitmentOut(Model):
 class IncidentOut(Model):
     id: str
     title: str
-    status: Literal["investigating", "identified", "monitoring", "resolved", "postmortem"]
-    impact: ImpactName
+    status: Status
+    impact: Impact
     components: list[ComponentOut]
     created_at: str
     updated_at: str
