@@ -101,6 +101,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
     latency = _latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
     under_maintenance = sources.under_maintenance(maintenance, config, now)
+    declared = sources.declared(incidents)
 
     groups: dict[str | None, GroupView] = {}
     ungrouped: list[ComponentView] = []
@@ -132,8 +133,13 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         seen = min((first_seen[m] for m in component.monitors if m in first_seen), default=None)
         cells = day_cells(downtime, days, seen)
         sources.annotate_days(cells, component.id, incidents, maintenance, zone)
-        overall = component_status(MonitorState(v.state) for v in views)
+        said = declared.get(component.id)
+        overall = component_status(
+            (MonitorState(v.state) for v in views), said.statuses if said else ()
+        )
         updates = [v.since for v in views if v.since is not None]
+        if said is not None:
+            updates.append(said.updated_at)
         view = ComponentView(
             component.id,
             component.title,
