@@ -39,6 +39,7 @@ from uptally.sla.ledger import (
 from uptally.status import ComponentStatus, component_status
 from uptally.statuspage import sources
 from uptally.statuspage.days import ComponentDowntime, day_cells, last_days, uptime_percent
+from uptally.statuspage.site import StatusSite
 from uptally.statuspage.svg import cell_title
 from uptally.store.database import Database
 from uptally.store.outages import StoredOutage
@@ -186,7 +187,7 @@ async def _shown(http: tuple[aiohttp.ClientSession, str]) -> dict[str, Any]:
 
 
 async def test_an_open_incident_sets_its_components_status_until_it_is_resolved(
-    http: tuple[aiohttp.ClientSession, str],
+    runtime: Runtime, http: tuple[aiohttp.ClientSession, str], tmp_path: Path
 ) -> None:
     assert (await _shown(http))["summary"] == "operational"
     made = await _post(
@@ -211,6 +212,9 @@ async def test_an_open_incident_sets_its_components_status_until_it_is_resolved(
         "html_group": "major_outage",
         "indicator": "major",
     }
+    await StatusSite(runtime).export(tmp_path / "site")  # the static copy says the same
+    exported = json.loads((tmp_path / "site/api/v2/components.json").read_text())
+    assert {c["id"]: c["status"] for c in exported["components"]}["web"] == "major_outage"
     await _post(
         http,
         f"/api/v1/incidents/{made['id']}/updates",
