@@ -18,12 +18,7 @@ from uptally.config.schema import Component, SlaPolicy
 from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
 from uptally.sla.intervals import Interval
-from uptally.sla.ledger import (
-    component_measured_from,
-    component_uptime,
-    monitor_groups,
-    monitors_measured_from,
-)
+from uptally.sla.ledger import component_measured_from, component_uptime, monitor_groups
 from uptally.sla.report import Inputs
 from uptally.status import ComponentStatus, component_status, page_indicator, worst
 from uptally.statuspage import sources
@@ -73,7 +68,9 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         stored = await outage_store.list_outages(
             conn, since=since, verified_only=True, limit=1_000_000
         )
-        first = await rollup_store.first_results(conn, shown)
+        measured = await sla_store.measured_since(
+            conn, (monitors[m] for m in shown if m in monitors), config.site.timezone
+        )
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
         incidents = scope.incidents(await sources.incidents(conn, now))
         maintenance = scope.windows(await sources.maintenance(conn, now))
@@ -97,11 +94,8 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
     for monitor_id in shown:  # not yet in the hourly rollups (they are written every minute)
         snapshots = runtime.evaluator.location_snapshots(monitor_id)
         starts = [s.runs[0][1] for s in snapshots if s.runs]
-        if starts and monitor_id not in first:
-            first[monitor_id] = min(starts)
-    measured = monitors_measured_from(
-        (monitors[m] for m in shown if m in monitors), first, config.site.timezone
-    )
+        if starts and monitor_id not in measured:
+            measured[monitor_id] = min(starts)
     latency = _latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
     under_maintenance = sources.under_maintenance(maintenance, config, now)

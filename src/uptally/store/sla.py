@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import histogram
 from uptally.clock import Millis
-from uptally.config.schema import Config
+from uptally.config.schema import Config, MonitorBase
 from uptally.sla.ledger import (
     Exclusion,
     component_uptime,
@@ -64,8 +64,7 @@ async def load_inputs(
     windows = await maintenance_store.in_effect(conn, start, end)
     # Exclusions written in the config are in the table too (synced and audit-logged).
     exclusions = [x.exclusion for x in await list_exclusions(conn, since=start, until=end)]
-    first = await rollup_store.first_results(conn, [m.id for m in config.monitors])
-    measured = monitors_measured_from(config.monitors, first, config.site.timezone)
+    measured = await measured_since(conn, config.monitors, config.site.timezone)
     histograms: dict[str, dict[int, int]] = {}
     if latency:
         monitors = {m.id for m in config.monitors if m.slo is not None}
@@ -74,6 +73,16 @@ async def load_inputs(
                 monitors.update(component.monitors)
         histograms = await latency_histograms(conn, monitors, start, end)
     return Inputs(outages, windows, exclusions, histograms, measured)
+
+
+async def measured_since(
+    conn: AsyncConnection, monitors: Iterable[MonitorBase], timezone: str
+) -> dict[str, Millis]:
+    """When each monitor's measured time began (`monitors_measured_from`: its
+    `monitoring_started`, else its first result); monitors not measured yet are absent."""
+    monitors = list(monitors)
+    first = await rollup_store.first_results(conn, [m.id for m in monitors])
+    return monitors_measured_from(monitors, first, timezone)
 
 
 async def latency_histograms(
