@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from uptally.sla.intervals import intersect, merge, subtract
 from uptally.statuspage.days import (
+    ComponentDowntime,
     Day,
     component_downtime,
     day_cells,
@@ -50,7 +51,7 @@ def test_cells_take_the_worst_state_of_their_day_and_know_days_before_monitoring
         },
         [],
     )
-    cells = day_cells(downtime, days, first_seen=days[1].start + 5)
+    cells = day_cells(downtime, days, measured_from=days[1].start + 5)
     assert [c.state for c in cells] == ["nodata", "operational", "major", "operational"]
     assert cells[2].major_ms == 30 * 60_000
     assert cells[2].partial_ms == 90 * 60_000
@@ -60,8 +61,12 @@ def test_cells_take_the_worst_state_of_their_day_and_know_days_before_monitoring
 def test_uptime_counts_major_fully_and_partial_at_30_percent_from_when_monitoring_began() -> None:
     downtime = component_downtime({"a": [(0, 10 * H)], "b": [(0, 5 * H)]}, [])
     # 100 h observed: 5 h major, 5 h partial -> 5 + 1.5 = 6.5 h lost
-    assert uptime_percent(downtime, -50 * H, 100 * H, first_seen=0) == 93.5
-    assert uptime_percent(downtime, 0, 100 * H, first_seen=None) is None
+    assert uptime_percent(downtime, -50 * H, 100 * H, measured_from=0) == 93.5
+    nothing = ComponentDowntime([], [])
+    assert uptime_percent(nothing, 0, 100 * H, measured_from=None) is None
+    assert uptime_percent(nothing, 0, 100 * H, measured_from=100 * H) is None
+    # An outage recorded before measured time (a backfill) vouches for the window.
+    assert uptime_percent(downtime, 0, 100 * H, measured_from=None) == 93.5
 
 
 intervals = st.lists(
@@ -85,7 +90,7 @@ def test_interval_algebra_agrees_with_a_minute_by_minute_count(
 
 @given(intervals, intervals)
 def test_uptime_stays_within_0_and_100(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> None:
-    value = uptime_percent(component_downtime({"a": a, "b": b}, []), 0, 1300, first_seen=0)
+    value = uptime_percent(component_downtime({"a": a, "b": b}, []), 0, 1300, measured_from=0)
     assert value is not None
     assert 0.0 <= value <= 100.0
 

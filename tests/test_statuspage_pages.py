@@ -223,6 +223,12 @@ async def test_a_page_shows_only_its_components_incidents_and_maintenance_the_ma
     assert summary["incidents"][0]["shortlink"].startswith("https://status.acme.test/customers/")
     assert summary["scheduled_maintenances"] == []
     assert summary["status"]["indicator"] == "minor"  # its own incident; the database is not its
+    # The open incident names the API without a status: its minor impact makes it degraded.
+    assert {c["id"]: c["status"] for c in summary["components"]} == {
+        "group-platform": "degraded_performance",
+        "api": "degraded_performance",
+        "web": "operational",
+    }
 
     history = await site.get("/customers/history")
     assert "Slow API responses" in history.text

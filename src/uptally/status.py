@@ -34,8 +34,18 @@ class Indicator:
     description: str
 
 
-def component_status(states: Iterable[MonitorState]) -> ComponentStatus:
-    """Worst of the component's monitors: all down is a major outage, some down a partial one."""
+def component_status(
+    states: Iterable[MonitorState], declared: Iterable[ComponentStatus] = ()
+) -> ComponentStatus:
+    """The worse of what the component's monitors show and what open incidents declare for it.
+
+    Monitors: all down is a major outage, some down a partial one. `declared` holds the status
+    each unresolved incident gives the component (a resolved one declares nothing any more).
+    """
+    return worst([_monitored(states), *declared])
+
+
+def _monitored(states: Iterable[MonitorState]) -> ComponentStatus:
     states = list(states)
     known = [s for s in states if s is not MonitorState.UNKNOWN]
     if not known:

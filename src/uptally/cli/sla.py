@@ -88,7 +88,7 @@ def sla_report(
     table = Table(title=f"SLA {info['label']} ({info['timezone']}, {state})")
     for name in ("Policy", "Component", "Target %", "Uptime %", "Downtime min"):
         table.add_column(name, justify="right" if "%" in name or "min" in name else "left")
-    for name in ("Excluded min", "Met", "Credit %", "Outages"):
+    for name in ("Excluded min", "Met", "Credit %", "Outages", "Measured from"):
         table.add_column(name, justify="right")
     for row in document["rows"]:
         table.add_row(
@@ -101,6 +101,7 @@ def sla_report(
             _yes(row["met"]),
             _number(row["credit_percent"]),
             str(len(row["outages"])),
+            row["measured_from"] or "no data",
         )
     out.print(table)
     if document["customers"]:

@@ -262,6 +262,8 @@ class MonitorBase(Strict):
     description: str | None = None
     enabled: bool = True
     slo: LatencySlo | None = None  # latency objectives (SLA ledger)
+    # When measured time begins (naive: site timezone); default: the monitor's first result.
+    monitoring_started: datetime | None = None
 
     @property
     def title(self) -> str:

@@ -22,6 +22,7 @@ ROW_COLUMNS = [
     "met",
     "credit_percent",
     "outages",
+    "measured_from",
 ]
 LEDGER_COLUMNS = [
     "period",
@@ -59,6 +60,7 @@ def _measures(found: Availability) -> dict[str, Any]:
         "downtime_minutes": minutes(found.downtime_ms),
         "excluded_minutes": minutes(found.excluded_ms),
         "measured_minutes": minutes(found.span_ms),
+        "measured_from": iso(found.measured_from),  # null: nothing of the period was measured
     }
 
 
@@ -90,6 +92,7 @@ def row_document(row: Row) -> dict[str, Any]:
         "credit_percent": row.credit_percent,
         "outages": [_outage(item) for item in found.counted],
         "measured_minutes": measures["measured_minutes"],
+        "measured_from": measures["measured_from"],
         "periods": [
             {
                 "label": part.period.label,

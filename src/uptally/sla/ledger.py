@@ -23,11 +23,12 @@ from fractions import Fraction
 from typing import Protocol
 
 from uptally.clock import Millis
-from uptally.config.schema import Component, CreditTier, SlaPolicy
+from uptally.config.schema import Component, CreditTier, MonitorBase, SlaPolicy
 from uptally.evaluator import Outage
+from uptally.maintenance.recurrence import local_ms
 from uptally.maintenance.windows import WindowView
 from uptally.sla import intervals as iv
-from uptally.sla.intervals import Spans
+from uptally.sla.intervals import Interval, Spans
 
 MINUTE_MS = 60_000
 
@@ -94,6 +95,7 @@ class Availability:
     weight: Fraction
     counted: list[Counted] = field(default_factory=list)
     downtime: Spans = field(default_factory=list)  # the verified downtime intervals
+    measured_from: Millis | None = None  # where the measured span begins (None: it is empty)
 
     @property
     def downtime_ms(self) -> Fraction:
@@ -133,20 +135,31 @@ def availability(
     rules: Rules = Rules(),
     exclusions: Iterable[Exclusion] = (),
     monitor_components: Mapping[str, Collection[str]] | None = None,
+    measured: Mapping[str, Millis] | None = None,
 ) -> Availability:
     """The component's availability over [start, min(end, now)); open outages end at now.
 
     `outages` may hold others' outages (they are skipped); `monitor_components` maps each
     monitor to all components that hold it, so that a window on another component that shares
-    a monitor covers that monitor too (default: only this component).
+    a monitor covers that monitor too (default: only this component). `measured` maps monitors
+    to when their measured time began (`monitors_measured_from`): time before it does not
+    count (see `counted_from`); without it the whole period is measured.
     """
     if now is not None:
         end = min(end, now)
-    if end <= start:
-        return Availability(0, 0, 0, 0, rules.degraded_weight)
     horizon = end if now is None else now
     monitors = list(dict.fromkeys(component.monitors))
     own = set(monitors)
+    outages = [
+        o
+        for o in outages
+        if (o.outage.monitor in own) or (not o.outage.monitor and o.component == component.id)
+    ]
+    if measured is not None:
+        begun = component_measured_from(component, measured)
+        start = counted_from(start, end, begun, recorded_spans(outages, horizon))
+    if end <= start:
+        return Availability(0, 0, 0, 0, rules.degraded_weight)
     windows = [w for w in windows if w.status != "cancelled"]
 
     covered: dict[str, Spans] = {}
@@ -224,6 +237,48 @@ def availability(
         rules.degraded_weight,
         counted,
         full,
+        start,
+    )
+
+
+def monitors_measured_from(
+    monitors: Iterable[MonitorBase], first_results: Mapping[str, Millis], timezone: str
+) -> dict[str, Millis]:
+    """When each monitor's measured time began: its `monitoring_started` (naive: in `timezone`)
+    if set, else its first result. Monitors with neither are absent: not measured yet."""
+    found: dict[str, Millis] = {}
+    for monitor in monitors:
+        if monitor.monitoring_started is not None:
+            found[monitor.id] = local_ms(monitor.monitoring_started, timezone)
+        elif monitor.id in first_results:
+            found[monitor.id] = first_results[monitor.id]
+    return found
+
+
+def component_measured_from(component: Component, measured: Mapping[str, Millis]) -> Millis | None:
+    """A component is measured from the earliest of its monitors (None: not yet)."""
+    return min((measured[m] for m in component.monitors if m in measured), default=None)
+
+
+def counted_from(
+    start: Millis, end: Millis, measured_from: Millis | None, recorded: Iterable[Interval]
+) -> Millis:
+    """Where [start, end) begins to count: not before measured time began, since uptime is
+    unknown before there was data. An outage recorded in the period before then (by hand: a
+    backfill of history) vouches for the whole period, which then counts as it always did.
+    Returns `end` when nothing of the period counts."""
+    if measured_from is not None and measured_from <= start:
+        return start
+    stop = end if measured_from is None else min(end, measured_from)
+    if any(s < stop and e > start for s, e in recorded):
+        return start
+    return stop
+
+
+def recorded_spans(outages: Iterable[StoredLike], now: Millis) -> Spans:
+    """When `outages` were recorded as down (open ones until `now`)."""
+    return iv.merge(
+        (o.outage.start, o.outage.end if o.outage.end is not None else now) for o in outages
     )
 
 
@@ -238,11 +293,13 @@ def component_uptime(
     now: Millis | None = None,
     exclusions: Iterable[Exclusion] = (),
     monitor_components: Mapping[str, Collection[str]] | None = None,
-) -> float:
+    measured: Mapping[str, Millis] | None = None,
+) -> float | None:
     """Uptime % of a component over [start, end) (up to `now`), the way `policy` counts.
 
     For the status page: computed from outages and maintenance windows only. Without a policy
-    verified downtime counts and maintenance is excluded. Rounded down to 4 decimals.
+    verified downtime counts and maintenance is excluded. Rounded down to 4 decimals; None
+    when nothing of the period was measured.
     """
     result = availability(
         component,
@@ -254,7 +311,10 @@ def component_uptime(
         rules=rules_of(policy),
         exclusions=exclusions,
         monitor_components=monitor_components,
+        measured=measured,
     )
+    if result.measured_from is None:
+        return None
     return percent(result.uptime)
 
 

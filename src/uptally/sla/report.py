@@ -44,6 +44,9 @@ class Inputs:
     windows: Sequence[WindowView]
     exclusions: Sequence[Exclusion] = ()
     histograms: Mapping[str, Mapping[int, int]] = field(default_factory=dict)  # monitor -> merged
+    # monitor -> when its measured time began (ledger.monitors_measured_from); None: every
+    # component is measured over whole periods
+    measured: Mapping[str, Millis] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,7 @@ class Index:
         self.windows = [w for w in inputs.windows if w.status != "cancelled"]
         self.exclusions = inputs.exclusions
         self.groups = monitor_groups(config.components)
+        self.measured = inputs.measured
 
     def availability(
         self,
@@ -142,6 +146,7 @@ class Index:
             rules=rules_of(policy),
             exclusions=self.exclusions,
             monitor_components=self.groups,
+            measured=self.measured,
         )
 
 

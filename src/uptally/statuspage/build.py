@@ -13,15 +13,12 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from uptally.clock import Millis
 from uptally.config.schema import Component, SlaPolicy
 from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
 from uptally.sla.intervals import Interval
-from uptally.sla.ledger import component_uptime, monitor_groups
+from uptally.sla.ledger import component_measured_from, component_uptime, monitor_groups
 from uptally.sla.report import Inputs
 from uptally.status import ComponentStatus, component_status, page_indicator, worst
 from uptally.statuspage import sources
@@ -43,7 +40,6 @@ from uptally.statuspage.scope import PageScope, main_scope
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
 from uptally.store import sla as sla_store
-from uptally.store.tables import rollups
 
 DAYS = 90
 HOUR = 3_600_000
@@ -72,7 +68,9 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         stored = await outage_store.list_outages(
             conn, since=since, verified_only=True, limit=1_000_000
         )
-        first_seen = await _first_seen(conn, shown)
+        measured = await sla_store.measured_since(
+            conn, (monitors[m] for m in shown if m in monitors), config.site.timezone
+        )
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
         incidents = scope.incidents(await sources.incidents(conn, now))
         maintenance = scope.windows(await sources.maintenance(conn, now))
@@ -96,11 +94,12 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
     for monitor_id in shown:  # not yet in the hourly rollups (they are written every minute)
         snapshots = runtime.evaluator.location_snapshots(monitor_id)
         starts = [s.runs[0][1] for s in snapshots if s.runs]
-        if starts and monitor_id not in first_seen:
-            first_seen[monitor_id] = min(starts)
+        if starts and monitor_id not in measured:
+            measured[monitor_id] = min(starts)
     latency = _latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
     under_maintenance = sources.under_maintenance(maintenance, config, now)
+    declared = sources.declared(incidents)
 
     groups: dict[str | None, GroupView] = {}
     ungrouped: list[ComponentView] = []
@@ -122,18 +121,23 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
                     status.since if status else None,
                     points,
                     last_hour,
-                    _uptimes(own, now, first_seen.get(monitor_id)),
+                    _uptimes(own, now, measured.get(monitor_id)),
                 )
             )
         downtime = component_downtime(
             {m: per_monitor.get(m, []) for m in component.monitors},
             per_component.get(component.id, []),
         )
-        seen = min((first_seen[m] for m in component.monitors if m in first_seen), default=None)
+        seen = component_measured_from(component, measured)
         cells = day_cells(downtime, days, seen)
         sources.annotate_days(cells, component.id, incidents, maintenance, zone)
-        overall = component_status(MonitorState(v.state) for v in views)
+        said = declared.get(component.id)
+        overall = component_status(
+            (MonitorState(v.state) for v in views), said.statuses if said else ()
+        )
         updates = [v.since for v in views if v.since is not None]
+        if said is not None:
+            updates.append(said.updated_at)
         view = ComponentView(
             component.id,
             component.title,
@@ -146,7 +150,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             cells,
             _uptimes(downtime, now, seen)
             if policy_inputs is None
-            else _policy_uptimes(component, policy_inputs, policy, holders, now, seen),
+            else _policy_uptimes(component, policy_inputs, policy, holders, now, measured),
             seen,
         )
         if component.group is None:
@@ -185,10 +189,10 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
 
 
 def _uptimes(
-    downtime: ComponentDowntime, now: Millis, first_seen: Millis | None
+    downtime: ComponentDowntime, now: Millis, measured_from: Millis | None
 ) -> dict[str, float | None]:
     return {
-        key: uptime_percent(downtime, now - length, now, first_seen)
+        key: uptime_percent(downtime, now - length, now, measured_from)
         for key, length in UPTIME_PERIODS.items()
     }
 
@@ -199,36 +203,24 @@ def _policy_uptimes(
     policy: SlaPolicy | None,
     holders: Mapping[str, Collection[str]],
     now: Millis,
-    first_seen: Millis | None,
+    measured: Mapping[str, Millis],
 ) -> dict[str, float | None]:
-    """Uptime % per period counted by the public SLA policy, over the time it was watched."""
-    if first_seen is None or first_seen >= now:
-        return dict.fromkeys(UPTIME_PERIODS)
+    """Uptime % per period counted by the public SLA policy, over the time it was measured."""
     return {
         key: component_uptime(
             component,
             inputs.outages,
             inputs.windows,
-            max(now - length, first_seen),
+            now - length,
             now,
             policy,
             now=now,
             exclusions=inputs.exclusions,
             monitor_components=holders,
+            measured=measured,
         )
         for key, length in UPTIME_PERIODS.items()
     }
-
-
-async def _first_seen(conn: AsyncConnection, monitors: list[str]) -> dict[str, Millis]:
-    if not monitors:
-        return {}
-    query = (
-        select(rollups.c.monitor, func.min(rollups.c.hour))
-        .where(rollups.c.monitor.in_(monitors))
-        .group_by(rollups.c.monitor)
-    )
-    return {row[0]: int(row[1]) for row in await conn.execute(query)}
 
 
 def _latency_by_monitor(

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from uptally.clock import Millis
 from uptally.sla.intervals import Interval, intersect_all, merge, subtract
+from uptally.sla.ledger import counted_from
 
 PARTIAL_WEIGHT = 0.3
 MINUTE = 60_000
@@ -74,13 +75,15 @@ def component_downtime(
 
 
 def day_cells(
-    downtime: ComponentDowntime, days: Sequence[Day], first_seen: Millis | None
+    downtime: ComponentDowntime, days: Sequence[Day], measured_from: Millis | None
 ) -> list[DayCell]:
+    """A day before measured time began (`counted_from`) has no data, not 100 %."""
     cells = []
     majors = per_day(downtime.major, days)
     partials = per_day(downtime.partial, days)
+    recorded = _recorded(downtime)
     for day, major, partial in zip(days, majors, partials, strict=True):
-        if first_seen is None or first_seen >= day.end:
+        if counted_from(day.start, day.end, measured_from, recorded) >= day.end:
             cells.append(DayCell(day, "nodata"))
             continue
         state = "major" if major else "partial" if partial else "operational"
@@ -107,12 +110,11 @@ def per_day(intervals: Sequence[Interval], days: Sequence[Day]) -> list[int]:
 
 
 def uptime_percent(
-    downtime: ComponentDowntime, start: Millis, end: Millis, first_seen: Millis | None
+    downtime: ComponentDowntime, start: Millis, end: Millis, measured_from: Millis | None
 ) -> float | None:
-    """Uptime over [start, end) counted from when monitoring began; None without data."""
-    if first_seen is None or first_seen >= end:
-        return None
-    start = max(start, first_seen)
+    """Uptime over [start, end) counted from when measured time began (`counted_from`); None
+    when nothing of it was measured."""
+    start = counted_from(start, end, measured_from, _recorded(downtime))
     total = end - start
     if total <= 0:
         return None
@@ -120,3 +122,7 @@ def uptime_percent(
         downtime.partial, start, end
     )
     return max(0.0, min(100.0, 100.0 * (1 - lost / total)))
+
+
+def _recorded(downtime: ComponentDowntime) -> list[Interval]:
+    return merge([*downtime.major, *downtime.partial])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from uptally.clock import Millis
 from uptally.config.schema import Config
 from uptally.incidents.views import IncidentView
 from uptally.maintenance.windows import WindowView
-from uptally.status import Indicator
+from uptally.status import ComponentStatus, Indicator
 from uptally.statuspage.days import DayCell
 from uptally.store.incidents import get_incident, list_incidents
 from uptally.store.maintenance import list_windows
@@ -79,6 +80,29 @@ def annotate_days(
             if window.scheduled_for < cell.day.end and window.scheduled_until > cell.day.start:
                 cell.notes.append(f"maintenance: {window.title}")
     del zone  # days are already in the site timezone
+
+
+@dataclass(slots=True)
+class Declared:
+    """What unresolved incidents say about one component: its statuses, and when they last
+    said so."""
+
+    statuses: list[ComponentStatus]
+    updated_at: Millis
+
+
+def declared(incidents: Sequence[IncidentView]) -> dict[str, Declared]:
+    """Per component, the status each unresolved incident gives it (as of its newest update)."""
+    found: dict[str, Declared] = {}
+    for incident in incidents:
+        if incident.status in ("resolved", "postmortem"):
+            continue
+        for affected in incident.components:
+            status = ComponentStatus(affected.current)
+            entry = found.setdefault(affected.component_id, Declared([], incident.updated_at))
+            entry.statuses.append(status)
+            entry.updated_at = max(entry.updated_at, incident.updated_at)
+    return found
 
 
 def incident_indicator(indicator: Indicator, incidents: Sequence[IncidentView]) -> Indicator:

@@ -7,13 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, and_, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import histogram
 from uptally.clock import Millis
 from uptally.store.database import Database, upsert
-from uptally.store.tables import rollups
+from uptally.store.tables import results, rollups
 
 HOUR_MS = 3_600_000
 
@@ -97,6 +97,36 @@ async def hourly_totals(
         rollups.c.monitor.in_(list(monitors)), rollups.c.hour >= since, rollups.c.hour < until
     )
     return [HourTotals(*row) for row in await conn.execute(query)]
+
+
+async def first_results(conn: AsyncConnection, monitors: Iterable[str]) -> dict[str, Millis]:
+    """When each monitor's first result was taken (absent: none yet).
+
+    The first hourly rollup says which hour; the raw results of that hour say when in it. Once
+    they have been purged (`retention.results`), the start of that hour stands in.
+    """
+    wanted = sorted(set(monitors))
+    found: dict[str, Millis] = {}
+    for start in range(0, len(wanted), 500):
+        first = (
+            select(rollups.c.monitor, func.min(rollups.c.hour).label("hour"))
+            .where(rollups.c.monitor.in_(wanted[start : start + 500]))
+            .group_by(rollups.c.monitor)
+            .subquery()
+        )
+        within = and_(
+            results.c.monitor == first.c.monitor,
+            results.c.at >= first.c.hour,
+            results.c.at < first.c.hour + HOUR_MS,
+        )
+        query = (
+            select(first.c.monitor, first.c.hour, func.min(results.c.at))
+            .select_from(first.outerjoin(results, within))
+            .group_by(first.c.monitor, first.c.hour)
+        )
+        for monitor, hour, at in await conn.execute(query):
+            found[monitor] = int(at if at is not None else hour)
+    return found
 
 
 def _rollup(row: Row[Any]) -> Rollup:

@@ -16,13 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import histogram
 from uptally.clock import Millis
-from uptally.config.schema import Config
-from uptally.sla.ledger import Exclusion, component_uptime, monitor_groups
+from uptally.config.schema import Config, MonitorBase
+from uptally.sla.ledger import (
+    Exclusion,
+    component_uptime,
+    monitor_groups,
+    monitors_measured_from,
+)
 from uptally.sla.periods import Period
 from uptally.sla.report import Inputs, Report, build_report, config_exclusions
 from uptally.store import maintenance as maintenance_store
 from uptally.store import meta
 from uptally.store import outages as outage_store
+from uptally.store import rollups as rollup_store
 from uptally.store.database import Database, insert_ignore, upsert
 from uptally.store.rollups import HOUR_MS
 from uptally.store.tables import rollups
@@ -52,11 +58,13 @@ async def load_inputs(
     *,
     latency: bool = False,
 ) -> Inputs:
-    """Outages, maintenance and exclusions touching [start, end) (and latency histograms)."""
+    """Outages, maintenance and exclusions touching [start, end), when each monitor's measured
+    time began (and latency histograms)."""
     outages = await outage_store.list_outages(conn, since=start, until=end, limit=_MAX_OUTAGES)
     windows = await maintenance_store.in_effect(conn, start, end)
     # Exclusions written in the config are in the table too (synced and audit-logged).
     exclusions = [x.exclusion for x in await list_exclusions(conn, since=start, until=end)]
+    measured = await measured_since(conn, config.monitors, config.site.timezone)
     histograms: dict[str, dict[int, int]] = {}
     if latency:
         monitors = {m.id for m in config.monitors if m.slo is not None}
@@ -64,7 +72,17 @@ async def load_inputs(
             if component.slo is not None:
                 monitors.update(component.monitors)
         histograms = await latency_histograms(conn, monitors, start, end)
-    return Inputs(outages, windows, exclusions, histograms)
+    return Inputs(outages, windows, exclusions, histograms, measured)
+
+
+async def measured_since(
+    conn: AsyncConnection, monitors: Iterable[MonitorBase], timezone: str
+) -> dict[str, Millis]:
+    """When each monitor's measured time began (`monitors_measured_from`: its
+    `monitoring_started`, else its first result); monitors not measured yet are absent."""
+    monitors = list(monitors)
+    first = await rollup_store.first_results(conn, [m.id for m in monitors])
+    return monitors_measured_from(monitors, first, timezone)
 
 
 async def latency_histograms(
@@ -182,9 +200,9 @@ async def uptime_by_component(
     end: Millis,
     now: Millis,
     components: Iterable[str] | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Uptime % of each component over [start, end) up to now, as `sla.public_policy` counts
-    (without one: verified downtime, maintenance excluded)."""
+    (without one: verified downtime, maintenance excluded); None where nothing was measured."""
     inputs = await load_inputs(conn, config, start, end)
     policy = config.sla.policy(config.sla.public_policy) if config.sla.public_policy else None
     groups = monitor_groups(config.components)
@@ -200,6 +218,7 @@ async def uptime_by_component(
             now=now,
             exclusions=inputs.exclusions,
             monitor_components=groups,
+            measured=inputs.measured,
         )
         for component in config.components
         if wanted is None or component.id in wanted
