@@ -44,6 +44,7 @@ from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
 from uptally.store import sla as sla_store
 from uptally.store.tables import rollups
+from uptally.subscribers.service import ways
 
 DAYS = 90
 HOUR = 3_600_000
@@ -123,6 +124,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
                     points,
                     last_hour,
                     _uptimes(own, now, first_seen.get(monitor_id)),
+                    monitor.kind if monitor else "",
                 )
             )
         downtime = component_downtime(
@@ -181,6 +183,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         ungrouped,
         incidents,
         maintenance,
+        ways(config).any,
     )
 
 
