@@ -193,8 +193,8 @@ def history_html(
     has_older: bool,
     span: tuple[Millis, Millis] | None = None,
 ) -> bytes:
-    """The history page: `items` by month, newest first; every month of `span` ([start, end)
-    in ms) is listed, one with nothing in it as such."""
+    """The history page: `items` by month, newest first. Every month of `span` ([start, end) in
+    ms: the months of this page) is listed, also one with nothing in it."""
     zone = ZoneInfo(model.site.timezone)
     months: dict[str, dict[str, Any]] = {}
     for key, label in _months(span, zone) if span else ():
@@ -221,7 +221,7 @@ def history_html(
 
 
 def _months(span: tuple[Millis, Millis], zone: ZoneInfo) -> list[tuple[str, str]]:
-    """(YYYY-MM, "Month YYYY") of the months that begin in or contain the start of `span`."""
+    """(YYYY-MM, "Month YYYY") of each month from the one `span` starts in to before its end."""
     start = datetime.fromtimestamp(span[0] / 1000, zone)
     year, month = start.year, start.month
     found = []
