@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import config_from
 from uptally.clock import FakeClock
 from uptally.events import EventKind
-from uptally.incidents.automation import Signal, plan
+from uptally.incidents.automation import Signal, plan, signal_of
 from uptally.incidents.model import Impact, Status
 from uptally.incidents.transitions import (
     IncidentError,
@@ -232,6 +232,31 @@ def test_recovery_resolves_with_open_and_resolve_after_every_outage_of_the_incid
     assert recovered.change.update.automatic
     assert "operational again after 12 min" in recovered.change.update.body
     assert done.components["api"].worst is ComponentStatus.MAJOR_OUTAGE
+
+
+def test_an_outage_held_back_by_maintenance_starts_its_incident_when_the_window_ends() -> None:
+    """Down since 10:20, inside a window of 10:00-11:00 that held the alert back: the incident
+    opened at 11:00 counts from 11:00; the planned hour is not downtime of the incident."""
+    config = config_from(CONFIG)
+    at = 1_767_261_600_000  # 2026-01-01T10:00Z = 11:00 CET, when the window ended
+    data = {"monitor": "api-eu", "outage": "o1", "start": at - 40 * MIN, "after_maintenance": "w1"}
+    signal = signal_of("monitor.down", data, at)
+    assert signal is not None
+    assert signal.after_maintenance == "w1"
+    [opened] = plan(signal, [], config, at, ids)
+    incident = opened.change.incident
+    assert incident.started_at == at
+    assert opened.change.update is not None
+    assert "still down after the planned maintenance ended at 11:00 CET" in (
+        opened.change.update.body
+    )
+    back = {"monitor": "api-eu", "outage": "o1", "start": at - 40 * MIN}
+    recovery = signal_of("monitor.up", back, at + 15 * MIN)
+    assert recovery is not None
+    [recovered] = plan(recovery, [incident], config, at + 15 * MIN, ids)
+    assert recovered.change.update is not None
+    assert "operational again after 15 min" in recovered.change.update.body
+    assert recovered.change.incident.resolved_at == at + 15 * MIN
 
 
 def test_with_policy_open_recovery_posts_monitoring_and_a_relapse_reopens_investigation() -> None:

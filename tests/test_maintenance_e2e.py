@@ -1,8 +1,10 @@
 """End to end: a real `uptally serve` watching a real HTTP service through a maintenance window.
 
 The alert for an outage that starts during the window is recorded as suppressed; when the window
-ends with the service still down, the alert is written then, promptly; the recovery after it is
-delivered normally. The outbox table is read directly, as a dispatcher would.
+ends with the service still down, the alert is written then, promptly, and the automatic
+incident opens then too, counting from the window's end (the planned window is not part of its
+duration); the recovery after it is delivered normally. The outbox table is read directly, as a
+dispatcher would.
 """
 
 from __future__ import annotations
@@ -39,11 +41,18 @@ def of(events: list[Any], kind: str) -> list[Any]:
     return [e for e in events if e.kind == kind]
 
 
+def ms(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
+
+
 async def test_an_alert_is_suppressed_during_maintenance_and_fires_when_it_ends(
     tmp_path: Path, target: tuple[Target, str], db_url: str
 ) -> None:
     service, url = target
     config = write_config(tmp_path, url)
+    config.write_text(
+        config.read_text() + "incidents:\n  automation: {default: open_and_resolve}\n"
+    )
     data = tmp_path / "data"
     env = {"UPTALLY_ADMIN_TOKEN": TOKEN}
     database = f"sqlite+aiosqlite:///{data / 'uptally.db'}"
@@ -94,6 +103,15 @@ async def test_an_alert_is_suppressed_during_maintenance_and_fires_when_it_ends(
         assert fresh.data["after_maintenance"] == window["id"]
         assert fresh.data["outage"] == down.data["outage"]
         assert 0 <= fresh.created_at - ends_at < 2_000, "the alert must fire when the window ends"
+
+        # the automatic incident counts from the window's end, not from the outage's start
+        async def incidents() -> list[dict[str, Any]]:
+            async with http.get(f"{base}/api/v1/incidents", headers=AUTH) as response:
+                return (await response.json())["incidents"]  # type: ignore[no-any-return]
+
+        [incident] = await poll(incidents, lambda found: len(found) == 1)
+        assert ms(outage["start"]) < ends_at <= ms(incident["started_at"]) < ends_at + 2_000
+        assert "after the planned maintenance ended" in incident["updates"][0]["body"]
         kinds = [e.kind for e in events if e.kind.startswith("maintenance.")]
         assert kinds == ["maintenance.scheduled", "maintenance.started", "maintenance.completed"]
         assert (await monitor())["state"] == "down"
@@ -103,6 +121,8 @@ async def test_an_alert_is_suppressed_during_maintenance_and_fires_when_it_ends(
         events = await poll(lambda: outbox_events(database), lambda es: of(es, "monitor.up"))
         [recovered] = of(events, "monitor.up")
         assert recovered.data.get("suppressed") is None
+        [incident] = await poll(incidents, lambda found: found[0]["status"] == "resolved")
+        assert ms(incident["started_at"]) >= ends_at
         async with http.get(f"{base}/api/v1/audit?action=maintenance.*", headers=AUTH) as r:
             actions = [e["action"] for e in (await r.json())["entries"]]
         assert sorted(actions) == [

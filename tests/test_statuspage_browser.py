@@ -1,5 +1,6 @@
 """The status page in a real headless Chromium: light and dark, with and without JS, desktop
-and phone; components, statuses, the 90 day cells, incidents, contrast and keyboard use."""
+and phone; components, statuses, the 90 day cells, incidents, contrast and keyboard use; the
+subscribe form and the 404 page alike."""
 
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ monitors:
   - {id: api, kind: http, url: "http://127.0.0.1:9/", confirm: 1}
   - {id: web, kind: http, url: "http://127.0.0.1:9/", confirm: 1}
   - {id: db, kind: tcp, host: 127.0.0.1, port: 9, confirm: 1}
+  - {id: nightly, kind: heartbeat, period: 1d, grace: 1h}
 components:
   - {id: api, name: Public API, group: Platform, monitors: [api]}
   - {id: web, name: Website, group: Platform, monitors: [web]}
   - {id: db, name: Database, monitors: [db]}
+  - {id: backup, name: Backups, monitors: [nightly]}
 """
 
 
@@ -110,7 +113,7 @@ def _save(folder: Path, name: str, image: bytes) -> None:
 
 
 CONTRAST = """
-() => {
+(picked) => {
   const rgb = (c) => c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number);
   const channel = (v) => {
     v /= 255;
@@ -125,7 +128,6 @@ CONTRAST = """
     }
     return "rgb(255, 255, 255)";
   };
-  const picked = ".status, .banner, .name, .legend, .meta, nav a";
   return [...document.querySelectorAll(picked)].map((el) => {
     const a = lum(rgb(getComputedStyle(el).color));
     const b = lum(rgb(background(el)));
@@ -134,6 +136,10 @@ CONTRAST = """
   });
 }
 """
+
+PAGE_TEXT = (
+    ".status, .banner, .name, .legend, .meta, nav a, .state, .chart-empty, .y-axis, .x-axis, .prose"
+)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -160,10 +166,10 @@ async def test_the_page_reads_well_in_every_mode(
     assert "Database unreachable" in await notice.inner_text()
     assert "The primary failed over" in await notice.inner_text()
     names = await page.locator(".component .name").all_inner_texts()
-    assert names == ["Public API", "Website", "Database"]
+    assert names == ["Public API", "Website", "Database", "Backups"]
     statuses = await page.locator(".component .status").all_inner_texts()
-    assert statuses == ["Operational", "Operational", "Major outage"]
-    assert await page.locator("svg.bar rect.day").count() == 3 * 90
+    assert statuses == ["Operational", "Operational", "Major outage", "Waiting for first ping"]
+    assert await page.locator("svg.bar rect.day").count() == 4 * 90
     assert await page.locator("svg.bar rect.day.major").count() == 1
     labels = await page.locator("svg[role=img]").evaluate_all(
         "els => els.map(e => e.getAttribute('aria-label'))"
@@ -175,7 +181,8 @@ async def test_the_page_reads_well_in_every_mode(
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     channels = [int(v) for v in background.removeprefix("rgb(").rstrip(")").split(",")[:3]]
     assert (sum(channels) < 150) == (scheme == "dark")
-    for item in await page.evaluate(CONTRAST):
+    await page.locator("details").evaluate_all("els => els.forEach(e => e.open = true)")
+    for item in await page.evaluate(CONTRAST, PAGE_TEXT):
         assert item["ratio"] >= 4.5, item
     if width < 500:
         overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
@@ -186,6 +193,27 @@ async def test_the_page_reads_well_in_every_mode(
     assert len(image) > 10_000
     _save(folder, name, image)
     assert errors == []
+    await context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_subscribe_form_and_the_404_page_read_well(
+    site: str, browser: Any, tmp_path: Path, scheme: str
+) -> None:
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, color_scheme=scheme)
+    page = await context.new_page()
+    folder = Path(os.environ.get("UPTALLY_SCREENSHOTS", str(tmp_path)))
+    for path, status in [("/subscribe", 200), ("/no-such-page", 404)]:
+        response = await page.goto(site + path)
+        assert response is not None
+        assert response.status == status
+        assert await page.locator("h1").inner_text() in ("Get Acme Cloud updates", "Page not found")
+        for item in await page.evaluate(CONTRAST, "h1, h2, label, legend, p, button, a"):
+            assert item["ratio"] >= 4.5, (path, item)
+        overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        assert not overflow, f"{path} scrolls sideways on a phone"
+        name = f"{path.strip('/')}-{scheme}.png"
+        _save(folder, name, await page.screenshot(full_page=True))
     await context.close()
 
 

@@ -212,10 +212,12 @@ async def test_the_static_export_has_every_page_with_relative_links(
         "api/v2/scheduled-maintenances/upcoming.json",
         "badge/api/status.svg",
         "static/local-times.js",
+        "static/favicon.svg",
     } <= files
     index = (tmp_path / "site" / "index.html").read_text()
     assert 'href="history.html"' in index
     assert 'src="static/local-times.js"' in index
+    assert '<link rel="icon" href="static/favicon.svg"' in index
     assert 'href="/' not in index  # nothing absolute: it works under any path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from html import escape
 
 import nh3
 from markdown_it import MarkdownIt
@@ -38,3 +39,13 @@ def render(text: str) -> str:
         link_rel="nofollow noopener noreferrer",
         strip_comments=True,
     )
+
+
+def lead_in(label: str, html: str) -> str:
+    """`html` (as `render` makes it) introduced by `label` in bold: inside its first paragraph
+    when it opens with one ("**Identified** — The cause is…"), else as a paragraph of its own
+    before it (a list or a heading first), so that the markup stays valid and nothing dangles."""
+    lead = f"<strong>{escape(label)}</strong>"
+    if html.startswith("<p>"):
+        return f"<p>{lead} — {html[3:]}"
+    return f"<p>{lead}</p>{html}"

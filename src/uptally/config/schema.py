@@ -508,6 +508,7 @@ RESERVED_PATHS = frozenset(
         "api",
         "badge",
         "docs",
+        "favicon.ico",
         "feed.atom",
         "feed.rss",
         "healthz",

@@ -35,6 +35,8 @@ class Signal:
     reason: str
     suppressed: bool = False
     retracted: bool = False
+    # The down was held back by this maintenance window, and is announced now that it ended.
+    after_maintenance: str | None = None
 
 
 def signal_of(kind: str, data: Mapping[str, Any], at: Millis) -> Signal | None:
@@ -53,6 +55,7 @@ def signal_of(kind: str, data: Mapping[str, Any], at: Millis) -> Signal | None:
         reason=str(data.get("reason") or ""),
         suppressed=bool(data.get("suppressed")),
         retracted=bool(data.get("retracted")),
+        after_maintenance=str(data.get("after_maintenance") or "") or None,
     )
 
 
@@ -127,11 +130,21 @@ def _declare(
 ) -> Planned:
     names = join_names([c.title for c in components])
     verb = "is" if len(components) == 1 else "are"
-    message = (
-        f"We are investigating an outage of {names} since "
-        f"{format_time(signal.start, config.site.timezone)}: "
-        f"{_monitor_name(signal.monitor, config)} is down{_seen_from(signal)}."
-    )
+    monitor = _monitor_name(signal.monitor, config)
+    # Down since before the end of planned maintenance: the incident (and the downtime it
+    # reports) begins when the window ended, not inside the window.
+    started = signal.at if signal.after_maintenance else signal.start
+    since = format_time(started, config.site.timezone)
+    if signal.after_maintenance:
+        message = (
+            f"We are investigating an outage of {names}: {monitor} is still down after the "
+            f"planned maintenance ended at {since}{_seen_from(signal)}."
+        )
+    else:
+        message = (
+            f"We are investigating an outage of {names} since {since}: "
+            f"{monitor} is down{_seen_from(signal)}."
+        )
     automation = config.incidents.automation
     down = {signal.monitor: signal.outage}
     statuses: dict[str, ComponentStatus | None] = {c.id: _status(c, down) for c in components}
@@ -145,7 +158,7 @@ def _declare(
         actor=SYSTEM,
         now=now,
         update_id=new_id(),
-        started_at=signal.start,
+        started_at=started,
         automatic=True,
         outages=down,
         runbook=automation.runbook,

@@ -40,6 +40,7 @@ from uptally.statuspage.scope import PageScope, main_scope
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
 from uptally.store import sla as sla_store
+from uptally.subscribers.service import ways
 
 DAYS = 90
 HOUR = 3_600_000
@@ -122,6 +123,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
                     points,
                     last_hour,
                     _uptimes(own, now, measured.get(monitor_id)),
+                    monitor.kind if monitor else "",
                 )
             )
         downtime = component_downtime(
@@ -185,6 +187,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         ungrouped,
         incidents,
         maintenance,
+        ways(config).any,
     )
 
 

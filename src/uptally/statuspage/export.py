@@ -50,7 +50,8 @@ async def export_site(
         badge = render.badge(model, key, kind, period)
         if badge is not None:
             files[f"badge/{key}/{kind}.svg"] = badge
-    files["static/local-times.js"] = (render.STATIC / "local-times.js").read_bytes()
+    for name in ("local-times.js", "favicon.svg"):
+        files[f"static/{name}"] = (render.STATIC / name).read_bytes()
     return await asyncio.to_thread(write_files, out, files)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 from uptally.clock import Millis
+from uptally.markdown import lead_in
+from uptally.markdown import render as render_markdown
 from uptally.statuspage.model import PageModel
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -29,9 +30,7 @@ def entries(model: PageModel) -> list[Entry]:
     items: list[Entry] = []
     for incident in model.incidents:
         latest = incident.updates[0] if incident.updates else None
-        body = "".join(
-            f"<p><strong>{u.status.title()}</strong> — {u.body_html}</p>" for u in incident.updates
-        )
+        body = "".join(lead_in(u.status.title(), u.body_html) for u in incident.updates)
         postmortem = getattr(incident, "postmortem", None)
         if postmortem is not None and getattr(postmortem, "published_at", None):
             body += f"<h3>Postmortem</h3>{postmortem.body_html}"
@@ -48,9 +47,6 @@ def entries(model: PageModel) -> list[Entry]:
     for window in model.maintenance:
         if window.status == "cancelled":
             continue
-        message = getattr(window, "message_html", None) or _escape(
-            getattr(window, "message_markdown", "") or ""
-        )
         items.append(
             Entry(
                 f"{model.url}/maintenance/{window.id}",
@@ -59,7 +55,7 @@ def entries(model: PageModel) -> list[Entry]:
                 window.created_at,
                 window.updated_at or window.created_at,
                 f"<p>Scheduled {_utc(window.scheduled_for)} to {_utc(window.scheduled_until)}.</p>"
-                + (f"<p>{message}</p>" if message else ""),
+                + render_markdown(window.message_markdown or ""),
             )
         )
     items.sort(key=lambda e: e.updated, reverse=True)
@@ -69,7 +65,7 @@ def entries(model: PageModel) -> list[Entry]:
 def atom(model: PageModel) -> bytes:
     feed = Element("feed", xmlns=ATOM)
     SubElement(feed, "id").text = f"{model.url}/feed.atom"
-    SubElement(feed, "title").text = f"{model.site.title} status"
+    SubElement(feed, "title").text = model.status_title
     items = entries(model)
     SubElement(feed, "updated").text = _iso(items[0].updated if items else model.generated_at)
     SubElement(feed, "link", href=f"{model.url}/", rel="alternate")
@@ -90,7 +86,7 @@ def atom(model: PageModel) -> bytes:
 def rss(model: PageModel) -> bytes:
     root = Element("rss", version="2.0")
     channel = SubElement(root, "channel")
-    SubElement(channel, "title").text = f"{model.site.title} status"
+    SubElement(channel, "title").text = model.status_title
     SubElement(channel, "link").text = f"{model.url}/"
     SubElement(channel, "description").text = f"Incidents and maintenance of {model.site.title}"
     items = entries(model)
@@ -124,7 +120,3 @@ def _rfc822(ms: Millis) -> str:
 
 def _utc(ms: Millis) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _escape(text: str) -> str:
-    return html.escape(text, quote=False)

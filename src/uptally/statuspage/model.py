@@ -28,6 +28,7 @@ class MonitorView:
     latency: list[tuple[str, float | None]]  # hourly averages over the last 24 h
     latency_ms: float | None  # the last hour's average
     uptime: dict[str, float | None] = field(default_factory=dict)  # by UPTIME_PERIODS key
+    kind: str = ""  # the monitor's kind (http, heartbeat, …); "" if no longer configured
 
 
 @dataclass(slots=True)
@@ -70,6 +71,15 @@ class PageModel:
     ungrouped: list[ComponentView]
     incidents: list[IncidentView]  # newest first: unresolved ones and those of the last 90 days
     maintenance: list[WindowView]  # in progress, upcoming and of the last 90 days
+    subscribe: bool = False  # visitors can subscribe to updates (at /subscribe)
+
+    @property
+    def status_title(self) -> str:
+        """The page's name as a status page: "Acme status", but "Demo status" stays as it is."""
+        title = self.site.title.strip()
+        if title.lower().endswith(("status", "status page", "statuspage")):
+            return title
+        return f"{title} status"
 
     @property
     def components(self) -> list[ComponentView]:

@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from uptally.clock import Millis
+from uptally.markdown import lead_in
 from uptally.markdown import render as render_markdown
+from uptally.status import ComponentStatus
 from uptally.statuspage import feeds, svg
 from uptally.statuspage.model import ComponentView, MonitorView, PageModel
 from uptally.statuspage.v2 import V2
@@ -28,6 +30,12 @@ LABELS = {
     "partial_outage": "Partial outage",
     "major_outage": "Major outage",
     "under_maintenance": "Under maintenance",
+}
+MONITOR_LABELS = {
+    "up": "Up",
+    "down": "Down",
+    "degraded": "Degraded",
+    "maintenance": "Under maintenance",
 }
 _ENV = Environment(
     loader=FileSystemLoader(STATIC),
@@ -89,6 +97,11 @@ class Page:
             "component_names": self.component_names,
             "names": self.names,
             "markdown": render_markdown,
+            "lead_in": lead_in,
+            "monitor_state": monitor_state,
+            "component_state": component_state,
+            "charted": charted,
+            "subscribe_url": self.subscribe_url(),
             "duration": _duration,
             "refresh": True,
             **extra,
@@ -107,7 +120,18 @@ class Page:
         return svg.uptime_bar(component.cells, label)
 
     def chart(self, monitor: MonitorView) -> str:
+        if not _timed(monitor):
+            return ""
         return svg.latency_chart(monitor.latency, f"{monitor.name} response time, last 24 hours")
+
+    def subscribe_url(self) -> str | None:
+        """Where visitors subscribe (a form the server answers, at the top of the site): none
+        when subscriptions are off, nor in a static export that does not know the site's URL."""
+        if not self.model.subscribe:
+            return None
+        if self.links.export_depth is None:
+            return "/subscribe"
+        return f"{self.model.site.url.rstrip('/')}/subscribe" if self.model.site.url else None
 
     def names(self, ids: Sequence[str]) -> str:
         found = {c.id: c.name for c in self.model.components}
@@ -115,6 +139,32 @@ class Page:
 
     def component_names(self, incident: Any) -> str:
         return self.names([c.component_id for c in incident.components])
+
+
+def monitor_state(monitor: MonitorView) -> str:
+    """A monitor's state in words; one that never reported is waiting, not up."""
+    if monitor.state == "unknown":
+        return "Waiting for first ping" if monitor.kind == "heartbeat" else "No data yet"
+    return MONITOR_LABELS.get(monitor.state, monitor.state)
+
+
+def component_state(component: ComponentView) -> tuple[str, str]:
+    """(CSS class, words) of a component's status. Operational by its monitors only because none
+    has reported yet (a new heartbeat before its first ping) is shown as waiting, not green."""
+    waiting = bool(component.monitors) and all(m.state == "unknown" for m in component.monitors)
+    if component.status is ComponentStatus.OPERATIONAL and waiting:
+        words = {monitor_state(m) for m in component.monitors}
+        return "waiting", words.pop() if len(words) == 1 else "No data yet"
+    return component.status.value, LABELS[component.status.value]
+
+
+def charted(component: ComponentView) -> bool:
+    """Whether any of its monitors has a response-time chart."""
+    return any(_timed(m) for m in component.monitors)
+
+
+def _timed(monitor: MonitorView) -> bool:
+    return monitor.kind != "heartbeat"  # a ping has no response time
 
 
 # -- HTML --------------------------------------------------------------------------------------
@@ -136,10 +186,19 @@ def index_html(model: PageModel, links: Links) -> bytes:
 
 
 def history_html(
-    model: PageModel, links: Links, items: list[dict[str, Any]], page: int, has_older: bool
+    model: PageModel,
+    links: Links,
+    items: list[dict[str, Any]],
+    page: int,
+    has_older: bool,
+    span: tuple[Millis, Millis] | None = None,
 ) -> bytes:
+    """The history page: `items` by month, newest first. Every month of `span` ([start, end) in
+    ms: the months of this page) is listed, also one with nothing in it."""
     zone = ZoneInfo(model.site.timezone)
     months: dict[str, dict[str, Any]] = {}
+    for key, label in _months(span, zone) if span else ():
+        months[key] = {"key": key, "label": label, "entries": []}
     for item in sorted(items, key=lambda i: i["at"], reverse=True):
         when = datetime.fromtimestamp(item["at"] / 1000, zone)
         key = when.strftime("%Y-%m")
@@ -151,7 +210,7 @@ def history_html(
         .render(
             view.context(
                 section="history",
-                months=list(months.values()),
+                months=[months[key] for key in sorted(months, reverse=True)],
                 page=page,
                 has_older=has_older,
                 refresh=False,
@@ -159,6 +218,17 @@ def history_html(
         )
         .encode()
     )
+
+
+def _months(span: tuple[Millis, Millis], zone: ZoneInfo) -> list[tuple[str, str]]:
+    """(YYYY-MM, "Month YYYY") of each month from the one `span` starts in to before its end."""
+    start = datetime.fromtimestamp(span[0] / 1000, zone)
+    year, month = start.year, start.month
+    found = []
+    while (first := datetime(year, month, 1, tzinfo=zone)).timestamp() * 1000 < span[1]:
+        found.append((first.strftime("%Y-%m"), first.strftime("%B %Y")))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return found
 
 
 def incident_html(model: PageModel, links: Links, incident: Any) -> bytes:

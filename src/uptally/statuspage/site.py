@@ -118,7 +118,8 @@ class StatusSite:
             older, older_windows = await self._history(conn, 0, since)
         items = render.history_items(incidents, windows)
         has_older = bool(older or older_windows)
-        return render.history_html(model, links, items, page, has_older), has_older
+        body = render.history_html(model, links, items, page, has_older, (since, until))
+        return body, has_older
 
     async def _history(
         self, conn: AsyncConnection, since: Millis, until: Millis

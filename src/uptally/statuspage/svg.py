@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -94,11 +95,13 @@ def uptime_bar(cells: Sequence[DayCell], label: str) -> str:
 def latency_chart(
     points: Sequence[tuple[str, float | None]], label: str, width: int = 600, height: int = 80
 ) -> str:
-    """A response-time line over time; `points` are (x label, average ms or None for no data)."""
+    """A response-time line over time, with its axes labelled (ms up the side, hours along the
+    bottom); `points` are (x label, average ms or None for no data). Before two points have
+    data (the first hour) there is no line to draw: it says so instead."""
     values = [v for _, v in points if v is not None]
-    if not values:
-        return f'<p class="muted">{escape(label)}: no data yet</p>'
-    top = max(values) * 1.15 or 1.0
+    if len(values) < 2:
+        return f'<p class="chart-empty">{escape(label)}: not enough data yet</p>'
+    top = _nice_ceiling(max(values) * 1.1)
     step = width / max(1, len(points) - 1)
     segments: list[list[str]] = [[]]
     for index, (_, value) in enumerate(points):
@@ -108,17 +111,36 @@ def latency_chart(
             continue
         y = height - (value / top) * (height - 4) - 2
         segments[-1].append(f"{index * step:.1f},{y:.1f}")
+    # A lone point (data on both sides missing) is drawn as a dot: a line of no length.
     lines = "".join(
-        f'<polyline class="line" points="{" ".join(segment)}"/>' for segment in segments if segment
+        f'<polyline class="line" points="{" ".join(s if len(s) > 1 else s * 2)}"/>'
+        for s in segments
+        if s
     )
     average = sum(values) / len(values)
     summary = f"{label}: average {average:.0f} ms, highest {max(values):.0f} ms"
+    middle = points[len(points) // 2][0]
+    # Text inside the stretched SVG would be distorted: the axis labels are HTML around it.
     return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
+        f'<figure class="chart"><div class="plot">'
+        f'<div class="y-axis" aria-hidden="true"><span>{top:g} ms</span>'
+        f"<span>{top / 2:g} ms</span><span>0 ms</span></div>"
+        f'<svg viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
         f'aria-label="{escape(summary)}" focusable="false"><title>{escape(summary)}</title>'
+        f'<line class="grid" x1="0" y1="{height / 2:.1f}" x2="{width}" y2="{height / 2:.1f}"/>'
         f'<line class="axis" x1="0" y1="{height - 1}" x2="{width}" y2="{height - 1}"/>'
-        f"{lines}</svg>"
+        f"{lines}</svg></div>"
+        f'<div class="x-axis" aria-hidden="true"><span>{escape(points[0][0])}</span>'
+        f"<span>{escape(middle)}</span><span>{escape(points[-1][0])}</span></div></figure>"
     )
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 times a power of ten at or above `value` (an axis top)."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(power * f for f in (1.0, 2.0, 2.5, 5.0, 10.0) if power * f >= value)
 
 
 def _minutes(value: float) -> str:

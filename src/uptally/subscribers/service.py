@@ -45,6 +45,26 @@ class Outcome:
     unsubscribe_url: str | None = None  # for webhooks (mail carries it in every message)
 
 
+@dataclass(frozen=True, slots=True)
+class Ways:
+    """How visitors may subscribe, by the config (neither: the status page offers nothing)."""
+
+    email: bool  # needs notifications.smtp and site.url for the confirmation link
+    webhook: bool
+
+    @property
+    def any(self) -> bool:
+        return self.email or self.webhook
+
+
+def ways(config: Config) -> Ways:
+    settings = config.notifications.subscribers
+    if not settings.enabled:
+        return Ways(email=False, webhook=False)
+    email = settings.email and config.notifications.smtp is not None and bool(config.site.url)
+    return Ways(email=email, webhook=settings.webhook)
+
+
 def normalised_email(value: str) -> str:
     address = value.strip()
     if len(address) > 254 or not _EMAIL.match(address):

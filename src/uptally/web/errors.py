@@ -1,4 +1,7 @@
-"""JSON errors for every failure: `{"error": {"code", "message"}}` with a 4xx status (5xx = bug)."""
+"""JSON errors for every failure: `{"error": {"code", "message"}}` with a 4xx status (5xx = bug).
+
+One exception: a browser that asks for a page that is not there (it accepts text/html, and the
+path is not the API's) gets an HTML "not found" page; the API and other clients keep JSON."""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ from typing import Any
 import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from uptally.web.pages import html_page
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,32 @@ def error_response(
     )
 
 
+def wants_html(request: Request) -> bool:
+    """A browser navigating to a page: it accepts text/html, and the path is not the API's."""
+    if "/api/" in request.url.path + "/":
+        return False
+    for item in request.headers.get("accept", "").split(","):
+        media, *params = (part.strip().lower() for part in item.split(";"))
+        if media == "text/html":
+            return not any(_refused(param) for param in params)
+    return False
+
+
+def _refused(param: str) -> bool:
+    """An Accept parameter `q=0`: "not this type"."""
+    name, _, value = param.partition("=")
+    try:
+        return name.strip() == "q" and float(value) == 0
+    except ValueError:
+        return False
+
+
+def not_found_page(request: Request, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return html_page(
+        request, "not_found.html", 404, headers, heading="Page not found", path=request.url.path
+    )
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """The methods of the route template this path belongs to (Starlette names only the first
     route's): /maintenance/series is its own resource, not a window called "series"."""
@@ -81,13 +112,19 @@ def _regex_matches(route: Any, path: str) -> bool:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse | HTMLResponse:
+        if error.status == 404 and wants_html(request):
+            return not_found_page(request, error.headers)
         return error_response(error.status, error.message, error.code, error.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(
+        request: Request, error: StarletteHTTPException
+    ) -> JSONResponse | HTMLResponse:
         message = error.detail if isinstance(error.detail, str) else str(error.detail)
         headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 404 and wants_html(request):
+            return not_found_page(request, headers or None)
         if error.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return error_response(error.status_code, message, headers=headers or None)

@@ -267,3 +267,13 @@ async def local_times(request: Request) -> Response:
     return Response(
         body, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
     )
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+@router.get("/static/favicon.svg", include_in_schema=False)
+async def favicon() -> Response:
+    """The page's icon (an SVG: browsers take it at /favicon.ico too)."""
+    body = (render.STATIC / "favicon.svg").read_bytes()
+    return Response(
+        body, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )

@@ -9,13 +9,11 @@ RFC 8058 one-click POST that mail clients send to the List-Unsubscribe URL.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import Field, ValidationError
 
 from uptally.config.schema import ID_PATTERN
@@ -30,18 +28,16 @@ from uptally.subscribers.service import (
     subscribe_email,
     subscribe_webhook,
     unsubscribe,
+    ways,
 )
 from uptally.web.auth import client_of
 from uptally.web.deps import base_url, runtime_of
 from uptally.web.errors import error_response
+from uptally.web.pages import html_page
 from uptally.web.ratelimit import FailureLimiter
 from uptally.web.schemas import ErrorOut, Model
 
 router = APIRouter(tags=["subscribers"])
-_templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
 MAX_FORM = 16 << 10
 DAY_MS = 86_400_000
 
@@ -82,13 +78,8 @@ def _limiter(request: Request, runtime: Runtime) -> FailureLimiter:
 
 
 def _page(request: Request, status: int = 200, **values: Any) -> HTMLResponse:
-    runtime = runtime_of(request)
-    config = runtime.config
     defaults: dict[str, Any] = {"action": "/subscribe", "view": "message", "tone": "note"}
-    html = _templates.get_template("subscribe.html").render(
-        site=config.site, home=(config.site.url or "") + "/", **{**defaults, **values}
-    )
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    return html_page(request, "subscribe.html", status, **{**defaults, **values})
 
 
 def _invalid_link(request: Request, kind: str) -> HTMLResponse:
@@ -111,12 +102,12 @@ async def _form_token(runtime: Runtime, day: int) -> str:
     responses={404: {"content": {"text/html": {}}, "description": "subscriptions are off"}},
 )
 async def subscribe_page(request: Request) -> HTMLResponse:
-    """The subscription form (HTML, no script): e-mail with components, or a webhook."""
+    """The subscription form (HTML, no script): e-mail with components first; a webhook second,
+    for developers."""
     runtime = runtime_of(request)
-    settings = runtime.config.notifications.subscribers
-    if not settings.enabled:
+    if not runtime.config.notifications.subscribers.enabled:
         return _page(request, 404, heading="Subscriptions are off", message="")
-    email = settings.email and runtime.config.notifications.smtp is not None
+    offered = ways(runtime.config)
     token = await _form_token(runtime, runtime.clock.now_ms() // DAY_MS)
     return _page(
         request,
@@ -124,9 +115,11 @@ async def subscribe_page(request: Request) -> HTMLResponse:
         view="form",
         token=token,
         components=runtime.config.components,
-        email_enabled=email and bool(runtime.config.site.url),
-        webhook_enabled=settings.webhook,
-        message="" if email or settings.webhook else "No way to subscribe is configured.",
+        email_enabled=offered.email,
+        webhook_enabled=offered.webhook,
+        message="Hear about incidents and planned maintenance as they happen."
+        if offered.any
+        else "No way to subscribe is configured.",
     )
 
 
@@ -251,14 +244,15 @@ async def _subscribe(request: Request, runtime: Runtime, wanted: SubscribeIn) ->
     components = checked_components(wanted.components, config)
     actor = f"public:{client}"[:128]
     now = runtime.clock.now_ms()
+    offered = ways(config)
     if wanted.email is not None:
-        if not settings.email or config.notifications.smtp is None or not config.site.url:
+        if not offered.email:
             raise SubscribeError(409, "subscriptions by e-mail are not available here")
         address = normalised_email(wanted.email)
         async with runtime.db.begin() as conn:
             await subscribe_email(runtime.db, conn, config, address, components, actor, now)
         return SubscribeOut(status="confirmation_sent")
-    if not settings.webhook:
+    if not offered.webhook:
         raise SubscribeError(409, "subscriptions by webhook are not available here")
     assert wanted.webhook is not None
     url = await checked_webhook(wanted.webhook, settings.allow_private_webhooks)
