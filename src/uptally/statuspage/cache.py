@@ -37,8 +37,10 @@ class Rendered:
     last_modified: str
     cache_control: str
     gzipped: bytes | None = None  # compressed once, for every client that accepts gzip
-    # Response headers as sent, per "gzipped?", filled in by the web layer on first use.
-    wire: dict[bool, list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False)
+    # Response headers as sent, per (gzipped?, cross-origin?), filled in by the web layer.
+    wire: dict[tuple[bool, bool], list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, compare=False
+    )
 
     @property
     def gzip_etag(self) -> str:
