@@ -87,7 +87,7 @@ class PageCache:
         self._timer: asyncio.TimerHandle | None = None
         self._revalidating: asyncio.Task[None] | None = None
         self._closed = False
-        self._failing = False  # the last background rebuild failed
+        self._failing = False  # the last rebuild in the background failed
         self.builds = 0
 
     def touch(self) -> None:
@@ -192,7 +192,6 @@ class PageCache:
         retry = 0.0
         try:
             await self.model()
-            self._failing = False
         except Exception:
             log.exception("rebuilding the status page failed; serving the previous one")
             self._failing, retry = True, RETRY_S
@@ -222,6 +221,7 @@ class PageCache:
         self._model_version = version
         self._changes = {v: at for v, at in self._changes.items() if v > version}
         self._due = min(self._changes.values(), default=math.inf) + self.grace_s
+        self._failing = False
         self.builds += 1
 
     def _fresh(self) -> bool:
