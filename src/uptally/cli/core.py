@@ -233,7 +233,7 @@ async def _serve(
             port=port,
             log_level=log_level.lower(),
             access_log=access_log,
-            lifespan="off",
+            lifespan="on",  # the status pages' change watcher (web/app.py)
             loop="none",
             http="httptools",
             server_header=False,

@@ -7,8 +7,10 @@ The main page (at /) shows every component; each page of `status_pages` is a sit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,26 @@ log = logging.getLogger(__name__)
 MONTHS_PER_PAGE = 3
 
 
+WATCH_EVERY_S = 0.25  # changes written elsewhere are noticed this quickly by `watch`
+# Late commits (PostgreSQL hands out seqs before commit) are counted among this many newest seqs.
+_LATE_WINDOW = 1000
+
+
+async def outbox_mark(conn: AsyncConnection) -> tuple[int, int]:
+    """What changes when an event is written: the newest seq, and how many events there are
+    among the newest ones (an event committed after a newer one does not move the seq)."""
+    top = select(func.coalesce(func.max(outbox.c.seq), 0)).scalar_subquery()
+    recent = (
+        select(func.count()).select_from(outbox).where(outbox.c.seq > top - _LATE_WINDOW)
+    ).scalar_subquery()
+    row = (await conn.execute(select(top, recent))).one()
+    return int(row[0]), int(row[1])
+
+
 class StatusSite:
     """Kept fresh by the writer's evaluations, a reloaded config and, for changes made
-    elsewhere (incidents, maintenance), by the outbox's sequence number, checked at most once a
-    second."""
+    elsewhere (incidents, maintenance, other instances), by the outbox: watched by `watch`
+    while the server runs, and checked at most once a second on requests besides."""
 
     def __init__(
         self, runtime: Runtime, base_url: str | None = None, page: str | None = None
@@ -51,7 +69,7 @@ class StatusSite:
         self.base_url = base_url or runtime.config.site.url or ""
         self.cache = PageCache(lambda: build_page(runtime, self.base_url + self.path, self.scope))
         self._config = runtime.config  # a reload swaps it: rebuild with the new titles
-        self._seq = -1
+        self._mark: tuple[int, int] | None = None
         self._checked = 0.0
         self._checking: asyncio.Task[None] | None = None
         runtime.ingest.listeners.append(self._on_evaluation)
@@ -76,25 +94,36 @@ class StatusSite:
 
     async def refresh(self) -> bool:
         """Notice changes written elsewhere; True if the cache was invalidated."""
-        if self.runtime.config is not self._config:  # reloaded
-            self._config = self.runtime.config
-            self.cache.touch()
+        if self._reloaded():
             return True
-        now = time.monotonic()
-        if now - self._checked < 1.0:
+        if time.monotonic() - self._checked < 1.0:
             return False
-        self._checked = now
+        self._checked = time.monotonic()  # one query for the requests of the same second
         async with self.runtime.db.connect() as conn:
-            seq = (await conn.execute(select(func.max(outbox.c.seq)))).scalar() or 0
-        if seq != self._seq:
-            self._seq = seq
+            return self.notice(await outbox_mark(conn))
+
+    def notice(self, mark: tuple[int, int]) -> bool:
+        """The outbox's mark (see `outbox_mark`) as just read; True if the cache was
+        invalidated (by it or by a reloaded config)."""
+        self._checked = time.monotonic()
+        changed = self._reloaded()
+        if mark != self._mark:
+            self._mark = mark
             self.cache.touch()
-            return True
-        return False
+            changed = True
+        return changed
+
+    def _reloaded(self) -> bool:
+        if self.runtime.config is self._config:
+            return False
+        self._config = self.runtime.config
+        self.cache.touch()
+        return True
 
     def peek(self, key: str) -> Rendered | None:
-        """A cached rendering (a moment old at worst), or None when a request must take the
-        full path. Due checks for changes written elsewhere run in the background."""
+        """A cached rendering (from before a change at most `GRACE_S` old), or None when a
+        request must take the full path. Due checks for changes written elsewhere (should
+        `watch` not run) happen in the background."""
         due = time.monotonic() - self._checked >= 1.0 or self.runtime.config is not self._config
         if self._checking is None and due:
             self._checking = asyncio.get_running_loop().create_task(self._check())
@@ -102,8 +131,7 @@ class StatusSite:
 
     async def _check(self) -> None:
         try:
-            if await self.refresh():
-                self.cache.revalidate()
+            await self.refresh()  # a change starts its rebuild
         except Exception as error:
             log.warning("checking the status page for changes failed: %s", error)
         finally:
@@ -160,6 +188,40 @@ class StatusSite:
         async with self.runtime.db.connect() as conn:
             older, _ = await self._history(conn, 0, model.generated_at + 1)
         return await export_site(model, out, self.history_page, older)
+
+
+async def watch(sites: Sequence[StatusSite], every_s: float = WATCH_EVERY_S) -> None:
+    """While the server runs: notice changes written elsewhere for every site (one query for
+    all), so that each rebuilds within a moment of a change, without waiting for a visitor."""
+    if not sites:
+        return
+    db = sites[0].runtime.db
+    failing = False
+    while True:
+        try:
+            async with db.connect() as conn:
+                mark = await outbox_mark(conn)
+            for site in sites:
+                site.notice(mark)
+            failing = False
+        except Exception as error:
+            if not failing:  # once per failure, not four times a second
+                log.warning("watching the status pages for changes failed: %s", error)
+            failing = True
+        await asyncio.sleep(every_s)
+
+
+@contextlib.asynccontextmanager
+async def watching(sites: Sequence[StatusSite]) -> AsyncIterator[None]:
+    """`watch` the sites for the duration; then stop their background rebuilds."""
+    task = asyncio.get_running_loop().create_task(watch(sites), name="status-pages")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for site in sites:
+            site.cache.close()
 
 
 def month_range(model: PageModel, page: int) -> tuple[int, int]:

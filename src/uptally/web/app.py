@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from uptally import __version__
 from uptally.runtime import Runtime
-from uptally.statuspage.site import StatusSite
+from uptally.statuspage.site import StatusSite, watching
 from uptally.web import (
     api_audit,
     api_channels,
@@ -55,6 +58,13 @@ def create_app(runtime: Runtime, admin_token: str | None = None) -> App:
     return App(create_api(runtime, admin_token), runtime)
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
+    """While served (ASGI lifespan): the status pages rebuild after every change by themselves."""
+    async with watching([api.state.status_site, *api.state.status_pages.values()]):
+        yield
+
+
 def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app = FastAPI(
         title="uptally",
@@ -64,6 +74,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
         "the bootstrap `UPTALLY_ADMIN_TOKEN`.",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.runtime = runtime
     app.state.admin_token = admin_token

@@ -2,7 +2,9 @@
 
 `page_router` makes every route of one page (one `StatusSite`) under its path: the main page
 at /, each page of `status_pages` at its own path (/internal/, /internal/history, …). A private
-page asks for a token on every route and is never cached by anyone but the reader.
+page asks for a token on every route and is never cached by anyone but the reader. The
+documents widgets read (v2 JSON, feeds, badges) of a public page may be read by any web page
+(CORS); nothing else may.
 """
 
 from __future__ import annotations
@@ -31,7 +33,23 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 
 Produce = Callable[[PageModel], Awaitable[tuple[bytes, str] | None]]
-FastPaths = dict[str, tuple[StatusSite, str]]
+FastPaths = dict[str, tuple[StatusSite, str, bool]]  # path → site, cache key, cross-origin
+
+# Widgets on other sites (e.g. @statuspage/status-widget) read these keys of a public page.
+CROSS_ORIGIN_KEYS = ("v2:", "atom", "rss", "badge:")
+CORS = [(b"access-control-allow-origin", b"*")]
+PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Max-Age": "86400",
+    "Vary": "Access-Control-Request-Headers",
+}
+
+
+def cross_origin(site: StatusSite, key: str) -> bool:
+    """May any web page read this document (CORS)? Only a public page's v2 JSON, feeds and
+    badges."""
+    return not site.private and key.startswith(CROSS_ORIGIN_KEYS)
 
 
 async def _serve(
@@ -44,13 +62,13 @@ async def _serve(
     if rendered is None:
         headers = {"Cache-Control": PRIVATE_CACHE} if site.private else None
         raise ApiError(404, "not found", headers=headers)
-    return respond(request, rendered)
+    return respond(request, rendered, cross_origin(site, key))
 
 
-def respond(request: Request, rendered: Rendered) -> Response:
+def respond(request: Request, rendered: Rendered, cors: bool = False) -> Response:
     """The full path's answer: the same headers as the fast path sends."""
     gzipped = rendered.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
-    headers = wire_headers(rendered, gzipped)
+    headers = wire_headers(rendered, gzipped, cors)
     etag = rendered.gzip_etag if gzipped else rendered.etag
     if request.headers.get("if-none-match") == etag:
         response = Response(status_code=304)
@@ -74,7 +92,12 @@ def fast_paths(sites: Iterable[StatusSite]) -> FastPaths:
     table: FastPaths = {}
     for site in sites:
         if not site.private:
-            table.update({site.path + path: (site, key) for path, key in FAST_KEYS.items()})
+            table.update(
+                {
+                    site.path + path: (site, key, cross_origin(site, key))
+                    for path, key in FAST_KEYS.items()
+                }
+            )
     return table
 
 
@@ -86,7 +109,7 @@ async def fast_path(scope: Any, send: Any, table: FastPaths) -> bool:
     found = table.get(scope["path"])
     if found is None or found[0].private:  # a private page always takes the guarded route
         return False
-    site, key = found
+    site, key, cors = found
     rendered = site.peek(key)
     if rendered is None:
         return False
@@ -97,7 +120,7 @@ async def fast_path(scope: Any, send: Any, table: FastPaths) -> bool:
         elif name == b"if-none-match":
             match = value
     gzipped = rendered.gzipped is not None and b"gzip" in accept
-    headers = wire_headers(rendered, gzipped)
+    headers = wire_headers(rendered, gzipped, cors)
     if match and match.decode("latin-1") == (rendered.gzip_etag if gzipped else rendered.etag):
         unchanged = [h for h in headers if h[0] not in _NOT_ON_304]
         await send({"type": "http.response.start", "status": 304, "headers": unchanged})
@@ -112,11 +135,13 @@ async def fast_path(scope: Any, send: Any, table: FastPaths) -> bool:
 _NOT_ON_304 = (b"content-length", b"content-encoding", b"content-type")
 
 
-def wire_headers(rendered: Rendered, gzipped: bool) -> list[tuple[bytes, bytes]]:
-    """Response headers of a rendering as sent, security headers included; built once."""
-    headers = rendered.wire.get(gzipped)
+def wire_headers(rendered: Rendered, gzipped: bool, cors: bool) -> list[tuple[bytes, bytes]]:
+    """Response headers of a rendering as sent, security (and CORS) headers included; built
+    once."""
+    headers = rendered.wire.get((gzipped, cors))
     if headers is None:
-        headers = rendered.wire[gzipped] = _build_headers(rendered, gzipped)
+        headers = _build_headers(rendered, gzipped) + (CORS if cors else [])
+        rendered.wire[(gzipped, cors)] = headers
     return headers
 
 
@@ -258,7 +283,22 @@ def page_router(site: StatusSite) -> APIRouter:
 
         return await serve(request, f"badge:{key}:{kind}:{period}", produce, badge_cache)
 
+    if not site.private:
+        shared = [f"{base}/api/v2/{name}" for name in render.V2_DOCUMENTS]
+        shared += [f"{base}/feed.atom", f"{base}/feed.rss", f"{base}/badge/{{key}}/{{kind}}.svg"]
+        for path in shared:
+            pages.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
     return pages
+
+
+async def preflight(request: Request) -> Response:
+    """A browser asks whether a page of another origin may GET a shared document: yes, with
+    whatever request headers it names (the documents are public; no credentials are used)."""
+    headers = dict(PREFLIGHT)
+    asked = request.headers.get("access-control-request-headers")
+    if asked:
+        headers["Access-Control-Allow-Headers"] = asked
+    return Response(status_code=204, headers=headers)
 
 
 @router.get("/static/local-times.js", include_in_schema=False)
