@@ -292,11 +292,23 @@ async def test_an_incident_and_an_outage_reach_a_quiet_page_within_the_bound(
         }
         async with http.post(f"{base}/api/v1/incidents", json=incident, headers=AUTH) as r:
             assert r.status == 201, await r.text()
+            incident_id = (await r.json())["id"]
         await _at(time.monotonic() + BOUND_S)
         summary, page = await _documents(http, base)  # the first visitors since
         assert [i["name"] for i in summary["incidents"]] == ["Website slow for some"]
         assert summary["status"]["indicator"] == "minor"
         assert "Website slow for some" in page
+
+        # An edit raises no event: it still reaches the page.
+        retitled = {"title": "Website slow in Europe"}
+        async with http.patch(
+            f"{base}/api/v1/incidents/{incident_id}", json=retitled, headers=AUTH
+        ) as r:
+            assert r.status == 200, await r.text()
+        await _at(time.monotonic() + BOUND_S)
+        summary, page = await _documents(http, base)
+        assert [i["name"] for i in summary["incidents"]] == ["Website slow in Europe"]
+        assert "Website slow in Europe" in page
 
         # An outage the evaluator detects, and the incident automation opens for it.
         async with http.get(f"{base}/ping/quiet-job-token/fail") as response:

@@ -29,6 +29,8 @@ from uptally.statuspage.export import export_site
 from uptally.statuspage.model import PageModel
 from uptally.statuspage.scope import PageScope, page_scope
 from uptally.store.tables import outbox
+from uptally.store.tables_incidents import incidents, postmortems
+from uptally.store.tables_maintenance import maintenance_series, maintenance_windows
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,24 @@ WATCH_EVERY_S = 0.25  # changes written elsewhere are noticed this quickly by `w
 _LATE_WINDOW = 1000
 
 
-async def outbox_mark(conn: AsyncConnection) -> tuple[int, int]:
-    """What changes when an event is written: the newest seq, and how many events there are
-    among the newest ones (an event committed after a newer one does not move the seq)."""
+Mark = tuple[int, ...]
+
+
+async def outbox_mark(conn: AsyncConnection) -> Mark:
+    """What changes when the page's data changes elsewhere: the outbox's newest seq and how
+    many events there are among the newest ones (an event committed after a newer one does not
+    move the seq), and when incidents and maintenance windows were last edited (edits and
+    postmortem drafts raise no event)."""
     top = select(func.coalesce(func.max(outbox.c.seq), 0)).scalar_subquery()
     recent = (
         select(func.count()).select_from(outbox).where(outbox.c.seq > top - _LATE_WINDOW)
     ).scalar_subquery()
-    row = (await conn.execute(select(top, recent))).one()
-    return int(row[0]), int(row[1])
+    edited = [
+        select(func.coalesce(func.max(table.c.updated_at), 0)).scalar_subquery()
+        for table in (incidents, postmortems, maintenance_windows, maintenance_series)
+    ]
+    row = (await conn.execute(select(top, recent, *edited))).one()
+    return tuple(int(value) for value in row)
 
 
 class StatusSite:
@@ -69,7 +80,7 @@ class StatusSite:
         self.base_url = base_url or runtime.config.site.url or ""
         self.cache = PageCache(lambda: build_page(runtime, self.base_url + self.path, self.scope))
         self._config = runtime.config  # a reload swaps it: rebuild with the new titles
-        self._mark: tuple[int, int] | None = None
+        self._mark: Mark | None = None
         self._checked = 0.0
         self._checking: asyncio.Task[None] | None = None
         runtime.ingest.listeners.append(self._on_evaluation)
@@ -102,7 +113,7 @@ class StatusSite:
         async with self.runtime.db.connect() as conn:
             return self.notice(await outbox_mark(conn))
 
-    def notice(self, mark: tuple[int, int]) -> bool:
+    def notice(self, mark: Mark) -> bool:
         """The outbox's mark (see `outbox_mark`) as just read; True if the cache was
         invalidated (by it or by a reloaded config)."""
         self._checked = time.monotonic()

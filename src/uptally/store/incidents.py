@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -254,17 +254,6 @@ async def views_of(
         updates.setdefault(item.incident, []).append(item)
     written = await load_postmortems(conn, ids)
     return [view_of(i, updates.get(i.id, []), written.get(i.id), public=public) for i in found]
-
-
-async def changed_at(conn: AsyncConnection) -> Millis:
-    """When incidents last changed (also edits and postmortems, which raise no event): a cheap
-    check for caches of the read model."""
-    newest = await conn.execute(
-        select(func.max(incidents.c.updated_at)).union_all(
-            select(func.max(postmortems.c.updated_at))
-        )
-    )
-    return max((int(r[0]) for r in newest if r[0] is not None), default=0)
 
 
 def view_of(
