@@ -329,7 +329,9 @@ async def test_scheduled_backups_ping_the_backup_currency_monitor(
     config = config_from(
         f"backup: {{dir: '{tmp_path}/scheduled', every: 1h, keep: {{daily: 2}}}}\n"
     )
-    runtime = Runtime(config, Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+    database = Database(db_url)
+    claim = await database.claim(exclusive=False)  # held as serve holds it: backups still run
+    runtime = Runtime(config, database, clock=clock, metrics=Metrics(), run_probe=False)
     assert runtime.config.monitor("uptally-backup") is not None
     await runtime.start()
     try:
@@ -348,6 +350,7 @@ async def test_scheduled_backups_ping_the_backup_currency_monitor(
         assert await runtime.backups.due_at() == manifest.created_at_ms + 3_600_000
     finally:
         await runtime.stop()
+        await claim.release()
 
 
 async def test_a_failing_scheduled_backup_turns_the_monitor_down(

@@ -41,12 +41,11 @@ async def opened(data_dir: Path) -> AsyncIterator[Database]:
     the command stops with one line (exit 2) and leaves no file or directory behind."""
     from uptally.store.database import Database, database_url
 
-    url = database_url(data_dir)
-    if url.startswith("sqlite"):
-        _check_sqlite(Path(url.split(":///", 1)[1]))
-    db = Database(url)
+    db = Database(database_url(data_dir))  # touches nothing until used
     try:
-        if not db.is_sqlite:
+        if db.sqlite_file is not None:
+            _check_sqlite(db.sqlite_file)
+        elif not db.is_sqlite:
             await _check_postgres(db)
         yield db
     finally:

@@ -19,7 +19,8 @@ from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock key of a claim: each serve holds it shared, a restore exclusively.
-CLAIM_KEY = 727275
+# Distinct from the others: 727_274 migrations, 727_275 scheduled backups, 727_276-7 timers.
+CLAIM_KEY = 727_273
 
 
 class DatabaseError(Exception):
