@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.conftest import _pg_admin, _pg_base, config_from
@@ -328,7 +329,9 @@ async def test_scheduled_backups_ping_the_backup_currency_monitor(
     config = config_from(
         f"backup: {{dir: '{tmp_path}/scheduled', every: 1h, keep: {{daily: 2}}}}\n"
     )
-    runtime = Runtime(config, Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+    database = Database(db_url)
+    claim = await database.claim(exclusive=False)  # held as serve holds it: backups still run
+    runtime = Runtime(config, database, clock=clock, metrics=Metrics(), run_probe=False)
     assert runtime.config.monitor("uptally-backup") is not None
     await runtime.start()
     try:
@@ -347,6 +350,7 @@ async def test_scheduled_backups_ping_the_backup_currency_monitor(
         assert await runtime.backups.due_at() == manifest.created_at_ms + 3_600_000
     finally:
         await runtime.stop()
+        await claim.release()
 
 
 async def test_a_failing_scheduled_backup_turns_the_monitor_down(
@@ -414,3 +418,55 @@ async def test_backup_commands_work_while_serve_runs(
         code, output = await run_cli("backup", "create", "--data-dir", str(tmp_path / "none"))
         assert code == 2
         assert "no database" in output
+
+
+@pytest.mark.slow
+async def test_restore_is_refused_while_serve_runs_on_the_database(
+    db: Database, db_url: str, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("monitors: [{id: beat, kind: heartbeat, period: 1h}]\n")
+    data = tmp_path  # the fixture's SQLite file is tmp_path/uptally.db
+    code, output = await run_cli(
+        "tokens", "create", "--name", "ci", "--scope", "read", "--data-dir", str(data), env=cli_env
+    )
+    assert code == 0, output
+    token = output.strip().splitlines()[-1]
+    code, output = await run_cli(
+        "backup", "create", "--data-dir", str(data), "--out", str(tmp_path / "b"), env=cli_env
+    )
+    assert code == 0, output
+    backup = output.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with serving(config, data, env=cli_env) as (url, _), aiohttp.ClientSession() as http:
+        code, output = await run_cli(
+            "tokens", "revoke", token.split("_")[1], "--data-dir", str(data), env=cli_env
+        )
+        assert code == 0, output
+        code, output = await run_cli(
+            "backup", "restore", backup, "--data-dir", str(data), "--force", env=cli_env
+        )
+        assert code == 2, output
+        assert "restore refused" in output
+        assert "in use" in output
+        assert "stop it first" in output
+        async with http.get(url + "/api/v1/monitors", headers=headers) as response:
+            assert response.status == 401  # the revocation stands
+        if db_url.startswith("sqlite"):
+            code, output = await run_cli(
+                "serve", "--config", str(config), "--data-dir", str(data), "--port", "0",
+                env=cli_env,
+            )  # fmt: skip
+            assert code == 2
+            [line] = output.strip().splitlines()
+            assert f"the data directory {data} is in use by another uptally process" in line
+        else:  # several instances may share one PostgreSQL database
+            async with (
+                serving(config, tmp_path / "other", env=cli_env) as (other, _),
+                http.get(other + "/healthz") as response,
+            ):
+                assert response.status == 200
+    code, output = await run_cli(
+        "backup", "restore", backup, "--data-dir", str(data), "--force", env=cli_env
+    )
+    assert code == 0, output

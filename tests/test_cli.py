@@ -111,3 +111,29 @@ monitors:
     assert "no monitor 'ghost'" in output
     code, _ = await run_cli("check", "--config", str(config), "beat")
     assert code == 2
+
+
+async def test_check_keeps_a_long_reason_on_one_line_in_a_log(tmp_path: Path) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"status":"UP"}')
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    wanted = "a-status-value-long-enough-that-the-reason-alone-is-wider-than-80-columns"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+monitors:
+  - id: wrong
+    kind: http
+    url: "http://127.0.0.1:{port}/"
+    expect: ['json.status == "{wanted}"']
+""")
+    async with server:
+        code, output = await run_cli("check", "--config", str(config), "wrong")  # into a pipe
+    assert code == 1
+    [line] = [line for line in output.splitlines() if line.startswith("DOWN wrong")]
+    assert line.endswith(f'json.status is "UP", expected == "{wanted}"'), output
+    assert len(line) > 80

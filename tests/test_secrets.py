@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,8 @@ async def test_rotation_re_encrypts_everything_under_the_new_key(db: Database) -
 
 
 @pytest.mark.slow
-async def test_secrets_rotate_from_the_command_line(tmp_path: Path) -> None:
+async def test_secrets_rotate_from_the_command_line(tmp_path: Path, sqlite_template: Path) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "uptally.db")  # as serve left it
     old_env = {"UPTALLY_SECRET_KEY": OTHER}
     code, output = await _cli_with_input(
         PLAINTEXT, "secrets", "set", "channel:ops", "--data-dir", str(tmp_path), env=old_env

@@ -57,7 +57,8 @@ async def holds_data(db: Database) -> list[str]:
 async def restore_backup(
     path: Path, db: Database, keyring: Keyring | None, *, force: bool, actor: str
 ) -> Manifest:
-    """Verify, then restore; raise BackupError with the reason when anything is off."""
+    """Verify, then restore; raise BackupError with the reason when anything is off, InUse
+    when a serve (or another restore) holds the database."""
     result = Verification(backup_path(path))
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="uptally-restore-"))
     try:
@@ -80,19 +81,30 @@ async def restore_backup(
             await inspect_pg_archive(result, raw)
         if not result.ok:
             raise BackupError("; ".join(result.problems))
-        occupied = await holds_data(db)
-        if occupied and not force:
-            raise BackupError(
-                f"the target database is not empty ({', '.join(occupied[:5])} hold data); "
-                "restore into an empty data directory or database, or pass --force to replace it"
-            )
-        await db.engine.dispose()
-        if db.is_sqlite:
-            await asyncio.to_thread(_restore_sqlite, raw, sqlite_path(db.url))
-        else:
-            await _restore_postgres(db, raw)
+        # Held to the end: replacing data under a running serve would leave it working on what
+        # it has in memory (a revoked token would work again); InUse says who holds it.
+        claim = await db.claim(exclusive=True)
+        try:
+            await _replace(db, raw, manifest, force=force, actor=actor)
+        finally:
+            await claim.release()
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
+    return manifest
+
+
+async def _replace(db: Database, raw: Path, manifest: Manifest, *, force: bool, actor: str) -> None:
+    occupied = await holds_data(db)
+    if occupied and not force:
+        raise BackupError(
+            f"the target database is not empty ({', '.join(occupied[:5])} hold data); "
+            "restore into an empty data directory or database, or pass --force to replace it"
+        )
+    await db.engine.dispose()
+    if db.is_sqlite:
+        await asyncio.to_thread(_restore_sqlite, raw, sqlite_path(db.url))
+    else:
+        await _restore_postgres(db, raw)
     await db.migrate()  # an older backup is brought to this version's schema, as serve would
     async with db.begin() as conn:
         await audit.append(
@@ -102,7 +114,6 @@ async def restore_backup(
             f"backup:{manifest.file}",
             {"sha256": manifest.sha256, "created_at": manifest.created_at, "forced": force},
         )
-    return manifest
 
 
 def _restore_sqlite(raw: Path, target: Path) -> None:

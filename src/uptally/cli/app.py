@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from uptally import __version__
 from uptally.config import Config, ConfigError, load_config
@@ -20,8 +21,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Output to a file or a pipe (logs, scripts) is never wrapped or cut: Rich would otherwise
+# assume 80 columns and shorten a token id in a table to `c57e8e400…`.
+UNBOUNDED = 1_000_000
+
+
+def _console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console.width = UNBOUNDED  # tables take their natural width
+        console.soft_wrap = True  # and lines their own length
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,6 +61,15 @@ def main_options(
     ] = False,
 ) -> None:
     """uptally: availability you can prove."""
+
+
+def print_table(table: Table) -> None:
+    """Print a table whole: on a narrow terminal a long id or number folds onto the next line,
+    it is never cut short (copied from a terminal or a log, it must still work)."""
+    for column in table.columns:
+        column.overflow = "fold"
+        column.no_wrap = False
+    out.print(table)
 
 
 def load_or_exit(config: Path, console: Console) -> Config:

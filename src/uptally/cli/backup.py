@@ -17,6 +17,7 @@ from uptally.cli.app import (
     app,
     err,
     out,
+    print_table,
     run_async,
 )
 from uptally.cli.common import (
@@ -26,8 +27,8 @@ from uptally.cli.common import (
     ReportFormatOption,
     backup_dir,
     check_format,
-    database,
     keyring,
+    opened,
     settings,
 )
 from uptally.durations import format_duration_ms
@@ -104,14 +105,11 @@ def backup_create(
     except OffsiteError as error:
         err.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
-    db = database(data_dir)
 
     async def run() -> tuple[Created, Copied | None]:
-        try:
+        async with opened(data_dir) as db:
             with err.status("backing up…"):
                 created = await create_backup(db, target, ring, encrypt=sealed)
-        finally:
-            await db.close()
         if bucket is None:
             return created, None
         with err.status(f"copying to {bucket}…"):
@@ -202,7 +200,7 @@ def backup_list(
             row["sha256"][:12],
             row["location"],
         )
-    out.print(table)
+    print_table(table)
 
 
 def _listed(location: str, path: str, manifest: Manifest) -> dict[str, Any]:
@@ -224,6 +222,7 @@ def _listed(location: str, path: str, manifest: Manifest) -> dict[str, Any]:
 def backup_verify(
     file: FileArgument,
     config: OptionalConfig = None,
+    data_dir: DataDirOption = DEFAULT_DIR,  # taken like every state command's; not needed here
     output: FormatOption = "table",
 ) -> None:
     """Check a backup's checksum, decrypt, decompress and open it; exit 1 on any problem."""
@@ -269,8 +268,7 @@ def backup_restore(
     """Verify a backup and restore it into the --data-dir (or UPTALLY_DATABASE_URL) database.
 
     An s3:// backup is downloaded first, with backup.s3's endpoint and credentials (without
-    backup.s3: boto3's defaults). Stop serve first: restoring under a running instance
-    replaces its data behind its back.
+    backup.s3: boto3's defaults). Refused (exit 2) while serve runs on the database.
     """
     import tempfile
 
@@ -280,6 +278,7 @@ def backup_restore(
     from uptally.backup.restore import restore_backup
     from uptally.config.schema import BackupS3
     from uptally.secrets import SecretKeyError
+    from uptally.store.database import Database, InUse, database_url
 
     loaded = settings(config)
     ring = keyring()
@@ -293,7 +292,7 @@ def backup_restore(
         except OffsiteError as error:
             err.print(str(error), markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
-    db = database(data_dir, must_exist=False)
+    db = Database(database_url(data_dir))  # the one command that may create it
 
     async def fetch(work: Path) -> Path:
         if remote is None:
@@ -319,6 +318,9 @@ def backup_restore(
 
     try:
         created = run_async(run())
+    except InUse as error:
+        err.print(f"restore refused: {error}; stop it first", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from None
     except (BackupError, SecretKeyError, OffsiteError, OSError) as error:
         err.print(f"restore refused: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
@@ -360,14 +362,11 @@ def dr_drill(
     loaded = settings(config)
     ring = keyring()
     source = backup_dir(loaded, data_dir, directory)
-    db = database(data_dir)
 
     async def run() -> DrillReport:
-        try:
+        async with opened(data_dir) as db:
             with err.status("drilling: restoring the newest backup…"):
                 return await run_drill(db, source, ring, loaded.dr, actor=audit.cli_actor())
-        finally:
-            await db.close()
 
     report: DrillReport = run_async(run())
     if output == "json":
@@ -385,4 +384,4 @@ def _checks_table(checks: list[tuple[str, bool, str]]) -> None:
     table = Table("check", "result", "detail")
     for name, ok, detail in checks:
         table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]", detail)
-    out.print(table)
+    print_table(table)

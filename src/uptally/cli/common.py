@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -13,6 +17,8 @@ from uptally.config import Config
 if TYPE_CHECKING:  # imported when used: `uptally validate` need not load SQLAlchemy
     from uptally.secrets import Keyring
     from uptally.store.database import Database
+
+_SCHEMA_QUERY = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
 
 OptionalConfig = Annotated[
     Path | None,
@@ -27,21 +33,62 @@ def settings(config: Path | None) -> Config:
     return load_or_exit(config, err) if config is not None else Config()
 
 
-def database(data_dir: Path, *, must_exist: bool = True) -> Database:
-    """The database serve uses (UPTALLY_DATABASE_URL, else DATA_DIR/uptally.db)."""
+@asynccontextmanager
+async def opened(data_dir: Path) -> AsyncIterator[Database]:
+    """The database serve uses (UPTALLY_DATABASE_URL, else DATA_DIR/uptally.db), closed after.
+
+    It must exist and hold uptally's schema: `serve` creates it, nothing else does; otherwise
+    the command stops with one line (exit 2) and leaves no file or directory behind."""
     from uptally.store.database import Database, database_url
 
-    url = database_url(data_dir)
-    if must_exist and url.startswith("sqlite"):
-        path = Path(url.split(":///", 1)[1])
-        if not path.is_file():
-            err.print(
-                f"no database at {path} (give --data-dir, or start serve once)",
-                markup=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(EXIT_USAGE)
-    return Database(url)
+    db = Database(database_url(data_dir))  # touches nothing until used
+    try:
+        if db.sqlite_file is not None:
+            _check_sqlite(db.sqlite_file)
+        elif not db.is_sqlite:
+            await _check_postgres(db)
+        yield db
+    finally:
+        await db.close()
+
+
+def _usage_error(message: str) -> NoReturn:
+    err.print(message, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _check_sqlite(path: Path) -> None:
+    if not path.is_file():
+        _usage_error(f"no database at {path} (give --data-dir, or start serve once)")
+    try:
+        # Read-only: opening it through SQLAlchemy would turn any file into a WAL database.
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            found = conn.execute(_SCHEMA_QUERY).fetchone()
+    except sqlite3.Error as error:
+        _usage_error(f"cannot open the database at {path}: {error}")
+    if found is None:
+        _usage_error(f"{path} is not an uptally database (give --data-dir, or start serve once)")
+
+
+async def _check_postgres(db: Database) -> None:
+    from sqlalchemy import text
+
+    where = db.url.split("@")[-1]
+    try:
+        async with db.connect() as conn:
+            found = (
+                await conn.execute(
+                    text(
+                        "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND tablename = 'alembic_version'"
+                    )
+                )
+            ).first()
+    except Exception as error:  # asyncpg's and SQLAlchemy's connection errors share no base
+        first = str(getattr(error, "orig", None) or error).splitlines()[0]
+        _usage_error(f"cannot open the database ({where}): {first}")
+    if found is None:
+        _usage_error(f"no uptally database at {where} (start serve once)")
 
 
 def keyring() -> Keyring | None:

@@ -31,6 +31,7 @@ from uptally.cli.app import (
     err,
     load_or_exit,
     out,
+    print_table,
     run_async,
 )
 from uptally.config import Config
@@ -38,6 +39,7 @@ from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
 
 if TYPE_CHECKING:
     from uptally.runtime import Runtime
+    from uptally.store.database import Database
 
 
 @app.command()
@@ -100,7 +102,7 @@ def check(
             table = Table("step", "ms", box=None, pad_edge=False)
             for timing in result.timings:
                 table.add_row(timing.name, f"{timing.ms:.2f}")
-            out.print(table)
+            print_table(table)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
@@ -124,6 +126,7 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # import chatter
     code = run_async(
         _serve(
             loaded,
@@ -187,6 +190,11 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _from_driver(error: BaseException) -> bool:
+    """An error of the database driver: the database is unreachable or unusable."""
+    return type(error).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3"))
+
+
 async def _serve(
     config: Config,
     data_dir: Path,
@@ -197,18 +205,50 @@ async def _serve(
     config_path: Path | None = None,
     export_dir: Path | None = None,
 ) -> int:
+    from uptally.store.database import Database, InUse, database_url
+
+    db = Database(database_url(data_dir))
+    try:
+        # Held for the life of the process: no second serve on SQLite, no restore under us.
+        claim = await db.claim(exclusive=False)
+    except InUse as error:
+        err.print(f"{error}: not starting", markup=False, soft_wrap=True)
+        await db.close()
+        return EXIT_USAGE
+    except Exception as error:
+        if not isinstance(error, OSError) and not _from_driver(error):
+            raise
+        err.print(f"cannot open the database ({db.url.split('@')[-1]}): {error}", markup=False)
+        await db.close()
+        return EXIT_USAGE
+    try:
+        return await _run(config, db, host, port, log_level, access_log, config_path, export_dir)
+    finally:
+        await claim.release()  # after the runtime has written its last results
+
+
+async def _run(
+    config: Config,
+    db: Database,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    config_path: Path | None,
+    export_dir: Path | None,
+) -> int:
     from uptally.backup.offsite import OffsiteError
     from uptally.runtime import Runtime
     from uptally.secrets import SecretKeyError
-    from uptally.store.database import Database, DatabaseError, database_url
+    from uptally.store.database import DatabaseError
     from uptally.web.app import create_app
 
-    db = Database(database_url(data_dir))
     runtime = Runtime(config, db)
     try:
         await runtime.start()
     except (DatabaseError, OSError) as error:
         err.print(f"cannot open the database: {error}", markup=False)
+        await db.close()
         return EXIT_USAGE
     except SecretKeyError as error:
         err.print(f"secret key: {error}", markup=False)
@@ -219,7 +259,7 @@ async def _serve(
         await db.close()
         return EXIT_USAGE
     except Exception as error:
-        if type(error).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3")):
+        if _from_driver(error):
             err.print(f"cannot open the database ({db.url.split('@')[-1]}): {error}", markup=False)
             await db.close()
             return EXIT_USAGE

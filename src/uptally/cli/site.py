@@ -18,6 +18,7 @@ from uptally.cli.app import (
     out,
     run_async,
 )
+from uptally.cli.common import opened
 
 
 @app.command("export-site")
@@ -59,15 +60,12 @@ def export_site(
     async def main() -> int:
         from uptally.runtime import Runtime
         from uptally.statuspage.site import StatusSite
-        from uptally.store.database import Database, database_url
 
-        runtime = Runtime(loaded, Database(database_url(data_dir)), run_probe=False)
-        try:
+        async with opened(data_dir) as db:
+            runtime = Runtime(loaded, db, run_probe=False)
             await runtime.load_state()
             site = StatusSite(runtime, base_url or loaded.site.url or "", page=page)
             written = await site.export(out_dir)
-        finally:
-            await runtime.db.close()
         return len(written)
 
     count = run_async(main())

@@ -9,13 +9,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from uptally.cli.app import EXIT_USAGE, ConfigOption, DataDirOption, app, err, out, run_async
+from uptally.cli.app import (
+    EXIT_USAGE,
+    ConfigOption,
+    DataDirOption,
+    app,
+    err,
+    out,
+    print_table,
+    run_async,
+)
 from uptally.cli.common import (
     REPORT_FORMATS,
     FormatOption,
     ReportFormatOption,
     check_format,
-    database,
+    opened,
     settings,
 )
 from uptally.clock import SystemClock
@@ -47,12 +56,8 @@ def _period(config: Config, text: str) -> Period:
 async def _report(config: Config, data_dir: Path, period: Period) -> Report:
     from uptally.store import sla as sla_store
 
-    db = database(data_dir)
-    try:
-        async with db.connect() as conn:  # read-only: serve migrates
-            return await sla_store.report(conn, config, period, SystemClock().now_ms())
-    finally:
-        await db.close()
+    async with opened(data_dir) as db, db.connect() as conn:  # read-only: serve migrates
+        return await sla_store.report(conn, config, period, SystemClock().now_ms())
 
 
 def _yes(value: bool | None) -> str:
@@ -103,11 +108,11 @@ def sla_report(
             str(len(row["outages"])),
             row["measured_from"] or "no data",
         )
-    out.print(table)
+    print_table(table)
     if document["customers"]:
-        out.print(_customers_table(document["customers"]))
+        print_table(_customers_table(document["customers"]))
     if document["latency"]:
-        out.print(_latency_table(document["latency"]))
+        print_table(_latency_table(document["latency"]))
 
 
 def _customers_table(rows: list[dict[str, Any]]) -> Table:
@@ -167,7 +172,7 @@ def sla_ledger(
     elif output == "csv":
         out.print(ledger_csv(report), end="", markup=False, soft_wrap=True)
     else:
-        out.print(_customers_table(ledger_document(report)["customers"]))
+        print_table(_customers_table(ledger_document(report)["customers"]))
 
 
 @sla_app.command("budget")
@@ -196,7 +201,7 @@ def sla_budget(
             _number(row["consumed_minutes"]),
             _number(row["remaining_percent"]),
         )
-    out.print(table)
+    print_table(table)
 
 
 async def _budgets(config: Config, data_dir: Path) -> list[dict[str, Any]]:
@@ -208,10 +213,6 @@ async def _budgets(config: Config, data_dir: Path) -> list[dict[str, Any]]:
     now = SystemClock().now_ms()
     zone = config.site.timezone
     since = min((period_at(p.period, now, zone).start for p in config.sla.policies), default=now)
-    db = database(data_dir)
-    try:
-        async with db.connect() as conn:
-            inputs = await sla_store.load_inputs(conn, config, since, now)
-    finally:
-        await db.close()
+    async with opened(data_dir) as db, db.connect() as conn:
+        inputs = await sla_store.load_inputs(conn, config, since, now)
     return [budget_document(row) for row in budgets(config, inputs, now)]

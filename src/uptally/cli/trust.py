@@ -18,14 +18,15 @@ from uptally.cli.app import (
     app,
     err,
     out,
+    print_table,
     run_async,
 )
 from uptally.cli.common import (
     FormatOption,
     OptionalConfig,
     check_format,
-    database,
     keyring,
+    opened,
     settings,
 )
 from uptally.clock import SystemClock, iso
@@ -98,12 +99,8 @@ def audit_verify(
 async def _verify(data_dir: Path, anchors: tuple[audit.Anchor, ...]) -> audit.VerifyReport:
     from uptally import audit
 
-    db = database(data_dir)
-    try:
-        async with db.connect() as conn:
-            return await audit.verify(conn, anchors)
-    finally:
-        await db.close()
+    async with opened(data_dir) as db, db.connect() as conn:
+        return await audit.verify(conn, anchors)
 
 
 @tokens_app.command("create")
@@ -139,16 +136,13 @@ async def _create(
 ) -> tokens.Issued:
     from uptally import audit, tokens
 
-    db = database(data_dir, must_exist=False)
-    try:
-        await db.migrate()
-        async with db.begin() as conn:
-            return await tokens.create(conn, name, scopes, audit.cli_actor(), now, expires_at)
-    except ValueError as error:
-        err.print(str(error), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    finally:
-        await db.close()
+    async with opened(data_dir) as db:
+        try:
+            async with db.begin() as conn:
+                return await tokens.create(conn, name, scopes, audit.cli_actor(), now, expires_at)
+        except ValueError as error:
+            err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
 
 
 @tokens_app.command("list")
@@ -189,18 +183,14 @@ def tokens_list(
             item["revoked_at"] or "-",
             item["last_used_at"] or "never",
         )
-    out.print(table)
+    print_table(table)
 
 
 async def _list(data_dir: Path) -> list[token_store.TokenRow]:
     from uptally.store import tokens as token_store
 
-    db = database(data_dir)
-    try:
-        async with db.connect() as conn:
-            return await token_store.list_tokens(conn)
-    finally:
-        await db.close()
+    async with opened(data_dir) as db, db.connect() as conn:
+        return await token_store.list_tokens(conn)
 
 
 @tokens_app.command("revoke")
@@ -225,12 +215,8 @@ def tokens_revoke(
 async def _revoke(data_dir: Path, token_id: str) -> token_store.TokenRow | None:
     from uptally import audit, tokens
 
-    db = database(data_dir)
-    try:
-        async with db.begin() as conn:
-            return await tokens.revoke(conn, token_id, audit.cli_actor(), SystemClock().now_ms())
-    finally:
-        await db.close()
+    async with opened(data_dir) as db, db.begin() as conn:
+        return await tokens.revoke(conn, token_id, audit.cli_actor(), SystemClock().now_ms())
 
 
 @secrets_app.command("set")
@@ -261,15 +247,10 @@ async def _set(data_dir: Path, ring: Any, name: str, value: str) -> None:
     from uptally import audit
     from uptally.store import secrets as secret_store
 
-    db = database(data_dir, must_exist=False)
-    try:
-        await db.migrate()
-        now = SystemClock().now_ms()
-        async with db.begin() as conn:
-            await secret_store.put_secret(db, conn, ring, name, value, now)
-            await audit.append(conn, audit.cli_actor(), "secret.set", f"secret:{name}", at=now)
-    finally:
-        await db.close()
+    now = SystemClock().now_ms()
+    async with opened(data_dir) as db, db.begin() as conn:
+        await secret_store.put_secret(db, conn, ring, name, value, now)
+        await audit.append(conn, audit.cli_actor(), "secret.set", f"secret:{name}", at=now)
 
 
 @secrets_app.command("list")
@@ -280,18 +261,14 @@ def secrets_list(config: OptionalConfig = None, data_dir: DataDirOption = DEFAUL
     table = Table("name", "set", "key id", "updated")
     for info in found:
         table.add_row(info.name, "yes", info.key_id, iso(info.updated_at))
-    out.print(table)
+    print_table(table)
 
 
 async def _secrets(data_dir: Path) -> list[secret_store.SecretInfo]:
     from uptally.store import secrets as secret_store
 
-    db = database(data_dir)
-    try:
-        async with db.connect() as conn:
-            return await secret_store.list_secrets(conn)
-    finally:
-        await db.close()
+    async with opened(data_dir) as db, db.connect() as conn:
+        return await secret_store.list_secrets(conn)
 
 
 @secrets_app.command("rotate")
@@ -318,20 +295,16 @@ async def _rotate(data_dir: Path, ring: Any) -> list[str]:
     from uptally import audit
     from uptally.store import secrets as secret_store
 
-    db = database(data_dir)
-    try:
-        now = SystemClock().now_ms()
-        async with db.begin() as conn:
-            names = await secret_store.rotate(conn, ring, now)
-            if names:
-                await audit.append(
-                    conn,
-                    audit.cli_actor(),
-                    "secrets.rotated",
-                    "secrets",
-                    {"key_id": ring.current.id, "names": names},
-                    at=now,
-                )
-            return names
-    finally:
-        await db.close()
+    now = SystemClock().now_ms()
+    async with opened(data_dir) as db, db.begin() as conn:
+        names = await secret_store.rotate(conn, ring, now)
+        if names:
+            await audit.append(
+                conn,
+                audit.cli_actor(),
+                "secrets.rotated",
+                "secrets",
+                {"key_id": ring.current.id, "names": names},
+                at=now,
+            )
+        return names

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import functools
 import os
 from collections.abc import Sequence
@@ -16,10 +18,39 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# PostgreSQL advisory lock key of a claim: each serve holds it shared, a restore exclusively.
+# Distinct from the others: 727_274 migrations, 727_275 scheduled backups, 727_276-7 timers.
+CLAIM_KEY = 727_273
 
 
 class DatabaseError(Exception):
     """The database cannot be used (unreachable, wrong URL, newer schema)."""
+
+
+class InUse(DatabaseError):
+    """Another uptally process holds the database (a running serve, or a restore)."""
+
+
+class Claim:
+    """This process's hold on a database, until `release` (or the process ends)."""
+
+    def __init__(self, fd: int | None = None, conn: AsyncConnection | None = None) -> None:
+        self._fd = fd
+        self._conn = conn
+
+    async def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # the lock goes with the descriptor; the file stays
+            self._fd = None
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await _discard(conn)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Close the connection for good, not back into the pool: its session and locks end."""
+    await conn.invalidate()
+    await conn.close()
 
 
 def database_url(data_dir: str | Path | None) -> str:
@@ -38,9 +69,6 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            path = url.split(":///", 1)[1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(synchronous))
         else:
@@ -59,8 +87,43 @@ class Database:
     def connect(self) -> Any:
         return self.engine.connect()
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        path = self.url.split(":///", 1)[1] if self.is_sqlite else ""
+        return Path(path) if path and path != ":memory:" else None
+
+    async def claim(self, *, exclusive: bool) -> Claim:
+        """Hold the database for as long as this process uses it, or raise InUse.
+
+        `serve` claims it shared, a restore exclusively: a restore is refused while any serve
+        runs, and a serve while a restore runs. On SQLite, where one serve owns a data directory,
+        every claim is exclusive: a lock file beside the database, held with flock(2)."""
+        path = self.sqlite_file
+        if path is not None:
+            return Claim(
+                fd=await asyncio.to_thread(_lock_file, path.with_name(path.name + ".lock"))
+            )
+        if self.is_sqlite:
+            return Claim()  # in memory: nobody else can see it
+        conn = await self.engine.connect()
+        try:
+            call = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+            got = (await conn.execute(text(f"SELECT {call}({CLAIM_KEY})"))).scalar()
+            await conn.commit()  # the lock is the session's; no transaction stays open
+        except BaseException:
+            await _discard(conn)
+            raise
+        if not got:
+            await _discard(conn)
+            held_by = "uptally serve is running on it" if exclusive else "it is being restored"
+            raise InUse(f"the database {self.url.split('@')[-1]} is in use: {held_by}")
+        return Claim(conn=conn)
+
     async def migrate(self) -> None:
         """Bring the schema to the newest version (idempotent; safe with several instances)."""
+        path = self.sqlite_file
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 # Several instances starting at once on one PostgreSQL: migrate one at a time.
@@ -105,6 +168,23 @@ def _upsert(is_sqlite: bool, table: Table, keys: tuple[str, ...], columns: tuple
 def insert_ignore(db: Database, table: Table, keys: Sequence[str]) -> Any:
     statement: Any = db.insert(table)
     return statement.on_conflict_do_nothing(index_elements=list(keys))
+
+
+def _lock_file(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        by = f" (pid {holder})" if holder.isdigit() else ""
+        raise InUse(
+            f"the data directory {path.parent} is in use by another uptally process{by}"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:

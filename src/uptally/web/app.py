@@ -22,6 +22,7 @@ from uptally.web import (
     api_probes,
     api_sla,
     api_tokens,
+    apidocs,
     errors,
     health,
     ping,
@@ -72,7 +73,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
         description="Availability monitoring with verified downtime. Admin endpoints need "
         "`Authorization: Bearer <token>`: a scoped API token (`uptally tokens create`) or "
         "the bootstrap `UPTALLY_ADMIN_TOKEN`.",
-        docs_url="/docs",
+        docs_url=None,  # apidocs: Swagger UI from the package, not from a CDN
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -81,6 +82,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     settings = runtime.config.security
     app.state.auth_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
     errors.install(app)
+    apidocs.install(app)
     app.state.status_site = StatusSite(runtime)
     # The pages of `status_pages`, each with its own cache; their ids and paths are fixed for
     # the life of the process (a reload that changes them is refused).

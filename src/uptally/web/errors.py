@@ -130,7 +130,16 @@ def install(app: FastAPI) -> None:
         return error_response(error.status_code, message, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        sent = request.headers.get("content-type")
+        if "json" not in (sent or "").lower() and any(
+            tuple(item.get("loc", ())) == ("body",) for item in error.errors()
+        ):
+            # FastAPI reads a body as JSON only when it is labelled so (curl -d sends a form).
+            got = f"Content-Type: {sent}" if sent else "no Content-Type"
+            return error_response(
+                422, f"the body was not read as JSON ({got}): send Content-Type: application/json"
+            )
         problems = []
         for item in error.errors()[:10]:
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
