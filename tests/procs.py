@@ -16,9 +16,14 @@ UPTALLY = [sys.executable, "-m", "uptally"]
 
 @asynccontextmanager
 async def serving(
-    config: Path, data_dir: Path, env: dict[str, str] | None = None, timeout: float = 30.0
+    config: Path,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    port: int = 0,
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """Start `uptally serve` on a free port; yield its URL; SIGTERM it and expect exit 0."""
+    """Start `uptally serve` on `port` (default: a free one); yield its URL; SIGTERM it and
+    expect exit 0."""
     process = await asyncio.create_subprocess_exec(
         *UPTALLY,
         "serve",
@@ -27,7 +32,7 @@ async def serving(
         "--data-dir",
         str(data_dir),
         "--port",
-        "0",
+        str(port),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, **(env or {})},

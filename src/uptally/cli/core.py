@@ -111,7 +111,13 @@ def serve(
     config: ConfigOption,
     data_dir: DataDirOption = Path("uptally-data"),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
+    port: Annotated[
+        int,
+        typer.Option(
+            envvar="UPTALLY_PORT",
+            help="Port to listen on (0: any free port); the config sees it as ${env:UPTALLY_PORT}.",
+        ),
+    ] = 8080,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
     export_dir: Annotated[
@@ -120,6 +126,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run everything in one process: web/API, scheduler, embedded probe, evaluator, timers."""
+    if port:  # a config that watches this very server (like the demo) follows --port
+        os.environ["UPTALLY_PORT"] = str(port)
     loaded = load_or_exit(config, err)
     logging.basicConfig(
         level=log_level.upper(),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from uptally.config.environment import UnsetVariable, expand
 from uptally.config.references import check_references
 from uptally.config.schema import ID_PATTERN, TOKEN_PATTERN, VARIABLE_PATTERN, Config
 from uptally.config.sharing import compact_monitors
@@ -53,8 +55,9 @@ class ConfigError(Exception):
         ]
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; raise ConfigError naming every problem."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError naming every problem. `${env:NAME}`
+    in values is read from `environ` (default: this process's environment)."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -64,12 +67,14 @@ def load_config(path: str | Path) -> Config:
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(file, [ConfigIssue(0, "", "the file is not UTF-8 text")]) from None
-    return parse_config(text, file)
+    return parse_config(text, file, environ)
 
 
-def parse_config(text: str, file: str = "<config>") -> Config:
+def parse_config(
+    text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Config:
     """Validate config text; raise ConfigError naming every problem (`file` names it in lines)."""
-    data, lines, issues = _read_yaml(text)
+    data, lines, issues = _read_yaml(text, os.environ if environ is None else environ)
     if data is None and issues:
         raise ConfigError(file, issues)  # a syntax error: there is nothing to validate
     if data is None:
@@ -98,7 +103,8 @@ def parse_config(text: str, file: str = "<config>") -> Config:
 class _Builder:
     """Turns composed YAML nodes into plain data, noting the line of every value and key."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
         self.lines: dict[PathKey, int] = {}
         self.issues: list[ConfigIssue] = []
         self.constructor = yaml.constructor.SafeConstructor()
@@ -127,8 +133,12 @@ class _Builder:
                 self.active.discard(id(node))
         try:
             value = self.constructor.construct_object(node, deep=True)
+            if isinstance(value, str):
+                value = expand(value, self.environ)
             # Short values repeat across monitors (kinds, methods, expectations): share them.
             return sys.intern(value) if isinstance(value, str) and len(value) <= 48 else value
+        except UnsetVariable as error:
+            self._issue(node, path, str(error))
         except yaml.MarkedYAMLError as error:
             self._issue(node, path, f"bad value: {error.problem or error}")
         except yaml.YAMLError as error:
@@ -201,7 +211,9 @@ class _TooLarge(Exception):
     pass
 
 
-def _read_yaml(text: str) -> tuple[Any, dict[PathKey, int], list[ConfigIssue]]:
+def _read_yaml(
+    text: str, environ: Mapping[str, str]
+) -> tuple[Any, dict[PathKey, int], list[ConfigIssue]]:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
@@ -223,7 +235,7 @@ def _read_yaml(text: str) -> tuple[Any, dict[PathKey, int], list[ConfigIssue]]:
         return None, {}, [ConfigIssue(1, "", f"YAML error: {first}")]
     if node is None:
         return None, {}, []
-    builder = _Builder()
+    builder = _Builder(environ)
     try:
         data = builder.build(node, ())
     except _TooLarge:
