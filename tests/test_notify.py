@@ -17,6 +17,7 @@ from tests.receivers import HttpReceiver, poll_until
 from uptally.clock import SystemClock
 from uptally.config import Config
 from uptally.metrics import Metrics
+from uptally.notify.apprise_channel import AppriseChannel
 from uptally.notify.backoff import delay_ms
 from uptally.notify.render import render
 from uptally.notify.routing import Route, scope_of, targets_for
@@ -205,6 +206,7 @@ notifications:
         assert first["data"]["monitor"] == "api"
         assert first["data"]["locations"] == ["local"]
         assert isinstance(second["data"]["duration_ms"], int)
+        assert [r.json()["type"] for r in receiver.ok("/chat")] == ["failure", "success"]
         chat = receiver.ok("/chat")[1].json()
         assert chat["title"].startswith("✅ Public API is up after")
         assert "https://status.acme.test/" in chat["message"]
@@ -213,6 +215,33 @@ notifications:
         assert "(seen from local)" in form["message"][0]
     finally:
         await runtime.stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "expected"),
+    [
+        ("monitor.down", {}, "failure"),
+        ("monitor.degraded", {}, "warning"),
+        ("monitor.up", {}, "success"),
+        ("incident.created", {}, "failure"),
+        ("incident.updated", {}, "failure"),
+        ("incident.resolved", {}, "success"),
+        ("incident.updated", {"postmortem": True}, "info"),
+        ("probe.offline", {}, "failure"),
+        ("probe.online", {}, "success"),
+        ("commitment.due", {"state": "overdue"}, "warning"),
+        ("maintenance.started", {}, "info"),
+    ],
+)
+async def test_apprise_messages_carry_how_bad_the_event_is(
+    receiver: HttpReceiver, kind: str, data: dict[str, object], expected: str
+) -> None:
+    host = receiver.url.removeprefix("http://")
+    channel = AppriseChannel(f"json://{host}/typed", timeout_s=5)
+    message = Message("title", "body")
+    await channel.send(Outgoing("d1", "e1", kind, 0, "api", data, message))
+    [request] = receiver.ok("/typed")
+    assert request.json()["type"] == expected
 
 
 async def test_channel_urls_and_signing_secrets_come_from_the_secret_store(
