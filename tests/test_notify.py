@@ -391,6 +391,46 @@ notifications:
     assert 'uptally_deliveries_within_1h_ratio{channel="bad"} 0.0' in text
 
 
+async def test_metrics_count_every_event_kind_and_show_each_monitor_up_per_location(
+    db_url: str,
+) -> None:
+    runtime = await started(db_url, config_from(BASE))
+    try:
+        async with (
+            serve_app(create_app(runtime, TOKEN)) as base,
+            aiohttp.ClientSession() as http,
+        ):
+
+            async def scrape() -> str:
+                async with http.get(f"{base}/metrics") as response:
+                    return await response.text()
+
+            runtime.ingest.submit(down("api", 1))
+            await runtime.ingest.drained()
+            body = {"title": "API errors", "components": ["api"], "message": "Looking"}
+            async with http.post(f"{base}/api/v1/incidents", json=body, headers=AUTH) as r:
+                assert r.status == 201
+            text = ""
+
+            async def counted() -> bool:
+                nonlocal text
+                text = await scrape()
+                return 'uptally_events_total{kind="incident.created"} 1.0' in text
+
+            await poll_until(counted)
+            assert 'uptally_events_total{kind="monitor.down"} 1.0' in text
+            assert 'uptally_monitor_up{location="local",monitor="api"} 0.0' in text
+            assert 'monitor="db"' not in text  # no result yet: unknown, so absent
+            runtime.ingest.submit(up("api", 2))
+            runtime.ingest.submit(up("db", 1))
+            await runtime.ingest.drained()
+            text = await scrape()
+            assert 'uptally_monitor_up{location="local",monitor="api"} 1.0' in text
+            assert 'uptally_monitor_up{location="local",monitor="db"} 1.0' in text
+    finally:
+        await runtime.stop()
+
+
 def test_sealed_values_are_bound_to_their_channel() -> None:
     from uptally.secrets import SecretKeyError
     from uptally.store.channels import StoredChannel, sealed
