@@ -82,16 +82,55 @@ async def test_a_query_without_samples_is_down() -> None:
     assert "no samples" in result.message
 
 
-async def test_a_prometheus_error_is_a_protocol_failure_with_its_reason() -> None:
-    error = {"status": "error", "errorType": "bad_data", "error": "parse error at char 4"}
-    async with HttpTarget({"/api/v1/query": Response(400, error)}) as target:
+# What Prometheus 2.x/3.x answers (HTTP 400) to `sum(rate(x[5m])) by` (its documented format:
+# https://prometheus.io/docs/prometheus/latest/querying/api/#format-overview).
+BAD_QUERY = {
+    "status": "error",
+    "errorType": "bad_data",
+    "error": 'invalid parameter "query": 1:23: parse error: unexpected end of input in grouping',
+}
+
+
+async def test_an_invalid_query_reports_prometheus_own_error() -> None:
+    async with HttpTarget({"/api/v1/query": Response(400, BAD_QUERY)}) as target:
         status_result, _ = await timed_check(**prometheus(target))
-        target.routes["/api/v1/query"] = Response(200, error)
+        target.routes["/api/v1/query"] = Response(200, BAD_QUERY)
         error_result, _ = await timed_check(**prometheus(target))
     assert status_result.error == ErrorCode.STATUS
-    assert "400" in status_result.message
+    assert status_result.message == (
+        "Prometheus answered HTTP 400: bad_data: invalid parameter \"query\": "
+        "1:23: parse error: unexpected end of input in grouping"
+    )
     assert error_result.error == ErrorCode.PROTOCOL
-    assert "parse error at char 4" in error_result.message
+    assert "bad_data: invalid parameter" in error_result.message
+
+
+def series(*values: str) -> dict[str, Any]:
+    result = [
+        {"metric": {"__name__": "up", "instance": f"i{n}"}, "value": [1_700_000_000.0, value]}
+        for n, value in enumerate(values)
+    ]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+async def test_several_series_are_an_error_unless_the_monitor_says_how_to_combine_them() -> None:
+    async with HttpTarget({"/api/v1/query": Response(200, series("1", "0", "1"))}) as target:
+        several, _ = await timed_check(**prometheus(target, expect=["value == 1"]))
+        combined = {
+            how: (await timed_check(**prometheus(target, combine=how, expect=["value >= 0"])))[0]
+            for how in ("min", "max", "sum", "avg")
+        }
+    assert several.error == ErrorCode.ASSERTION
+    assert several.message.startswith(
+        'the query returned 3 series (up{instance="i0"}, up{instance="i1"}, up{instance="i2"})'
+    )
+    assert "combine: min | max | sum | avg" in several.message
+    assert {how: r.ok for how, r in combined.items()} == dict.fromkeys(combined, True)
+    async with HttpTarget({"/api/v1/query": Response(200, series("1", "0", "1"))}) as target:
+        low, _ = await timed_check(**prometheus(target, combine="min", expect=["value == 1"]))
+        total, _ = await timed_check(**prometheus(target, combine="sum", expect=["value == 2"]))
+    assert low.message == "value is 0.0, expected == 1"
+    assert total.ok, total.message
 
 
 @pytest.mark.parametrize(

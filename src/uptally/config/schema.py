@@ -215,6 +215,8 @@ class MetricRequest(Strict):
     url: str
     query: str | None = None  # PromQL, for source prometheus
     path: str | None = None  # e.g. json.data.rate, for source json
+    # how to make one number of a query that returns several series (else it is an error)
+    combine: Literal["min", "max", "sum", "avg"] | None = None
     headers: Headers = Field(default_factory=dict)
     verify_tls: bool = True
 
@@ -231,6 +233,8 @@ class MetricRequest(Strict):
             raise ValueError("path is for source json; a prometheus metric uses query")
         if self.source == "json" and self.query is not None:
             raise ValueError("query is for source prometheus; a json metric uses path")
+        if self.source == "json" and self.combine is not None:
+            raise ValueError("combine is for source prometheus (a json path names one value)")
         return self
 
 
