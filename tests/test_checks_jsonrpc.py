@@ -347,3 +347,47 @@ async def test_http_facts_are_available_too() -> None:
             expect=["status == 200", 'header.content-type contains "json"', "latency < 500ms"],
         )
     assert result.ok, result.message
+
+
+class McpSessions:
+    """A streamable-HTTP MCP endpoint's session bookkeeping: `initialize` opens a session
+    (answered with Mcp-Session-Id), DELETE with that header ends it."""
+
+    def __init__(self) -> None:
+        self.open: set[str] = set()
+        self.made = 0
+
+    def route(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            session = request.headers.get("mcp-session-id", "")
+            if session not in self.open:
+                return Response(404, b"")
+            self.open.discard(session)
+            return Response(200, b"")
+        self.made += 1
+        session = f"session-{self.made}"
+        self.open.add(session)
+        body = sse(request, answer(request, result=INITIALIZE_RESULT))
+        headers = {"Content-Type": "text/event-stream", "Mcp-Session-Id": session}
+        return Response(200, body, headers=headers)
+
+
+async def test_an_mcp_check_ends_the_session_it_opened() -> None:
+    server = McpSessions()
+    async with HttpTarget({"/mcp": server.route}) as target:
+        for expect in (['result.serverInfo.name == "demo-mcp"'], ["result.nope exists"]):
+            await check(
+                kind="jsonrpc",
+                url=target.url("/mcp"),
+                method="initialize",
+                params=INITIALIZE_PARAMS,
+                headers={"Authorization": "Bearer t"},
+                timeout="1s",
+                expect=expect,
+            )
+    assert server.made == 2
+    assert server.open == set()  # up or down, no session is left behind
+    deletes = [r for r in target.requests if r.method == "DELETE"]
+    assert [r.headers["mcp-session-id"] for r in deletes] == ["session-1", "session-2"]
+    assert all(r.headers["authorization"] == "Bearer t" for r in deletes)
+    assert all("content-type" not in r.headers for r in deletes)
