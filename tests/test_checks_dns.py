@@ -144,7 +144,7 @@ async def test_a_server_that_never_answers_times_out(protocol: str) -> None:
 
 def test_a_server_that_is_neither_an_address_nor_a_host_name_is_refused_by_the_config() -> None:
     for bad in ("ns1 example.test", "ns1.example.test:dns", "-ns.example.test", "1.2.3.4:70000"):
-        with pytest.raises(ConfigError, match="server must be|invalid port"):
+        with pytest.raises(ConfigError, match=r"server must be|invalid port"):
             monitor(kind="dns", host="example.test", server=bad, timeout="1s")
 
 

@@ -98,7 +98,7 @@ async def test_an_invalid_query_reports_prometheus_own_error() -> None:
         error_result, _ = await timed_check(**prometheus(target))
     assert status_result.error == ErrorCode.STATUS
     assert status_result.message == (
-        "Prometheus answered HTTP 400: bad_data: invalid parameter \"query\": "
+        'Prometheus answered HTTP 400: bad_data: invalid parameter "query": '
         "1:23: parse error: unexpected end of input in grouping"
     )
     assert error_result.error == ErrorCode.PROTOCOL

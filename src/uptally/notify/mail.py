@@ -3,6 +3,7 @@ each with a one-click unsubscribe link (RFC 2369 and RFC 8058 headers too)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -68,7 +69,7 @@ def _message(
     to: str,
     subject: str,
     template: str,
-    values: dict[str, object],
+    values: Mapping[str, object],
     delivery: str,
     unsubscribe_url: str,
 ) -> EmailMessage:
