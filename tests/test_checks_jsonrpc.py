@@ -7,6 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from tests.conftest import serve_app
+from tests.receivers import poll_until
 from tests.targets import HttpTarget, Raw, Request, Response, check, monitor, timed_check
 from uptally import __version__
 from uptally.checks.base import ErrorCode
@@ -391,3 +395,23 @@ async def test_an_mcp_check_ends_the_session_it_opened() -> None:
     assert [r.headers["mcp-session-id"] for r in deletes] == ["session-1", "session-2"]
     assert all(r.headers["authorization"] == "Bearer t" for r in deletes)
     assert all("content-type" not in r.headers for r in deletes)
+
+
+async def test_a_check_of_a_real_mcp_server_leaves_no_session_open() -> None:
+    mcp_server = pytest.importorskip("mcp.server.mcpserver")
+    server = mcp_server.MCPServer("demo-mcp")
+    app = server.streamable_http_app()
+    sessions = server.session_manager._server_instances  # the SDK's table of open sessions
+    async with server.session_manager.run(), serve_app(app) as base:
+        for _ in range(3):
+            result = await check(
+                kind="jsonrpc",
+                url=f"{base}/mcp",
+                method="initialize",
+                params=INITIALIZE_PARAMS,
+                timeout="5s",
+                expect=['result.serverInfo.name == "demo-mcp"'],
+            )
+            assert result.ok, result.message
+        await poll_until(lambda: not sessions, timeout=5)
+    assert not sessions
