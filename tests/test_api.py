@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import config_from, serve_app
+from tests.receivers import poll_until
 from uptally.clock import FakeClock
 from uptally.metrics import Metrics
 from uptally.results import Result
@@ -296,10 +297,16 @@ async def test_health_readiness_and_metrics(
     assert await get(http, "/readyz") == (200, {"status": "ready"})
     runtime.ingest.submit(failing(clock, "api", "local", 1))
     await runtime.ingest.drained()
-    async with session.get(base + "/metrics") as response:
-        assert response.status == 200
-        text = await response.text()
+    text = ""
+
+    async def counted() -> bool:  # events are counted once routed, just after being written
+        nonlocal text
+        async with session.get(base + "/metrics") as response:
+            assert response.status == 200
+            text = await response.text()
+        return 'uptally_events_total{kind="monitor.down"} 1.0' in text
+
+    await poll_until(counted)
     assert 'uptally_monitors{state="down"} 1.0' in text
     assert "uptally_results_stored_total 1.0" in text
-    assert 'uptally_events_total{kind="monitor.down"} 1.0' in text
     assert "uptally_scheduler_lateness_seconds_bucket" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.procs import free_port
 from tests.targets import DnsTarget, check, monitor, timed_check
 from uptally.checks.base import ErrorCode
 from uptally.config import ConfigError
@@ -141,9 +142,44 @@ async def test_a_server_that_never_answers_times_out(protocol: str) -> None:
     assert elapsed < 0.5 + MARGIN
 
 
-def test_a_server_that_is_not_an_ip_address_is_refused_by_the_config() -> None:
-    with pytest.raises(ConfigError, match="server must be an IP address"):
-        monitor(kind="dns", host="example.test", server="ns1.example.test", timeout="1s")
+def test_a_server_that_is_neither_an_address_nor_a_host_name_is_refused_by_the_config() -> None:
+    for bad in ("ns1 example.test", "ns1.example.test:dns", "-ns.example.test", "1.2.3.4:70000"):
+        with pytest.raises(ConfigError, match=r"server must be|invalid port"):
+            monitor(kind="dns", host="example.test", server=bad, timeout="1s")
+
+
+async def test_a_server_given_by_host_name_is_looked_up_at_check_time() -> None:
+    async with DnsTarget(ZONE) as server:
+        port = server.address.rsplit(":", 1)[1]
+        result = await check(
+            kind="dns",
+            host="example.test",
+            server=f"localhost:{port}",
+            timeout="2s",
+            expect=['answers contains "1.2.3.4"'],
+        )
+    assert result.ok, result.message
+
+
+async def test_a_server_host_name_that_does_not_resolve_is_a_clear_dns_error() -> None:
+    result = await check(
+        kind="dns", host="example.test", server="ns1.nowhere.invalid", timeout="2s"
+    )
+    assert result.error == ErrorCode.DNS
+    assert result.message.startswith("DNS server ns1.nowhere.invalid does not resolve"), (
+        result.message
+    )
+
+
+async def test_a_refused_tcp_connection_is_connect_refused_and_said_plainly() -> None:
+    port = free_port()  # nothing listens there
+    result = await check(
+        kind="dns", host="example.test", server=f"127.0.0.1:{port}", protocol="tcp", timeout="2s"
+    )
+    assert result.error == ErrorCode.CONNECT_REFUSED
+    assert result.message == (
+        f"DNS query for example.test A failed: 127.0.0.1:{port} (tcp): connection refused"
+    )
 
 
 async def test_latency_can_be_expected() -> None:

@@ -7,6 +7,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from tests.conftest import serve_app
+from tests.receivers import poll_until
 from tests.targets import HttpTarget, Raw, Request, Response, check, monitor, timed_check
 from uptally import __version__
 from uptally.checks.base import ErrorCode
@@ -347,3 +351,67 @@ async def test_http_facts_are_available_too() -> None:
             expect=["status == 200", 'header.content-type contains "json"', "latency < 500ms"],
         )
     assert result.ok, result.message
+
+
+class McpSessions:
+    """A streamable-HTTP MCP endpoint's session bookkeeping: `initialize` opens a session
+    (answered with Mcp-Session-Id), DELETE with that header ends it."""
+
+    def __init__(self) -> None:
+        self.open: set[str] = set()
+        self.made = 0
+
+    def route(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            session = request.headers.get("mcp-session-id", "")
+            if session not in self.open:
+                return Response(404, b"")
+            self.open.discard(session)
+            return Response(200, b"")
+        self.made += 1
+        session = f"session-{self.made}"
+        self.open.add(session)
+        body = sse(request, answer(request, result=INITIALIZE_RESULT))
+        headers = {"Content-Type": "text/event-stream", "Mcp-Session-Id": session}
+        return Response(200, body, headers=headers)
+
+
+async def test_an_mcp_check_ends_the_session_it_opened() -> None:
+    server = McpSessions()
+    async with HttpTarget({"/mcp": server.route}) as target:
+        for expect in (['result.serverInfo.name == "demo-mcp"'], ["result.nope exists"]):
+            await check(
+                kind="jsonrpc",
+                url=target.url("/mcp"),
+                method="initialize",
+                params=INITIALIZE_PARAMS,
+                headers={"Authorization": "Bearer t"},
+                timeout="1s",
+                expect=expect,
+            )
+    assert server.made == 2
+    assert server.open == set()  # up or down, no session is left behind
+    deletes = [r for r in target.requests if r.method == "DELETE"]
+    assert [r.headers["mcp-session-id"] for r in deletes] == ["session-1", "session-2"]
+    assert all(r.headers["authorization"] == "Bearer t" for r in deletes)
+    assert all("content-type" not in r.headers for r in deletes)
+
+
+async def test_a_check_of_a_real_mcp_server_leaves_no_session_open() -> None:
+    mcp_server = pytest.importorskip("mcp.server.mcpserver")
+    server = mcp_server.MCPServer("demo-mcp")
+    app = server.streamable_http_app()
+    sessions = server.session_manager._server_instances  # the SDK's table of open sessions
+    async with server.session_manager.run(), serve_app(app) as base:
+        for _ in range(3):
+            result = await check(
+                kind="jsonrpc",
+                url=f"{base}/mcp",
+                method="initialize",
+                params=INITIALIZE_PARAMS,
+                timeout="5s",
+                expect=['result.serverInfo.name == "demo-mcp"'],
+            )
+            assert result.ok, result.message
+        await poll_until(lambda: not sessions, timeout=5)
+    assert not sessions

@@ -1149,6 +1149,26 @@ monitors:
     )
 
 
+def test_combine_is_one_of_min_max_sum_avg_and_only_for_prometheus() -> None:
+    base = """\
+monitors:
+  - id: errors
+    kind: metric
+    url: https://prom.example
+    expect: [value < 0.01]
+"""
+    ok = valid(base + "    source: prometheus\n    query: up\n    combine: max\n")
+    assert ok.monitors[0].combine == "max"  # type: ignore[union-attr]
+    wrong = the_error(base + "    source: prometheus\n    query: up\n    combine: median\n")
+    assert wrong.startswith("uptally.yaml:8: monitors[0].combine:"), wrong
+    assert "'min', 'max', 'sum' or 'avg'" in wrong
+    json_metric = base + "    source: json\n    path: json.n\n    combine: sum\n"
+    assert the_error(json_metric) == (
+        "uptally.yaml:2: monitors[0]: combine is for source prometheus "
+        "(a json path names one value)"
+    )
+
+
 def test_a_json_metric_needs_a_path() -> None:
     text = """\
 monitors:

@@ -17,6 +17,7 @@ from tests.receivers import HttpReceiver, poll_until
 from uptally.clock import SystemClock
 from uptally.config import Config
 from uptally.metrics import Metrics
+from uptally.notify.apprise_channel import AppriseChannel
 from uptally.notify.backoff import delay_ms
 from uptally.notify.render import render
 from uptally.notify.routing import Route, scope_of, targets_for
@@ -205,6 +206,7 @@ notifications:
         assert first["data"]["monitor"] == "api"
         assert first["data"]["locations"] == ["local"]
         assert isinstance(second["data"]["duration_ms"], int)
+        assert [r.json()["type"] for r in receiver.ok("/chat")] == ["failure", "success"]
         chat = receiver.ok("/chat")[1].json()
         assert chat["title"].startswith("✅ Public API is up after")
         assert "https://status.acme.test/" in chat["message"]
@@ -213,6 +215,33 @@ notifications:
         assert "(seen from local)" in form["message"][0]
     finally:
         await runtime.stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "expected"),
+    [
+        ("monitor.down", {}, "failure"),
+        ("monitor.degraded", {}, "warning"),
+        ("monitor.up", {}, "success"),
+        ("incident.created", {}, "failure"),
+        ("incident.updated", {}, "failure"),
+        ("incident.resolved", {}, "success"),
+        ("incident.updated", {"postmortem": True}, "info"),
+        ("probe.offline", {}, "failure"),
+        ("probe.online", {}, "success"),
+        ("commitment.due", {"state": "overdue"}, "warning"),
+        ("maintenance.started", {}, "info"),
+    ],
+)
+async def test_apprise_messages_carry_how_bad_the_event_is(
+    receiver: HttpReceiver, kind: str, data: dict[str, object], expected: str
+) -> None:
+    host = receiver.url.removeprefix("http://")
+    channel = AppriseChannel(f"json://{host}/typed", timeout_s=5)
+    message = Message("title", "body")
+    await channel.send(Outgoing("d1", "e1", kind, 0, "api", data, message))
+    [request] = receiver.ok("/typed")
+    assert request.json()["type"] == expected
 
 
 async def test_channel_urls_and_signing_secrets_come_from_the_secret_store(
@@ -360,6 +389,46 @@ notifications:
     assert 'uptally_deliveries_pending{channel="bad"} 1.0' in text
     assert 'uptally_deliveries_within_1h_ratio{channel="good"} 1.0' in text
     assert 'uptally_deliveries_within_1h_ratio{channel="bad"} 0.0' in text
+
+
+async def test_metrics_count_every_event_kind_and_show_each_monitor_up_per_location(
+    db_url: str,
+) -> None:
+    runtime = await started(db_url, config_from(BASE))
+    try:
+        async with (
+            serve_app(create_app(runtime, TOKEN)) as base,
+            aiohttp.ClientSession() as http,
+        ):
+
+            async def scrape() -> str:
+                async with http.get(f"{base}/metrics") as response:
+                    return await response.text()
+
+            runtime.ingest.submit(down("api", 1))
+            await runtime.ingest.drained()
+            body = {"title": "API errors", "components": ["api"], "message": "Looking"}
+            async with http.post(f"{base}/api/v1/incidents", json=body, headers=AUTH) as r:
+                assert r.status == 201
+            text = ""
+
+            async def counted() -> bool:
+                nonlocal text
+                text = await scrape()
+                return 'uptally_events_total{kind="incident.created"} 1.0' in text
+
+            await poll_until(counted)
+            assert 'uptally_events_total{kind="monitor.down"} 1.0' in text
+            assert 'uptally_monitor_up{location="local",monitor="api"} 0.0' in text
+            assert 'monitor="db"' not in text  # no result yet: unknown, so absent
+            runtime.ingest.submit(up("api", 2))
+            runtime.ingest.submit(up("db", 1))
+            await runtime.ingest.drained()
+            text = await scrape()
+            assert 'uptally_monitor_up{location="local",monitor="api"} 1.0' in text
+            assert 'uptally_monitor_up{location="local",monitor="db"} 1.0' in text
+    finally:
+        await runtime.stop()
 
 
 def test_sealed_values_are_bound_to_their_channel() -> None:

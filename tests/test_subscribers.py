@@ -142,10 +142,16 @@ async def _site(db_url: str, smtp: SmtpReceiver) -> AsyncIterator[Site]:
         await opened.runtime.stop()
 
 
-def text_of(message: Message) -> str:
-    payload = message.get_payload(decode=True)
+def part_of(message: Message, subtype: str) -> str:
+    """The text/<subtype> part of a mail."""
+    [part] = [p for p in message.walk() if p.get_content_type() == f"text/{subtype}"]
+    payload = part.get_payload(decode=True)
     assert isinstance(payload, bytes)
-    return payload.decode()
+    return payload.decode(part.get_content_charset() or "utf-8")
+
+
+def text_of(message: Message) -> str:
+    return part_of(message, "plain")
 
 
 def local(url: str) -> str:
@@ -198,6 +204,72 @@ async def test_email_is_double_opt_in_with_one_click_unsubscribe(
         subscribers = (await response.json())["subscribers"]
     assert [(s["address"], s["state"]) for s in subscribers] == [
         ("Ann@example.com", "unsubscribed")
+    ]
+
+
+async def test_mail_is_plain_and_html_with_message_id_and_one_click_unsubscribe(
+    sqlite_site: Site, smtp: SmtpReceiver
+) -> None:
+    site = sqlite_site
+    await site.post("/subscribe", json={"email": "eve@example.com", "components": ["api"]})
+    await smtp.wait_for(lambda: len(smtp.messages) == 1)
+    confirmation = smtp.messages[0]
+    assert confirmation.get_content_type() == "multipart/alternative"
+    assert "/subscribe/confirm?" in part_of(confirmation, "html")
+    for mail in [confirmation]:
+        assert mail["Message-ID"].endswith("@status.acme.test>")
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert mail["List-Unsubscribe"].startswith("<https://status.acme.test/subscribe/unsub")
+        assert mail["List-Unsubscribe"].strip("<>") in text_of(mail)
+    [link] = re.findall(r"https://status\.acme\.test/subscribe/confirm\S+", text_of(confirmation))
+    status, _ = await site.post(local(link))
+    assert status == 200
+    body = {
+        "title": "Slow API",
+        "components": ["api"],
+        "message": "We are **investigating** [slow answers](https://acme.test/x) <b>now</b>.",
+    }
+    status, _ = await site.post("/api/v1/incidents", json=body, headers=AUTH)
+    assert status == 201
+    await smtp.wait_for(lambda: len(smtp.messages) == 2)
+    notice = smtp.messages[1]
+    assert notice.get_content_type() == "multipart/alternative"
+    assert notice["Message-ID"].endswith("@status.acme.test>")
+    assert notice["Message-ID"] != confirmation["Message-ID"]
+    plain, html = text_of(notice), part_of(notice, "html")
+    assert "We are **investigating** [slow answers](https://acme.test/x)" in plain
+    assert "<strong>investigating</strong>" in html
+    assert 'href="https://acme.test/x"' in html
+    assert "<b>" not in html  # raw HTML in Markdown is escaped, not passed
+    unsubscribe = notice["List-Unsubscribe"].strip("<>")
+    assert unsubscribe in plain
+    assert f'href="{unsubscribe.replace("&", "&amp;")}"' in html
+    status, page = await site.get(local(unsubscribe))  # the link in the footer: one button
+    assert status == 200
+    assert page.count("<form") == 1
+    assert page.count("<button") == 1
+    status, _ = await site.post(local(unsubscribe), data={"List-Unsubscribe": "One-Click"})
+    assert status == 200
+    async with site.http.get(f"{site.base}/api/v1/subscribers", headers=AUTH) as response:
+        subscribers = (await response.json())["subscribers"]
+    assert [(s["address"], s["state"]) for s in subscribers] == [
+        ("eve@example.com", "unsubscribed")
+    ]
+
+
+async def test_the_confirmation_mail_unsubscribes_in_one_click_too(
+    sqlite_site: Site, smtp: SmtpReceiver
+) -> None:
+    site = sqlite_site
+    await site.post("/subscribe", json={"email": "fay@example.com", "components": ["api"]})
+    await smtp.wait_for(lambda: len(smtp.messages) == 1)
+    unsubscribe = smtp.messages[0]["List-Unsubscribe"].strip("<>")
+    status, _ = await site.post(local(unsubscribe), data={"List-Unsubscribe": "One-Click"})
+    assert status == 200
+    async with site.http.get(f"{site.base}/api/v1/subscribers", headers=AUTH) as response:
+        subscribers = (await response.json())["subscribers"]
+    assert [(s["address"], s["state"]) for s in subscribers] == [
+        ("fay@example.com", "unsubscribed")
     ]
 
 

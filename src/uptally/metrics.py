@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -68,11 +70,21 @@ class Metrics:
             "uptally_ingest_write_errors", "Failed batch writes (retried).", registry=r
         )
         self.events = Counter(
-            "uptally_events", "Events written to the outbox.", ["kind"], registry=r
+            "uptally_events",
+            "Events recorded in the outbox, every kind (counted once, where they are routed).",
+            ["kind"],
+            registry=r,
         )
         self.pings = Counter("uptally_pings", "Heartbeat pings received.", ["kind"], registry=r)
         self.monitors = Gauge(
             "uptally_monitors", "Monitors by current state.", ["state"], registry=r
+        )
+        self.monitor_up = Gauge(
+            "uptally_monitor_up",
+            "1 if the monitor's checks from the location pass, 0 if it is down there "
+            "(absent while unknown).",
+            ["monitor", "location"],
+            registry=r,
         )
         self.last_backup = Gauge(
             "uptally_last_backup_timestamp_seconds",
@@ -176,3 +188,9 @@ class Metrics:
             ["policy", "component", "window"],
             registry=r,
         )
+
+    def set_monitors_up(self, states: Iterable[tuple[str, str, bool]]) -> None:
+        """Replace every `uptally_monitor_up` series: (monitor, location, up) of those known."""
+        self.monitor_up.clear()
+        for monitor, location, up in states:
+            self.monitor_up.labels(monitor, location).set(1 if up else 0)

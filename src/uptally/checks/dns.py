@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import replace
 from functools import cache
@@ -23,16 +24,34 @@ DEFAULT_EXPECT = (parse_condition('rcode == "NOERROR"'), parse_condition("len(an
 
 
 @cache
-def _resolver(server: str | None) -> dns.asyncresolver.Resolver:
-    if server is None:
+def _resolver(addresses: tuple[str, ...] | None, port: int = 53) -> dns.asyncresolver.Resolver:
+    if addresses is None:
         return dns.asyncresolver.Resolver()
-    host, port = _split_server(server)
-    if not dns.inet.is_address(host):
-        raise _BadServer(f"server must be an IP address (with an optional :port), not {server!r}")
     resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port)]
+    resolver.nameservers = [dns.nameserver.Do53Nameserver(a, port) for a in addresses]
     resolver.port = port
     return resolver
+
+
+async def _server_resolver(server: str | None) -> dns.asyncresolver.Resolver:
+    """The resolver asking `server` (an address or a host name, looked up now by the system
+    resolver, so a renumbered server is followed), or the system's own."""
+    if server is None:
+        return _resolver(None)
+    host, port = _split_server(server)
+    if dns.inet.is_address(host):
+        return _resolver((host,), port)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(
+            host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
+        )
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise _BadServer(f"DNS server {server} does not resolve: {reason}") from None
+    addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
+    if not addresses:
+        raise _BadServer(f"DNS server {server} does not resolve")
+    return _resolver(addresses, port)
 
 
 class _BadServer(ValueError):
@@ -60,7 +79,13 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
     rcode = "NOERROR"
     answers: list[str] = []
     try:
-        answer = await _resolver(spec.server).resolve(
+        try:
+            async with asyncio.timeout_at(ctx.deadline):
+                resolver = await _server_resolver(spec.server)
+        except TimeoutError:
+            raise _BadServer(f"looking up DNS server {spec.server} timed out") from None
+        remaining = max(0.001, ctx.deadline - asyncio.get_running_loop().time())
+        answer = await resolver.resolve(
             name,
             spec.record,
             tcp=spec.protocol == "tcp",
@@ -75,10 +100,10 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
     except dns.resolver.NXDOMAIN:
         rcode = "NXDOMAIN"
     except dns.resolver.NoNameservers as error:
-        failed_rcode, reason = _failure(error)
+        failed_rcode, reason, refused = _failure(error)
         if failed_rcode is None or not any(c.root == "rcode" for c in spec.expect):
             return CheckResult.failure(
-                ErrorCode.DNS,
+                ErrorCode.CONNECT_REFUSED if refused else ErrorCode.DNS,
                 f"DNS query for {name} {spec.record} failed: {reason}",
                 _ms(started),
             )
@@ -114,18 +139,35 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
     return result
 
 
-def _failure(error: dns.resolver.NoNameservers) -> tuple[str | None, str]:
-    """The answer code the servers gave (e.g. SERVFAIL, REFUSED), if any, and a reason."""
+def _failure(error: dns.resolver.NoNameservers) -> tuple[str | None, str, bool]:
+    """The answer code the servers gave (e.g. SERVFAIL, REFUSED), if any, a reason, and
+    whether every server refused the connection."""
     reasons = []
     rcode = None
-    for server, tcp, port, problem, _response in error.kwargs.get("errors") or []:
+    refusals = 0
+    problems = error.kwargs.get("errors") or []
+    for server, tcp, port, problem, _response in problems:
+        where = _plain(server, port)
         if isinstance(problem, str):  # an answer code other than NOERROR/NXDOMAIN
             rcode = rcode or problem
-            reasons.append(f"{server}:{port} answered {problem}")
+            reasons.append(f"{where} answered {problem}")
+            continue
+        if isinstance(problem, ConnectionRefusedError):
+            refusals += 1
+            detail = "connection refused"
         else:
-            detail = str(problem) or type(problem).__name__
-            reasons.append(f"{server}:{port}{' (tcp)' if tcp else ''}: {detail}")
-    return rcode, "; ".join(reasons) or "no name server answered"
+            detail = getattr(problem, "strerror", None) or str(problem) or type(problem).__name__
+        reasons.append(f"{where}{' (tcp)' if tcp else ''}: {detail}")
+    refused = bool(problems) and refusals == len(problems)
+    return rcode, "; ".join(reasons) or "no name server answered", refused
+
+
+def _plain(server: object, port: int) -> str:
+    """A name server as people write it: 192.0.2.1:53, [2001:db8::1]:53."""
+    address = str(getattr(server, "address", server))
+    # dnspython names a server "Do53:192.0.2.1@53"
+    address = address.removeprefix("Do53:").removesuffix(f"@{port}")
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _text(rdata: object) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -14,6 +16,8 @@ from uptally.checks.judge import captures_of, expand_all, judge
 from uptally.config.schema import JsonRpcMonitor, JsonRpcStep
 
 REQUEST_ID = 1
+CLOSE_GRACE_S = 1.0
+log = logging.getLogger(__name__)
 
 
 async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckResult:
@@ -38,6 +42,48 @@ async def run(spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext) -> CheckRes
             max_body=spec.max_body,
             until=_AnswerWatcher(),
         )
+    except CheckFailed as failed:
+        return CheckResult.failure(
+            failed.code, failed.message, (time.perf_counter() - started) * 1000
+        )
+    try:
+        return _judged(spec, ctx, response, started)
+    finally:
+        # A session this call opened (not one it was given). A scenario's steps may share
+        # theirs, so a scenario ends it itself (an http step: DELETE with the header).
+        session = response.headers.get("mcp-session-id")
+        if session and isinstance(spec, JsonRpcMonitor) and "mcp-session-id" not in given:
+            await _close_session(spec, ctx, headers, session)
+
+
+async def _close_session(
+    spec: JsonRpcMonitor, ctx: CheckContext, headers: dict[str, str], session: str
+) -> None:
+    """End the MCP session the call opened (a DELETE, as the spec asks of clients), so that
+    a check every minute does not leave a server holding idle sessions."""
+    loop = asyncio.get_running_loop()
+    close = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "accept")}
+    close["Mcp-Session-Id"] = session
+    try:
+        await fetch(
+            spec.url,
+            method="DELETE",
+            headers=close,
+            user_agent=ctx.user_agent,
+            # not part of the check: a short grace if its deadline is (nearly) spent
+            deadline=max(ctx.deadline, loop.time() + CLOSE_GRACE_S),
+            verify_tls=spec.verify_tls,
+            follow_redirects=False,
+            max_body=4096,
+        )
+    except CheckFailed as failed:  # the server ends idle sessions itself in the end
+        log.debug("closing MCP session at %s failed: %s", spec.url, failed.message)
+
+
+def _judged(
+    spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext, response: HttpResponse, started: float
+) -> CheckResult:
+    try:
         latency = (time.perf_counter() - started) * 1000
         if not 200 <= response.status < 300:
             raise CheckFailed(ErrorCode.STATUS, f"HTTP status {response.status} from {spec.method}")

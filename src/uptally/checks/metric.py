@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,10 +31,15 @@ async def run(spec: MetricMonitor, ctx: CheckContext) -> CheckResult:
             verify_tls=spec.verify_tls,
         )
         if response.status != 200:
+            reason = _prometheus_error(response.body) if spec.source == "prometheus" else None
+            if reason:  # e.g. 400 bad_data for a query that does not parse
+                raise CheckFailed(
+                    ErrorCode.STATUS, f"Prometheus answered HTTP {response.status}: {reason}"
+                )
             raise CheckFailed(ErrorCode.STATUS, f"HTTP status {response.status} from {url}")
         document = parse_json(response.body)
         value = (
-            _prometheus_value(document)
+            _prometheus_value(document, spec.combine)
             if spec.source == "prometheus"
             else _json_value(spec, document)
         )
@@ -45,9 +53,21 @@ async def run(spec: MetricMonitor, ctx: CheckContext) -> CheckResult:
     )
 
 
-def _prometheus_value(document: Any) -> float:
+def _prometheus_error(body: bytes) -> str | None:
+    """Prometheus' own words from an error answer: `errorType: error` (None if not one)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or not document.get("error"):
+        return None
+    kind = document.get("errorType")
+    return f"{kind}: {document['error']}" if kind else str(document["error"])
+
+
+def _prometheus_value(document: Any, combine: str | None) -> float:
     if not isinstance(document, dict) or document.get("status") != "success":
-        error = document.get("error") if isinstance(document, dict) else None
+        error = _prometheus_error(json.dumps(document).encode())
         raise CheckFailed(
             ErrorCode.PROTOCOL, f"Prometheus query failed: {error or 'unexpected answer'}"
         )
@@ -60,18 +80,47 @@ def _prometheus_value(document: Any) -> float:
         if kind in ("scalar", "string"):
             return float(result[1])  # type: ignore[index]
         if kind == "vector" and isinstance(result, list):
-            if not result:
-                raise Missing("the query returned no samples")
-            return float(result[0]["value"][1])
+            return _one(result, [float(series["value"][1]) for series in result], combine)
         if kind == "matrix" and isinstance(result, list):
-            if not result or not result[0].get("values"):
-                raise Missing("the query returned no samples")
-            return float(result[0]["values"][-1][1])  # the latest sample of the first series
+            # the latest sample of each series
+            latest = [float(series["values"][-1][1]) for series in result if series["values"]]
+            return _one(result, latest, combine)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         pass
     raise CheckFailed(
         ErrorCode.PROTOCOL, f"unexpected Prometheus result ({kind}): {str(result)[:80]}"
     )
+
+
+_COMBINE: dict[str, Callable[[list[float]], float]] = {
+    "min": min,
+    "max": max,
+    "sum": math.fsum,
+    "avg": lambda values: math.fsum(values) / len(values),
+}
+
+
+def _one(series: list[Any], values: list[float], combine: str | None) -> float:
+    """The one number of a result: its only series, or several combined as the monitor says."""
+    if not values:
+        raise Missing("the query returned no samples")
+    if len(values) > 1 and combine is None:
+        labels = ", ".join(_labels(s.get("metric")) for s in series[:3])
+        more = ", …" if len(series) > 3 else ""
+        raise CheckFailed(
+            ErrorCode.ASSERTION,
+            f"the query returned {len(series)} series ({labels}{more}): aggregate them in "
+            "the query (e.g. sum(…)) or set combine: min | max | sum | avg",
+        )
+    return _COMBINE[combine or "min"](values)
+
+
+def _labels(metric: Any) -> str:
+    if not isinstance(metric, dict) or not metric:
+        return "{}"
+    name = str(metric.get("__name__", ""))
+    rest = ",".join(f'{k}="{v}"' for k, v in metric.items() if k != "__name__")
+    return f"{name}{{{rest}}}"
 
 
 def _json_value(spec: MetricMonitor, document: Any) -> Any:

@@ -185,7 +185,9 @@ class JsonRpcRequest(Strict):
 class DnsRequest(Strict):
     host: str = Field(min_length=1)
     record: Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"] = "A"
-    server: str | None = None  # "1.1.1.1" or "127.0.0.1:5353"; default: the system resolver
+    # "1.1.1.1", "127.0.0.1:5353" or a host name ("ns1.example.com:53", looked up at each
+    # check by the system resolver); default: the system resolver
+    server: str | None = None
     protocol: Literal["udp", "tcp"] = "udp"
 
     @field_validator("server")
@@ -199,15 +201,27 @@ class DnsRequest(Strict):
             port = rest.removeprefix(":") or "53"
         elif value.count(":") == 1:
             host, port = value.split(":")
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            example = "1.1.1.1:53"
-            shape = f"an IP address, optionally with :port (e.g. {example})"
-            raise ValueError(f"server must be {shape}, not {value!r}") from None
+        if not _is_ip(host) and not _DNS_SERVER_NAME.fullmatch(host):
+            example = "1.1.1.1:53 or ns1.example.com"
+            shape = f"an IP address or a host name, optionally with :port (e.g. {example})"
+            raise ValueError(f"server must be {shape}, not {value!r}")
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"invalid port in server {value!r}")
         return value
+
+
+_DNS_SERVER_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class MetricRequest(Strict):
@@ -215,6 +229,8 @@ class MetricRequest(Strict):
     url: str
     query: str | None = None  # PromQL, for source prometheus
     path: str | None = None  # e.g. json.data.rate, for source json
+    # how to make one number of a query that returns several series (else it is an error)
+    combine: Literal["min", "max", "sum", "avg"] | None = None
     headers: Headers = Field(default_factory=dict)
     verify_tls: bool = True
 
@@ -231,6 +247,8 @@ class MetricRequest(Strict):
             raise ValueError("path is for source json; a prometheus metric uses query")
         if self.source == "json" and self.query is not None:
             raise ValueError("query is for source prometheus; a json metric uses path")
+        if self.source == "json" and self.combine is not None:
+            raise ValueError("combine is for source prometheus (a json path names one value)")
         return self
 
 

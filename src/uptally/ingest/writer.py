@@ -289,8 +289,6 @@ class Ingest:
         for result, reason in evaluation.rejected:
             self.metrics.rejected.labels(reason).inc()
             log.debug("result %s not evaluated: %s", result.id, reason)
-        for event in evaluation.events:
-            self.metrics.events.labels(event.kind.value).inc()
         return evaluation
 
     async def _write_outcome(self, conn: AsyncConnection, evaluation: Evaluation) -> None:

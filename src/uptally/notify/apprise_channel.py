@@ -5,10 +5,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from uptally.notify.transport import DeliveryError, Outgoing
 
 log = logging.getLogger(__name__)
+
+# Apprise's notify types (apprise.NotifyType values): chat services colour and badge by them.
+_TYPES = {
+    "monitor.down": "failure",
+    "monitor.degraded": "warning",
+    "monitor.up": "success",
+    "incident.created": "failure",
+    "incident.updated": "failure",
+    "incident.resolved": "success",
+    "probe.offline": "failure",
+    "probe.degraded": "warning",
+    "probe.online": "success",
+    "sla.breached": "failure",
+    "sla.burn_rate": "warning",
+}
+
+
+def notify_type(kind: str, data: Mapping[str, Any]) -> str:
+    """How bad the event is, as Apprise's type (failure, warning, success; info otherwise)."""
+    if kind.startswith("incident.") and data.get("postmortem"):
+        return "info"
+    if kind == "commitment.due":
+        return "warning" if data.get("state") == "overdue" else "info"
+    return _TYPES.get(kind, "info")
 
 
 class AppriseChannel:
@@ -31,7 +57,11 @@ class AppriseChannel:
             try:
                 # Apprise has its own timeouts; this bounds a plugin that ignores them.
                 async with asyncio.timeout(self.timeout_s * 3):
-                    ok = await service.async_notify(body=message.text(), title=message.title)
+                    ok = await service.async_notify(
+                        body=message.text(),
+                        title=message.title,
+                        notify_type=apprise.NotifyType(notify_type(outgoing.kind, outgoing.data)),
+                    )
             except TimeoutError:
                 raise DeliveryError("timed out") from None
         if not ok:

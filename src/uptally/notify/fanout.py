@@ -1,7 +1,8 @@
 """Fan-out: outbox events → one delivery per matching channel and subscriber.
 
-Runs under the `dispatch` cursor (one instance at a time, in order). Events marked
-`suppressed` (maintenance) are recorded as suppressed deliveries and never sent.
+Runs under the `dispatch` cursor (one instance at a time, in order), so it also counts every
+event (`uptally_events_total{kind}`). Events marked `suppressed` (maintenance) are recorded as
+suppressed deliveries and never sent.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Fanout(Consumer):
         self.config = config
         self.on_new: Callable[[set[str]], None] = lambda _targets: None  # queues with new work
         self._suppressed: Counter[str] = Counter()
+        self._kinds: Counter[str] = Counter()
         self._new: set[str] = set()
 
     async def handle(self, conn: AsyncConnection, events: list[StoredEvent], now: Millis) -> None:
@@ -48,8 +50,14 @@ class Fanout(Consumer):
         await store.add_deliveries(self.db, conn, items, now)
         self._suppressed = Counter(label(d.target) for d in items if d.state == store.SUPPRESSED)
         self._new = {d.target for d in items if d.state == store.PENDING}
+        self._kinds = Counter(event.kind for event in events)
 
     async def committed(self) -> None:
+        # Every event, of every writer, passes here once, after both it and this batch have
+        # committed: no count for a rolled-back or retried write, none twice across instances.
+        for kind, count in self._kinds.items():
+            self.metrics.events.labels(kind).inc(count)
+        self._kinds.clear()
         for name, count in self._suppressed.items():
             self.metrics.deliveries.labels(name, "suppressed").inc(count)
         self._suppressed.clear()

@@ -164,6 +164,7 @@ class SubscriberMail:
             raise DeliveryError(str(error)) from None
         key = await self.resolver.link_key()
         site = config.site.title
+        unsubscribe = links.unsubscribe_url(base, key, self.subscriber)
         if outgoing.kind == CONFIRM_KIND:
             expires = int(outgoing.data.get("expires") or 0)
             components = [str(c) for c in outgoing.data.get("components") or ()]
@@ -175,9 +176,9 @@ class SubscriberMail:
                 join_names([names.get(c, c) for c in components]),
                 format_time(expires, config.site.timezone) if expires else iso(expires) or "",
                 outgoing.delivery,
+                unsubscribe,
             )
         else:
-            unsubscribe = links.unsubscribe_url(base, key, self.subscriber)
             message = mail.notice(
                 self.address, site, outgoing.message, unsubscribe, outgoing.delivery
             )

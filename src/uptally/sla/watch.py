@@ -133,8 +133,6 @@ class SlaWatch:
                 if await sla_store.close_period(self.db, conn, policy, period, document, now):
                     events.append(Event(EventKind.SLA_PERIOD_CLOSED, now, policy, document))
             await outbox_store.append_events(conn, events, now)
-        for event in events:
-            self.metrics.events.labels(event.kind.value).inc()
         return events
 
     def _gauge(self, row: BudgetRow) -> None:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from uptally.evaluator.states import LocationState
 from uptally.web.deps import runtime_of
 
 router = APIRouter(tags=["health"])
@@ -47,6 +48,12 @@ async def metrics(request: Request) -> Response:
     instruments = runtime.metrics
     for state, count in runtime.state_counts().items():
         instruments.monitors.labels(state).set(count)
+    instruments.set_monitors_up(
+        (snapshot.monitor, snapshot.location, snapshot.state == LocationState.UP)
+        for monitor in runtime.config.monitors
+        for snapshot in runtime.evaluator.location_snapshots(monitor.id)
+        if snapshot.state != LocationState.UNKNOWN
+    )
     instruments.queue_depth.set(runtime.ingest.pending)
     instruments.in_flight.set(runtime.probe.scheduler.in_flight)
     return Response(generate_latest(instruments.registry), media_type=CONTENT_TYPE_LATEST)
