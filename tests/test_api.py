@@ -215,7 +215,7 @@ async def test_unknown_paths_and_methods_answer_json_errors(
     assert (status, body["error"]["code"]) == (404, "not_found")
     async with session.delete(base + "/api/v2/status.json") as response:
         assert response.status == 405
-        assert response.headers["Allow"] == "GET"
+        assert response.headers["Allow"] == "GET, OPTIONS"  # OPTIONS: a CORS preflight
         assert (await response.json())["error"]["code"] == "method_not_allowed"
     async with session.delete(base + "/api/v1/incidents/x", headers=AUTH) as response:
         assert response.status == 405

@@ -7,8 +7,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from tests.conftest import serve_app
 from tests.receivers import poll_until
 from tests.targets import HttpTarget, Raw, Request, Response, check, monitor, timed_check
@@ -398,7 +396,7 @@ async def test_an_mcp_check_ends_the_session_it_opened() -> None:
 
 
 async def test_a_check_of_a_real_mcp_server_leaves_no_session_open() -> None:
-    mcp_server = pytest.importorskip("mcp.server.mcpserver")
+    import mcp.server.mcpserver as mcp_server  # the test extra brings the MCP SDK
     server = mcp_server.MCPServer("demo-mcp")
     app = server.streamable_http_app()
     sessions = server.session_manager._server_instances  # the SDK's table of open sessions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -233,6 +234,8 @@ async def real_prometheus(tmp_path: Path) -> AsyncIterator[str]:
     """A Prometheus server on 127.0.0.1 with an empty TSDB in tmp (no scraping needed: the
     queries below make their own series)."""
     if PROMETHEUS is None:
+        if os.environ.get("UPTALLY_REQUIRE_PROMETHEUS") == "1":  # CI installs it
+            pytest.fail("prometheus is required (apt-get install prometheus)")
         pytest.skip("the prometheus binary is not installed (Debian package prometheus)")
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1h}\nscrape_configs: []\n")
