@@ -443,7 +443,9 @@ async def test_after_a_restart_the_newest_backup_is_copied_unless_it_is_there(
         f"backup: {{dir: '{tmp_path}/local', every: 1h, s3: {_s3_block(s3_endpoint, name)}}}\n"
     )
     offsite = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
-    url = (await _database(tmp_path)).url
+    seeded = await _database(tmp_path)
+    url = seeded.url
+    await seeded.close()
 
     def runtime() -> Runtime:
         db = Database(url)
