@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import Result
@@ -443,7 +443,9 @@ async def test_after_a_restart_the_newest_backup_is_copied_unless_it_is_there(
         f"backup: {{dir: '{tmp_path}/local', every: 1h, s3: {_s3_block(s3_endpoint, name)}}}\n"
     )
     offsite = Bucket(_settings(s3_endpoint, name), CREDENTIALS)
-    url = (await _database(tmp_path)).url
+    seeded = await _database(tmp_path)
+    url = seeded.url
+    await seeded.close()
 
     def runtime() -> Runtime:
         db = Database(url)
@@ -482,6 +484,57 @@ async def test_after_a_restart_the_newest_backup_is_copied_unless_it_is_there(
         finally:
             await third.stop()
     assert [path for path, _ in list_backups(tmp_path / "local")] == [created.path]
+
+
+# -- what arrived is read back -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("truncated", "bytes arrived, the manifest says"),
+        ("another object", "SHA-256 metadata 'f00d' does not match the manifest"),
+    ],
+)
+async def test_a_copy_that_differs_in_the_bucket_is_deleted_and_reported(
+    s3_endpoint: str,
+    bucket_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+    problem: str,
+) -> None:
+    bucket = Bucket(_settings(s3_endpoint, bucket_name), CREDENTIALS)
+    db = await _database(tmp_path)
+    try:
+        created = await create_backup(db, tmp_path / "local", None)
+    finally:
+        await db.close()
+    client = bucket.client
+    upload_file = client.upload_file
+
+    def damaging_upload(filename: str, name: str, key: str, **kwargs: Any) -> None:
+        """The upload succeeds, but what the bucket then holds is not what was sent."""
+        upload_file(filename, name, key, **kwargs)
+        if key.endswith(SUFFIX):
+            return
+        body = Path(filename).read_bytes()
+        if damage == "truncated":
+            client.put_object(
+                Bucket=name, Key=key, Body=body[:-1], Metadata=kwargs["ExtraArgs"]["Metadata"]
+            )
+        else:
+            client.put_object(Bucket=name, Key=key, Body=body, Metadata={"sha256": "f00d"})
+
+    monkeypatch.setattr(client, "upload_file", damaging_upload)
+    copied = await copy_offsite(bucket, created.path, created.manifest, BackupKeep(), 0)
+
+    assert not copied.ok
+    assert problem in copied.detail
+    assert copied.detail.endswith("the copy was deleted")
+    assert _keys(client, bucket_name) == []  # no damaged backup, and no manifest vouching for it
+    assert await bucket.list_backups() == []
+    assert (await verify_backup(created.path, None)).ok  # the local backup stands
 
 
 # -- retention and restore ---------------------------------------------------------------------

@@ -61,9 +61,10 @@ class Canary:
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
 
 
 async def poll(
@@ -185,6 +186,7 @@ monitors:
             await canary.open()
             await poll(lambda: get("/api/v1/probes"), lambda b: probe_states(b).get("eu") == "up")
     finally:
+        await canary.close()  # opened again at the end of the test
         for agent in agents:
             agent.send_signal(signal.SIGTERM)
             await agent.wait()
