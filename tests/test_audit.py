@@ -236,15 +236,17 @@ async def test_config_changes_are_recorded_by_id_without_values(db: Database) ->
 async def test_audit_verify_exits_1_naming_the_entry_and_0_when_intact(tmp_path: Path) -> None:
     # Verification itself runs on both databases above; this is the command's exit codes.
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/uptally.db")
-    await db.migrate()
-    await _fill(db, 4)
     env: dict[str, str] = {}
     data_dir = tmp_path
-    code, output = await run_cli("audit", "verify", "--data-dir", str(data_dir), env=env)
-    assert code == 0, output
-    assert "4 entries verified" in output
-    await _sql(db, "DELETE FROM audit_log WHERE seq = 2")
-    await db.close()
+    try:
+        await db.migrate()
+        await _fill(db, 4)
+        code, output = await run_cli("audit", "verify", "--data-dir", str(data_dir), env=env)
+        assert code == 0, output
+        assert "4 entries verified" in output
+        await _sql(db, "DELETE FROM audit_log WHERE seq = 2")
+    finally:  # a failure above must not leak the connection into the next test
+        await db.close()
     code, output = await run_cli("audit", "verify", "--data-dir", str(data_dir), env=env)
     assert code == 1
     assert "entry 2: missing" in output
