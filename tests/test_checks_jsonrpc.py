@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -235,7 +236,11 @@ async def test_an_mcp_initialize_that_takes_2s_against_a_1s_timeout_times_out() 
         )
     assert not result.ok
     assert result.error == ErrorCode.TIMEOUT
-    assert "timed out after 1" in result.message
+    # The time is measured from the request's start, a moment after the check's deadline was
+    # set: on a loaded machine it reads 0.99s as well as 1s.
+    assert re.match(
+        r"timed out after (0\.9\d*|1(\.\d+)?)s waiting for the response", result.message
+    )
     assert 0.95 < elapsed < 1 + MARGIN
 
 
@@ -397,6 +402,7 @@ async def test_an_mcp_check_ends_the_session_it_opened() -> None:
 
 async def test_a_check_of_a_real_mcp_server_leaves_no_session_open() -> None:
     import mcp.server.mcpserver as mcp_server  # the test extra brings the MCP SDK
+
     server = mcp_server.MCPServer("demo-mcp")
     app = server.streamable_http_app()
     sessions = server.session_manager._server_instances  # the SDK's table of open sessions
