@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_evaluator import S, Store, evaluator_for, feed, histories, result
+from tests.test_evaluator import (
+    S,
+    Store,
+    evaluator_for,
+    feed,
+    histories,
+    patchy_histories,
+    result,
+)
 from uptally.evaluator import Evaluator, LocationSnapshot, MonitorState, MonitorStatus, Outage
 from uptally.results import Result
 
@@ -209,3 +217,24 @@ def test_degraded_is_sent_at_most_once_per_episode_and_never_after_its_outage(
             assert not (seen_down and kind == "monitor.degraded")
     for at in degraded:
         assert any(at == episode[0] for episode in episodes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(patchy_histories(), st.integers(1, 7))
+def test_with_silent_and_degraded_probes_each_degraded_is_a_new_unverified_outage(
+    case: tuple[int, tuple[str, ...], str | int, float, list[Result], int], batch: int
+) -> None:
+    confirm, locations, consensus, stale, items, now = case
+    ordered = sorted(items, key=lambda r: r.at)
+    evaluator = evaluator_for(confirm, locations, consensus, stale)
+    store = Store()
+    announced: set[str] = set()  # outages with a degraded or down event
+    for start in range(0, len(ordered), batch):
+        for event in feed(evaluator, store, ordered[start : start + batch], now).events:
+            outage = str(event.data["outage"])
+            if event.kind.value == "monitor.degraded":
+                assert outage not in announced
+                assert not store.outages[outage].verified
+                assert store.outages[outage].open
+            if event.kind.value in ("monitor.degraded", "monitor.down"):
+                announced.add(outage)
