@@ -111,6 +111,34 @@ def test_channels_are_routed_by_event_pattern_and_by_component_or_monitor() -> N
     assert targets_for("probe.offline", site_wide, routes) == ["channel:all"]
 
 
+def test_only_channels_whose_events_match_it_receive_monitor_degraded() -> None:
+    config = config_from(
+        BASE
+        + """
+notifications:
+  channels:
+    - {id: default, url: "json://127.0.0.1:9/"}
+    - {id: pager, url: "json://127.0.0.1:9/", events: [monitor.down, monitor.up]}
+    - {id: named, url: "json://127.0.0.1:9/", events: [monitor.degraded]}
+    - {id: glob, url: "json://127.0.0.1:9/", events: ["monitor.*"]}
+    - {id: incidents, url: "json://127.0.0.1:9/", events: ["incident.*"]}
+    - {id: silent, url: "json://127.0.0.1:9/", events: []}
+"""
+    )
+    routes = [Route(f"channel:{c.id}", tuple(c.events)) for c in config.notifications.channels]
+    api = scope_of({"monitor": "api"}, config)
+    assert targets_for("monitor.degraded", api, routes) == [
+        "channel:default",  # monitor.* by default
+        "channel:named",
+        "channel:glob",
+    ]
+    assert targets_for("monitor.down", api, routes) == [
+        "channel:default",
+        "channel:pager",
+        "channel:glob",
+    ]
+
+
 def test_outage_messages_name_the_monitor_the_locations_and_on_recovery_the_duration() -> None:
     config = config_from(BASE)
     start = 1_767_225_600_000  # 2026-01-01 00:00 UTC, 01:00 in Berlin

@@ -14,11 +14,25 @@ def overlaps(outage: Outage, episode: Episode) -> bool:
 
 
 def outage_events(before: Outage | None, after: Outage) -> list[Event]:
+    """The events for one outage as recomputed (`after`), given what was known (`before`).
+
+    An unverified outage is a degraded episode: from the first location failing until every
+    location is up again, unless it reaches the consensus on the way (then it is verified and
+    `monitor.down`/`monitor.up` speak for the whole episode). `monitor.degraded` is sent once,
+    when such an episode is first seen open: never for one that reached consensus before it
+    was seen, nor for the locations recovering one by one after an outage (the same episode),
+    nor for an outage retracted by late results (its `monitor.up` says so), nor for one
+    already over when it became known.
+    """
     was_down = before is not None and before.verified
     was_open = was_down and before is not None and before.open
     events: list[Event] = []
     if not after.verified:
-        if was_open:
+        if before is None and after.open:
+            events.append(
+                Event(EventKind.MONITOR_DEGRADED, after.start, after.monitor, event_data(after))
+            )
+        elif was_open:
             events.append(
                 Event(
                     EventKind.MONITOR_UP,

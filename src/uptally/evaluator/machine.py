@@ -303,13 +303,9 @@ class Evaluator:
             ends = [o.end for o in track.outages if o.end is not None]
             starts = [s for tl in live if tl.has_success and (s := tl.since()) is not None]
             since = max(ends) if ends else min(starts, default=None)
+        # No event here: `monitor.degraded` belongs to the episode (see changes.outage_events),
+        # not to the state, which also reads degraded while locations recover from an outage.
         if state != track.state or since != track.since:
-            if state == MonitorState.DEGRADED and track.state != MonitorState.DEGRADED:
-                names = sorted(n for n, tl in track.timelines.items() if tl.is_down(now))
-                data = {"monitor": monitor, "locations": names}
-                evaluation.events.append(
-                    Event(EventKind.MONITOR_DEGRADED, since or 0, monitor, data)
-                )
             track.state, track.since = state, since
             evaluation.statuses[monitor] = MonitorStatus(monitor, state, since)
 

@@ -31,6 +31,8 @@ class Route:
     site_wide_too: bool = False  # with filters: still gets events about the whole site
 
     def matches(self, kind: str, scope: Scope) -> bool:
+        """The one routing rule, for every kind (`monitor.degraded` too, none bypasses it): some
+        pattern of `events` matches the whole kind (fnmatch, case-sensitive), then the scope."""
         if not any(fnmatchcase(kind, pattern) for pattern in self.events):
             return False
         if not self.components and not self.monitors:
