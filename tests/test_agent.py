@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -96,3 +98,40 @@ async def _true(value: bool) -> bool:
 
 async def _true_after(awaitable: object, check: object) -> bool:
     return bool(check(await awaitable))  # type: ignore[misc,operator]
+
+
+class SkewedClock(SystemClock):
+    """The agent's clock, off the hub's by `offset_ms`."""
+
+    def __init__(self, offset_ms: int) -> None:
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self.offset_ms
+
+
+async def test_a_skewed_clock_is_logged_once_per_change_not_per_batch(
+    hub: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = SkewedClock(60_000)
+    async with serve_app(create_app(hub)) as url:
+        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"), clock=clock)
+        try:
+            with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
+                for _ in range(20):
+                    await agent.send_once()
+                clock.offset_ms = 90_000  # it drifts further: news
+                for _ in range(5):
+                    await agent.send_once()
+                clock.offset_ms = 0  # NTP fixed it
+                for _ in range(5):
+                    await agent.send_once()
+        finally:
+            await asyncio.to_thread(agent.queue.close)
+    said = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+    assert len(said) == 3, said
+    found = [re.search(r"clock is ([+-][\d.]+)s off the hub's", m) for m in said[:2]]
+    off = [float(m[1]) if m else 0.0 for m in found]
+    assert 50 < off[0] <= 60  # less the time a request takes
+    assert 80 < off[1] <= 90
+    assert said[2] == "this probe's clock is in line with the hub's again"

@@ -36,6 +36,7 @@ FLUSH_S = 0.2  # how often checked results move from memory to the queue
 REPORT_INTERVAL_S = 10.0  # contact the hub at least this often, even with nothing to send
 REQUEST_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 30.0
+SKEW_CHANGE_MS = 1000  # a corrected offset that moves less than this (or 10%) is not news
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class Agent:
         self.canaries: list[CanaryResult] = []
         self.assignment_version: str | None = None
         self.connected = False  # the last exchange with the hub succeeded
+        self._skew_said: int | None = None  # the hub's correction last logged; None: in line
         self._canary_targets: list[str] = []
         self._poll_interval = 30.0
         self._buffer: list[Result] = []
@@ -245,11 +247,25 @@ class Agent:
         await asyncio.to_thread(self.queue.ack, [r.id for r in batch])
         if dropped:
             await asyncio.to_thread(self.queue.ack_dropped, dropped)
-        if isinstance(answer, dict) and answer.get("corrected"):
-            log.warning(
-                "this probe's clock is %+.1fs off the hub's", -answer["clock_offset_ms"] / 1000
-            )
+        if isinstance(answer, dict):
+            self._note_clock(bool(answer.get("corrected")), int(answer.get("clock_offset_ms") or 0))
         return len(batch)
+
+    def _note_clock(self, corrected: bool, offset_ms: int) -> None:
+        """Log when the hub starts correcting this probe's clock, when the correction changes
+        materially and when it stops; not on every batch."""
+        said = self._skew_said
+        if corrected:
+            if said is None or abs(offset_ms - said) >= max(SKEW_CHANGE_MS, abs(said) // 10):
+                log.warning(
+                    "this probe's clock is %+.1fs off the hub's: the hub corrects its results; "
+                    "fix its time (NTP)",
+                    -offset_ms / 1000,
+                )
+                self._skew_said = offset_ms
+        elif said is not None:
+            log.info("this probe's clock is in line with the hub's again")
+            self._skew_said = None
 
     def _batch_body(self, batch: list[Result], dropped: list[DroppedSummary]) -> dict[str, Any]:
         return {
