@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 from tests.conftest import config_from, serve_app
 from uptally.clock import SystemClock
 from uptally.metrics import Metrics
-from uptally.probe.agent import Agent, AgentSettings
+from uptally.probe.agent import Agent, AgentSettings, HubError
 from uptally.runtime import Runtime
 from uptally.store.database import Database
 from uptally.store.tables import results
@@ -96,3 +98,76 @@ async def _true(value: bool) -> bool:
 
 async def _true_after(awaitable: object, check: object) -> bool:
     return bool(check(await awaitable))  # type: ignore[misc,operator]
+
+
+class SkewedClock(SystemClock):
+    """The agent's clock, off the hub's by `offset_ms`."""
+
+    def __init__(self, offset_ms: int) -> None:
+        self.offset_ms = offset_ms
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self.offset_ms
+
+
+async def test_a_skewed_clock_is_logged_once_per_change_not_per_batch(
+    hub: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = SkewedClock(60_000)
+    async with serve_app(create_app(hub)) as url:
+        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"), clock=clock)
+        try:
+            with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
+                for _ in range(20):
+                    await agent.send_once()
+                clock.offset_ms = 90_000  # it drifts further: news
+                for _ in range(5):
+                    await agent.send_once()
+                clock.offset_ms = 0  # NTP fixed it
+                for _ in range(5):
+                    await agent.send_once()
+        finally:
+            await asyncio.to_thread(agent.queue.close)
+    said = [r.getMessage() for r in caplog.records if "clock" in r.getMessage()]
+    assert len(said) == 3, said
+    found = [re.search(r"clock is ([+-][\d.]+)s off the hub's", m) for m in said[:2]]
+    off = [float(m[1]) if m else 0.0 for m in found]
+    assert 50 < off[0] <= 60  # less the time a request takes
+    assert 80 < off[1] <= 90
+    assert said[2] == "this probe's clock is in line with the hub's again"
+
+
+async def test_a_clock_refused_by_the_hub_is_logged_once_until_it_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-secret")
+    config = config_from(CONFIG + "probe: {clock_skew: reject, max_clock_skew: 2s}\n")
+    hub = Runtime(
+        config,
+        Database(f"sqlite+aiosqlite:///{tmp_path}/hub.db"),
+        clock=SystemClock(),
+        metrics=Metrics(),
+        run_probe=False,
+    )
+    await hub.start()
+    clock = SkewedClock(60_000)
+    try:
+        async with serve_app(create_app(hub)) as url:
+            agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"), clock=clock)
+            try:
+                with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
+                    for _ in range(5):  # what the sender does on each retry
+                        with pytest.raises(HubError) as refused:
+                            await agent.send_once()
+                        agent._send_failed(refused.value)
+                    clock.offset_ms = 0
+                    await agent.send_once()
+            finally:
+                await asyncio.to_thread(agent.queue.close)
+    finally:
+        await hub.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("the hub refuses this probe's results (they stay queued): ")
+    assert "off the hub's" in said[0]
+    assert said[1] == "the hub takes this probe's results again"

@@ -4,6 +4,8 @@ Agents authenticate with their location's token (the hub keeps only its SHA-256)
 monitors assigned to their location, and push results. Each push is a contact: the hub records
 the agent's version, queue depth, clock offset and canary health, and raises `probe.degraded`
 (its canaries fail), `probe.offline` (silent for `probe.offline_after`) and `probe.online`.
+Silence is counted from the hub's own start at the earliest: an agent cannot have reached a hub
+that was not running, so a hub restart alone never marks its agents offline.
 Whether a location's results count for consensus is decided by the evaluator from the results
 themselves (see evaluator/timeline.py); this module tells people.
 """
@@ -60,6 +62,7 @@ class Fleet:
     def __init__(self, config: Config, ingest: Ingest, clock: Clock, metrics: Metrics) -> None:
         self._ingest = ingest
         self._clock = clock
+        self._started = clock.now_ms()
         self._metrics = metrics
         self._rows: dict[str, ProbeRow] = {}
         self._hashes: dict[str, bytes] = {}
@@ -173,7 +176,8 @@ class Fleet:
         limit = self.config.probe.offline_after
         work = Work()
         for name, row in self._rows.items():
-            silent = row.last_contact_at is None or now - row.last_contact_at > limit
+            heard = max(row.last_contact_at or 0, self._started)  # or had the chance to be
+            silent = now - heard > limit
             if row.state in ("up", "degraded") and silent:
                 before, row.state, row.since = row.state, "offline", now
                 self._metrics.probe_state.labels(name).set(0)

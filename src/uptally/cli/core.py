@@ -203,6 +203,17 @@ def _from_driver(error: BaseException) -> bool:
     return type(error).__module__.startswith(("sqlalchemy", "asyncpg", "sqlite3"))
 
 
+def _unusable_directory(directory: Path, error: OSError) -> str:
+    """Which data directory serve cannot use, and why, in one line."""
+    existing = next(p for p in (directory, *directory.parents) if p.exists() or p == p.parent)
+    if existing == directory and not directory.is_dir():
+        return f"cannot use the data directory {directory}: it is not a directory"
+    if not existing.is_dir():
+        return f"cannot create the data directory {directory}: {existing} is not a directory"
+    action = "write to" if directory.is_dir() else "create"
+    return f"cannot {action} the data directory {directory}: {error.strerror or error}"
+
+
 async def _serve(
     config: Config,
     data_dir: Path,
@@ -226,7 +237,12 @@ async def _serve(
     except Exception as error:
         if not isinstance(error, OSError) and not _from_driver(error):
             raise
-        err.print(f"cannot open the database ({db.url.split('@')[-1]}): {error}", markup=False)
+        path = db.sqlite_file
+        if isinstance(error, OSError) and path is not None:
+            message = _unusable_directory(path.parent, error)
+        else:
+            message = f"cannot open the database ({db.url.split('@')[-1]}): {error}"
+        err.print(f"{message}: not starting", markup=False, soft_wrap=True)
         await db.close()
         return EXIT_USAGE
     try:

@@ -36,6 +36,7 @@ FLUSH_S = 0.2  # how often checked results move from memory to the queue
 REPORT_INTERVAL_S = 10.0  # contact the hub at least this often, even with nothing to send
 REQUEST_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 30.0
+SKEW_CHANGE_MS = 1000  # a corrected offset that moves less than this (or 10%) is not news
 
 
 @dataclass(slots=True)
@@ -79,6 +80,8 @@ class Agent:
         self.canaries: list[CanaryResult] = []
         self.assignment_version: str | None = None
         self.connected = False  # the last exchange with the hub succeeded
+        self._skew_said: int | None = None  # the hub's correction last logged; None: in line
+        self._clock_refused = False  # the hub refuses our results for our clock (said so)
         self._canary_targets: list[str] = []
         self._poll_interval = 30.0
         self._buffer: list[Result] = []
@@ -217,15 +220,23 @@ class Agent:
                 self.connected = True
             except (CheckFailed, HubError, ValueError, OSError) as error:
                 self.connected = False
-                log.warning(
-                    "cannot reach the hub %s (will retry, results are queued): %s", self.hub, error
-                )
+                self._send_failed(error)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
             if not sent:
                 await wait_event(self._wake, REPORT_INTERVAL_S)
                 self._wake.clear()
+
+    def _send_failed(self, error: Exception) -> None:
+        refusal = _clock_refusal(error)
+        if refusal is None:
+            log.warning(
+                "cannot reach the hub %s (will retry, results are queued): %s", self.hub, error
+            )
+        elif not self._clock_refused:  # said once: the refusal lasts until the clock is fixed
+            log.warning("the hub refuses this probe's results (they stay queued): %s", refusal)
+            self._clock_refused = True
 
     async def send_once(self) -> int:
         """Push the oldest queued results (or just a report); returns how many were sent."""
@@ -245,11 +256,28 @@ class Agent:
         await asyncio.to_thread(self.queue.ack, [r.id for r in batch])
         if dropped:
             await asyncio.to_thread(self.queue.ack_dropped, dropped)
-        if isinstance(answer, dict) and answer.get("corrected"):
-            log.warning(
-                "this probe's clock is %+.1fs off the hub's", -answer["clock_offset_ms"] / 1000
-            )
+        if isinstance(answer, dict):
+            self._note_clock(bool(answer.get("corrected")), int(answer.get("clock_offset_ms") or 0))
         return len(batch)
+
+    def _note_clock(self, corrected: bool, offset_ms: int) -> None:
+        """Log when the hub starts correcting this probe's clock, when the correction changes
+        materially and when it stops; not on every batch."""
+        if self._clock_refused:
+            log.info("the hub takes this probe's results again")
+            self._clock_refused = False
+        said = self._skew_said
+        if corrected:
+            if said is None or abs(offset_ms - said) >= max(SKEW_CHANGE_MS, abs(said) // 10):
+                log.warning(
+                    "this probe's clock is %+.1fs off the hub's: the hub corrects its results; "
+                    "fix its time (NTP)",
+                    -offset_ms / 1000,
+                )
+                self._skew_said = offset_ms
+        elif said is not None:
+            log.info("this probe's clock is in line with the hub's again")
+            self._skew_said = None
 
     def _batch_body(self, batch: list[Result], dropped: list[DroppedSummary]) -> dict[str, Any]:
         return {
@@ -314,6 +342,15 @@ class Agent:
                 log.info("canaries reachable again")
         self.degraded = degraded
         return degraded
+
+
+def _clock_refusal(error: Exception) -> str | None:
+    """The hub's message when it refused a batch for this probe's clock, else None."""
+    if isinstance(error, HubError) and isinstance(error.body, dict):
+        detail = error.body.get("error")
+        if isinstance(detail, dict) and detail.get("code") == "clock_skew":
+            return str(detail.get("message"))
+    return None
 
 
 def _json(response: HttpResponse) -> Any:
