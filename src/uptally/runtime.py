@@ -15,7 +15,7 @@ from uptally.audit.config import record_config
 from uptally.backup.create import Created
 from uptally.backup.offsite import Bucket, Copied, describe
 from uptally.backup.schedule import BackupSchedule, newest, with_backup_monitor
-from uptally.clock import Clock, SystemClock
+from uptally.clock import Clock, Millis, SystemClock
 from uptally.config import load_config
 from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
 from uptally.evaluator import Evaluator, MonitorState, Rules
@@ -163,10 +163,23 @@ class Runtime:
         if self.config.backup.dir:
             await self._start_backups()
         if self._run_probe:
-            self.probe.set_monitors(m for m in self.config.monitors if isinstance(m, ActiveMonitor))
+            self.probe.set_monitors(
+                (m for m in self.config.monitors if isinstance(m, ActiveMonitor)),
+                self._failed_here(),
+            )
             self.probe.start()
         self.started = True
         self.started_at = self.clock.now_ms()
+
+    def _failed_here(self) -> dict[str, Millis]:
+        """When the embedded probe's last check of each monitor failed, if it did (the state
+        restored at start): those are retried on the failing schedule after a restart."""
+        failed: dict[str, Millis] = {}
+        for monitor in self.config.monitors:
+            snapshot = self.evaluator.snapshot(monitor.id, self.probe.location)
+            if snapshot is not None and snapshot.last is not None and not snapshot.last.ok:
+                failed[monitor.id] = snapshot.last.at
+        return failed
 
     async def load_state(self) -> None:
         """Read-only: load current states from the database (for commands beside a serve)."""

@@ -59,7 +59,11 @@ class Plan:
     def __contains__(self, key: str) -> bool:
         return key in self._entries
 
-    def upsert(self, key: str, interval: float, retry: float, now: float) -> None:
+    def upsert(
+        self, key: str, interval: float, retry: float, now: float, failed_at: float | None = None
+    ) -> None:
+        """Schedule `key` (or apply new timings). `failed_at`: a new entry's last check failed
+        then (before a restart): it is retried after `retry_after` from then, not from the grid."""
         old = self._entries.get(key)
         if old is not None and old.interval == interval and old.retry == retry:
             return
@@ -70,6 +74,10 @@ class Plan:
         if old is not None and old.running:
             entry.running = True  # the old run's completion schedules the next one
             entry.failing = old.failing
+            return
+        if old is None and failed_at is not None:
+            entry.failing = True
+            self._push(entry, max(now, failed_at + entry.retry_after))
             return
         self._push(entry, grid_at_or_after(entry, now))
 
@@ -149,8 +157,14 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self.plan)
 
-    def upsert(self, key: str, interval_ms: float, retry_ms: float) -> None:
-        self.plan.upsert(key, interval_ms, retry_ms, self._now())
+    def upsert(
+        self, key: str, interval_ms: float, retry_ms: float, failed_ms_ago: float | None = None
+    ) -> None:
+        """Schedule `key`; `failed_ms_ago`: its last check (before a restart) failed this long
+        ago, so it is retried on the failing schedule."""
+        now = self._now()
+        failed_at = None if failed_ms_ago is None else now - failed_ms_ago
+        self.plan.upsert(key, interval_ms, retry_ms, now, failed_at)
         self._wake.set()
 
     def remove(self, key: str) -> None:

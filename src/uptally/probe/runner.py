@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from uptally.checks.registry import run_check
-from uptally.clock import Clock
+from uptally.clock import Clock, Millis
 from uptally.config.schema import ActiveMonitor
 from uptally.ids import new_id
 from uptally.metrics import Metrics
@@ -33,14 +33,22 @@ class ProbeRunner:
         )
         self._task: asyncio.Task[None] | None = None
 
-    def set_monitors(self, monitors: Iterable[ActiveMonitor]) -> None:
-        """Run exactly these monitors from now on (added, changed and removed ones)."""
+    def set_monitors(
+        self, monitors: Iterable[ActiveMonitor], failed: Mapping[str, Millis] | None = None
+    ) -> None:
+        """Run exactly these monitors from now on (added, changed and removed ones). `failed`:
+        when the last check of a monitor failed here (from the state kept across a restart), so
+        that it is re-checked after its retry interval, as if uptally had not stopped."""
         wanted = {m.id: m for m in monitors if m.enabled and self.location in m.locations}
         for key in self.scheduler.scheduled():
             if key not in wanted:
                 self.scheduler.remove(key)
+        now = self._clock.now_ms()
+        failed = failed or {}
         for key, monitor in wanted.items():
-            self.scheduler.upsert(key, monitor.interval, monitor.retry_interval)
+            at = failed.get(key)
+            ago = None if at is None else max(0, now - at)
+            self.scheduler.upsert(key, monitor.interval, monitor.retry_interval, ago)
         self._monitors = wanted
         self._metrics.scheduled.set(len(wanted))
 
