@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import config_from, serve_app
+from uptally import heartbeats
 from uptally.clock import FakeClock
 from uptally.config.schema import HeartbeatMonitor
 from uptally.evaluator import MonitorState
@@ -193,3 +195,33 @@ def test_a_cron_deadline_is_the_next_scheduled_time_in_the_site_timezone_plus_gr
     due, why = deadline(monitor, row, "Europe/Berlin")
     assert due == 1_774_746_000_000 + 30 * MINUTE
     assert "2026-03-29T03:00:00+02:00" in why
+
+
+async def test_a_ping_that_cannot_be_stored_in_time_answers_503_not_ok(
+    runtime: Runtime, base: str, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("holds SQLite's write lock; a hung PostgreSQL is test_database_hung.py")
+    monkeypatch.setattr(heartbeats, "DURABLE_TIMEOUT_S", 0.3)
+    blocker = sqlite3.connect(db_url.split(":///", 1)[1], timeout=5, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer's commit now waits (busy_timeout)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            statuses = []
+            for path in ("/ping/backup-token-123", "/ping/backup-token-123/start"):
+                async with http.get(base + path) as response:
+                    statuses.append((response.status, await response.text()))
+        assert [s for s, _ in statuses] == [503, 503]
+        assert "could not be stored" in statuses[0][1]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await runtime.ingest.drained()
+    async with runtime.db.connect() as conn:
+        kinds = [row.kind for row in (await conn.execute(select(pings))).all()]
+    # The first was already being written and lands late (the job's retry adds a second
+    # success: harmless); the second was taken back, and the watchdog ignores its /start.
+    assert kinds == ["success"]
+    row = runtime.heartbeats.row("backup")
+    assert row is not None
+    assert row.started_at is None

@@ -14,6 +14,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 BODY_LIMIT = 10 * 1024
 LOCATION = "local"
+# How long a ping waits for its commit before answering 503 (the job's curl --retry retries):
+# a hung database must not hang every job that pings.
+DURABLE_TIMEOUT_S = 4.0
+
+
+class NotStored(Exception):
+    """The ping could not be written in time; it was not acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,11 @@ def due_at(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> Milli
     start = to_datetime(base).astimezone(ZoneInfo(timezone))
     expected: datetime = croniter(monitor.schedule, start).get_next(datetime)
     return round(expected.timestamp() * 1000) + grace
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def _running(row: HeartbeatRow) -> bool:
@@ -120,7 +133,8 @@ class Heartbeats:
         return self._due.get(monitor)
 
     async def ping(self, token: str, ping: PingInput) -> bool:
-        """Record a ping durably; False if the token is unknown. Returns after the commit."""
+        """Record a ping durably; False if the token is unknown. Returns after the commit;
+        raises NotStored when it cannot commit within DURABLE_TIMEOUT_S."""
         monitor = self._by_token.get(token)
         if monitor is None:
             return False
@@ -163,12 +177,27 @@ class Heartbeats:
                     message,
                 )
             )
+        previous = self._rows[monitor]
         self._rows[monitor] = row
         self._reported.pop(monitor, None)
         due = self._due[monitor] = due_at(self._monitors[monitor], row, self.timezone)
         if self._next_wake is None or due < self._next_wake:
             self._wake.set()  # only a /start can bring a deadline forward
-        await self._ingest.submit_work(Work(results=results, pings=[stored], heartbeats=[row]))
+        work = Work(results=results, pings=[stored], heartbeats=[row])
+        done = self._ingest.submit_work(work)
+        try:
+            async with asyncio.timeout(DURABLE_TIMEOUT_S):
+                await asyncio.shield(done)
+        except TimeoutError:
+            done.add_done_callback(_retrieve)  # a late failure is the writer's to log
+            if self._ingest.withdraw(work) and self._rows.get(monitor) is row:
+                # Never written: the watchdog keeps the deadline it had before this ping.
+                self._rows[monitor] = previous
+                self._due[monitor] = due_at(self._monitors[monitor], previous, self.timezone)
+            raise NotStored(
+                f"the ping could not be stored within {DURABLE_TIMEOUT_S:g} s "
+                "(the database does not answer); retry"
+            ) from None
         return True
 
     async def run(self) -> None:

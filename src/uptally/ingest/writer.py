@@ -124,6 +124,14 @@ class Ingest:
         self._urgent.set()
         return work.done
 
+    def withdraw(self, work: Work) -> bool:
+        """Take queued work back before it is written; False if the writer already has it."""
+        for index, queued in enumerate(self._work):
+            if queued is work:  # by identity: equal works are still distinct pings
+                del self._work[index]
+                return True
+        return False
+
     async def drained(self) -> None:
         """Wait until everything submitted so far is committed."""
         self._urgent.set()

@@ -15,12 +15,19 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock key of a claim: each serve holds it shared, a restore exclusively.
 # Distinct from the others: 727_274 migrations, 727_275 scheduled backups, 727_276-7 timers.
 CLAIM_KEY = 727_273
+# A hung PostgreSQL (stopped, or a network that drops packets) must fail a wait, not block it:
+# connecting, waiting for a pooled connection, and every statement have a deadline (a
+# request answers 503 and the writer retries). Migrations may run long and have none.
+CONNECT_TIMEOUT_S = 5.0
+POOL_TIMEOUT_S = 5.0
+COMMAND_TIMEOUT_S = 10.0
 
 
 class DatabaseError(Exception):
@@ -73,7 +80,12 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(synchronous))
         else:
             self.engine = create_async_engine(
-                url, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_timeout=POOL_TIMEOUT_S,
+                connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": COMMAND_TIMEOUT_S},
             )
 
     @property
@@ -124,11 +136,20 @@ class Database:
         path = self.sqlite_file
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        async with self.engine.begin() as conn:
-            if not self.is_sqlite:
-                # Several instances starting at once on one PostgreSQL: migrate one at a time.
-                await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
-            await conn.run_sync(_upgrade)
+        engine = self.engine
+        if not self.is_sqlite:  # without COMMAND_TIMEOUT_S: a migration may rewrite a big table
+            engine = create_async_engine(
+                self.url, poolclass=NullPool, connect_args={"timeout": CONNECT_TIMEOUT_S}
+            )
+        try:
+            async with engine.begin() as conn:
+                if not self.is_sqlite:
+                    # Several instances starting at once on one PostgreSQL: one at a time.
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+                await conn.run_sync(_upgrade)
+        finally:
+            if engine is not self.engine:
+                await engine.dispose()
 
     async def checkpoint(self) -> None:
         """Copy the SQLite write-ahead log into the database without blocking writers."""

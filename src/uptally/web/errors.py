@@ -1,4 +1,5 @@
-"""JSON errors for every failure: `{"error": {"code", "message"}}` with a 4xx status (5xx = bug).
+"""JSON errors for every failure: `{"error": {"code", "message"}}` with a 4xx status (500 = bug,
+503 `database_unavailable` = the database did not answer in time).
 
 One exception: a browser that asks for a page that is not there (it accepts text/html, and the
 path is not the API's) gets an HTML "not found" page; the API and other clients keep JSON."""
@@ -9,6 +10,7 @@ import logging
 from typing import Any
 
 import fastapi.routing
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -147,6 +149,22 @@ def install(app: FastAPI) -> None:
                 f"{where}: {item.get('msg', 'invalid')}" if where else str(item.get("msg"))
             )
         return error_response(422, "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(TimeoutError)
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.InterfaceError)
+    @app.exception_handler(ConnectionError)
+    async def _database_unavailable(_request: Request, error: Exception) -> JSONResponse:
+        # The database's deadlines (store/database.py) expired or it is unreachable: not a
+        # bug, and not the caller's fault; retrying later may work.
+        log.warning("a request failed, the database is unavailable: %r", error)
+        return error_response(
+            503,
+            "the database is unavailable (did not answer in time); retry later",
+            "database_unavailable",
+            {"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, error: Exception) -> JSONResponse:

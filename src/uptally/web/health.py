@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,27 +20,52 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "the database is unreachable"}})
+READY_TIMEOUT_S = 1.5  # a load balancer's probe must get its answer, whatever the database does
+
+
+@router.get("/readyz", responses={503: {"description": "the database does not answer"}})
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and the runtime is started."""
+    """The database answers (within READY_TIMEOUT_S) and the runtime is started."""
     runtime = runtime_of(request)
+    ping = asyncio.ensure_future(runtime.db.ping())
     try:
-        await runtime.db.ping()
+        # Not asyncio.timeout: cancelling a statement on a hung server takes seconds more (the
+        # driver's cleanup), and this answer must not wait for it.
+        await asyncio.wait({ping}, timeout=READY_TIMEOUT_S)
+        if not ping.done():
+            ping.cancel()
+            _abandoned.add(ping)
+            ping.add_done_callback(_forget)
+            raise TimeoutError
+        ping.result()
+    except TimeoutError:
+        return _unavailable(
+            f"the database did not answer within {READY_TIMEOUT_S:g} s", "database_unavailable"
+        )
     except Exception as error:
-        return JSONResponse(
-            {
-                "error": {
-                    "code": "unavailable",
-                    "message": f"database unreachable: {type(error).__name__}",
-                }
-            },
-            status_code=503,
+        return _unavailable(
+            f"the database is unreachable: {type(error).__name__}", "database_unavailable"
         )
     if not runtime.started:
-        return JSONResponse(
-            {"error": {"code": "unavailable", "message": "starting"}}, status_code=503
-        )
+        return _unavailable("starting", "unavailable")
     return JSONResponse({"status": "ready"})
+
+
+_abandoned: set[asyncio.Future[None]] = set()  # cancelled pings, kept until they end
+
+
+def _forget(ping: asyncio.Future[None]) -> None:
+    _abandoned.discard(ping)
+    if not ping.cancelled():
+        ping.exception()
+
+
+def _unavailable(reason: str, code: str) -> JSONResponse:
+    """503 with the reason, in both the probe's shape and the API's error shape."""
+    return JSONResponse(
+        {"status": "unavailable", "reason": reason, "error": {"code": code, "message": reason}},
+        status_code=503,
+    )
 
 
 @router.get("/metrics", response_class=Response)

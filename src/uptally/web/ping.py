@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from uptally.heartbeats import BODY_LIMIT, PingInput
+from uptally.heartbeats import BODY_LIMIT, NotStored, PingInput
 from uptally.runtime import Runtime
 
 Scope = MutableMapping[str, Any]
@@ -52,10 +52,13 @@ async def handle(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -
     client = scope.get("client")
     user_agent = headers.get(b"user-agent", b"").decode("latin-1") or None
     ping = PingInput(kind, exit_code, method, body, client[0] if client else None, user_agent)
-    if await runtime.heartbeats.ping(token, ping):
-        await _answer(send, 200, b"OK", method)
-    else:
-        await _answer(send, 404, b"not found", method)
+    try:
+        known = await runtime.heartbeats.ping(token, ping)
+    except NotStored as error:
+        # Never OK for a ping that is not stored: 503 makes curl --retry try again.
+        await _answer(send, 503, str(error).encode(), method, {"retry-after": "5"})
+        return
+    await _answer(send, 200 if known else 404, b"OK" if known else b"not found", method)
 
 
 async def _read_body(receive: Receive) -> bytes | None:
