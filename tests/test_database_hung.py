@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ RESULTS = "/api/v1/monitors/job/results"  # read from the database
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     if server_bin() is None:
+        if os.environ.get("UPTALLY_REQUIRE_PG") == "1":  # CI: PostgreSQL tests never skip
+            pytest.fail(f"no PostgreSQL server binaries (Debian package {SERVER_PACKAGE})")
         pytest.skip(f"no PostgreSQL server binaries (Debian package {SERVER_PACKAGE})")
     with private_cluster() as running:
         yield running
