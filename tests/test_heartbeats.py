@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -197,14 +198,17 @@ def test_a_cron_deadline_is_the_next_scheduled_time_in_the_site_timezone_plus_gr
     assert "2026-03-29T03:00:00+02:00" in why
 
 
+# It holds SQLite's write lock; a hung PostgreSQL is test_database_hung.py.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_a_ping_that_cannot_be_stored_in_time_answers_503_not_ok(
     runtime: Runtime, base: str, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("holds SQLite's write lock; a hung PostgreSQL is test_database_hung.py")
     monkeypatch.setattr(heartbeats, "DURABLE_TIMEOUT_S", 0.3)
-    blocker = sqlite3.connect(db_url.split(":///", 1)[1], timeout=5, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # the writer's commit now waits (busy_timeout)
+    blocker = sqlite3.connect(
+        db_url.split(":///", 1)[1], timeout=30, isolation_level=None, check_same_thread=False
+    )
+    # Off the event loop: a write the runtime has in progress must be able to finish first.
+    await asyncio.to_thread(blocker.execute, "BEGIN IMMEDIATE")  # now the writer's commit waits
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             statuses = []
