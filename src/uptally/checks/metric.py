@@ -31,7 +31,11 @@ async def run(spec: MetricMonitor, ctx: CheckContext) -> CheckResult:
             verify_tls=spec.verify_tls,
         )
         if response.status != 200:
-            reason = _prometheus_error(response.body) if spec.source == "prometheus" else None
+            reason = (
+                _prometheus_error(_json_or_none(response.body))
+                if spec.source == "prometheus"
+                else None
+            )
             if reason:  # e.g. 400 bad_data for a query that does not parse
                 raise CheckFailed(
                     ErrorCode.STATUS, f"Prometheus answered HTTP {response.status}: {reason}"
@@ -53,12 +57,15 @@ async def run(spec: MetricMonitor, ctx: CheckContext) -> CheckResult:
     )
 
 
-def _prometheus_error(body: bytes) -> str | None:
-    """Prometheus' own words from an error answer: `errorType: error` (None if not one)."""
+def _json_or_none(body: bytes) -> Any:
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except ValueError:
         return None
+
+
+def _prometheus_error(document: Any) -> str | None:
+    """Prometheus' own words from an error answer: `errorType: error` (None if not one)."""
     if not isinstance(document, dict) or not document.get("error"):
         return None
     kind = document.get("errorType")
@@ -67,7 +74,7 @@ def _prometheus_error(body: bytes) -> str | None:
 
 def _prometheus_value(document: Any, combine: str | None) -> float:
     if not isinstance(document, dict) or document.get("status") != "success":
-        error = _prometheus_error(json.dumps(document).encode())
+        error = _prometheus_error(document)
         raise CheckFailed(
             ErrorCode.PROTOCOL, f"Prometheus query failed: {error or 'unexpected answer'}"
         )
