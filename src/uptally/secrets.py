@@ -90,6 +90,11 @@ class Keyring:
     def key_ids(self) -> list[str]:
         return list(self._keys)
 
+    @property
+    def keys(self) -> list[Key]:
+        """Every key, the current one first."""
+        return [self.current, *(key for key in self._keys.values() if key is not self.current)]
+
     def key(self, key_id: str) -> Key:
         try:
             return self._keys[key_id]

@@ -1,4 +1,4 @@
-"""`uptally audit verify`, `tokens create|list|revoke`, `secrets set|list|rotate`."""
+"""`uptally audit verify|anchor`, `tokens create|list|revoke`, `secrets set|list|rotate`."""
 
 from __future__ import annotations
 
@@ -57,7 +57,17 @@ def audit_verify(
     data_dir: DataDirOption = DEFAULT_DIR,
     anchor: Annotated[
         list[str] | None,
-        typer.Option(help="SEQ:HASH recorded elsewhere (e.g. a backup manifest) that must match."),
+        typer.Option(
+            help="SEQ:HASH[:SIGNATURE] recorded elsewhere (a backup manifest, "
+            "`audit anchor`) that must match."
+        ),
+    ] = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public-key",
+            help="Checks signed anchors without the secret key (`audit anchor --public-key`).",
+        ),
     ] = None,
     output: FormatOption = "table",
 ) -> None:
@@ -71,20 +81,17 @@ def audit_verify(
     except ValueError as error:
         err.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
+    forged = _check_signatures(anchors, public_key or [])
     report = run_async(_verify(data_dir, anchors))
+    problem = forged or (str(report.problem) if report.problem else None)
     head = {"seq": report.head[0], "hash": report.head[1]} if report.head else None
     if output == "json":
         out.print_json(
             json.dumps(
-                {
-                    "ok": report.ok,
-                    "entries": report.entries,
-                    "head": head,
-                    "problem": str(report.problem) if report.problem else None,
-                }
+                {"ok": problem is None, "entries": report.entries, "head": head, "problem": problem}
             )
         )
-    elif report.problem is None:
+    elif problem is None:
         where = f"head {head['seq']}:{head['hash']}" if head else "empty"
         out.print(
             f"audit log OK: {report.entries} entries verified, {where}",
@@ -92,8 +99,34 @@ def audit_verify(
             soft_wrap=True,
         )
     else:
-        out.print(f"audit log TAMPERED: {report.problem}", markup=False, soft_wrap=True)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+        out.print(f"audit log TAMPERED: {problem}", markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_OK if problem is None else EXIT_FAILED)
+
+
+def _check_signatures(anchors: tuple[audit.Anchor, ...], public_keys: list[str]) -> str | None:
+    """The first anchor whose signature is not this instance's, as a problem; None if all hold."""
+    from uptally.audit import signing
+
+    signed = [anchor for anchor in anchors if anchor.signature]
+    if not signed:
+        return None
+    keys = list(public_keys)
+    if not keys:
+        ring = keyring()
+        if ring is None:
+            err.print(
+                "a signed anchor is checked with --public-key or UPTALLY_SECRET_KEY",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_USAGE)
+        keys = signing.known_public_keys(ring)
+    for anchor in signed:
+        try:
+            signing.check(anchor, keys)
+        except ValueError as error:
+            return str(error)
+    return None
 
 
 async def _verify(data_dir: Path, anchors: tuple[audit.Anchor, ...]) -> audit.VerifyReport:
@@ -101,6 +134,53 @@ async def _verify(data_dir: Path, anchors: tuple[audit.Anchor, ...]) -> audit.Ve
 
     async with opened(data_dir) as db, db.connect() as conn:
         return await audit.verify(conn, anchors)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    config: OptionalConfig = None,
+    data_dir: DataDirOption = DEFAULT_DIR,
+    show_public_key: Annotated[
+        bool,
+        typer.Option(
+            "--public-key", help="Print the public key that checks this instance's anchors."
+        ),
+    ] = False,
+) -> None:
+    """Print the chain head as SEQ:HASH:SIGNATURE, to be kept elsewhere and checked by verify."""
+    from uptally import audit
+    from uptally.audit import signing
+
+    settings(config)
+    ring = keyring()
+    if show_public_key:
+        if ring is None:
+            err.print("the signing key comes from UPTALLY_SECRET_KEY, which is not set")
+            raise typer.Exit(EXIT_USAGE)
+        out.print(signing.public_key(ring), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_OK)
+    head = run_async(_head(data_dir))
+    if head is None:
+        err.print("the audit log is empty: nothing to anchor yet")
+        raise typer.Exit(EXIT_FAILED)
+    anchor = audit.Anchor(*head)
+    if ring is None:
+        err.print(
+            "not signed: UPTALLY_SECRET_KEY is not set (an unsigned anchor still catches a "
+            "rewrite, but cannot prove where it came from)",
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        anchor = signing.sign(anchor, ring)
+    out.print(str(anchor), markup=False, soft_wrap=True)
+
+
+async def _head(data_dir: Path) -> tuple[int, str] | None:
+    from uptally.store import audit as audit_store
+
+    async with opened(data_dir) as db, db.connect() as conn:
+        return await audit_store.head(conn)
 
 
 @tokens_app.command("create")
