@@ -17,6 +17,7 @@ from uptally.backup.stream import seal_file
 from uptally.clock import Clock, SystemClock
 from uptally.secrets import Keyring, SecretKeyError
 from uptally.store.database import Database
+from uptally.store.files import private_dir, private_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +76,12 @@ async def create_backup(
 
 
 def _workdir(out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     return Path(tempfile.mkdtemp(dir=out_dir, prefix=".uptally-backup-"))
 
 
 def _publish(partial: Path, final: Path, manifest: Manifest) -> Path:
+    private_file(partial)
     os.replace(partial, final)
-    write_manifest(final, manifest)
+    private_file(write_manifest(final, manifest))
     return final

@@ -67,7 +67,11 @@ def backup_create(
         typer.Option("--out", help="Directory (default: backup.dir, else DATA_DIR/backups)."),
     ] = None,
     encrypt: Annotated[
-        bool | None, typer.Option("--encrypt/--no-encrypt", help="Default: backup.encrypt.")
+        bool | None,
+        typer.Option(
+            "--encrypt/--no-encrypt",
+            help="Default: backup.encrypt, else encrypted whenever UPTALLY_SECRET_KEY is set.",
+        ),
     ] = None,
     s3: Annotated[
         bool | None,
@@ -87,12 +91,12 @@ def backup_create(
 
     loaded = settings(config)
     target = backup_dir(loaded, data_dir, out_dir)
-    sealed = loaded.backup.encrypt if encrypt is None else encrypt
+    ring = keyring()
+    sealed = loaded.backup.encrypts(ring is not None) if encrypt is None else encrypt
     offsite = loaded.backup.s3 if s3 is not False else None
     if s3 and offsite is None:
         err.print("--s3 needs a backup.s3 block in the --config file", markup=False)
         raise typer.Exit(EXIT_USAGE)
-    ring = keyring()
     if sealed and ring is None:
         err.print(
             "--encrypt needs UPTALLY_SECRET_KEY (or UPTALLY_SECRET_KEY_FILE)",
