@@ -65,6 +65,7 @@ async def create_backup(
             schema_revision=snapshot.revision,
             encrypted=encrypt,
             key_id=keyring.current.id if encrypt and keyring else None,
+            key_salt=_salt(keyring) if encrypt else None,
             audit_head=snapshot.audit_head,
             tables=snapshot.tables,
             uptally_version=__version__,
@@ -85,3 +86,10 @@ def _publish(partial: Path, final: Path, manifest: Manifest) -> Path:
     os.replace(partial, final)
     private_file(write_manifest(final, manifest))
     return final
+
+
+def _salt(keyring: Keyring | None) -> str | None:
+    """The installation's salt, which a passphrase key needs to be stretched again on restore."""
+    if keyring is None or keyring.salt is None or keyring.current.passphrase is None:
+        return None
+    return keyring.salt.hex()

@@ -29,6 +29,7 @@ from uptally.cli.common import (
     check_format,
     keyring,
     opened,
+    salted,
     settings,
 )
 from uptally.durations import format_duration_ms
@@ -113,7 +114,7 @@ def backup_create(
     async def run() -> tuple[Created, Copied | None]:
         async with opened(data_dir) as db:
             with err.status("backing up…"):
-                created = await create_backup(db, target, ring, encrypt=sealed)
+                created = await create_backup(db, target, await salted(ring, db), encrypt=sealed)
         if bucket is None:
             return created, None
         with err.status(f"copying to {bucket}…"):
