@@ -21,6 +21,7 @@ async def serving(
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
     port: int = 0,
+    args: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """Start `uptally serve` on `port` (default: a free one); yield its URL; SIGTERM it and
     expect exit 0."""
@@ -33,6 +34,7 @@ async def serving(
         str(data_dir),
         "--port",
         str(port),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, **(env or {})},

@@ -13,8 +13,9 @@ import pytest
 from tests.conftest import config_from
 from tests.procs import run_cli
 from uptally import audit
-from uptally.audit.chain import canonical
+from uptally.audit.chain import ChainChecker, canonical
 from uptally.audit.config import record_config
+from uptally.store import audit as audit_store
 from uptally.store import meta
 from uptally.store.database import Database
 
@@ -181,6 +182,58 @@ async def test_a_wholly_rewritten_chain_is_caught_by_an_anchor(db: Database) -> 
     assert "anchor" in str(report.problem)
 
 
+async def test_an_entry_appended_around_the_chain_head_is_found(db: Database) -> None:
+    entries = await _fill(db, 3)
+    last = entries[-1]
+    at = last.at + 1
+    forged = audit.entry_hash(4, at, "intruder", "token.created", "token:x", {}, last.hash)
+    # Correctly hashed and linked, but written without moving the chain head.
+    await _sql(
+        db,
+        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) "
+        f"VALUES (4, {at}, 'intruder', 'token.created', 'token:x', '{{}}', '{last.hash}', "
+        f"'{forged}')",
+    )
+    report = await _verify(db)
+    assert report.problem is not None
+    assert report.problem.seq == 4
+    assert "beyond the recorded head" in str(report.problem)
+
+
+@pytest.mark.parametrize(
+    ("details", "words"),
+    [
+        # json.loads keeps the last "n", so the hash still matches; another reader may not.
+        ('{"n":99,"n":3,"why":"\\u00e9"}', "repeat the key 'n'"),
+        ('{"n": 3, "why": "\\u00e9"}', "not in canonical JSON"),
+    ],
+    ids=["duplicate-key", "not-canonical"],
+)
+async def test_details_that_hash_alike_but_read_differently_are_found(
+    db: Database, details: str, words: str
+) -> None:
+    await _fill(db, 4)
+    await _sql(db, f"UPDATE audit_log SET details = '{details}' WHERE seq = 3")
+    report = await _verify(db)
+    assert report.problem is not None
+    assert report.problem.seq == 3
+    assert words in str(report.problem)
+
+
+async def test_entries_appended_while_verifying_are_not_taken_for_forgeries(
+    db: Database,
+) -> None:
+    await _fill(db, 3)
+    async with db.connect() as conn:
+        checker = ChainChecker(head=await audit_store.head(conn))
+    await _fill(db, 2)  # a writer appends between reading the head and walking the log
+    async with db.connect() as conn:
+        async for row in audit_store.walk(conn):
+            assert checker.feed(row)
+        assert checker.finish(await audit_store.head(conn)) is None
+    assert checker.count == 5
+
+
 async def test_concurrent_appenders_keep_the_chain_linear(db: Database) -> None:
     async def writer(name: str) -> None:
         for i in range(8):
@@ -254,3 +307,43 @@ async def test_audit_verify_exits_1_naming_the_entry_and_0_when_intact(tmp_path:
         "audit", "verify", "--data-dir", str(data_dir), "--anchor", "nonsense", env=env
     )
     assert code == 2
+
+
+@pytest.mark.slow
+async def test_a_signed_anchor_is_checked_and_a_forged_one_refused(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/uptally.db")
+    key = {"UPTALLY_SECRET_KEY": "a passphrase of some length"}
+    other = {"UPTALLY_SECRET_KEY": "another passphrase entirely"}
+    try:
+        await db.migrate()
+        entries = await _fill(db, 3)
+    finally:
+        await db.close()
+    where = ("--data-dir", str(tmp_path))
+    code, output = await run_cli("audit", "anchor", *where, env=key)
+    assert code == 0, output
+    anchor = output.strip().splitlines()[-1]
+    seq, digest, signature = anchor.split(":")
+    assert (int(seq), digest) == (3, entries[-1].hash)
+    code, public = await run_cli("audit", "anchor", "--public-key", *where, env=key)
+    assert code == 0, public
+    public = public.strip().splitlines()[-1]
+
+    code, output = await run_cli("audit", "verify", *where, "--anchor", anchor, env=key)
+    assert code == 0, output
+    # Without the secret key, the public key checks it.
+    code, output = await run_cli(
+        "audit", "verify", *where, "--anchor", anchor, "--public-key", public, env={}
+    )
+    assert code == 0, output
+    # An anchor signed by another key, or with a signature moved onto another hash, is refused.
+    code, foreign = await run_cli("audit", "anchor", *where, env=other)
+    code, output = await run_cli(
+        "audit", "verify", *where, "--anchor", foreign.strip().splitlines()[-1], env=key
+    )
+    assert code == 1
+    assert "signature" in output
+    moved = f"2:{entries[1].hash}:{signature}"
+    code, output = await run_cli("audit", "verify", *where, "--anchor", moved, env=key)
+    assert code == 1
+    assert "signature" in output

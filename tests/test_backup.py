@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from uptally.evaluator import MonitorState
 from uptally.metrics import Metrics
 from uptally.runtime import Runtime
 from uptally.secrets import Key, Keyring, SecretKeyError
-from uptally.store.database import Database
+from uptally.store.database import Database, database_url
 
 KEY = Keyring(Key.parse(base64.b64encode(b"b" * 32).decode()))
 OTHER_KEY = Keyring(Key.parse(base64.b64encode(b"x" * 32).decode()))
@@ -470,3 +471,58 @@ async def test_restore_is_refused_while_serve_runs_on_the_database(
         "backup", "restore", backup, "--data-dir", str(data), "--force", env=cli_env
     )
     assert code == 0, output
+
+
+@pytest.mark.slow
+async def test_backups_are_encrypted_by_default_with_a_key_and_private(
+    db: Database, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    where = ("--data-dir", str(tmp_path))  # the fixture's SQLite file is tmp_path/uptally.db
+    old = os.umask(0o022)  # a permissive umask must not make them readable by others
+    try:
+        code, output = await run_cli("backup", "create", *where, "--out", str(tmp_path / "b"),
+                                     env=cli_env)  # fmt: skip
+        assert code == 0, output
+        sealed = Path(output.strip().splitlines()[-1])
+        code, output = await run_cli("backup", "create", *where, "--out", str(tmp_path / "c"),
+                                     "--no-encrypt", env=cli_env)  # fmt: skip
+        assert code == 0, output
+        plain = Path(output.strip().splitlines()[-1])
+    finally:
+        os.umask(old)
+    assert sealed.name.endswith(".enc")
+    assert read_manifest(sealed).encrypted
+    assert not read_manifest(plain).encrypted
+    for path in (sealed, plain, manifest_path(sealed)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o700
+
+
+async def test_the_sqlite_database_is_created_private_and_an_open_one_tightened(
+    tmp_path: Path,
+) -> None:
+    old = os.umask(0o022)
+    try:
+        database = Database(database_url(tmp_path / "new"))
+        try:
+            await database.migrate()
+            async with database.begin() as conn:
+                await conn.exec_driver_sql("CREATE TABLE t (x)")
+        finally:
+            await database.close()
+        existing = tmp_path / "old" / "uptally.db"
+        existing.parent.mkdir()
+        existing.touch(mode=0o644)
+        os.chmod(existing, 0o644)
+        database = Database(database_url(existing.parent))
+        try:
+            await database.migrate()
+        finally:
+            await database.close()
+    finally:
+        os.umask(old)
+    created = tmp_path / "new" / "uptally.db"
+    for path in (created, created.with_name("uptally.db-wal"), existing):
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(created.parent.stat().st_mode) == 0o700

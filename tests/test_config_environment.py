@@ -63,10 +63,11 @@ async def test_the_demo_watches_the_port_serve_was_given(tmp_path: Path) -> None
     from tests.procs import serving
 
     port = _free_port()
-    env = {"UPTALLY_ADMIN_TOKEN": "demo-token"}
-    headers = {"Authorization": "Bearer demo-token"}
+    env = {"UPTALLY_ADMIN_TOKEN": "demo"}  # as the README runs it
+    headers = {"Authorization": "Bearer demo"}
+    demo = ROOT / "examples" / "demo.yaml"
     async with (
-        serving(ROOT / "examples" / "demo.yaml", tmp_path / "data", env, port=port) as (base, _),
+        serving(demo, tmp_path / "data", env, port=port, args=("--demo",)) as (base, _),
         aiohttp.ClientSession(headers=headers) as http,
     ):
         assert base.endswith(f":{port}")

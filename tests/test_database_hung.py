@@ -16,7 +16,7 @@ from tests.procs import serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.pg]
 
-TOKEN = "hung-token"
+TOKEN = "hung-admin-token-k7Qz"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PING = "/ping/job-token-123"
 RESULTS = "/api/v1/monitors/job/results"  # read from the database

@@ -15,7 +15,7 @@ from tests.procs import serving
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "e2e-token"
+TOKEN = "e2e-admin-token-k7Qz"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

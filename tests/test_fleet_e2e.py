@@ -15,9 +15,11 @@ from aiohttp import web
 
 from tests.procs import Hub, start_agent
 
+ADMIN_TOKEN = "fleet-admin-token-k7Qz"
+
 pytestmark = pytest.mark.slow
 
-ADMIN = {"Authorization": "Bearer admin"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 class Target:
@@ -102,7 +104,9 @@ monitors:
     locations: [eu, us]
 """)
     hub = Hub(
-        config, tmp_path / "data", {"E2E_EU": "eu", "E2E_US": "us", "UPTALLY_ADMIN_TOKEN": "admin"}
+        config,
+        tmp_path / "data",
+        {"E2E_EU": "eu", "E2E_US": "us", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN},
     )
     await hub.start()
     agents = [

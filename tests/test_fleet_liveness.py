@@ -20,6 +20,8 @@ from uptally.runtime import Runtime
 from uptally.store import outbox as outbox_store
 from uptally.store.database import Database
 
+ADMIN_TOKEN = "fleet-admin-token-k7Qz"
+
 CONFIG = """
 locations: [{name: eu, token_env: LIVENESS_EU}]
 monitors: []
@@ -102,7 +104,7 @@ async def test_a_real_hub_restart_gives_its_agents_the_offline_limit_to_come_bac
         "locations: [{name: eu, token_env: LIVENESS_EU}]\nmonitors: []\n"
         f"probe: {{offline_after: {limit_s}s}}\n"
     )
-    hub = Hub(config, tmp_path / "data", {"LIVENESS_EU": "eu", "UPTALLY_ADMIN_TOKEN": "admin"})
+    hub = Hub(config, tmp_path / "data", {"LIVENESS_EU": "eu", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN})
     await hub.start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -120,7 +122,7 @@ async def test_a_real_hub_restart_gives_its_agents_the_offline_limit_to_come_bac
 
             async def eu() -> dict[str, Any]:
                 async with http.get(
-                    f"{hub.url}/api/v1/probes", headers={"Authorization": "Bearer admin"}
+                    f"{hub.url}/api/v1/probes", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
                 ) as response:
                     probes = (await response.json())["probes"]
                 return next(p for p in probes if p["name"] == "eu")

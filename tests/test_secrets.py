@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.procs import UPTALLY, run_cli
+from uptally.backup.create import create_backup
+from uptally.backup.verify import verify_backup
 from uptally.secrets import Key, Keyring, SecretKeyError, is_sealed_text, load_keyring
+from uptally.store import meta
 from uptally.store import secrets as secret_store
-from uptally.store.database import Database
+from uptally.store.database import Database, database_url
 
 RAW = base64.b64encode(b"k" * 32).decode()
 OTHER = base64.b64encode(b"o" * 32).decode()
@@ -157,3 +160,48 @@ async def _cli_with_input(stdin: str, *args: str, env: dict[str, str]) -> tuple[
         output, _ = await process.communicate(stdin.encode())
     assert process.returncode is not None
     return process.returncode, output.decode()
+
+
+PASSPHRASE = "correct horse battery staple"
+
+
+async def test_a_passphrase_is_stretched_with_the_installations_own_salt(
+    db: Database, tmp_path: Path
+) -> None:
+    legacy = Keyring(Key.parse(PASSPHRASE))  # the fixed salt of earlier versions
+    async with db.begin() as conn:
+        await secret_store.put_secret(db, conn, legacy, "old", "value-old", 1)
+        salt = await meta.installation_salt(db, conn)
+        assert await meta.installation_salt(db, conn) == salt  # made once, then kept
+    assert len(salt) == 16
+    ring = legacy.with_salt(salt)
+    assert ring.current.id != legacy.current.id
+    other = Database(database_url(tmp_path / "elsewhere"))
+    try:
+        await other.migrate()
+        async with other.begin() as conn:
+            elsewhere = legacy.with_salt(await meta.installation_salt(other, conn))
+    finally:
+        await other.close()
+    assert elsewhere.current.id not in (ring.current.id, legacy.current.id)
+    async with db.begin() as conn:
+        # What the fixed salt encrypted still opens; rotation moves it to the salted key.
+        assert await secret_store.get_secret(conn, ring, "old") == "value-old"
+        assert await secret_store.rotate(conn, ring, 2) == ["old"]
+        await secret_store.put_secret(db, conn, ring, "new", "value-new", 3)
+        assert {s.key_id for s in await secret_store.list_secrets(conn)} == {ring.current.id}
+        with pytest.raises(SecretKeyError):
+            await secret_store.get_secret(conn, legacy, "new")
+
+
+async def test_a_passphrase_encrypted_backup_restores_into_another_installation(
+    db: Database, tmp_path: Path
+) -> None:
+    async with db.begin() as conn:
+        ring = Keyring(Key.parse(PASSPHRASE)).with_salt(await meta.installation_salt(db, conn))
+    created = await create_backup(db, tmp_path / "b", ring, encrypt=True)
+    assert ring.salt is not None
+    assert created.manifest.key_salt == ring.salt.hex()
+    fresh = Keyring(Key.parse(PASSPHRASE))  # another host: the same passphrase, no database yet
+    result = await verify_backup(created.path, fresh)
+    assert result.ok, result.checks

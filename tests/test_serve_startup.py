@@ -84,3 +84,28 @@ async def test_a_data_directory_that_is_a_file_is_refused(tmp_path: Path) -> Non
     assert one_line(output) == (
         f"cannot use the data directory {blocker}: it is not a directory: not starting"
     )
+
+
+@pytest.mark.parametrize("token", ["demo", "admin-admin-admin-a", "0123456789abcde"])
+async def test_a_guessable_admin_token_is_refused_outside_a_demo(
+    tmp_path: Path, token: str
+) -> None:
+    config = tmp_path / "uptally.yaml"
+    config.write_text(CONFIG)
+    code, output = await run_cli(
+        "serve", "--config", str(config), "--data-dir", str(tmp_path / "d"), "--port", "0",
+        env={"UPTALLY_ADMIN_TOKEN": token},
+    )  # fmt: skip
+    assert code == 2, output
+    assert "UPTALLY_ADMIN_TOKEN" in one_line(output)
+    assert not (tmp_path / "d").exists()  # refused before anything was created
+
+
+async def test_a_demo_accepts_a_short_admin_token_and_says_so(tmp_path: Path) -> None:
+    from tests.procs import serving
+
+    config = tmp_path / "uptally.yaml"
+    config.write_text(CONFIG)
+    env = {"UPTALLY_ADMIN_TOKEN": "demo"}
+    async with serving(config, tmp_path / "d", env, args=("--demo",)) as (base, _):
+        assert base.startswith("http://127.0.0.1:")

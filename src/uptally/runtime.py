@@ -130,6 +130,9 @@ class Runtime:
         if self.config.backup.dir and self.config.backup.s3 and self.offsite is None:
             self.offsite = Bucket(self.config.backup.s3)  # OffsiteError: its keys are missing
         await self.db.migrate()
+        if self.keyring is not None:
+            async with self.db.begin() as conn:
+                self.keyring = self.keyring.with_salt(await meta.installation_salt(self.db, conn))
         for monitor in self.config.monitors:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms

@@ -2,9 +2,12 @@
 
 A key is 32 bytes. `UPTALLY_SECRET_KEY` holds either 32 random bytes in base64 (preferred:
 `python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`) or any other
-text, which is taken as a passphrase and stretched with scrypt (fixed salt, so the same
-passphrase always gives the same key). `UPTALLY_SECRET_KEY_FILE` names a file holding such a
-key instead. Older keys that may still have encrypted something go in
+text, which is taken as a passphrase and stretched with scrypt. The scrypt salt is random per
+installation (kept in the database, and in each encrypted backup's manifest beside its key id),
+so one passphrase gives different keys on different installations and a precomputed table
+does not fit all of them; keys stretched with the fixed salt of earlier versions still decrypt
+(`uptally secrets rotate` re-encrypts under the salted key). `UPTALLY_SECRET_KEY_FILE` names
+a file holding such a key instead. Older keys that may still have encrypted something go in
 `UPTALLY_SECRET_KEY_PREVIOUS` (comma-separated) or on the key file's further lines: they
 decrypt, only the current key encrypts, and `uptally secrets rotate` re-encrypts everything
 under the current one.
@@ -20,7 +23,7 @@ import binascii
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +46,7 @@ class SecretKeyError(ValueError):
 class Key:
     id: str
     material: bytes
+    passphrase: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_bytes(cls, material: bytes) -> Key:
@@ -67,10 +71,22 @@ class Key:
             raise SecretKeyError(
                 "the secret key must be 32 bytes in base64 or a passphrase of 12+ characters"
             )
-        stretched = hashlib.scrypt(
-            text.encode(), salt=_SCRYPT_SALT, n=1 << 15, r=8, p=1, maxmem=64 << 20, dklen=32
+        return cls.stretched(text)
+
+    @classmethod
+    def stretched(cls, passphrase: str, salt: bytes = b"") -> Key:
+        """A passphrase stretched with scrypt; no `salt` is the fixed one of earlier versions."""
+        material = hashlib.scrypt(
+            passphrase.encode(),
+            salt=_SCRYPT_SALT + salt,
+            n=1 << 15,
+            r=8,
+            p=1,
+            maxmem=64 << 20,
+            dklen=32,
         )
-        return cls.from_bytes(stretched)
+        key = cls.from_bytes(material)
+        return cls(key.id, key.material, passphrase)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +98,33 @@ class Sealed:
 class Keyring:
     """The current key (encrypts) and older ones (decrypt only)."""
 
-    def __init__(self, current: Key, previous: tuple[Key, ...] = ()) -> None:
+    def __init__(
+        self, current: Key, previous: tuple[Key, ...] = (), salt: bytes | None = None
+    ) -> None:
         self.current = current
         self._keys = {key.id: key for key in (*previous, current)}
+        self.salt = salt  # the installation's scrypt salt, once known (with_salt)
+
+    def with_salt(self, salt: bytes) -> Keyring:
+        """Passphrase keys stretched with the installation's salt; the current one encrypts.
+        Their fixed-salt versions stay, to decrypt what earlier versions encrypted."""
+        if self.salt == salt:
+            return self
+
+        def salted(key: Key) -> Key:
+            return Key.stretched(key.passphrase, salt) if key.passphrase else key
+
+        previous = (*(salted(key) for key in self.keys[1:]), *self.keys)
+        return Keyring(salted(self.current), previous, salt)
 
     @property
     def key_ids(self) -> list[str]:
         return list(self._keys)
+
+    @property
+    def keys(self) -> list[Key]:
+        """Every key, the current one first."""
+        return [self.current, *(key for key in self._keys.values() if key is not self.current)]
 
     def key(self, key_id: str) -> Key:
         try:

@@ -82,6 +82,21 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
+BOOTSTRAP_MIN_CHARS = 16
+
+
+def bootstrap_weakness(token: str) -> str | None:
+    """Why a bootstrap token is too guessable to guard the admin scope, or None.
+
+    Randomness cannot be measured from one value; length and variety catch the usual
+    placeholders ("demo", "admin", "changeme", "aaaaaaaaaaaaaaaa")."""
+    if len(token) < BOOTSTRAP_MIN_CHARS:
+        return f"is {len(token)} characters long; use at least {BOOTSTRAP_MIN_CHARS} random ones"
+    if len(set(token)) < 8:
+        return "repeats a few characters; use random ones"
+    return None
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

@@ -45,17 +45,30 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """A head hash recorded elsewhere (a backup manifest, a ticket): entry `seq` must match it."""
+    """A head hash recorded elsewhere (a backup manifest, a ticket): entry `seq` must match it.
+
+    `signature` (base64url Ed25519, see uptally.audit.signing) is set on signed anchors.
+    """
 
     seq: int
     hash: str
+    signature: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Anchor:
-        seq, _, digest = text.partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            raise ValueError(f"an anchor is SEQ:HASH (64 hex digits), not {text!r}")
-        return cls(int(seq), digest.lower())
+        seq, _, rest = text.strip().partition(":")
+        digest, _, signature = rest.partition(":")
+        if (
+            not seq.isdigit()
+            or len(digest) != 64
+            or any(c not in "0123456789abcdefABCDEF" for c in digest)
+        ):
+            raise ValueError(f"an anchor is SEQ:HASH[:SIGNATURE] (64 hex digits), not {text!r}")
+        return cls(int(seq), digest.lower(), signature or None)
+
+    def __str__(self) -> str:
+        base = f"{self.seq}:{self.hash}"
+        return f"{base}:{self.signature}" if self.signature else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +107,22 @@ def entry_hash(
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
-def parse_row(row: AuditRow) -> Entry:
-    details = json.loads(row.details)
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"details repeat the key {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_row(row: AuditRow, *, strict: bool = False) -> Entry:
+    """The entry of a stored row. `strict` (verification) also insists that the stored details
+    are exactly their canonical JSON: duplicate keys or any other encoding were not written by
+    `append`, and another reader could take a different meaning from them."""
+    details = json.loads(row.details, object_pairs_hook=_no_duplicates if strict else None)
+    if strict and canonical(details).decode() != row.details:
+        raise ValueError("details are not in canonical JSON")
     if not isinstance(details, dict):
         raise ValueError("details is not a JSON object")
     return Entry(
@@ -104,13 +131,20 @@ def parse_row(row: AuditRow) -> Entry:
 
 
 class ChainChecker:
-    """Fed stored rows in seq order; remembers the first problem (and stops looking after it)."""
+    """Fed stored rows in seq order; remembers the first problem (and stops looking after it).
 
-    def __init__(self, anchors: tuple[Anchor, ...] = ()) -> None:
+    `head` is the chain head read *before* the walk: it works like an anchor (its entry must
+    exist and have its hash). The head read after the walk goes to `finish`.
+    """
+
+    def __init__(
+        self, anchors: tuple[Anchor, ...] = (), head: tuple[int, str] | None = None
+    ) -> None:
         self.count = 0
         self.last: tuple[int, str] | None = None
         self.problem: Problem | None = None
         self._anchors = {anchor.seq: anchor.hash for anchor in anchors}
+        self._head = head
 
     def feed(self, row: AuditRow) -> bool:
         """Check one row; False once a problem was found."""
@@ -122,7 +156,7 @@ class ChainChecker:
             missing = f"{expected_seq}" + (f"–{row.seq - 1}" if row.seq - 1 > expected_seq else "")
             return self._fail(expected_seq, f"missing (entries {missing} were deleted)")
         try:
-            entry = parse_row(row)
+            entry = parse_row(row, strict=True)
             computed = entry_hash(
                 entry.seq,
                 entry.at,
@@ -142,6 +176,8 @@ class ChainChecker:
             return self._fail(
                 row.seq, "does not follow the entry before it: reordered, replaced or inserted"
             )
+        if self._head is not None and self._head[0] == row.seq and self._head[1] != row.hash:
+            return self._fail(row.seq, "differs from the recorded head: edited")
         anchored = self._anchors.get(row.seq)
         if anchored is not None and anchored != row.hash:
             return self._fail(
@@ -151,15 +187,28 @@ class ChainChecker:
         self.last = (row.seq, row.hash)
         return True
 
-    def finish(self, head: tuple[int, str] | None) -> Problem | None:
-        """After the last row: compare with the recorded head and the anchors."""
+    def finish(self, head_after: tuple[int, str] | None = None) -> Problem | None:
+        """After the last row: compare with the recorded head (read after the walk) and anchors.
+
+        Entries appended while the walk ran are legitimate: `append` moves the head in the same
+        transaction, so they lie at or below the head read afterwards. An entry beyond that head
+        was written around the chain head: forged.
+        """
         if self.problem is not None:
             return self.problem
+        head = self._head if head_after is None else head_after
         last_seq = self.last[0] if self.last else 0
-        if head is not None and head[0] > last_seq:
+        recorded = head[0] if head else 0
+        if last_seq > recorded:
+            self._fail(
+                recorded + 1,
+                f"beyond the recorded head (entry {recorded}): appended around the chain head, "
+                "forged",
+            )
+        elif self._head is not None and self._head[0] > last_seq:
             self._fail(
                 last_seq + 1,
-                f"missing: the head records entry {head[0]}, the log ends at {last_seq} "
+                f"missing: the head records entry {self._head[0]}, the log ends at {last_seq} "
                 "(the newest entries were deleted)",
             )
         elif head is not None and head[0] == last_seq and self.last and head[1] != self.last[1]:

@@ -75,7 +75,9 @@ async def list_entries(conn: AsyncConnection, where: AuditFilter) -> list[Entry]
 
 async def verify(conn: AsyncConnection, anchors: tuple[Anchor, ...] = ()) -> VerifyReport:
     """Walk the whole chain; report the first bad entry (edited, deleted, reordered)."""
-    checker = ChainChecker(anchors)
+    # The head is read before and after the walk, so entries appended meanwhile are told apart
+    # from ones written around the chain head (see ChainChecker.finish).
+    checker = ChainChecker(anchors, head=await store.head(conn))
     async for row in store.walk(conn):
         if not checker.feed(row):
             break

@@ -17,6 +17,7 @@ from uptally.backup.stream import seal_file
 from uptally.clock import Clock, SystemClock
 from uptally.secrets import Keyring, SecretKeyError
 from uptally.store.database import Database
+from uptally.store.files import private_dir, private_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ async def create_backup(
             schema_revision=snapshot.revision,
             encrypted=encrypt,
             key_id=keyring.current.id if encrypt and keyring else None,
+            key_salt=_salt(keyring) if encrypt else None,
             audit_head=snapshot.audit_head,
             tables=snapshot.tables,
             uptally_version=__version__,
@@ -75,11 +77,19 @@ async def create_backup(
 
 
 def _workdir(out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     return Path(tempfile.mkdtemp(dir=out_dir, prefix=".uptally-backup-"))
 
 
 def _publish(partial: Path, final: Path, manifest: Manifest) -> Path:
+    private_file(partial)
     os.replace(partial, final)
-    write_manifest(final, manifest)
+    private_file(write_manifest(final, manifest))
     return final
+
+
+def _salt(keyring: Keyring | None) -> str | None:
+    """The installation's salt, which a passphrase key needs to be stretched again on restore."""
+    if keyring is None or keyring.salt is None or keyring.current.passphrase is None:
+        return None
+    return keyring.salt.hex()

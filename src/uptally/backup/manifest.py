@@ -29,6 +29,7 @@ class Manifest:
     uptally_version: str = ""
     compression: str = "gzip"
     format: int = FORMAT
+    key_salt: str | None = None  # hex scrypt salt when the key is a passphrase (secrets.py)
 
     @property
     def created_at(self) -> str:

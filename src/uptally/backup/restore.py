@@ -19,6 +19,7 @@ from uptally.backup.manifest import Manifest, backup_path
 from uptally.backup.verify import Verification, inspect_pg_archive, inspect_sqlite, unpack
 from uptally.secrets import Keyring
 from uptally.store.database import Database, alembic_config
+from uptally.store.files import private_sqlite
 
 _BOOKKEEPING = {"alembic_version", "meta"}  # present in a database that never held data
 
@@ -117,7 +118,7 @@ async def _replace(db: Database, raw: Path, manifest: Manifest, *, force: bool, 
 
 
 def _restore_sqlite(raw: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite(target)
     source = sqlite3.connect(f"file:{raw}?mode=ro", uri=True)
     try:
         destination = sqlite3.connect(target, timeout=30)

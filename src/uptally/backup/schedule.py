@@ -244,7 +244,7 @@ class BackupSchedule:
             self.db,
             self.directory,
             self.keyring,
-            encrypt=self.settings.encrypt,
+            encrypt=self.settings.encrypts(self.keyring is not None),
             clock=self.clock,
         )
         removed = await asyncio.to_thread(rotate, self.directory, self.settings.keep)

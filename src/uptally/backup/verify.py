@@ -59,6 +59,11 @@ async def unpack(result: Verification, keyring: Keyring | None, raw: Path) -> bo
     if digest != manifest.sha256:
         return result.add("checksum", False, f"SHA-256 {digest} does not match the manifest")
     result.add("checksum", True, f"SHA-256 {digest[:16]}…, {size} bytes")
+    if manifest.key_salt and keyring is not None:  # a passphrase key, stretched as it was then
+        try:
+            keyring = keyring.with_salt(bytes.fromhex(manifest.key_salt))
+        except ValueError:
+            return result.add("decrypt and decompress", False, "the manifest's key_salt is damaged")
     try:
         unpacked = await asyncio.to_thread(
             open_file, result.backup, raw, keyring, manifest.encrypted

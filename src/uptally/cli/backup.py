@@ -29,6 +29,7 @@ from uptally.cli.common import (
     check_format,
     keyring,
     opened,
+    salted,
     settings,
 )
 from uptally.durations import format_duration_ms
@@ -67,7 +68,11 @@ def backup_create(
         typer.Option("--out", help="Directory (default: backup.dir, else DATA_DIR/backups)."),
     ] = None,
     encrypt: Annotated[
-        bool | None, typer.Option("--encrypt/--no-encrypt", help="Default: backup.encrypt.")
+        bool | None,
+        typer.Option(
+            "--encrypt/--no-encrypt",
+            help="Default: backup.encrypt, else encrypted whenever UPTALLY_SECRET_KEY is set.",
+        ),
     ] = None,
     s3: Annotated[
         bool | None,
@@ -87,12 +92,12 @@ def backup_create(
 
     loaded = settings(config)
     target = backup_dir(loaded, data_dir, out_dir)
-    sealed = loaded.backup.encrypt if encrypt is None else encrypt
+    ring = keyring()
+    sealed = loaded.backup.encrypts(ring is not None) if encrypt is None else encrypt
     offsite = loaded.backup.s3 if s3 is not False else None
     if s3 and offsite is None:
         err.print("--s3 needs a backup.s3 block in the --config file", markup=False)
         raise typer.Exit(EXIT_USAGE)
-    ring = keyring()
     if sealed and ring is None:
         err.print(
             "--encrypt needs UPTALLY_SECRET_KEY (or UPTALLY_SECRET_KEY_FILE)",
@@ -109,7 +114,7 @@ def backup_create(
     async def run() -> tuple[Created, Copied | None]:
         async with opened(data_dir) as db:
             with err.status("backing up…"):
-                created = await create_backup(db, target, ring, encrypt=sealed)
+                created = await create_backup(db, target, await salted(ring, db), encrypt=sealed)
         if bucket is None:
             return created, None
         with err.status(f"copying to {bucket}…"):

@@ -117,3 +117,13 @@ def check_format(output: str, allowed: tuple[str, ...] = ("table", "json")) -> N
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_USAGE)
+
+
+async def salted(ring: Keyring | None, db: Database) -> Keyring | None:
+    """The keyring with this installation's scrypt salt (passphrase keys depend on it)."""
+    if ring is None:
+        return None
+    from uptally.store import meta
+
+    async with db.begin() as conn:
+        return ring.with_salt(await meta.installation_salt(db, conn))

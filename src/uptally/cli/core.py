@@ -124,8 +124,13 @@ def serve(
         Path | None,
         typer.Option(help="Keep a static copy of the status page here, re-exported on changes."),
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(help="A throwaway demo: allows a short UPTALLY_ADMIN_TOKEN such as 'demo'."),
+    ] = False,
 ) -> None:
     """Run everything in one process: web/API, scheduler, embedded probe, evaluator, timers."""
+    _check_admin_token(os.environ.get("UPTALLY_ADMIN_TOKEN") or None, demo)
     if port:  # a config that watches this very server (like the demo) follows --port
         os.environ["UPTALLY_PORT"] = str(port)
     loaded = load_or_exit(config, err)
@@ -148,6 +153,29 @@ def serve(
         )
     )
     raise typer.Exit(code)
+
+
+def _check_admin_token(token: str | None, demo: bool) -> None:
+    """The bootstrap token holds the admin scope: refuse a guessable one outside a demo."""
+    from uptally.tokens import bootstrap_weakness
+
+    why = bootstrap_weakness(token) if token else None
+    if why is None:
+        return
+    if demo:
+        err.print(
+            f"demo: UPTALLY_ADMIN_TOKEN {why}; never expose this instance beyond this machine",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    err.print(
+        f"UPTALLY_ADMIN_TOKEN {why} (make one with: python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(24))'); `serve --demo` accepts a weak one for a demo",
+        markup=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_USAGE)
 
 
 def tune_gc() -> None:

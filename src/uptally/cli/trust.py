@@ -1,4 +1,4 @@
-"""`uptally audit verify`, `tokens create|list|revoke`, `secrets set|list|rotate`."""
+"""`uptally audit verify|anchor`, `tokens create|list|revoke`, `secrets set|list|rotate`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from uptally.cli.common import (
     check_format,
     keyring,
     opened,
+    salted,
     settings,
 )
 from uptally.clock import SystemClock, iso
@@ -34,6 +35,7 @@ from uptally.durations import parse_duration_ms
 
 if TYPE_CHECKING:  # imported when used: other commands need not load SQLAlchemy
     from uptally import audit, tokens
+    from uptally.secrets import Keyring
     from uptally.store import secrets as secret_store
     from uptally.store import tokens as token_store
 
@@ -57,7 +59,17 @@ def audit_verify(
     data_dir: DataDirOption = DEFAULT_DIR,
     anchor: Annotated[
         list[str] | None,
-        typer.Option(help="SEQ:HASH recorded elsewhere (e.g. a backup manifest) that must match."),
+        typer.Option(
+            help="SEQ:HASH[:SIGNATURE] recorded elsewhere (a backup manifest, "
+            "`audit anchor`) that must match."
+        ),
+    ] = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public-key",
+            help="Checks signed anchors without the secret key (`audit anchor --public-key`).",
+        ),
     ] = None,
     output: FormatOption = "table",
 ) -> None:
@@ -71,20 +83,26 @@ def audit_verify(
     except ValueError as error:
         err.print(str(error), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
-    report = run_async(_verify(data_dir, anchors))
+    signed = any(anchor.signature for anchor in anchors)
+    ring = keyring() if signed and not public_key else None
+    if signed and not public_key and ring is None:
+        err.print(
+            "a signed anchor is checked with --public-key or UPTALLY_SECRET_KEY",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    report, ring = run_async(_verify(data_dir, anchors, ring))
+    forged = _check_signatures(anchors, public_key or [], ring)
+    problem = forged or (str(report.problem) if report.problem else None)
     head = {"seq": report.head[0], "hash": report.head[1]} if report.head else None
     if output == "json":
         out.print_json(
             json.dumps(
-                {
-                    "ok": report.ok,
-                    "entries": report.entries,
-                    "head": head,
-                    "problem": str(report.problem) if report.problem else None,
-                }
+                {"ok": problem is None, "entries": report.entries, "head": head, "problem": problem}
             )
         )
-    elif report.problem is None:
+    elif problem is None:
         where = f"head {head['seq']}:{head['hash']}" if head else "empty"
         out.print(
             f"audit log OK: {report.entries} entries verified, {where}",
@@ -92,15 +110,85 @@ def audit_verify(
             soft_wrap=True,
         )
     else:
-        out.print(f"audit log TAMPERED: {report.problem}", markup=False, soft_wrap=True)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
+        out.print(f"audit log TAMPERED: {problem}", markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_OK if problem is None else EXIT_FAILED)
 
 
-async def _verify(data_dir: Path, anchors: tuple[audit.Anchor, ...]) -> audit.VerifyReport:
+def _check_signatures(
+    anchors: tuple[audit.Anchor, ...], public_keys: list[str], ring: Keyring | None
+) -> str | None:
+    """The first anchor whose signature is not this instance's, as a problem; None if all hold."""
+    from uptally.audit import signing
+
+    signed = [anchor for anchor in anchors if anchor.signature]
+    keys = list(public_keys) or (signing.known_public_keys(ring) if ring else [])
+    for anchor in signed:
+        try:
+            signing.check(anchor, keys)
+        except ValueError as error:
+            return str(error)
+    return None
+
+
+async def _verify(
+    data_dir: Path, anchors: tuple[audit.Anchor, ...], ring: Keyring | None
+) -> tuple[audit.VerifyReport, Keyring | None]:
     from uptally import audit
 
-    async with opened(data_dir) as db, db.connect() as conn:
-        return await audit.verify(conn, anchors)
+    async with opened(data_dir) as db:
+        ring = await salted(ring, db)
+        async with db.connect() as conn:
+            return await audit.verify(conn, anchors), ring
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    config: OptionalConfig = None,
+    data_dir: DataDirOption = DEFAULT_DIR,
+    show_public_key: Annotated[
+        bool,
+        typer.Option(
+            "--public-key", help="Print the public key that checks this instance's anchors."
+        ),
+    ] = False,
+) -> None:
+    """Print the chain head as SEQ:HASH:SIGNATURE, to be kept elsewhere and checked by verify."""
+    from uptally import audit
+    from uptally.audit import signing
+
+    settings(config)
+    head, ring = run_async(_head(data_dir, keyring()))
+    if show_public_key:
+        if ring is None:
+            err.print("the signing key comes from UPTALLY_SECRET_KEY, which is not set")
+            raise typer.Exit(EXIT_USAGE)
+        out.print(signing.public_key(ring), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_OK)
+    if head is None:
+        err.print("the audit log is empty: nothing to anchor yet")
+        raise typer.Exit(EXIT_FAILED)
+    anchor = audit.Anchor(*head)
+    if ring is None:
+        err.print(
+            "not signed: UPTALLY_SECRET_KEY is not set (an unsigned anchor still catches a "
+            "rewrite, but cannot prove where it came from)",
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        anchor = signing.sign(anchor, ring)
+    out.print(str(anchor), markup=False, soft_wrap=True)
+
+
+async def _head(
+    data_dir: Path, ring: Keyring | None
+) -> tuple[tuple[int, str] | None, Keyring | None]:
+    from uptally.store import audit as audit_store
+
+    async with opened(data_dir) as db:
+        ring = await salted(ring, db)
+        async with db.connect() as conn:
+            return await audit_store.head(conn), ring
 
 
 @tokens_app.command("create")
@@ -239,18 +327,21 @@ def secrets_set(
     if not value:
         err.print("no value on standard input", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE)
-    run_async(_set(data_dir, ring, name, value))
-    out.print(f"secret {name} set (key {ring.current.id})", markup=False, soft_wrap=True)
+    key_id = run_async(_set(data_dir, ring, name, value))
+    out.print(f"secret {name} set (key {key_id})", markup=False, soft_wrap=True)
 
 
-async def _set(data_dir: Path, ring: Any, name: str, value: str) -> None:
+async def _set(data_dir: Path, ring: Any, name: str, value: str) -> str:
     from uptally import audit
     from uptally.store import secrets as secret_store
 
     now = SystemClock().now_ms()
-    async with opened(data_dir) as db, db.begin() as conn:
-        await secret_store.put_secret(db, conn, ring, name, value, now)
-        await audit.append(conn, audit.cli_actor(), "secret.set", f"secret:{name}", at=now)
+    async with opened(data_dir) as db:
+        ring = await salted(ring, db)
+        async with db.begin() as conn:
+            await secret_store.put_secret(db, conn, ring, name, value, now)
+            await audit.append(conn, audit.cli_actor(), "secret.set", f"secret:{name}", at=now)
+    return str(ring.current.id)
 
 
 @secrets_app.command("list")
@@ -280,31 +371,33 @@ def secrets_rotate(config: OptionalConfig = None, data_dir: DataDirOption = DEFA
         err.print("set UPTALLY_SECRET_KEY to the new key first", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE)
     try:
-        names = run_async(_rotate(data_dir, ring))
+        names, key_id = run_async(_rotate(data_dir, ring))
     except ValueError as error:  # SecretKeyError: an old key is missing
         err.print(f"nothing rotated: {error}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
     out.print(
-        f"re-encrypted {len(names)} secret(s) under key {ring.current.id}",
+        f"re-encrypted {len(names)} secret(s) under key {key_id}",
         markup=False,
         soft_wrap=True,
     )
 
 
-async def _rotate(data_dir: Path, ring: Any) -> list[str]:
+async def _rotate(data_dir: Path, ring: Any) -> tuple[list[str], str]:
     from uptally import audit
     from uptally.store import secrets as secret_store
 
     now = SystemClock().now_ms()
-    async with opened(data_dir) as db, db.begin() as conn:
-        names = await secret_store.rotate(conn, ring, now)
-        if names:
-            await audit.append(
-                conn,
-                audit.cli_actor(),
-                "secrets.rotated",
-                "secrets",
-                {"key_id": ring.current.id, "names": names},
-                at=now,
-            )
-        return names
+    async with opened(data_dir) as db:
+        ring = await salted(ring, db)
+        async with db.begin() as conn:
+            names = await secret_store.rotate(conn, ring, now)
+            if names:
+                await audit.append(
+                    conn,
+                    audit.cli_actor(),
+                    "secrets.rotated",
+                    "secrets",
+                    {"key_id": ring.current.id, "names": names},
+                    at=now,
+                )
+    return names, str(ring.current.id)

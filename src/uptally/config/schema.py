@@ -994,10 +994,15 @@ class Backup(Strict):
     dir: str | None = None
     every: Duration = 86_400_000
     keep: BackupKeep = Field(default_factory=BackupKeep)
-    encrypt: bool = False  # needs UPTALLY_SECRET_KEY
+    # None: encrypted whenever UPTALLY_SECRET_KEY is set; true requires it; false never.
+    encrypt: bool | None = None
     monitor: Identifier = "uptally-backup"  # heartbeat pinged after each successful backup
     grace: Duration = 3_600_000
     s3: BackupS3 | None = None  # off-site copies of each backup
+
+    def encrypts(self, has_key: bool) -> bool:
+        """Whether a backup is encrypted, given whether a secret key is configured."""
+        return has_key if self.encrypt is None else self.encrypt
 
     @property
     def s3_keep(self) -> BackupKeep:

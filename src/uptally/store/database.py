@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
+from uptally.store.files import private_dir, private_sqlite
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # PostgreSQL advisory lock key of a claim: each serve holds it shared, a restore exclusively.
 # Distinct from the others: 727_274 migrations, 727_275 scheduled backups, 727_276-7 timers.
@@ -135,7 +137,7 @@ class Database:
         """Bring the schema to the newest version (idempotent; safe with several instances)."""
         path = self.sqlite_file
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(private_sqlite, path)
         engine = self.engine
         if not self.is_sqlite:  # without COMMAND_TIMEOUT_S: a migration may rewrite a big table
             engine = create_async_engine(
@@ -192,8 +194,8 @@ def insert_ignore(db: Database, table: Table, keys: Sequence[str]) -> Any:
 
 
 def _lock_file(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from uptally.store.database import Database, upsert
+from uptally.store.database import Database, insert_ignore, upsert
 from uptally.store.tables import meta
+
+SECRET_SALT = "secret_key_salt"
 
 
 async def get(conn: AsyncConnection, key: str) -> str | None:
@@ -22,3 +26,13 @@ async def pop(conn: AsyncConnection, key: str) -> str | None:
     if value is not None:
         await conn.execute(delete(meta).where(meta.c.key == key))
     return value
+
+
+async def installation_salt(db: Database, conn: AsyncConnection) -> bytes:
+    """This installation's random scrypt salt for passphrase keys (made on first use)."""
+    value = await get(conn, SECRET_SALT)
+    if value is None:
+        fresh = {"key": SECRET_SALT, "value": os.urandom(16).hex()}
+        await conn.execute(insert_ignore(db, meta, ["key"]), [fresh])  # another instance may win
+        value = await get(conn, SECRET_SALT)
+    return bytes.fromhex(value or "")
