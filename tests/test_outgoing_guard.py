@@ -13,7 +13,7 @@ import dns.rdatatype
 import pytest
 
 from tests.conftest import config_from, serve_app
-from tests.receivers import HttpReceiver
+from tests.receivers import HttpReceiver, SmtpReceiver
 from tests.targets import DnsTarget
 from uptally.clock import SystemClock
 from uptally.config import ConfigError, parse_config
@@ -172,3 +172,14 @@ def test_allow_internal_entries_are_validated_with_their_line() -> None:
     assert "neither an address, a network (CIDR) nor a host name" in line
     config = parse_config(text.replace("not a host!", "hooks.internal.example."), "u.yaml")
     assert config.security.guard == Guard.allowing(["10.0.0.0/8", "hooks.internal.example"])
+
+
+async def test_guarded_apprise_mail_reaches_only_a_checked_relay() -> None:
+    async with SmtpReceiver() as smtp:
+        url = f"mailto://127.0.0.1:{smtp.port}?from=up@example.com&to=ops@example.com&mode=insecure"
+        with pytest.raises(DeliveryError, match="not a public address") as refused:
+            await AppriseChannel(url, 5, Guard()).send(EVENT)
+        assert refused.value.permanent
+        assert smtp.messages == []
+        await AppriseChannel(url, 5, Guard.allowing(["127.0.0.1/32"])).send(EVENT)
+        await smtp.wait_for(lambda: len(smtp.messages) == 1)
