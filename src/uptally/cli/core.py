@@ -61,6 +61,7 @@ def check(
 ) -> None:
     """Run one monitor's check once from here; exit 0 if up, 1 if down."""
     from uptally.checks.registry import run_check
+    from uptally.config.secretrefs import names_in
 
     loaded = load_or_exit(config, err)
     monitor = loaded.monitor(monitor_id)
@@ -76,6 +77,13 @@ def check(
         )
         raise typer.Exit(EXIT_USAGE)
     assert isinstance(monitor, ActiveMonitor)
+    if names_in(monitor):
+        err.print(
+            f"{monitor_id} refers to the secret store (${{secret:…}}), which `uptally serve` "
+            "reads; this command does not",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
     result = run_async(run_check(monitor, "local"))
     if output == "json":
         out.print_json(
