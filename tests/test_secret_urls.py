@@ -11,10 +11,17 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import config_from, serve_app
 from tests.procs import serving
 from tests.receivers import HttpReceiver, poll_until
 from tests.targets import HttpTarget, Request, Response, TcpTarget, hang
+from uptally.clock import FakeClock
+from uptally.metrics import Metrics
 from uptally.redaction import Redactor
+from uptally.runtime import Runtime
+from uptally.store import results as result_store
+from uptally.store.database import Database
+from uptally.web.app import create_app
 
 TOKEN = "secret-urls-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -144,3 +151,40 @@ async def test_secrets_in_monitor_urls_never_leave_the_check(tmp_path: Path) -> 
     stored = b"".join(path.read_bytes() for path in data.glob("uptally.db*"))
     for secret in (PASSWORD, QUERY_TOKEN, API_KEY, BEARER):
         assert secret.encode() not in stored
+
+
+async def test_the_hub_redacts_agent_results_with_the_configured_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_EU_TOKEN", "eu-secret")
+    config = config_from(
+        """
+locations: [{name: eu, token_env: TEST_EU_TOKEN}]
+monitors: [{id: api, kind: http, url: "http://127.0.0.1:9/", locations: [eu]}]
+security: {secret_query_keys: [session]}
+"""
+    )
+    clock = FakeClock()
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/uptally.db")
+    runtime = Runtime(config, database, clock=clock, metrics=Metrics(), run_probe=False)
+    await runtime.start()
+    try:
+        message = "timed out (https://u:pw-9@h/x?session=s3ss10n&page=2)"
+        result = {"id": "r1", "monitor": "api", "at": clock.now_ms(), "ok": False}
+        result |= {"latency_ms": 3.0, "error": "timeout", "message": message}
+        body = {"location": "eu", "sent_at": clock.now_ms(), "results": [result]}
+        async with (
+            serve_app(create_app(runtime, TOKEN)) as base,
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{base}/api/v1/probes/results",
+                json=body,
+                headers={"Authorization": "Bearer eu-secret"},
+            ) as response,
+        ):
+            assert response.status == 200, await response.text()
+        async with runtime.db.connect() as conn:
+            [stored] = await result_store.list_results(conn, "api")
+        assert stored.message == "timed out (https://***@h/x?session=***&page=2)"
+    finally:
+        await runtime.stop()
