@@ -62,6 +62,7 @@ def check(
     """Run one monitor's check once from here; exit 0 if up, 1 if down."""
     from uptally.checks.registry import run_check
     from uptally.config.secretrefs import names_in
+    from uptally.redaction import Redactor
 
     loaded = load_or_exit(config, err)
     monitor = loaded.monitor(monitor_id)
@@ -84,7 +85,8 @@ def check(
             markup=False,
         )
         raise typer.Exit(EXIT_USAGE)
-    result = run_async(run_check(monitor, "local"))
+    redactor = Redactor.with_keys(loaded.security.secret_query_keys)
+    result = run_async(run_check(monitor, "local", redactor))
     if output == "json":
         out.print_json(
             json.dumps(
