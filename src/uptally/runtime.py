@@ -28,6 +28,8 @@ from uptally.maintenance.timer import MaintenanceTimer
 from uptally.metrics import Metrics
 from uptally.notify.service import Notifier
 from uptally.probe.runner import ProbeRunner
+from uptally.probe.secretsource import StoreSecrets
+from uptally.redaction import Redactor
 from uptally.secrets import Keyring, SecretKeyError, load_keyring
 from uptally.sla.watch import SlaWatch
 from uptally.store import heartbeats as heartbeat_store
@@ -101,7 +103,13 @@ class Runtime:
         self.ingest = Ingest(db, self.evaluator, self.clock, self.metrics)
         self.heartbeats = Heartbeats(self.ingest, self.clock, self.metrics, config.site.timezone)
         self.probe = ProbeRunner(
-            "local", self.ingest.submit, self.clock, self.metrics, config.probe.concurrency
+            "local",
+            self.ingest.submit,
+            self.clock,
+            self.metrics,
+            config.probe.concurrency,
+            secrets=StoreSecrets(db, lambda: self.keyring),
+            redactor=lambda: Redactor.with_keys(self.config.security.secret_query_keys),
         )
         self._run_probe = run_probe and config.probe.enabled
         self.fleet = Fleet(config, self.ingest, self.clock, self.metrics)

@@ -14,6 +14,7 @@ from uptally.checks.http import response_facts
 from uptally.checks.httpclient import HttpResponse, fetch
 from uptally.checks.judge import captures_of, expand_all, judge
 from uptally.config.schema import JsonRpcMonitor, JsonRpcStep
+from uptally.redaction import Redactor
 
 REQUEST_ID = 1
 CLOSE_GRACE_S = 1.0
@@ -77,7 +78,10 @@ async def _close_session(
             max_body=4096,
         )
     except CheckFailed as failed:  # the server ends idle sessions itself in the end
-        log.debug("closing MCP session at %s failed: %s", spec.url, failed.message)
+        shown = Redactor()
+        log.debug(
+            "closing MCP session at %s failed: %s", shown.url(spec.url), shown.text(failed.message)
+        )
 
 
 def _judged(

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from uptally.checks import dns, http, jsonrpc, metric, scenario, tcp
 from uptally.checks.base import CheckContext, CheckResult, ErrorCode
-from uptally.config.schema import ActiveMonitor
+from uptally.config.schema import ActiveMonitor, monitor_document
+from uptally.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,41 @@ CHECKS: dict[str, CheckFn] = {
 _HARD_STOP_GRACE_S = 1.0
 
 
-async def run_check(monitor: ActiveMonitor, location: str = "local") -> CheckResult:
-    """Run the monitor's check once; never raises and never outlives timeout + a short grace."""
+async def run_check(
+    monitor: ActiveMonitor,
+    location: str = "local",
+    redactor: Redactor | None = None,
+) -> CheckResult:
+    """Run the monitor's check once; never raises and never outlives timeout + a short grace.
+
+    The message is redacted (URL credentials, secret query values, and the redactor's literals,
+    e.g. resolved `${secret:…}` values) before it leaves: nothing secret is ever stored.
+    """
+    result = await _run(monitor, location)
+    redactor = (redactor or Redactor()).including(_secrets_of(monitor, redactor or Redactor()))
+    message = redactor.text(result.message)
+    return result if message == result.message else replace(result, message=message)
+
+
+def _secrets_of(monitor: ActiveMonitor, redactor: Redactor) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "url" and isinstance(item, str):
+                    found.extend(redactor.secrets_in_url(item))
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(monitor_document(monitor))
+    return found
+
+
+async def _run(monitor: ActiveMonitor, location: str) -> CheckResult:
     kind = getattr(monitor, "kind", None)
     check = CHECKS.get(kind) if isinstance(kind, str) else None
     if check is None:

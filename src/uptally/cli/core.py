@@ -61,6 +61,8 @@ def check(
 ) -> None:
     """Run one monitor's check once from here; exit 0 if up, 1 if down."""
     from uptally.checks.registry import run_check
+    from uptally.config.secretrefs import names_in
+    from uptally.redaction import Redactor
 
     loaded = load_or_exit(config, err)
     monitor = loaded.monitor(monitor_id)
@@ -76,7 +78,15 @@ def check(
         )
         raise typer.Exit(EXIT_USAGE)
     assert isinstance(monitor, ActiveMonitor)
-    result = run_async(run_check(monitor, "local"))
+    if names_in(monitor):
+        err.print(
+            f"{monitor_id} refers to the secret store (${{secret:…}}), which `uptally serve` "
+            "reads; this command does not",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    redactor = Redactor.with_keys(loaded.security.secret_query_keys)
+    result = run_async(run_check(monitor, "local", redactor))
     if output == "json":
         out.print_json(
             json.dumps(

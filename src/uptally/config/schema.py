@@ -27,6 +27,7 @@ from pydantic import (
 from uptally.conditions import Capture, Condition, ConditionError, parse_capture, parse_condition
 from uptally.durations import parse_duration_ms, parse_size
 from uptally.events import EventKind
+from uptally.netguard import Guard, allowance
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,128}$"
@@ -1024,11 +1025,29 @@ class DisasterRecovery(Strict):
     rpo: Duration = 24 * 3_600_000
 
 
+def _allowance(entry: str) -> str:
+    allowance(entry)  # raises ValueError naming the entry
+    return entry
+
+
 class Security(Strict):
-    ssrf_guard: bool = False  # refuse private targets for monitors created through the API
+    # channels made through the admin API may reach public addresses only (docs/trust.md)
+    ssrf_guard: bool = True
+    # internal targets allowed after all (guarded channels, subscriber webhooks): CIDRs or names
+    allow_internal: list[Annotated[str, Field(max_length=253), AfterValidator(_allowance)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    # query parameters whose values are redacted wherever a URL is shown (besides the defaults)
+    secret_query_keys: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=1000
+    )
     max_body: Size = 8 << 20  # largest accepted API request body (agents send batches)
     auth_failures: int = Field(default=10, ge=1, le=10_000)  # per client address and window
     auth_window: Duration = 60_000
+
+    @property
+    def guard(self) -> Guard:
+        return Guard.allowing(self.allow_internal)
 
 
 class Config(Strict):

@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from uptally.netguard import Guard
+from uptally.notify.socketguard import guarding
 from uptally.notify.transport import DeliveryError, Outgoing
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,12 @@ def notify_type(kind: str, data: Mapping[str, Any]) -> str:
 
 
 class AppriseChannel:
-    def __init__(self, url: str, timeout_s: float) -> None:
+    """One Apprise URL; with a guard, its plugin connects to checked addresses only."""
+
+    def __init__(self, url: str, timeout_s: float, guard: Guard | None = None) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.guard = guard
 
     async def send(self, outgoing: Outgoing) -> int | None:
         with warnings.catch_warnings():
@@ -53,7 +58,7 @@ class AppriseChannel:
                 raise DeliveryError("not a valid or supported Apprise URL", permanent=True)
         message = outgoing.message
         capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
-        with capture as captured:
+        with capture as captured, guarding(self.guard) as refused:
             try:
                 # Apprise has its own timeouts; this bounds a plugin that ignores them.
                 async with asyncio.timeout(self.timeout_s * 3):
@@ -64,6 +69,8 @@ class AppriseChannel:
                     )
             except TimeoutError:
                 raise DeliveryError("timed out") from None
+        if refused:
+            raise DeliveryError(refused[0], permanent=True)
         if not ok:
             detail = " ".join(str(captured.getvalue()).split())[:300]
             raise DeliveryError(f"apprise: {detail or 'the service did not accept it'}")

@@ -22,6 +22,7 @@ import aiohttp
 from uptally.clock import Clock, Millis
 from uptally.config.schema import Config, Retry
 from uptally.metrics import Metrics
+from uptally.netguard import Guard, http_session
 from uptally.notify.backoff import delay_ms
 from uptally.notify.recorder import Recorder
 from uptally.notify.render import render
@@ -64,7 +65,9 @@ class Dispatcher:
         self.workers: dict[str, asyncio.Task[None]] = {}
         self._more: dict[str, asyncio.Event] = {}  # a running worker's queue got new work
         self.on_idle: Callable[[], None] = lambda: None  # a worker finished: look again
-        self._session: aiohttp.ClientSession | None = None
+        # one session per guard: a connection kept alive for a trusted target must never
+        # serve a guarded one
+        self._sessions: dict[Guard | None, aiohttp.ClientSession] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -102,9 +105,9 @@ class Dispatcher:
                 await store.release_all(conn, self.owner)
         except Exception as error:
             log.warning("releasing delivery leases failed (they expire by themselves): %s", error)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
 
     def nudge(self, targets: set[str]) -> None:
         """New deliveries were queued for these targets (those being delivered here look now)."""
@@ -113,13 +116,11 @@ class Dispatcher:
             if more is not None:
                 more.set()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=32),
-                trust_env=False,
-            )
-        return self._session
+    def _http(self, guard: Guard | None) -> aiohttp.ClientSession:
+        session = self._sessions.get(guard)
+        if session is None:
+            session = self._sessions[guard] = http_session(guard)
+        return session
 
     # -- scheduling ------------------------------------------------------------------------
 

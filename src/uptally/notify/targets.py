@@ -12,6 +12,7 @@ import aiohttp
 from uptally.clock import Millis, iso
 from uptally.config.schema import Channel, Config, SecretRef
 from uptally.incidents.texts import format_time, join_names
+from uptally.netguard import Guard
 from uptally.notify import mail
 from uptally.notify.apprise_channel import AppriseChannel
 from uptally.notify.email import Mailer, SmtpSettings
@@ -48,7 +49,7 @@ class Resolver:
         db: Database,
         config: Callable[[], Config],
         keyring: Callable[[], Keyring | None],
-        session: Callable[[], aiohttp.ClientSession],
+        session: Callable[[Guard | None], aiohttp.ClientSession],
         clock_now: Callable[[], Millis],
     ) -> None:
         self.db = db
@@ -63,10 +64,12 @@ class Resolver:
         config = self.config()
         timeout_s = config.notifications.timeout / 1000
         if target.startswith(CHANNEL):
-            url, secret = await self._channel(target.removeprefix(CHANNEL), config)
+            url, secret, provisioned = await self._channel(target.removeprefix(CHANNEL), config)
+            # the config file's channels are the operator's own; API-made ones are guarded
+            guard = None if provisioned or not config.security.ssrf_guard else config.security.guard
             if url.lower().startswith(PREFIX):
-                return Webhook(self.session(), url, secret, timeout_s)
-            return AppriseChannel(url, timeout_s)
+                return Webhook(self.session(guard), url, secret, timeout_s)
+            return AppriseChannel(url, timeout_s, guard)
         if target.startswith(SUBSCRIBER):
             async with self.db.connect() as conn:
                 found = await subscriber_store.get(conn, target.removeprefix(SUBSCRIBER))
@@ -74,16 +77,16 @@ class Resolver:
                 raise Unavailable("unsubscribed", permanent=True)
             if found.kind == "webhook":
                 private = config.notifications.subscribers.allow_private_webhooks
-                return Webhook(
-                    self.session(), found.address, None, timeout_s, public_only=not private
-                )
+                guard = None if private else config.security.guard
+                return Webhook(self.session(guard), found.address, None, timeout_s)
             return SubscriberMail(self, found.id, found.address)
         raise Unavailable(f"unknown target {target}", permanent=True)
 
-    async def _channel(self, channel_id: str, config: Config) -> tuple[str, str | None]:
+    async def _channel(self, channel_id: str, config: Config) -> tuple[str, str | None, bool]:
+        """The channel's URL and secret, and whether the config file provisions it."""
         configured = next((c for c in config.notifications.channels if c.id == channel_id), None)
         if configured is not None:
-            return await self._configured(configured)
+            return (*await self._configured(configured), True)
         async with self.db.connect() as conn:
             stored = next(
                 (c for c in await channel_store.load_channels(conn) if c.id == channel_id), None
@@ -94,7 +97,7 @@ class Resolver:
         if keyring is None:
             raise Unavailable("UPTALLY_SECRET_KEY is needed to open the channel", permanent=False)
         try:
-            return stored.opened(keyring)
+            return (*stored.opened(keyring), False)
         except SecretKeyError as error:
             raise Unavailable(str(error), permanent=False) from None
 

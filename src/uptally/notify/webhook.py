@@ -18,7 +18,7 @@ import aiohttp
 
 from uptally import __version__
 from uptally.clock import iso
-from uptally.netguard import UnsafeTarget, check_url
+from uptally.netguard import UnsafeTarget
 from uptally.notify.transport import DeliveryError, Outgoing, http_failure
 
 PREFIX = "webhook+"
@@ -56,6 +56,9 @@ def headers_for(
 
 
 class Webhook:
+    """One webhook; with a guarded session (netguard.PinnedResolver) it reaches checked
+    addresses only, and a refused address fails the delivery for good."""
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -63,22 +66,15 @@ class Webhook:
         secret: str | None,
         timeout_s: float,
         *,
-        public_only: bool = False,
         extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.session = session
         self.url = url.removeprefix(PREFIX)
         self.secret = secret
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.public_only = public_only  # subscribers' webhooks must not reach private addresses
         self.extra_headers = dict(extra_headers or {})
 
     async def send(self, outgoing: Outgoing) -> int | None:
-        if self.public_only:
-            try:
-                await check_url(self.url)
-            except UnsafeTarget as error:
-                raise DeliveryError(str(error), permanent=True) from None
         body = body_of(outgoing)
         headers = {**headers_for(outgoing, body, self.secret), **self.extra_headers}
         try:
@@ -90,6 +86,8 @@ class Webhook:
                     return response.status
                 detail = (await response.content.read(200)).decode("utf-8", "replace").strip()
                 raise http_failure(response.status, detail, response.headers.get("Retry-After"))
+        except UnsafeTarget as error:
+            raise DeliveryError(str(error), permanent=True) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise DeliveryError(_describe(error)) from None
 

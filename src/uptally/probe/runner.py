@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
+from uptally.checks.base import CheckResult, ErrorCode
 from uptally.checks.registry import run_check
 from uptally.clock import Clock, Millis
 from uptally.config.schema import ActiveMonitor
+from uptally.config.secretrefs import names_in, resolved
 from uptally.ids import new_id
 from uptally.metrics import Metrics
+from uptally.probe.secretsource import SecretUnavailable
+from uptally.redaction import Redactor
 from uptally.results import Result
 from uptally.scheduler import Scheduler
+
+SecretSource = Callable[[set[str]], Awaitable[dict[str, str]]]
 
 
 class ProbeRunner:
@@ -22,12 +28,18 @@ class ProbeRunner:
         clock: Clock,
         metrics: Metrics,
         concurrency: int = 500,
+        *,
+        secrets: SecretSource | None = None,
+        redactor: Callable[[], Redactor] = Redactor,
     ) -> None:
         self.location = location
+        self._secrets = secrets  # fills in ${secret:NAME}; None: references are not resolved here
+        self._redactor = redactor
         self._sink = sink
         self._clock = clock
         self._metrics = metrics
         self._monitors: dict[str, ActiveMonitor] = {}
+        self._references: dict[str, set[str]] = {}  # monitor id -> secret names it refers to
         self.scheduler = Scheduler(
             self._run, concurrency, on_lateness=lambda ms: metrics.lateness.observe(ms / 1000)
         )
@@ -50,6 +62,7 @@ class ProbeRunner:
             ago = None if at is None else max(0, now - at)
             self.scheduler.upsert(key, monitor.interval, monitor.retry_interval, ago)
         self._monitors = wanted
+        self._references = {key: names_in(monitor) for key, monitor in wanted.items()}
         self._metrics.scheduled.set(len(wanted))
 
     def monitor(self, key: str) -> ActiveMonitor | None:
@@ -64,6 +77,20 @@ class ProbeRunner:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def _check(self, monitor: ActiveMonitor, names: set[str]) -> CheckResult:
+        redactor = self._redactor()
+        if names:
+            if self._secrets is None:
+                message = "${secret:…} references are resolved by `uptally serve` only"
+                return CheckResult.failure(ErrorCode.INTERNAL, message, None)
+            try:
+                values = await self._secrets(names)
+            except SecretUnavailable as error:
+                return CheckResult.failure(ErrorCode.INTERNAL, str(error), None)
+            monitor = resolved(monitor, values)
+            redactor = redactor.including(values.values())
+        return await run_check(monitor, self.location, redactor)
+
     async def _run(self, key: str) -> bool:
         monitor = self._monitors.get(key)
         if monitor is None:
@@ -71,7 +98,7 @@ class ProbeRunner:
         at = self._clock.now_ms()
         self._metrics.in_flight.inc()
         try:
-            outcome = await run_check(monitor, self.location)
+            outcome = await self._check(monitor, self._references.get(key, set()))
         finally:
             self._metrics.in_flight.dec()
         kind = monitor.kind  # type: ignore[attr-defined]

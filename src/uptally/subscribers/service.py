@@ -19,7 +19,7 @@ from uptally import audit
 from uptally.clock import Millis
 from uptally.config.schema import Config
 from uptally.ids import new_id
-from uptally.netguard import UnsafeTarget, check_url
+from uptally.netguard import Guard, UnsafeTarget, check_url
 from uptally.store import deliveries as delivery_store
 from uptally.store import subscribers as store
 from uptally.store.database import Database
@@ -73,16 +73,17 @@ def normalised_email(value: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-async def checked_webhook(url: str, allow_private: bool) -> str:
+async def checked_webhook(url: str, guard: Guard | None) -> str:
+    """The URL if it is a usable webhook that the guard (None: private allowed) lets through."""
     url = url.strip()
     if re.search(r"[\s\x00-\x1f\x7f]", url):
         raise SubscribeError(422, "a webhook URL must not contain spaces or control characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 512:
         raise SubscribeError(422, "a webhook is an http(s):// URL of at most 512 characters")
-    if not allow_private:
+    if guard is not None:
         try:
-            await check_url(url)
+            await check_url(url, guard)
         except UnsafeTarget as error:
             raise SubscribeError(422, f"webhook refused: {error}") from None
     return url

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError
 from uptally import audit
 from uptally.clock import iso
 from uptally.config.schema import ID_PATTERN, Channel, SecretRef
+from uptally.netguard import Guard, UnsafeTarget, check_url
 from uptally.notify.targets import CHANNEL
 from uptally.notify.webhook import PREFIX
 from uptally.store import channels as channel_store
@@ -221,6 +222,8 @@ async def put_channel(request: Request, channel_id: ChannelId, body: ChannelIn) 
     )
     if unknown:
         raise ApiError(422, f"unknown component(s) or monitor(s): {', '.join(unknown)}")
+    if config.security.ssrf_guard:
+        await _reachable(body.url, config.security.guard)
     now = runtime.clock.now_ms()
     url, secret = sealed(runtime.keyring, channel_id, body.url, body.secret)
     stored = StoredChannel(
@@ -250,6 +253,36 @@ async def put_channel(request: Request, channel_id: ChannelId, body: ChannelIn) 
             at=now,
         )
     return await _channel_out(request, stored, "api", _scheme(body.url), body.secret is not None)
+
+
+# Apprise schemes whose URL host is the host posted to; other Apprise targets are named
+# services (slack://, discord://: tokens, not hosts) and are checked when they are delivered.
+_HTTP_SCHEMES = {
+    "json": "http",
+    "jsons": "https",
+    "xml": "http",
+    "xmls": "https",
+    "form": "http",
+    "forms": "https",
+}
+
+
+async def _reachable(url: str, guard: Guard) -> None:
+    """422 unless the channel's host is one the SSRF guard lets through (security.ssrf_guard)."""
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme.startswith(PREFIX):
+        target = url[len(PREFIX) :]
+    elif scheme in _HTTP_SCHEMES:
+        target = f"{_HTTP_SCHEMES[scheme]}://{rest}"
+    else:
+        return
+    try:
+        await check_url(target, guard)
+    except UnsafeTarget as error:
+        raise ApiError(
+            422, f"channel refused by the SSRF guard (see security.allow_internal): {error}"
+        ) from None
 
 
 @router.delete(

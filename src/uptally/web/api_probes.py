@@ -10,6 +10,7 @@ from pydantic import Field
 
 from uptally.clock import iso
 from uptally.fleet import Report
+from uptally.redaction import Redactor
 from uptally.results import Result
 from uptally.store.probes import Gap
 from uptally.web.auth import require_admin
@@ -182,6 +183,8 @@ async def push_results(request: Request, batch: ResultBatch, location: Location)
             status_code=403,
         )
     shift = offset if skewed else 0  # correct a wrong clock by what it is off now
+    # agents redact with the default keys; the hub adds security.secret_query_keys
+    redactor = Redactor.with_keys(runtime.config.security.secret_query_keys)
     results = [
         Result(
             r.id,
@@ -191,7 +194,7 @@ async def push_results(request: Request, batch: ResultBatch, location: Location)
             r.ok,
             r.latency_ms,
             r.error,
-            r.message,
+            redactor.text(r.message),
             r.degraded and not r.ok,
         )
         for r in batch.results

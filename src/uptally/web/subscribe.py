@@ -255,7 +255,8 @@ async def _subscribe(request: Request, runtime: Runtime, wanted: SubscribeIn) ->
     if not offered.webhook:
         raise SubscribeError(409, "subscriptions by webhook are not available here")
     assert wanted.webhook is not None
-    url = await checked_webhook(wanted.webhook, settings.allow_private_webhooks)
+    guard = None if settings.allow_private_webhooks else config.security.guard
+    url = await checked_webhook(wanted.webhook, guard)
     key = await runtime.notifier.link_key()
     async with runtime.db.begin() as conn:
         outcome = await subscribe_webhook(conn, url, components, actor, now, base_url(request), key)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from uptally.clock import iso
 from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
 from uptally.evaluator import LocationSnapshot, MonitorState
+from uptally.redaction import Redactor
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.store.outages import StoredOutage
@@ -45,9 +47,11 @@ def outage_out(stored: StoredOutage) -> OutageOut:
     )
 
 
-def _target(monitor: Any) -> str | None:
+def shown_target(monitor: Any, secret_keys: Iterable[str]) -> str | None:
+    """What the monitor checks, as the API shows it: URL credentials and secret query values
+    masked (`${secret:NAME}` references stay as written)."""
     if getattr(monitor, "url", None):
-        return str(monitor.url)
+        return Redactor.with_keys(secret_keys).url(str(monitor.url))
     if getattr(monitor, "host", None):
         port = getattr(monitor, "port", None)
         return f"{monitor.host}:{port}" if port else str(monitor.host)
@@ -88,7 +92,7 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
             monitor.id, status.state if status else MonitorState.UNKNOWN
         ).value,
         since=iso(status.since) if status else None,
-        target=_target(monitor),
+        target=shown_target(monitor, runtime.config.security.secret_query_keys),
         interval_s=monitor.interval / 1000 if isinstance(monitor, ActiveMonitor) else None,
         timeout_s=monitor.timeout / 1000 if isinstance(monitor, ActiveMonitor) else None,
         locations=locations,
