@@ -263,11 +263,7 @@ class Agent:
             self.hub_unreachable_since = self.clock.now_ms()
             self.metrics.agent_hub_reachable.set(0)
             self.metrics.agent_hub_unreachable_since.set(self.hub_unreachable_since / 1000)
-            log.warning(
-                "hub %s unreachable (%s): checking goes on, results are queued until it answers",
-                self.hub,
-                error,
-            )
+            log.warning("%s: checking goes on, results wait for it (%s)", self.hub_status(), error)
             self._hub_said = now
         elif now - self._hub_said >= HUB_AWAY_REPORT_S:
             self._hub_said = now
