@@ -75,22 +75,23 @@ class Verdict:
 class NetworkJudge:
     """Judges rounds of canary results: is this probe's network degraded? (pure, no I/O)
 
-    Configured canaries follow the majority rule. The built-in defaults do too once one of them
-    has answered; until then they are *unproven*: a machine that has never reached them (no
-    internet, a strict firewall) would otherwise count as degraded forever and hide every
-    failure. Unproven defaults flag nothing, and say so once, loudly.
+    Configured canaries follow the majority rule. The built-in defaults do too, but only those
+    that have answered from here at least once take part: a machine that has never reached
+    them (no internet, a strict firewall, one resolver blocked) would otherwise count as
+    degraded forever and hide every failure. While none has ever answered, the defaults flag
+    nothing, and say so once, loudly.
     """
 
     def __init__(self, targets: Sequence[str], defaults: bool) -> None:
         self.targets = tuple(targets)
         self.defaults = defaults
-        self.proven = not defaults
+        self.proven: set[str] = set() if defaults else set(self.targets)  # the electorate
         self.degraded = False
         self._said_unproven = False
 
     def judge(self, results: Sequence[CanaryResult]) -> Verdict:
-        newly_proven = not self.proven and any(r.ok for r in results)
-        self.proven = self.proven or newly_proven
+        joined = sorted({r.target for r in results if r.ok} - self.proven)
+        self.proven.update(joined)
         if not self.proven:
             news = None
             if not self._said_unproven:
@@ -102,19 +103,21 @@ class NetworkJudge:
                     "this machine can reach (the location's `canaries` on the hub, or --canary)"
                 )
             return Verdict(False, news, loud=True)
-        degraded = not majority_answers(results)
+        voters = [r for r in results if r.target in self.proven]
+        degraded = not majority_answers(voters)
         news, loud = None, False
         if degraded and not self.degraded:
-            failing = "; ".join(f"{r.target}: {r.error}" for r in results if not r.ok)
-            answering = sum(1 for r in results if r.ok)
+            failing = "; ".join(f"{r.target}: {r.error}" for r in voters if not r.ok)
+            answering = sum(1 for r in voters if r.ok)
             news, loud = (
-                f"only {answering} of {len(results)} canaries answer ({failing}): this probe's "
+                f"only {answering} of {len(voters)} canaries answer ({failing}): this probe's "
                 "network is suspect, its failures count as degraded until most answer again",
                 True,
             )
         elif not degraded and self.degraded:
             news = "most canaries answer again: this probe's failures count again"
-        elif newly_proven:
-            news = "a default canary answers: the canaries' majority rule applies from now on"
+        elif joined and self.defaults:
+            names = ", ".join(joined)
+            news = f"default canaries answering from here (they count from now on): {names}"
         self.degraded = degraded
         return Verdict(degraded, news, loud)
