@@ -16,7 +16,14 @@ from tests.targets import TcpTarget, reply_with
 from uptally.checks.base import CheckFailed
 from uptally.clock import SystemClock
 from uptally.metrics import Metrics
-from uptally.probe.agent import Agent, AgentSettings, HubError
+from uptally.probe.agent import (
+    FROM_AGENT,
+    FROM_DEFAULTS,
+    FROM_HUB,
+    Agent,
+    AgentSettings,
+    HubError,
+)
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.store.database import Database
@@ -190,7 +197,7 @@ async def test_with_no_canary_configured_losing_the_hub_does_not_make_failures_d
         agent = Agent(settings)
         try:
             assert await agent.refresh_assignments() is True
-            assert agent.canary_plan() == (list(defaults), "the built-in defaults")
+            assert agent.canary_plan() == (list(defaults), FROM_DEFAULTS)
             await server.__aexit__()  # the hub goes away
             with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
                 for _ in range(3):  # what the sender does on each retry
@@ -238,10 +245,10 @@ async def test_canaries_given_to_the_agent_override_the_hubs(hub: Runtime, tmp_p
     async with serve_app(create_app(hub)) as url:
         agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"))
         await agent.refresh_assignments()
-        assert agent.canary_plan() == (["tcp://127.0.0.1:9"], "the hub's config")
+        assert agent.canary_plan() == (["tcp://127.0.0.1:9"], FROM_HUB)
         assert await agent.check_canaries() is True  # configured: its silence counts
         agent.settings.canaries = []
-        assert agent.canary_plan() == ([], "given to this agent")
+        assert agent.canary_plan() == ([], FROM_AGENT)
         assert await agent.check_canaries() is False  # no canaries: the check is off
         await asyncio.to_thread(agent.queue.close)
 

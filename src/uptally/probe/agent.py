@@ -40,6 +40,8 @@ REPORT_INTERVAL_S = 10.0  # contact the hub at least this often, even with nothi
 REQUEST_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 30.0
 SKEW_CHANGE_MS = 1000  # a corrected offset that moves less than this (or 10%) is not news
+# Where the canaries come from, first found wins (see canary_plan).
+FROM_AGENT, FROM_HUB, FROM_DEFAULTS = "given to this agent", "the hub's config", "the defaults"
 HUB_AWAY_REPORT_S = 60.0  # while the hub is unreachable, say so (and the queue depth) this often
 
 
@@ -383,18 +385,17 @@ class Agent:
     def canary_plan(self) -> tuple[list[str], str]:
         """The canaries to check and where they come from: --canary, the hub, or the defaults."""
         if self.settings.canaries is not None:
-            return list(self.settings.canaries), "given to this agent"
+            return list(self.settings.canaries), FROM_AGENT
         if self._canary_targets is not None:
-            return list(self._canary_targets), "the hub's config"
-        return list(self.settings.default_canaries), "the built-in defaults"
+            return list(self._canary_targets), FROM_HUB
+        return list(self.settings.default_canaries), FROM_DEFAULTS
 
     async def check_canaries(self) -> bool:
         """Degraded when most canaries fail (see NetworkJudge); the hub is not a canary: an
         agent that loses the hub still sees the targets, and its failures still count."""
         targets, source = self.canary_plan()
         if self._judge is None or self._judge.targets != tuple(targets):
-            defaults = source == "the built-in defaults"
-            self._judge = NetworkJudge(targets, defaults)
+            self._judge = NetworkJudge(targets, defaults=source == FROM_DEFAULTS)
             self.metrics.agent_canary_up.clear()
             log.info("canaries from %s: %s", source, ", ".join(targets) or "none (check off)")
         self.canaries = await check_canaries(targets, self.settings.location)
