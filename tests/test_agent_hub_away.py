@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 import time
@@ -110,7 +111,13 @@ monitors:
                     }
 
                 await poll(lambda: get("/api/v1/monitors/api"), lambda m: m["state"] == "up")
-                await poll(agent_metrics, lambda m: m["uptally_agent_hub_reachable"] == 1)
+                # Successes for longer than a location may be silent (2 intervals + timeout):
+                # after a crash, the hub must still know they came without a gap.
+                up_checks = 'uptally_checks_total{kind="http",location="eu",result="up"}'
+                await poll(
+                    agent_metrics,
+                    lambda m: m["uptally_agent_hub_reachable"] == 1 and m.get(up_checks, 0) >= 8,
+                )
 
                 # The hub dies; the agent notices and keeps checking.
                 await hub.kill()
@@ -156,6 +163,11 @@ monitors:
         first_failure, failures, degraded = db.execute(
             "SELECT min(at), count(*), sum(degraded) FROM results WHERE monitor = 'api' AND NOT ok"
         ).fetchone()
+        [runs] = db.execute("SELECT runs FROM location_states WHERE location = 'eu'").fetchone()
+    # eu reported without a pause (before, during and after the hub's absence): a run of
+    # successes followed by another one would mean the hub thought it silent in between.
+    outcomes = [run[0] for run in json.loads(runs)]
+    assert outcomes == [True, False, True], runs
     assert degraded == 0  # the hub's absence never made a failure "degraded"
     assert failures >= 8
     assert start == first_failure  # the verified outage starts at the first failing result
