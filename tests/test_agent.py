@@ -208,7 +208,9 @@ async def test_with_no_canary_configured_losing_the_hub_does_not_make_failures_d
             agent._checked(_failure())
             assert agent._buffer[-1].degraded is False
             assert agent.hub_unreachable_since is not None
-            assert agent.metrics.agent_hub_reachable._value.get() == 0
+            registry = agent.metrics.registry
+            assert registry.get_sample_value("uptally_agent_hub_reachable") == 0
+            assert registry.get_sample_value("uptally_agent_network_ok") == 1
             assert "unreachable since" in agent.hub_status()
             said = [r.getMessage() for r in caplog.records]
             assert len(said) == 1, said  # once, not per retry
