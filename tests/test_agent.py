@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import config_from, serve_app
+from tests.procs import run_cli
 from tests.targets import TcpTarget, reply_with
 from uptally.checks.base import CheckFailed
 from uptally.clock import SystemClock
@@ -257,3 +258,21 @@ async def test_canaries_given_to_the_agent_override_the_hubs(hub: Runtime, tmp_p
 
 def _failure() -> Result:
     return Result("r1", "closed", "eu", 1, False, None, "connect_refused", "refused")
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--canary", "bogus"], "a canary is http(s)://host/…, tcp://host:port"),
+        (["--metrics-listen", "nope"], "--metrics-listen is HOST:PORT"),
+    ],
+)
+async def test_a_bad_canary_or_metrics_address_is_refused_with_exit_2(
+    tmp_path: Path, option: list[str], said: str
+) -> None:
+    code, output = await run_cli(
+        "probe", "--hub", "http://127.0.0.1:9", "--location", "eu", "--token", "t",
+        "--queue-dir", str(tmp_path / "queue"), *option,
+    )  # fmt: skip
+    assert (code, said in output) == (2, True), output
+    assert not (tmp_path / "queue").exists()  # nothing started
