@@ -26,7 +26,7 @@ INTERVAL_S = 1.0
 
 
 async def poll(
-    fetch: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 45
+    fetch: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 90
 ) -> Any:
     """Poll until `ok(value)`, with a deadline (no fixed sleeps as synchronisation)."""
     async with asyncio.timeout(timeout):
@@ -75,7 +75,7 @@ monitors:
     locations: [eu]
 """)
         hub = Hub(config, tmp_path / "data", {"AWAY_EU": "eu", "UPTALLY_ADMIN_TOKEN": "admin"})
-        await hub.start()
+        await hub.start(timeout=90)
         metrics_port = free_port()
         log = tmp_path / "agent.log"
         agent = await start_agent(
@@ -134,7 +134,7 @@ monitors:
                 assert queued["uptally_agent_network_ok"] == 1  # the hub is not a canary
                 assert queued['uptally_agent_canary_up{target="' + canaries[2] + '"}'] == 0
 
-                await hub.start()
+                await hub.start(timeout=90)
                 restarted_at = int(time.time() * 1000)
                 body = await poll(
                     lambda: get("/api/v1/outages?monitor=api&verified=true"),
