@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -155,25 +156,28 @@ class Hub:
 
 
 async def start_agent(
-    hub: str, location: str, token: str, queue_dir: Path, *extra: str
+    hub: str, location: str, token: str, queue_dir: Path, *extra: str, log: Path | None = None
 ) -> asyncio.subprocess.Process:
-    """`uptally probe` for one location (canaries checked every 300 ms, for tests)."""
-    return await asyncio.create_subprocess_exec(
-        *UPTALLY,
-        "probe",
-        "--hub",
-        hub,
-        "--location",
-        location,
-        "--token",
-        token,
-        "--queue-dir",
-        str(queue_dir),
-        "--canary-interval",
-        "300ms",
-        "--log-level",
-        "warning",
-        *extra,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    """`uptally probe` for one location (canaries checked every 300 ms, for tests); its
+    warnings go to the file `log` if given."""
+    with contextlib.ExitStack() as files:
+        stderr = asyncio.subprocess.DEVNULL if log is None else files.enter_context(log.open("ab"))
+        return await asyncio.create_subprocess_exec(
+            *UPTALLY,
+            "probe",
+            "--hub",
+            hub,
+            "--location",
+            location,
+            "--token",
+            token,
+            "--queue-dir",
+            str(queue_dir),
+            "--canary-interval",
+            "300ms",
+            "--log-level",
+            "warning",
+            *extra,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )

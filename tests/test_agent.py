@@ -12,9 +12,20 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import config_from, serve_app
+from tests.procs import run_cli
+from tests.targets import TcpTarget, reply_with
+from uptally.checks.base import CheckFailed
 from uptally.clock import SystemClock
 from uptally.metrics import Metrics
-from uptally.probe.agent import Agent, AgentSettings, HubError
+from uptally.probe.agent import (
+    FROM_AGENT,
+    FROM_DEFAULTS,
+    FROM_HUB,
+    Agent,
+    AgentSettings,
+    HubError,
+)
+from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.store.database import Database
 from uptally.store.tables import results
@@ -171,3 +182,97 @@ async def test_a_clock_refused_by_the_hub_is_logged_once_until_it_is_taken_again
     assert said[0].startswith("the hub refuses this probe's results (they stay queued): ")
     assert "off the hub's" in said[0]
     assert said[1] == "the hub takes this probe's results again"
+
+
+async def test_with_no_canary_configured_losing_the_hub_does_not_make_failures_degraded(
+    hub: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The location configures no canaries: the agent uses its defaults (here two local ports,
+    # so that the test does not depend on the internet), never the hub.
+    async with TcpTarget(reply_with(b"")) as one, TcpTarget(reply_with(b"")) as two:
+        defaults = (f"tcp://{one.address}", f"tcp://{two.address}")
+        server = serve_app(create_app(hub))
+        url = await server.__aenter__()
+        settings = AgentSettings(url, "agent-secret", "eu", tmp_path / "queue")
+        settings.default_canaries = defaults
+        agent = Agent(settings)
+        try:
+            assert await agent.refresh_assignments() is True
+            assert agent.canary_plan() == (list(defaults), FROM_DEFAULTS)
+            await server.__aexit__()  # the hub goes away
+            with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
+                for _ in range(3):  # what the sender does on each retry
+                    with pytest.raises(CheckFailed) as missed:
+                        await agent.send_once()
+                    agent._send_failed(missed.value)
+            assert await agent.check_canaries() is False
+            agent._checked(_failure())
+            assert agent._buffer[-1].degraded is False
+            assert agent.hub_unreachable_since is not None
+            registry = agent.metrics.registry
+            assert registry.get_sample_value("uptally_agent_hub_reachable") == 0
+            assert registry.get_sample_value("uptally_agent_network_ok") == 1
+            assert "unreachable since" in agent.hub_status()
+            said = [r.getMessage() for r in caplog.records]
+            assert len(said) == 1, said  # once, not per retry
+            assert said[0].startswith(f"hub {url} unreachable since ")
+        finally:
+            await asyncio.to_thread(agent.queue.close)
+
+
+async def test_default_canaries_that_never_answer_are_said_once_and_flag_nothing(
+    hub: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = AgentSettings("http://127.0.0.1:9", "agent-secret", "eu", tmp_path / "queue")
+    settings.default_canaries = ("tcp://127.0.0.1:9", "tcp://127.0.0.1:7")  # nothing there
+    agent = Agent(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="uptally.probe.agent"):
+            for _ in range(5):
+                assert await agent.check_canaries() is False
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1, said
+        assert said[0].startswith("none of the default canaries (tcp://127.0.0.1:9, ")
+    finally:
+        await asyncio.to_thread(agent.queue.close)
+
+
+async def test_canaries_given_to_the_agent_override_the_hubs(hub: Runtime, tmp_path: Path) -> None:
+    hub.fleet.configure(
+        config_from(
+            CONFIG.replace(
+                "AGENT_TEST_TOKEN}", "AGENT_TEST_TOKEN, canaries: ['tcp://127.0.0.1:9']}"
+            )
+        )
+    )
+    async with serve_app(create_app(hub)) as url:
+        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"))
+        await agent.refresh_assignments()
+        assert agent.canary_plan() == (["tcp://127.0.0.1:9"], FROM_HUB)
+        assert await agent.check_canaries() is True  # configured: its silence counts
+        agent.settings.canaries = []
+        assert agent.canary_plan() == ([], FROM_AGENT)
+        assert await agent.check_canaries() is False  # no canaries: the check is off
+        await asyncio.to_thread(agent.queue.close)
+
+
+def _failure() -> Result:
+    return Result("r1", "closed", "eu", 1, False, None, "connect_refused", "refused")
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--canary", "bogus"], "a canary is http(s)://host/…, tcp://host:port"),
+        (["--metrics-listen", "nope"], "--metrics-listen is HOST:PORT"),
+    ],
+)
+async def test_a_bad_canary_or_metrics_address_is_refused_with_exit_2(
+    tmp_path: Path, option: list[str], said: str
+) -> None:
+    code, output = await run_cli(
+        "probe", "--hub", "http://127.0.0.1:9", "--location", "eu", "--token", "t",
+        "--queue-dir", str(tmp_path / "queue"), *option,
+    )  # fmt: skip
+    assert (code, said in output) == (2, True), output
+    assert not (tmp_path / "queue").exists()  # nothing started

@@ -242,6 +242,33 @@ def test_an_open_outage_survives_a_restart() -> None:
     assert [e.kind for e in recovered.events] == [EventKind.MONITOR_UP]
 
 
+def test_a_crash_that_lost_a_lazily_saved_run_of_successes_does_not_leave_a_silent_gap() -> None:
+    # eu's run of successes is saved when it begins, then extended in memory only; the crash
+    # loses the extension. Without catching up from its newest stored result, eu would look
+    # silent from 3 s on, and local's failures (eu saw none) would become verified downtime.
+    def restarted(newest: list[Result]) -> list[Outage]:
+        first = evaluator_for(confirm=1, locations=("local", "eu"), stale_s=3)
+        store = Store()
+        feed(first, store, [result(0, True, "eu"), result(0, True)])
+        saved = first.snapshot("api", "eu")
+        for second in range(1, 11):
+            feed(first, store, [result(second, True, "eu"), result(second, second < 5)])
+        second = evaluator_for(confirm=1, locations=("local", "eu"), stale_s=3)
+        second.restore(
+            [saved, first.snapshot("api", "local")],  # type: ignore[list-item]
+            store.outages.values(),
+            [first.status("api")],  # type: ignore[list-item]
+            newest,
+        )
+        feed(second, store, [result(11, True, "eu"), result(11, False)])
+        return list(store.outages.values())
+
+    newest_eu = result(10, True, "eu")
+    [seen_by_local] = restarted([newest_eu])
+    assert (seen_by_local.start, seen_by_local.verified) == (5 * S, False)
+    assert any(o.verified for o in restarted([]))  # what the gap did
+
+
 def test_a_late_success_inside_a_failure_run_splits_it_below_confirm() -> None:
     evaluator = evaluator_for(confirm=2)
     store = run(

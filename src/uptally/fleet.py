@@ -43,7 +43,7 @@ def token_hash(token: str) -> bytes:
 class Assignment:
     version: str
     monitors: list[dict[str, Any]]
-    canaries: list[str]
+    canaries: list[str] | None  # None: not configured, the agent uses its defaults
 
 
 @dataclass(slots=True)
@@ -95,7 +95,7 @@ class Fleet:
             self._rows.setdefault(name, ProbeRow(name, "never"))
 
     @staticmethod
-    def _assignment(config: Config, location: str, canaries: list[str]) -> Assignment:
+    def _assignment(config: Config, location: str, canaries: list[str] | None) -> Assignment:
         monitors = [
             monitor_document(m)
             for m in config.monitors
@@ -103,7 +103,7 @@ class Fleet:
         ]
         body = json.dumps([monitors, canaries], sort_keys=True, separators=(",", ":"))
         version = hashlib.sha256(body.encode()).hexdigest()[:16]
-        return Assignment(version, monitors, list(canaries))
+        return Assignment(version, monitors, None if canaries is None else list(canaries))
 
     def restore(self, rows: Iterable[ProbeRow]) -> None:
         for row in rows:

@@ -132,6 +132,31 @@ class Metrics:
             ["location"],
             registry=r,
         )
+        # -- a remote probe agent's own view (`uptally probe --metrics-listen`) ---------------
+        self.agent_hub_reachable = Gauge(
+            "uptally_agent_hub_reachable",
+            "1 if the agent's last exchange with the hub succeeded, else 0.",
+            registry=r,
+        )
+        self.agent_hub_unreachable_since = Gauge(
+            "uptally_agent_hub_unreachable_since_seconds",
+            "Since when the hub has been unreachable (Unix time; 0 while it answers).",
+            registry=r,
+        )
+        self.agent_queue_depth = Gauge(
+            "uptally_agent_queue_depth", "Results queued on disk for the hub.", registry=r
+        )
+        self.agent_network_ok = Gauge(
+            "uptally_agent_network_ok",
+            "1 unless the agent's canaries say its own network is broken (results degraded).",
+            registry=r,
+        )
+        self.agent_canary_up = Gauge(
+            "uptally_agent_canary_up",
+            "1 if the canary answered its last check.",
+            ["target"],
+            registry=r,
+        )
         # -- notifications (issue 5): label `channel` is a channel id, or `subscribers` --------
         self.deliveries = Counter(
             "uptally_deliveries",

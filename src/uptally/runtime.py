@@ -30,6 +30,7 @@ from uptally.notify.service import Notifier
 from uptally.probe.runner import ProbeRunner
 from uptally.probe.secretsource import StoreSecrets
 from uptally.redaction import Redactor
+from uptally.results import Result
 from uptally.secrets import Keyring, SecretKeyError, load_keyring
 from uptally.sla.watch import SlaWatch
 from uptally.store import heartbeats as heartbeat_store
@@ -146,13 +147,17 @@ class Runtime:
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.begin() as conn:
             crashed = await meta.pop(conn, CLEAN_SHUTDOWN) is None
+            newest: list[Result] = []
             if crashed:
                 # What was kept in memory is lost: recompute it from what was written for sure.
-                await rebuild_recent(self.db, conn, self.clock.now_ms() - REBUILD_MS)
+                since = self.clock.now_ms() - REBUILD_MS
+                await rebuild_recent(self.db, conn, since)
+                newest = await result_store.newest_since(conn, since)
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
                 await state_store.load_statuses(conn),
+                newest,
             )
             await self._register_heartbeats(conn, crashed)
             self.fleet.restore(await probe_store.load_probes(conn))

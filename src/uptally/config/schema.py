@@ -483,22 +483,35 @@ class Site(Strict):
         return value.rstrip("/") if value else value
 
 
+_CANARY = re.compile(
+    r"^(https?://[^\s/?#]+\S*"  # any HTTP answer counts
+    r"|tcp://([^\s:/\[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5})$"  # an accepted connection counts
+)
+
+
+def canary_target(value: str) -> str:
+    """A canary target as given, or ValueError saying what one looks like."""
+    if not _CANARY.match(value):
+        raise ValueError(
+            f"a canary is http(s)://host/…, tcp://host:port or tcp://[v6]:port, not {value!r}"
+        )
+    return value
+
+
 class Location(Strict):
     """A remote probe agent's location; the agent authenticates with the token in `token_env`."""
 
     name: Identifier
     token_env: str | None = None
-    # Targets the agent checks to know that its own network works (besides the hub itself):
-    # http(s)://… (any HTTP answer counts) or tcp://host:port.
-    canaries: list[str] = Field(default_factory=list)
+    # Targets the agent checks to know that its own network works, independent of the hub:
+    # http(s)://… (any HTTP answer counts) or tcp://host:port. None: the agent's built-in
+    # defaults (see docs/locations.md); []: no canary check at all.
+    canaries: list[str] | None = None
 
     @field_validator("canaries")
     @classmethod
-    def _canary_targets(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.match(r"^(https?://[^\s/?#]+\S*|tcp://[^\s:/]+:\d{1,5})$", value):
-                raise ValueError(f"a canary is http(s)://host/… or tcp://host:port, not {value!r}")
-        return values
+    def _canary_targets(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else [canary_target(value) for value in values]
 
     @field_validator("name")
     @classmethod

@@ -88,8 +88,15 @@ class Evaluator:
         locations: Iterable[LocationSnapshot],
         outages: Iterable[Outage],
         statuses: Iterable[MonitorStatus],
+        newest: Iterable[Result] = (),
     ) -> None:
-        """Load persisted state (after set_rules) so that a restart continues where it stopped."""
+        """Load persisted state (after set_rules) so that a restart continues where it stopped.
+
+        `newest` (each location's newest stored result) catches up what was kept in memory only:
+        a run of successes is persisted lazily (see Evaluation.touched), so after a crash its
+        stored end can lag; without this the location would look silent from there on, until
+        its next result, although it reported all along.
+        """
         for snap in locations:
             track = self._tracks.get(snap.monitor)
             if track is None or snap.location not in track.rules.locations:
@@ -98,6 +105,15 @@ class Evaluator:
             timeline.runs = [Run(*run) for run in snap.runs]
             timeline.last = snap.last
             track.timelines[snap.location] = timeline
+        for result in newest:
+            track = self._tracks.get(result.monitor)
+            lagging = track.timelines.get(result.location) if track else None
+            run = lagging.runs[-1] if lagging and lagging.runs else None
+            # Only quiet extensions of a run of successes go unpersisted: anything else (a
+            # failure, a gap) changes the runs and is written with its result.
+            if lagging and run and run.ok is True and result.ok and result.at > run.last_at:
+                run.last_at = result.at
+                lagging.last = result
         for outage in sorted(outages, key=lambda o: o.start):
             track = self._tracks.get(outage.monitor)
             if track is not None:

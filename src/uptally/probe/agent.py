@@ -4,8 +4,10 @@ It pulls its assignments (and keeps the last ones on disk, so it can start while
 down), runs them with the same scheduler and checks as the hub's embedded probe, writes every
 result to a durable local queue first and pushes the queue to the hub in order. When the hub
 is unreachable it keeps checking and queueing, and replays when the hub returns; the hub
-ingests by result id, so a replay or a retried batch never double-counts. Canaries tell it
-whether its own network works; failures seen while they all fail are marked degraded.
+ingests by result id, so a replay or a retried batch never double-counts, and evaluates each
+result at its own time. Canaries (independent of the hub) tell it whether its own network
+works; failures seen while most of them fail are marked degraded. Whether the hub answers is
+tracked apart and never makes a result degraded: an absent hub only means results wait.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ import asyncio
 import json
 import logging
 import random
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from uptally import __version__
 from uptally.checks.base import CheckFailed, user_agent
 from uptally.checks.httpclient import HttpResponse, fetch
-from uptally.clock import Clock, SystemClock
+from uptally.clock import Clock, Millis, SystemClock, iso
 from uptally.config.schema import ActiveMonitor, monitor_from_document
 from uptally.metrics import Metrics
-from uptally.probe.canary import CanaryResult, check_canaries
+from uptally.probe.canary import DEFAULT_CANARIES, CanaryResult, NetworkJudge, check_canaries
 from uptally.probe.queue import DroppedSummary, ResultQueue
 from uptally.probe.runner import ProbeRunner
 from uptally.results import Result
@@ -37,6 +40,9 @@ REPORT_INTERVAL_S = 10.0  # contact the hub at least this often, even with nothi
 REQUEST_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 30.0
 SKEW_CHANGE_MS = 1000  # a corrected offset that moves less than this (or 10%) is not news
+# Where the canaries come from, first found wins (see canary_plan).
+FROM_AGENT, FROM_HUB, FROM_DEFAULTS = "given to this agent", "the hub's config", "the defaults"
+HUB_AWAY_REPORT_S = 60.0  # while the hub is unreachable, say so (and the queue depth) this often
 
 
 @dataclass(slots=True)
@@ -50,6 +56,8 @@ class AgentSettings:
     max_queue: int = 1_000_000
     max_age_ms: int = 7 * 86_400_000
     canary_interval_s: float = 30.0
+    canaries: list[str] | None = None  # given here (--canary): overrides the hub's list
+    default_canaries: tuple[str, ...] = field(default=DEFAULT_CANARIES)
 
 
 class HubError(Exception):
@@ -76,18 +84,24 @@ class Agent:
         self.runner = ProbeRunner(
             settings.location, self._checked, self.clock, self.metrics, settings.concurrency
         )
-        self.degraded = False
+        self.degraded = False  # most canaries fail: this probe's own network is suspect
         self.canaries: list[CanaryResult] = []
         self.assignment_version: str | None = None
         self.connected = False  # the last exchange with the hub succeeded
+        self.hub_unreachable_since: Millis | None = None  # apart from `degraded`, on purpose
+        self._hub_said = 0.0  # monotonic time the absent hub was last reported
         self._skew_said: int | None = None  # the hub's correction last logged; None: in line
         self._clock_refused = False  # the hub refuses our results for our clock (said so)
-        self._canary_targets: list[str] = []
+        self._canary_targets: list[str] | None = None  # from the hub; None: not configured
+        self._judge: NetworkJudge | None = None
+        self._assigned = asyncio.Event()  # assignments known (from the hub or the cache)
         self._poll_interval = 30.0
         self._buffer: list[Result] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.metrics.agent_queue_depth.set_function(self.queue.depth)
+        self.metrics.agent_network_ok.set(1)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -174,7 +188,10 @@ class Agent:
                 await self.refresh_assignments()
                 delay = self._poll_interval
             except (CheckFailed, HubError, ValueError) as error:
-                log.warning("cannot get assignments from %s: %s", self.hub, error)
+                if isinstance(error, HubError) and error.status < 500:
+                    log.warning("the hub refuses assignments: %s", error)
+                else:
+                    self._hub_failed(error)
                 delay = min(delay * 2, MAX_BACKOFF_S)
             await asyncio.sleep(delay)
 
@@ -199,8 +216,10 @@ class Agent:
         active = [m for m in monitors if isinstance(m, ActiveMonitor)]
         self.runner.set_monitors(active)
         self.assignment_version = document["version"]
-        self._canary_targets = list(document.get("canaries") or [])
+        canaries = document.get("canaries")  # null or absent: the hub configures none
+        self._canary_targets = None if canaries is None else [str(c) for c in canaries]
         self._poll_interval = float(document.get("poll_interval_s") or 30)
+        self._assigned.set()
         log.info("running %d monitors (assignments %s)", len(active), self.assignment_version)
 
     def _load_cached_assignment(self) -> None:
@@ -217,9 +236,8 @@ class Agent:
             try:
                 sent = await self.send_once()
                 delay = 1.0
-                self.connected = True
+                self._hub_answered()
             except (CheckFailed, HubError, ValueError, OSError) as error:
-                self.connected = False
                 self._send_failed(error)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, MAX_BACKOFF_S)
@@ -231,12 +249,51 @@ class Agent:
     def _send_failed(self, error: Exception) -> None:
         refusal = _clock_refusal(error)
         if refusal is None:
-            log.warning(
-                "cannot reach the hub %s (will retry, results are queued): %s", self.hub, error
-            )
+            self._hub_failed(error)
         elif not self._clock_refused:  # said once: the refusal lasts until the clock is fixed
+            self.connected = False
             log.warning("the hub refuses this probe's results (they stay queued): %s", refusal)
             self._clock_refused = True
+
+    # -- the hub's reachability (never a reason to call results degraded) ---------------------
+
+    def _hub_failed(self, error: Exception) -> None:
+        """Said when the hub is first missed, then every HUB_AWAY_REPORT_S, not per retry."""
+        self.connected = False
+        now = time.monotonic()
+        if self.hub_unreachable_since is None:
+            self.hub_unreachable_since = self.clock.now_ms()
+            self.metrics.agent_hub_reachable.set(0)
+            self.metrics.agent_hub_unreachable_since.set(self.hub_unreachable_since / 1000)
+            log.warning("%s: checking goes on, results wait for it (%s)", self.hub_status(), error)
+            self._hub_said = now
+        elif now - self._hub_said >= HUB_AWAY_REPORT_S:
+            self._hub_said = now
+            log.warning("%s (last error: %s)", self.hub_status(), error)
+
+    def _hub_answered(self) -> None:
+        self.connected = True
+        self.metrics.agent_hub_reachable.set(1)
+        if self.hub_unreachable_since is not None:
+            away_s = (self.clock.now_ms() - self.hub_unreachable_since) / 1000
+            self.hub_unreachable_since = None
+            self.metrics.agent_hub_unreachable_since.set(0)
+            log.warning(
+                "hub %s reachable again after %.0fs; replaying %d queued results",
+                self.hub,
+                away_s,
+                self.queue.depth(),
+            )
+
+    def hub_status(self) -> str:
+        """One line on the hub's reachability and the queue, e.g. for logs."""
+        depth = self.queue.depth()
+        if self.hub_unreachable_since is None:
+            return f"hub {self.hub} reachable, {depth} results queued"
+        return (
+            f"hub {self.hub} unreachable since {iso(self.hub_unreachable_since)}, "
+            f"{depth} results queued"
+        )
 
     async def send_once(self) -> int:
         """Push the oldest queued results (or just a report); returns how many were sent."""
@@ -319,29 +376,37 @@ class Agent:
     # -- canaries ----------------------------------------------------------------------------
 
     async def _canary_loop(self) -> None:
+        if self.settings.canaries is None:
+            await self._assigned.wait()  # the hub's config may name the canaries
         while True:
             await self.check_canaries()
             await asyncio.sleep(self.settings.canary_interval_s)
 
-    async def check_canaries(self) -> bool:
-        """Degraded when no canary is reachable: the configured ones, or else the hub itself.
+    def canary_plan(self) -> tuple[list[str], str]:
+        """The canaries to check and where they come from: --canary, the hub, or the defaults."""
+        if self.settings.canaries is not None:
+            return list(self.settings.canaries), FROM_AGENT
+        if self._canary_targets is not None:
+            return list(self._canary_targets), FROM_HUB
+        return list(self.settings.default_canaries), FROM_DEFAULTS
 
-        A hub that answers proves little about the way to the targets (it may sit on a private
-        link), so configured canaries replace it rather than join it.
-        """
-        targets = self._canary_targets or [f"{self.hub}/healthz"]
+    async def check_canaries(self) -> bool:
+        """Degraded when most canaries fail (see NetworkJudge); the hub is not a canary: an
+        agent that loses the hub still sees the targets, and its failures still count."""
+        targets, source = self.canary_plan()
+        if self._judge is None or self._judge.targets != tuple(targets):
+            self._judge = NetworkJudge(targets, defaults=source == FROM_DEFAULTS)
+            self.metrics.agent_canary_up.clear()
+            log.info("canaries from %s: %s", source, ", ".join(targets) or "none (check off)")
         self.canaries = await check_canaries(targets, self.settings.location)
-        degraded = not any(c.ok for c in self.canaries)
-        if degraded != self.degraded:
-            if degraded:
-                log.warning(
-                    "no canary reachable (%s): failures now count as degraded",
-                    "; ".join(f"{c.target}: {c.error}" for c in self.canaries),
-                )
-            else:
-                log.info("canaries reachable again")
-        self.degraded = degraded
-        return degraded
+        verdict = self._judge.judge(self.canaries)
+        if verdict.news:
+            log.log(logging.WARNING if verdict.loud else logging.INFO, "%s", verdict.news)
+        self.degraded = verdict.degraded
+        self.metrics.agent_network_ok.set(0 if self.degraded else 1)
+        for canary in self.canaries:
+            self.metrics.agent_canary_up.labels(canary.target).set(1 if canary.ok else 0)
+        return self.degraded
 
 
 def _clock_refusal(error: Exception) -> str | None:

@@ -129,6 +129,31 @@ async def history_from(
     return reset, [_result(row) for row in rows]
 
 
+async def newest_since(conn: AsyncConnection, since: Millis) -> list[Result]:
+    """The newest result of each (monitor, location) that reported at or after `since`."""
+    newest = (
+        select(results.c.monitor, results.c.location, func.max(results.c.at).label("at"))
+        .where(results.c.at >= since)
+        .group_by(results.c.monitor, results.c.location)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(results).join(
+            newest,
+            and_(
+                results.c.monitor == newest.c.monitor,
+                results.c.location == newest.c.location,
+                results.c.at == newest.c.at,
+            ),
+        )
+    )
+    found: dict[tuple[str, str], Result] = {}
+    for row in rows:
+        result = _result(row)
+        found.setdefault((result.monitor, result.location), result)  # ties: any one will do
+    return list(found.values())
+
+
 async def prune_results(conn: AsyncConnection, monitors: Sequence[str], before: Millis) -> int:
     """Delete results older than `before`, monitor by monitor (uses the (monitor, at) index)."""
     if not monitors:

@@ -79,7 +79,9 @@ class AssignmentOut(Model):
     location: str
     version: str
     monitors: list[dict[str, Any]]
-    canaries: list[str]
+    canaries: list[str] | None = Field(
+        description="what the agent checks to know its own network works; null: its defaults"
+    )
     poll_interval_s: int
 
 
