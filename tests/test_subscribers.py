@@ -109,7 +109,8 @@ async def open_site(db_url: str, text: str) -> Site:
         keyring=ring,
     )
     await runtime.start()
-    return Site(runtime, aiohttp.ClientSession(), "")
+    # Unsafe: keep cookies of an IP address (the test server), as a browser does.
+    return Site(runtime, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)), "")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ class AuditEntryOut(Model):
     details: dict[str, Any]
     prev_hash: str
     hash: str
+    redacted: bool = False  # personal data masked (token without the admin scope)
 
 
 class AuditList(Model):
