@@ -515,8 +515,7 @@ async def test_subscriber_deletion_needs_admin_and_the_audit_log_hides_people_be
             text = await response.text()
         assert response.status == 200
         assert (made["id"] in text, "127.0.0.1" in text) == (not redacted, not redacted), text
-        [entry] = json.loads(text)["entries"]
-        assert entry["redacted"] is redacted
+        assert json.loads(text)["redacted"] is redacted
     async with site.http.delete(
         f"{site.base}/api/v1/subscribers/{made['id']}", headers=AUTH
     ) as response:

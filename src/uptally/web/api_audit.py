@@ -50,7 +50,7 @@ async def list_audit(
 ) -> AuditList:
     """Entries newest first (or oldest first with order=asc); each can be re-hashed by anyone
     with the admin scope. Below it, personal data (e-mail and client addresses, subscriber ids)
-    is masked and the entry marked `redacted`."""
+    is masked (the list says `redacted`; an entry so changed no longer matches its hash)."""
     runtime = runtime_of(request)
     where = audit.AuditFilter(
         actor=actor,
@@ -66,20 +66,20 @@ async def list_audit(
     async with runtime.db.connect() as conn:
         entries = await audit.list_entries(conn, where)
     shown = [entry.as_json() for entry in entries]
-    if not principal_of(request).allows("admin"):
+    masked = not principal_of(request).allows("admin")
+    if masked:
         shown = [_redacted(entry) for entry in shown]
-    return AuditList(entries=[AuditEntryOut(**entry) for entry in shown])
+    return AuditList(entries=[AuditEntryOut(**entry) for entry in shown], redacted=masked)
 
 
 def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry without personal data, for tokens without the admin scope (its hash is the
-    original entry's: such an entry cannot be re-hashed)."""
+    """An entry without personal data, for tokens without the admin scope (its hash stays the
+    stored entry's)."""
     return {
         **entry,
         "actor": personal.masked_name(entry["actor"]),
         "target": personal.masked_name(entry["target"]),
         "details": personal.masked_details(entry["details"]),
-        "redacted": True,
     }
 
 

@@ -18,11 +18,12 @@ class AuditEntryOut(Model):
     details: dict[str, Any]
     prev_hash: str
     hash: str
-    redacted: bool = False  # personal data masked (token without the admin scope)
 
 
 class AuditList(Model):
     entries: list[AuditEntryOut]
+    # Personal data masked (a token without the admin scope): such entries cannot be re-hashed.
+    redacted: bool = False
 
 
 class AuditHead(Model):
