@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -109,7 +110,8 @@ async def open_site(db_url: str, text: str) -> Site:
         keyring=ring,
     )
     await runtime.start()
-    return Site(runtime, aiohttp.ClientSession(), "")
+    # Unsafe: keep cookies of an IP address (the test server), as a browser does.
+    return Site(runtime, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)), "")
 
 
 @pytest.fixture
@@ -401,3 +403,129 @@ async def test_a_mail_server_outage_delays_mail_until_it_is_back(
     smtp.refuse = None
     await smtp.wait_for(lambda: len(smtp.messages) == 1)
     assert smtp.messages[0]["X-Uptally-Delivery"]
+
+
+async def subscribers_of(site: Site) -> list[dict[str, Any]]:
+    async with site.http.get(f"{site.base}/api/v1/subscribers", headers=AUTH) as response:
+        return list((await response.json())["subscribers"])
+
+
+async def test_asking_again_for_a_known_webhook_is_confirmed_through_the_webhook(
+    sqlite_site: Site,
+) -> None:
+    site = sqlite_site
+    async with HttpReceiver() as receiver:
+        hook = f"{receiver.url}/status"
+        status, first = await site.post("/subscribe", json={"webhook": hook, "components": ["api"]})
+        assert status == 201
+        # Someone else asks for the same webhook: they learn nothing and change nothing.
+        status, again = await site.post(
+            "/subscribe", json={"webhook": hook, "components": ["website"]}
+        )
+        assert (status, again) == (202, {"status": "confirmation_sent"})
+        [known] = await subscribers_of(site)
+        assert (known["components"], known["state"]) == (["api"], "active")
+        await receiver.wait_for(lambda: len(receiver.ok()) == 1)
+        asked = receiver.ok()[0].json()
+        assert asked["event"] == "subscriber.confirm"
+        assert asked["data"]["components"] == ["website"]
+        assert asked["data"]["unsubscribe_url"] == first["unsubscribe_url"]
+        status, _ = await site.post(local(asked["data"]["confirm_url"]))  # the owner confirms
+        assert status == 200
+        [changed] = await subscribers_of(site)
+        assert (changed["components"], changed["state"]) == (["website"], "active")
+
+
+async def test_unsubscribing_voids_the_confirmation_links_sent_before(
+    sqlite_site: Site, smtp: SmtpReceiver
+) -> None:
+    site = sqlite_site
+    await site.post("/subscribe", json={"email": "gil@example.com", "components": ["api"]})
+    await smtp.wait_for(lambda: len(smtp.messages) == 1)
+    [old] = re.findall(
+        r"https://status\.acme\.test/subscribe/confirm\S+", text_of(smtp.messages[0])
+    )
+    assert (await site.post(local(old)))[0] == 200
+    unsubscribe = smtp.messages[0]["List-Unsubscribe"].strip("<>")
+    assert (await site.post(local(unsubscribe)))[0] == 200
+    status, page = await site.post(local(old))  # the old link, followed again
+    assert status == 410, page
+    assert [s["state"] for s in await subscribers_of(site)] == ["unsubscribed"]
+    # Asking again sends a new link; the old one stays void, the new one works.
+    await site.post("/subscribe", json={"email": "gil@example.com", "components": ["website"]})
+    await smtp.wait_for(lambda: len(smtp.messages) == 2)
+    [new] = re.findall(
+        r"https://status\.acme\.test/subscribe/confirm\S+", text_of(smtp.messages[1])
+    )
+    assert (await site.post(local(old)))[0] == 410
+    assert (await site.post(local(new)))[0] == 200
+    [back] = await subscribers_of(site)
+    assert (back["state"], back["components"]) == ("active", ["website"])
+
+
+async def test_the_form_token_works_only_with_the_cookie_of_its_client(
+    sqlite_site: Site, smtp: SmtpReceiver
+) -> None:
+    site = sqlite_site
+    status, page = await site.get("/subscribe")
+    assert status == 200
+    [token] = re.findall(r'name="token" value="([^"]+)"', page)[:1]
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as other:
+        # A token scraped from another client's form is refused, with or without a cookie.
+        form = {"token": token, "email": "mo@example.com"}
+        async with other.post(f"{site.base}/subscribe", data=form) as response:
+            assert response.status == 403
+        async with other.get(f"{site.base}/subscribe") as response:
+            [own] = re.findall(r'name="token" value="([^"]+)"', await response.text())[:1]
+            assert "httponly" in response.headers["Set-Cookie"].lower()
+        assert own != token
+        async with other.post(f"{site.base}/subscribe", data=form) as response:
+            assert response.status == 403
+        async with other.post(f"{site.base}/subscribe", data={**form, "token": own}) as response:
+            assert response.status == 202
+    status, _ = await site.post("/subscribe", data={"token": token, "email": "no@example.com"})
+    assert status == 202  # the first client's own token still works for it
+
+
+async def issue(site: Site, name: str, scope: str) -> str:
+    body = {"name": name, "scopes": [scope]}
+    status, made = await site.post("/api/v1/tokens", json=body, headers=AUTH)
+    assert status == 201, made
+    return str(made["token"])
+
+
+async def test_subscriber_deletion_needs_admin_and_the_audit_log_hides_people_below_it(
+    sqlite_site: Site,
+) -> None:
+    site = sqlite_site
+    async with HttpReceiver() as receiver:
+        status, made = await site.post("/subscribe", json={"webhook": f"{receiver.url}/h"})
+        assert status == 201
+    read, write = await issue(site, "dash", "read"), await issue(site, "ops", "write")
+    async with site.http.delete(
+        f"{site.base}/api/v1/subscribers/{made['id']}", headers={"Authorization": f"Bearer {write}"}
+    ) as response:
+        assert response.status == 403
+    for token, redacted in ((read, True), (write, True), (TOKEN, False)):
+        async with site.http.get(
+            f"{site.base}/api/v1/audit?action=subscriber.*",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            text = await response.text()
+        assert response.status == 200
+        assert (made["id"] in text, "127.0.0.1" in text) == (not redacted, not redacted), text
+        assert json.loads(text)["redacted"] is redacted
+    async with site.http.delete(
+        f"{site.base}/api/v1/subscribers/{made['id']}", headers=AUTH
+    ) as response:
+        assert response.status == 204
+
+
+async def test_public_routes_answer_odd_input_with_4xx(sqlite_site: Site) -> None:
+    site = sqlite_site
+    assert (await site.get("/ping/anything/²"))[0] == 404
+    assert (await site.get("/subscribe/confirm?s=a&e=²&c=&t=x"))[0] == 403
+    assert (await site.post("/subscribe/confirm?s=a&e=²&c=&t=x"))[0] == 403
+    status, body = await site.post("/subscribe", json={"webhook": "http://[::1/"})
+    assert status == 422, body

@@ -303,7 +303,7 @@ async def _run(
     from uptally.runtime import Runtime
     from uptally.secrets import SecretKeyError
     from uptally.store.database import DatabaseError
-    from uptally.web.app import create_app
+    from uptally.web.app import create_app, listening
 
     runtime = Runtime(config, db)
     try:
@@ -340,6 +340,10 @@ async def _run(
             http="httptools",
             server_header=False,
             timeout_graceful_shutdown=5,
+            # X-Forwarded-For/-Proto only from configured proxies (uvicorn would trust any
+            # local client by default); the client is the right-most untrusted hop.
+            proxy_headers=bool(runtime.config.security.trusted_proxies),
+            forwarded_allow_ips=list(runtime.config.security.trusted_proxies) or "",
         )
     )
     loop = asyncio.get_running_loop()
@@ -360,12 +364,11 @@ async def _run(
     if server.started:
         bound = server.servers[0].sockets[0].getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        listening(app_, f"http://{shown}:{bound[1]}")
         out.print(f"uptally {__version__} listening on http://{shown}:{bound[1]}", markup=False)
     exporting = None
     if export_dir is not None and server.started:
         site = app_.api.state.status_site
-        if not site.base_url:
-            site.base_url = runtime.config.site.url or f"http://{shown}:{bound[1]}"
         exporting = asyncio.create_task(site.keep_exported(export_dir))
     await serving
     if exporting is not None:

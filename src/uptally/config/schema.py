@@ -423,11 +423,21 @@ MONITOR_KINDS = ("http", "tcp", "jsonrpc", "dns", "scenario", "heartbeat", "metr
 # -- everything else -----------------------------------------------------------------------------
 
 
+# A host name, IPv4 address or (bracketed or not) IPv6 address, without a port.
+HOST_NAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?|\[?[0-9A-Fa-f:.]{2,45}\]?"
+)
+
+
 class Site(Strict):
     title: str = "Status"
     description: str | None = None
     timezone: str = "UTC"
     url: str | None = None  # public base URL, used in links and ping URLs
+    # Without `url`: Host names whose requests get links on their own host (that answer only);
+    # None: localhost names, the listen host and url's host. "*" allows any (behind a proxy
+    # that checks Host itself).
+    allowed_hosts: list[str] | None = None
     logo: str | None = None  # URL or path of an image shown beside the title
     # Statuspage v2 leaves `maintenance` out of its documented indicators and some clients
     # break on it: by default maintenance reads as indicator `minor` with a description.
@@ -474,6 +484,16 @@ class Site(Strict):
                 f"unknown timezone {value!r} (use an IANA name such as Europe/Berlin)"
             ) from None
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return None
+        for value in values:
+            if value != "*" and not HOST_NAME.fullmatch(value):
+                raise ValueError(f"allowed_hosts: not a host name or address: {value!r}")
+        return [value.lower().strip("[]") for value in values]
 
     @field_validator("url")
     @classmethod
@@ -1038,12 +1058,32 @@ class DisasterRecovery(Strict):
     rpo: Duration = 24 * 3_600_000
 
 
+class Proxies(Strict):
+    """Who may say where a request came from (`X-Forwarded-For`, `X-Forwarded-Proto`)."""
+
+    # Addresses or CIDR networks of the reverse proxies in front of uptally; empty: nobody
+    # (the peer address is the client's). Read at start.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        import ipaddress
+
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: not an address or network: {value!r}") from None
+        return values
+
+
 def _allowance(entry: str) -> str:
     allowance(entry)  # raises ValueError naming the entry
     return entry
 
 
-class Security(Strict):
+class Security(Proxies):  # trusted_proxies: see Proxies
     # channels made through the admin API may reach public addresses only (docs/trust.md)
     ssrf_guard: bool = True
     # internal targets allowed after all (guarded channels, subscriber webhooks): CIDRs or names

@@ -6,6 +6,7 @@ Resolved each time a queue is delivered, so config reloads and new secrets apply
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import aiohttp
 
@@ -78,7 +79,8 @@ class Resolver:
             if found.kind == "webhook":
                 private = config.notifications.subscribers.allow_private_webhooks
                 guard = None if private else config.security.guard
-                return Webhook(self.session(guard), found.address, None, timeout_s)
+                hook = Webhook(self.session(guard), found.address, None, timeout_s)
+                return SubscriberWebhook(self, found.id, hook)
             return SubscriberMail(self, found.id, found.address)
         raise Unavailable(f"unknown target {target}", permanent=True)
 
@@ -146,6 +148,31 @@ class Resolver:
             async with self.db.begin() as conn:
                 self._link_key = await keys.link_key(self.db, conn, self.keyring(), self.now())
         return self._link_key
+
+
+class SubscriberWebhook:
+    """A subscriber's webhook: a confirmation carries its confirm and unsubscribe links (the
+    webhook's owner is the one who may have them)."""
+
+    def __init__(self, resolver: Resolver, subscriber: str, hook: Webhook) -> None:
+        self.resolver = resolver
+        self.subscriber = subscriber
+        self.hook = hook
+
+    async def send(self, outgoing: Outgoing) -> int | None:
+        if outgoing.kind != CONFIRM_KIND:
+            return await self.hook.send(outgoing)
+        base = self.resolver.config().site.url or str(outgoing.data.get("base") or "")
+        key = await self.resolver.link_key()
+        expires = int(outgoing.data.get("expires") or 0)
+        components = [str(c) for c in outgoing.data.get("components") or ()]
+        data = {
+            "expires": iso(expires),
+            "components": components,
+            "confirm_url": links.confirm_url(base, key, self.subscriber, expires, components),
+            "unsubscribe_url": links.unsubscribe_url(base, key, self.subscriber),
+        }
+        return await self.hook.send(replace(outgoing, data=data))
 
 
 class SubscriberMail:

@@ -77,13 +77,24 @@ class StatusSite:
         # Routes and the fast path are built from these: fixed for the life of the process.
         self.path = scope.path
         self.private = scope.private
-        self.base_url = base_url or runtime.config.site.url or ""
+        self._base_url = base_url  # export-site's --base-url
+        self.listen_url = ""  # where `serve` listens: the links' base without site.url
         self.cache = PageCache(lambda: build_page(runtime, self.base_url + self.path, self.scope))
         self._config = runtime.config  # a reload swaps it: rebuild with the new titles
         self._mark: Mark | None = None
         self._checked = 0.0
         self._checking: asyncio.Task[None] | None = None
         runtime.ingest.listeners.append(self._on_evaluation)
+
+    @property
+    def base_url(self) -> str:
+        """The links' base: never a client's Host header (the page is cached for everyone)."""
+        return self._base_url or self.runtime.config.site.url or self.listen_url
+
+    def listening(self, url: str) -> None:
+        """`serve` has bound `url`: the base of links unless site.url is set."""
+        self.listen_url = url
+        self.cache.touch()
 
     @property
     def scope(self) -> PageScope:

@@ -2,7 +2,9 @@
 
 E-mail subscriptions are double opt-in: a confirmation mail (a queued delivery, retried like
 any) carries a signed link; nothing else is sent before it is followed. Webhook subscriptions
-start at once (there is nobody to confirm) and answer their unsubscribe link.
+start at once (there is nobody to confirm) and answer their unsubscribe link; asking again for
+a known webhook sends a confirmation to that webhook instead. Unsubscribing voids every
+confirmation link sent before it.
 """
 
 from __future__ import annotations
@@ -78,8 +80,13 @@ async def checked_webhook(url: str, guard: Guard | None) -> str:
     url = url.strip()
     if re.search(r"[\s\x00-\x1f\x7f]", url):
         raise SubscribeError(422, "a webhook URL must not contain spaces or control characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 512:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:  # e.g. "http://[::1/": an unclosed IPv6 literal
+        raise SubscribeError(422, "not a valid webhook URL") from None
+    if parts.scheme not in ("http", "https") or not host or len(url) > 512:
         raise SubscribeError(422, "a webhook is an http(s):// URL of at most 512 characters")
     if guard is not None:
         try:
@@ -107,22 +114,71 @@ async def subscribe_email(
     now: Millis,
 ) -> Outcome:
     """Queue a confirmation mail (the subscription starts once its link is followed)."""
-    settings = config.notifications.subscribers
     existing = await store.find(conn, "email", address)
     subscriber = existing or Subscriber(
         new_id(now), "email", address, components, PENDING, now, None, None, now, 0
     )
+    if subscriber.state == PENDING:
+        subscriber = replace(subscriber, components=components)
+    await _ask_to_confirm(db, conn, config, subscriber, components, actor, now, {})
+    return Outcome(subscriber)
+
+
+async def subscribe_webhook(
+    db: Database,
+    conn: AsyncConnection,
+    config: Config,
+    url: str,
+    components: list[str],
+    actor: str,
+    now: Millis,
+    base_url: str,
+    key: bytes,
+) -> Outcome:
+    """A new webhook starts at once and is answered its unsubscribe link. A known one is a
+    request like any other: its owner confirms it through the webhook itself (whoever asks
+    learns nothing of it, and its filter stays as it was until confirmed)."""
+    existing = await store.find(conn, "webhook", url)
+    if existing is not None:
+        links_base = {"base": base_url}
+        await _ask_to_confirm(db, conn, config, existing, components, actor, now, links_base)
+        return Outcome(existing)
+    subscriber = Subscriber(new_id(now), "webhook", url, components, ACTIVE, now, now, None, now, 0)
+    await store.save(conn, subscriber)
+    await audit.append(
+        conn,
+        actor,
+        "subscriber.subscribed",
+        f"subscriber:{subscriber.id}",
+        {"kind": "webhook", "components": components},
+        at=now,
+    )
+    return Outcome(subscriber, links.unsubscribe_url(base_url, key, subscriber.id))
+
+
+async def _ask_to_confirm(
+    db: Database,
+    conn: AsyncConnection,
+    config: Config,
+    subscriber: Subscriber,
+    components: list[str],
+    actor: str,
+    now: Millis,
+    extra: dict[str, str],
+) -> None:
+    """Queue a confirmation (a link for `components`) to the subscriber's own address, at
+    most `per_address` per window. Someone who unsubscribed is pending again, but keeps the
+    time they left: links sent before it stay void (see `confirm`)."""
+    settings = config.notifications.subscribers
     if now - subscriber.window_start >= settings.window:
         subscriber = replace(subscriber, window_start=now, window_count=0)
     if subscriber.window_count >= settings.per_address:
         raise SubscribeError(429, "too many requests for this address; try again later")
     if subscriber.state == UNSUBSCRIBED:
-        subscriber = replace(subscriber, state=PENDING, unsubscribed_at=None)
-    if subscriber.state == PENDING:
-        subscriber = replace(subscriber, components=components)
+        subscriber = replace(subscriber, state=PENDING)
     subscriber = replace(subscriber, window_count=subscriber.window_count + 1)
     await store.save(conn, subscriber)
-    payload = {"expires": now + settings.confirm_within, "components": components}
+    payload = {"expires": now + settings.confirm_within, "components": components, **extra}
     confirmation = new_id(now)
     await delivery_store.add_deliveries(
         db,
@@ -146,36 +202,9 @@ async def subscribe_email(
         actor,
         "subscriber.requested",
         f"subscriber:{subscriber.id}",
-        {"kind": "email", "components": components},
+        {"kind": subscriber.kind, "components": components},
         at=now,
     )
-    return Outcome(subscriber)
-
-
-async def subscribe_webhook(
-    conn: AsyncConnection,
-    url: str,
-    components: list[str],
-    actor: str,
-    now: Millis,
-    base_url: str,
-    key: bytes,
-) -> Outcome:
-    existing = await store.find(conn, "webhook", url)
-    subscriber = existing or Subscriber(
-        new_id(now), "webhook", url, components, ACTIVE, now, now, None, now, 0
-    )
-    subscriber = _activated(subscriber, components, now)
-    await store.save(conn, subscriber)
-    await audit.append(
-        conn,
-        actor,
-        "subscriber.subscribed",
-        f"subscriber:{subscriber.id}",
-        {"kind": "webhook", "components": components},
-        at=now,
-    )
-    return Outcome(subscriber, links.unsubscribe_url(base_url, key, subscriber.id))
 
 
 def _activated(subscriber: Subscriber, components: list[str], now: Millis) -> Subscriber:
@@ -198,7 +227,10 @@ async def confirm(
     key: bytes,
     actor: str,
     now: Millis,
+    confirm_within: Millis,
 ) -> Subscriber:
+    """Follow a confirmation link. A link sent before the subscriber last unsubscribed is void
+    (it was sent `confirm_within` before it expires)."""
     if not links.valid(key, token, *links.confirm_parts(subscriber_id, expires, components)):
         raise SubscribeError(403, "this confirmation link is not valid")
     if now > expires:
@@ -206,6 +238,9 @@ async def confirm(
     subscriber = await store.get(conn, subscriber_id)
     if subscriber is None:
         raise SubscribeError(404, "no such subscription")
+    left = subscriber.unsubscribed_at
+    if left is not None and expires - confirm_within <= left:
+        raise SubscribeError(410, "you unsubscribed after this link was sent; subscribe again")
     confirmed = _activated(subscriber, components, now)
     await store.save(conn, confirmed)
     await audit.append(

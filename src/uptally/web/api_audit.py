@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from uptally import audit
+from uptally.audit import personal
 from uptally.store import audit as audit_store
-from uptally.web.auth import require_admin
+from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut
@@ -47,7 +48,9 @@ async def list_audit(
     order: Literal["desc", "asc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditList:
-    """Entries newest first (or oldest first with order=asc); each can be re-hashed by anyone."""
+    """Entries newest first (or oldest first with order=asc); each can be re-hashed by anyone
+    with the admin scope. Below it, personal data (e-mail and client addresses, subscriber ids)
+    is masked (the list says `redacted`; an entry so changed no longer matches its hash)."""
     runtime = runtime_of(request)
     where = audit.AuditFilter(
         actor=actor,
@@ -62,7 +65,22 @@ async def list_audit(
     )
     async with runtime.db.connect() as conn:
         entries = await audit.list_entries(conn, where)
-    return AuditList(entries=[AuditEntryOut(**entry.as_json()) for entry in entries])
+    shown = [entry.as_json() for entry in entries]
+    masked = not principal_of(request).allows("admin")
+    if masked:
+        shown = [_redacted(entry) for entry in shown]
+    return AuditList(entries=[AuditEntryOut(**entry) for entry in shown], redacted=masked)
+
+
+def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry without personal data, for tokens without the admin scope (its hash stays the
+    stored entry's)."""
+    return {
+        **entry,
+        "actor": personal.masked_name(entry["actor"]),
+        "target": personal.masked_name(entry["target"]),
+        "details": personal.masked_details(entry["details"]),
+    }
 
 
 @router.get("/head", response_model=AuditHead)

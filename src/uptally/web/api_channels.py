@@ -419,12 +419,13 @@ async def list_subscribers(
     "/subscribers/{subscriber_id}",
     status_code=204,
     tags=["subscribers"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(require_scope("admin"))],
 )
 async def delete_subscriber(
     request: Request, subscriber_id: Annotated[str, Path(pattern=r"^[0-9a-f]{26}$")]
 ) -> None:
-    """Unsubscribe someone (their pending deliveries are given up)."""
+    """Unsubscribe someone (their pending deliveries are given up): admin scope, like the
+    list of subscribers."""
     runtime = runtime_of(request)
     async with runtime.db.begin() as conn:
         found = await subscriber_store.get(conn, subscriber_id)

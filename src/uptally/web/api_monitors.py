@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from uptally.store import results as result_store
-from uptally.web.auth import require_admin
+from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, base_url, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, MonitorList, MonitorOut, ResultList
@@ -29,7 +29,7 @@ router = APIRouter(
 @router.get("", response_model=MonitorList)
 async def list_monitors(request: Request) -> MonitorList:
     runtime = runtime_of(request)
-    url = base_url(request)
+    url = _ping_base(request)
     return MonitorList(monitors=[monitor_out(runtime, m, url) for m in runtime.config.monitors])
 
 
@@ -39,7 +39,12 @@ async def get_monitor(request: Request, monitor_id: str) -> MonitorOut:
     monitor = runtime.config.monitor(monitor_id)
     if monitor is None:
         raise ApiError(404, f"no monitor {monitor_id!r}")
-    return monitor_out(runtime, monitor, base_url(request))
+    return monitor_out(runtime, monitor, _ping_base(request))
+
+
+def _ping_base(request: Request) -> str | None:
+    """Ping URLs record pings: shown to tokens with the write scope only."""
+    return base_url(request) if principal_of(request).allows("write") else None
 
 
 @router.get("/{monitor_id}/results", response_model=ResultList)

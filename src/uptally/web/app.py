@@ -59,6 +59,14 @@ def create_app(runtime: Runtime, admin_token: str | None = None) -> App:
     return App(create_api(runtime, admin_token), runtime)
 
 
+def listening(app: App, url: str) -> None:
+    """`serve` listens on `url`: links use it when site.url is unset and the Host of a request
+    is not an allowed one (web/hosts.py)."""
+    app.api.state.listen_url = url
+    for site in [app.api.state.status_site, *app.api.state.status_pages.values()]:
+        site.listening(url)
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     """While served (ASGI lifespan): the status pages rebuild after every change by themselves."""
@@ -79,6 +87,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.admin_token = admin_token
+    app.state.listen_url = ""  # set by `serve` once bound (listening)
     settings = runtime.config.security
     app.state.auth_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
     errors.install(app)

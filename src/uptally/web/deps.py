@@ -9,6 +9,7 @@ from fastapi import Query, Request
 
 from uptally.clock import Millis, from_datetime
 from uptally.runtime import Runtime
+from uptally.web import hosts
 from uptally.web.errors import ApiError
 
 
@@ -18,8 +19,10 @@ def runtime_of(request: Request) -> Runtime:
 
 
 def base_url(request: Request) -> str:
-    configured = runtime_of(request).config.site.url
-    return configured or str(request.base_url).rstrip("/")
+    """The base of links in this answer (see `hosts`): never a Host kept from another request."""
+    listen: str = getattr(request.app.state, "listen_url", "")
+    host = request.headers.get("host", "")
+    return hosts.base_url(runtime_of(request).config, listen, host, request.scope["scheme"])
 
 
 def millis(value: datetime | str | None, name: str) -> Millis | None:

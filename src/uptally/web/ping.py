@@ -36,7 +36,7 @@ async def handle(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -
         suffix = parts[1]
         if suffix in ("start", "fail"):
             kind = suffix
-        elif suffix.isdigit() and len(suffix) <= 3 and int(suffix) <= 255:
+        elif suffix.isascii() and suffix.isdigit() and len(suffix) <= 3 and int(suffix) <= 255:
             kind, exit_code = "exit", int(suffix)
         else:
             await _answer(send, 404, b"not found", method)

@@ -22,6 +22,8 @@ class AuditEntryOut(Model):
 
 class AuditList(Model):
     entries: list[AuditEntryOut]
+    # Personal data masked (a token without the admin scope): such entries cannot be re-hashed.
+    redacted: bool = False
 
 
 class AuditHead(Model):

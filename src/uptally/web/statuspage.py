@@ -55,8 +55,6 @@ def cross_origin(site: StatusSite, key: str) -> bool:
 async def _serve(
     request: Request, site: StatusSite, key: str, produce: Produce, cache_control: str
 ) -> Response:
-    if not site.base_url:
-        site.base_url = str(request.base_url).rstrip("/")
     await site.refresh()
     rendered = await site.cache.get(key, produce, cache_control)
     if rendered is None:

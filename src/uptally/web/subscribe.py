@@ -2,13 +2,16 @@
 
 E-mail is double opt-in (a signed confirmation link; nothing else is sent before it is
 followed); webhooks start at once. Requests are limited per client address and per e-mail
-address. The form carries a signed token (CSRF); confirm and unsubscribe links carry their
-own signature, and their pages ask for a POST so that link scanners change nothing — except the
-RFC 8058 one-click POST that mail clients send to the List-Unsubscribe URL.
+address. The form carries a token (CSRF) bound to the client's form cookie; confirm and
+unsubscribe links carry their own signature, and their pages ask for a POST so that link
+scanners change nothing — except the RFC 8058 one-click POST that mail clients send to the
+List-Unsubscribe URL. Asking again for a known webhook is confirmed through that webhook.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlencode
 
@@ -40,6 +43,11 @@ from uptally.web.schemas import ErrorOut, Model
 router = APIRouter(tags=["subscribers"])
 MAX_FORM = 16 << 10
 DAY_MS = 86_400_000
+# The form's CSRF token is bound to the client (double submit): an HMAC of the day and of a
+# random value that only this client's cookie carries, so a token read elsewhere is useless.
+FORM_COOKIE = "uptally_form"
+NONCE_BYTES = 16
+_NONCE = re.compile(r"[A-Za-z0-9_\-]{22}")
 
 
 class SubscribeIn(Model):
@@ -92,8 +100,14 @@ def _invalid_link(request: Request, kind: str) -> HTMLResponse:
     )
 
 
-async def _form_token(runtime: Runtime, day: int) -> str:
-    return links.sign(await runtime.notifier.link_key(), "form", str(day))
+def _form_nonce(request: Request) -> str | None:
+    """This client's form cookie: a random value, the other half of the form's token."""
+    value = request.cookies.get(FORM_COOKIE, "")
+    return value if _NONCE.fullmatch(value) else None
+
+
+def _form_token(key: bytes, day: int, nonce: str) -> str:
+    return links.sign(key, "form", str(day), nonce)
 
 
 @router.get(
@@ -108,8 +122,10 @@ async def subscribe_page(request: Request) -> HTMLResponse:
     if not runtime.config.notifications.subscribers.enabled:
         return _page(request, 404, heading="Subscriptions are off", message="")
     offered = ways(runtime.config)
-    token = await _form_token(runtime, runtime.clock.now_ms() // DAY_MS)
-    return _page(
+    nonce = _form_nonce(request) or secrets.token_urlsafe(NONCE_BYTES)
+    key = await runtime.notifier.link_key()
+    token = _form_token(key, runtime.clock.now_ms() // DAY_MS, nonce)
+    page = _page(
         request,
         heading=f"Get {runtime.config.site.title} updates",
         view="form",
@@ -121,6 +137,16 @@ async def subscribe_page(request: Request) -> HTMLResponse:
         if offered.any
         else "No way to subscribe is configured.",
     )
+    page.set_cookie(
+        FORM_COOKIE,
+        nonce,
+        max_age=2 * DAY_MS // 1000,
+        path="/subscribe",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return page
 
 
 @router.post(
@@ -151,7 +177,7 @@ async def subscribe(request: Request) -> Response:
         return error_response(415, "send JSON or a form")
     try:
         body = await _read(request)
-        wanted = await _parse(runtime, body, form)
+        wanted = await _parse(runtime, body, form, _form_nonce(request))
         outcome = await _subscribe(request, runtime, wanted)
     except SubscribeError as error:
         headers = None
@@ -175,12 +201,15 @@ async def subscribe(request: Request) -> Response:
                 message="The webhook is subscribed.",
                 unsubscribe_url=outcome.unsubscribe_url,
             )
+        by_mail = wanted.email is not None
         return _page(
             request,
             202,
-            heading="Check your inbox",
+            heading="Check your inbox" if by_mail else "Confirm through your webhook",
             tone="ok",
-            message="We sent you a link: follow it to confirm the subscription.",
+            message="We sent you a link: follow it to confirm the subscription."
+            if by_mail
+            else "This webhook is known: we sent it a link to confirm the change with.",
         )
     status = 201 if outcome.status == "subscribed" else 202
     return JSONResponse(outcome.model_dump(exclude_none=True), status_code=status)
@@ -201,7 +230,7 @@ async def _read(request: Request) -> bytes:
     return body
 
 
-async def _parse(runtime: Runtime, body: bytes, form: bool) -> SubscribeIn:
+async def _parse(runtime: Runtime, body: bytes, form: bool, nonce: str | None) -> SubscribeIn:
     try:
         if not form:
             return SubscribeIn.model_validate_json(body or b"null")
@@ -216,7 +245,9 @@ async def _parse(runtime: Runtime, body: bytes, form: bool) -> SubscribeIn:
     token = (fields.get("token") or [""])[0]
     today = runtime.clock.now_ms() // DAY_MS
     key = await runtime.notifier.link_key()
-    if not any(links.valid(key, token, "form", str(day)) for day in (today, today - 1)):
+    if nonce is None or not any(
+        links.valid(key, token, "form", str(day), nonce) for day in (today, today - 1)
+    ):
         raise SubscribeError(403, "this form has expired: reload the page and try again")
     try:
         return SubscribeIn(
@@ -259,7 +290,11 @@ async def _subscribe(request: Request, runtime: Runtime, wanted: SubscribeIn) ->
     url = await checked_webhook(wanted.webhook, guard)
     key = await runtime.notifier.link_key()
     async with runtime.db.begin() as conn:
-        outcome = await subscribe_webhook(conn, url, components, actor, now, base_url(request), key)
+        outcome = await subscribe_webhook(
+            runtime.db, conn, config, url, components, actor, now, base_url(request), key
+        )
+    if outcome.unsubscribe_url is None:  # a known webhook: confirmed through itself
+        return SubscribeOut(status="confirmation_sent")
     return SubscribeOut(
         status="subscribed", id=outcome.subscriber.id, unsubscribe_url=outcome.unsubscribe_url
     )
@@ -282,7 +317,7 @@ async def confirm_page(request: Request) -> HTMLResponse:
     key = await runtime.notifier.link_key()
     if (
         q is None
-        or not q["e"].isdigit()
+        or not _whole(q["e"])
         or not links.valid(
             key, q["t"], *links.confirm_parts(q["s"], int(q["e"]), _components(q["c"]))
         )
@@ -302,7 +337,7 @@ async def confirm_page(request: Request) -> HTMLResponse:
 async def confirm_post(request: Request) -> HTMLResponse:
     runtime = runtime_of(request)
     q = _query(request, "s", "e", "c", "t")
-    if q is None or not q["e"].isdigit():
+    if q is None or not _whole(q["e"]):
         return _invalid_link(request, "confirmation")
     key = await runtime.notifier.link_key()
     try:
@@ -316,6 +351,7 @@ async def confirm_post(request: Request) -> HTMLResponse:
                 key,
                 f"subscriber:{q['s']}"[:128],
                 runtime.clock.now_ms(),
+                runtime.config.notifications.subscribers.confirm_within,
             )
     except SubscribeError as error:
         return _page(
@@ -366,6 +402,11 @@ async def unsubscribe_post(request: Request) -> HTMLResponse:
     return _page(
         request, heading="Unsubscribed", tone="ok", message="You will not receive any more updates."
     )
+
+
+def _whole(value: str) -> bool:
+    """A time in ASCII digits (`str.isdigit` admits "²", which `int` refuses)."""
+    return value.isascii() and value.isdigit() and len(value) <= 20
 
 
 def _components(value: str) -> list[str]:

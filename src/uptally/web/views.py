@@ -58,7 +58,9 @@ def shown_target(monitor: Any, secret_keys: Iterable[str]) -> str | None:
     return None
 
 
-def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
+def monitor_out(runtime: Runtime, monitor: Any, base_url: str | None) -> MonitorOut:
+    """A monitor as the API shows it; a heartbeat's ping URL only with `base_url` (whoever
+    holds it can record a ping: the caller passes None to a token without the write scope)."""
     status = runtime.evaluator.status(monitor.id)
     snapshots: dict[str, LocationSnapshot] = {
         snap.location: snap for snap in runtime.evaluator.location_snapshots(monitor.id)
@@ -100,6 +102,6 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
     )
     if isinstance(monitor, HeartbeatMonitor):
         token = runtime.heartbeats.token(monitor.id)
-        out.ping_url = f"{base_url}/ping/{token}" if token else None
+        out.ping_url = f"{base_url}/ping/{token}" if token and base_url is not None else None
         out.next_deadline = iso(runtime.heartbeats.next_deadline(monitor.id))
     return out
