@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Clock, Millis
@@ -51,7 +52,8 @@ from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
-_RETRYABLE = (OperationalError, DBAPIError, OSError)
+# Whatever a database that is full, gone or hung raises (a pool or connect deadline too).
+_RETRYABLE = (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout)
 LINGER_S = 0.1
 TICK_S = 5.0
 FIRST_RETRY_S = 0.1
