@@ -57,6 +57,10 @@ class Cluster:
             str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
             "--auth=trust", "--no-sync", "-E", "UTF8",
         )  # fmt: skip
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start the initialised cluster (again, after `stop_server`)."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -94,6 +98,12 @@ class Cluster:
         for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+    def stop_server(self) -> None:
+        """Stop the server at once (like a crash), keeping its data for `start_server`."""
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop",
+        )  # fmt: skip
 
     def stop(self) -> None:
         self.thaw()

@@ -48,7 +48,7 @@ class Metrics:
         )
         self.dropped = Counter(
             "uptally_results_dropped",
-            "Results dropped because the write queue was full.",
+            "Results dropped: the write queue, or while writes fail the held buffer, was full.",
             registry=r,
         )
         self.rejected = Counter(
@@ -68,6 +68,21 @@ class Metrics:
         )
         self.write_errors = Counter(
             "uptally_ingest_write_errors", "Failed batch writes (retried).", registry=r
+        )
+        self.store_write_failures = Counter(
+            "uptally_store_write_failures",
+            "Database writes of the writer that failed (each retry counts).",
+            registry=r,
+        )
+        self.store_writes_failing_since = Gauge(
+            "uptally_store_writes_failing_since_seconds",
+            "Since when database writes fail (Unix time; 0 while they succeed).",
+            registry=r,
+        )
+        self.store_held = Gauge(
+            "uptally_store_held",
+            "Results evaluated but held in memory because database writes fail.",
+            registry=r,
         )
         self.events = Counter(
             "uptally_events",

@@ -24,6 +24,7 @@ from uptally.heartbeats import Heartbeats, PingInput
 from uptally.ids import new_token
 from uptally.ingest import Ingest
 from uptally.ingest.rollup_book import rebuild_recent
+from uptally.ingest.write_health import reason_of
 from uptally.maintenance.timer import MaintenanceTimer
 from uptally.metrics import Metrics
 from uptally.notify.service import Notifier
@@ -116,7 +117,13 @@ class Runtime:
         self.fleet = Fleet(config, self.ingest, self.clock, self.metrics)
         # Incidents, their automation and commitments, and delivery of every outbox event.
         self.notifier = Notifier(
-            db, self.clock, self.metrics, lambda: self.config, lambda: self.keyring
+            db,
+            self.clock,
+            self.metrics,
+            lambda: self.config,
+            lambda: self.keyring,
+            unstored=self.ingest.unstored,
+            health=self.ingest.health,
         )
         self.maintenance = MaintenanceTimer(
             db, config, self.clock, self.ingest, self.evaluator.open_outage, self.metrics
@@ -173,6 +180,7 @@ class Runtime:
         # steady result does not: waking for those cost a round of queries per batch).
         self.ingest.listeners.append(lambda done: self.notifier.wake() if done.events else None)
         self._spawn(self.notifier.run(), "notifier")
+        self._spawn(self.notifier.direct.run(), "notifier-direct")
         self._spawn(self._upkeep(), "upkeep")
         if self.db.is_sqlite:
             self._spawn(self._checkpoints(), "checkpoints")
@@ -274,12 +282,21 @@ class Runtime:
             await asyncio.sleep(UPKEEP_INTERVAL_S)
 
     async def _checkpoints(self) -> None:
+        failing = False  # said once per episode, not every second
         while True:
             await asyncio.sleep(CHECKPOINT_INTERVAL_S)
             try:
                 await self.db.checkpoint()
-            except Exception:
-                log.exception("SQLite checkpoint failed")
+            except Exception as error:
+                if not failing:
+                    log.warning(
+                        "SQLite checkpoints failing (retried every second): %s", reason_of(error)
+                    )
+                failing = True
+            else:
+                if failing:
+                    log.info("SQLite checkpoints succeed again")
+                failing = False
 
     async def prune(self) -> int:
         """Delete raw results and pings past their retention (rollups and outages stay)."""

@@ -199,7 +199,7 @@ class Dispatcher:
                 for item in page:
                     if self._stopping:
                         break
-                    attempt, retry_in = await self._attempt(transport, item)
+                    attempt, retry_in = await self.attempt(transport, item)
                     last = self.recorder.add(attempt)
                     if retry_in is not None:
                         next_at = self.clock.now_ms() + retry_in
@@ -238,7 +238,7 @@ class Dispatcher:
         except Exception as problem:
             log.warning("releasing the queue of %s failed (the lease expires): %s", target, problem)
 
-    async def _attempt(
+    async def attempt(
         self, transport: Transport, item: store.Pending
     ) -> tuple[store.Attempt, int | None]:
         """One send; the attempt to record and, for a transient failure, when to retry."""

@@ -43,10 +43,10 @@ class Fanout(Consumer):
 
     async def handle(self, conn: AsyncConnection, events: list[StoredEvent], now: Millis) -> None:
         config = self.config()
-        routes = await self._routes(conn, config, events)
+        routes = await self.routes(conn, config, events)
         items: list[store.NewDelivery] = []
         for event in events:
-            items.extend(self._deliveries(event, routes, config))
+            items.extend(self.deliveries_of(event, routes, config))
         await store.add_deliveries(self.db, conn, items, now)
         self._suppressed = Counter(label(d.target) for d in items if d.state == store.SUPPRESSED)
         self._new = {d.target for d in items if d.state == store.PENDING}
@@ -65,13 +65,10 @@ class Fanout(Consumer):
             new, self._new = self._new, set()
             self.on_new(new)
 
-    async def _routes(
+    async def routes(
         self, conn: AsyncConnection, config: Config, events: list[StoredEvent]
     ) -> list[Route]:
-        routes = [
-            Route(CHANNEL + c.id, tuple(c.events), frozenset(c.components), frozenset(c.monitors))
-            for c in config.notifications.channels
-        ]
+        routes = config_routes(config)
         configured = {c.id for c in config.notifications.channels}
         routes.extend(
             Route(
@@ -94,7 +91,7 @@ class Fanout(Consumer):
             )
         return routes
 
-    def _deliveries(
+    def deliveries_of(
         self, event: StoredEvent, routes: list[Route], config: Config
     ) -> list[store.NewDelivery]:
         scope = scope_of(event.data, config)
@@ -111,3 +108,11 @@ class Fanout(Consumer):
             )
             for target in targets_for(event.kind, scope, routes)
         ]
+
+
+def config_routes(config: Config) -> list[Route]:
+    """Routes of the channels in the config file."""
+    return [
+        Route(CHANNEL + c.id, tuple(c.events), frozenset(c.components), frozenset(c.monitors))
+        for c in config.notifications.channels
+    ]

@@ -12,9 +12,12 @@ from collections.abc import Callable
 
 from uptally.clock import Clock
 from uptally.config.schema import Config
+from uptally.ingest.unstored import UnstoredEvents
+from uptally.ingest.write_health import WriteHealth
 from uptally.metrics import Metrics
 from uptally.notify.commitment_timer import CommitmentTimer
 from uptally.notify.desk import Desk
+from uptally.notify.direct import DirectDelivery
 from uptally.notify.dispatcher import Dispatcher
 from uptally.notify.fanout import Fanout
 from uptally.notify.incident_automation import IncidentAutomation
@@ -35,8 +38,12 @@ class Notifier:
         metrics: Metrics,
         config: Callable[[], Config],
         keyring: Callable[[], Keyring | None],
+        *,
+        unstored: UnstoredEvents | None = None,
+        health: WriteHealth | None = None,
     ) -> None:
         self.config = config
+        self.health = health
         self.desk = Desk(db, clock, config, self.wake)
         self.automation = IncidentAutomation(db, clock, config, self.desk)
         self.fanout = Fanout(db, clock, metrics, config)
@@ -44,6 +51,10 @@ class Notifier:
         self.dispatcher.on_idle = self.wake
         self.fanout.on_new = self.dispatcher.nudge
         self.timer = CommitmentTimer(db, clock, metrics, config, self.wake)
+        # Events the writer holds in memory (writes failing) are delivered from there.
+        self.direct = DirectDelivery(
+            db, clock, config, unstored or UnstoredEvents(), self.fanout, self.dispatcher
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._finished = asyncio.Event()  # run() has returned (or never started)
@@ -65,8 +76,12 @@ class Notifier:
                     busy = await self.run_once()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("notifications: a round failed; retrying shortly")
+                except Exception as error:
+                    if self.health is not None and self.health.failing:
+                        # said once by the writer; events are delivered from memory meanwhile
+                        log.debug("notifications: a round failed while writes fail: %s", error)
+                    else:
+                        log.exception("notifications: a round failed; retrying shortly")
                     await wait_event(self._wake, 1.0)
                 if not busy and not self._stopping:
                     await wait_event(self._wake, POLL_S)
@@ -89,6 +104,7 @@ class Notifier:
         delivering: sends in flight finish and are recorded, leases are given back."""
         self._stopping = True
         self._wake.set()
+        self.direct.stop()
         if not await wait_event(self._finished, 30):
             log.warning("notifications: the last round did not finish in 30 s")
         await self.dispatcher.stop()

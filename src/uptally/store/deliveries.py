@@ -72,6 +72,69 @@ async def add_deliveries(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A delivery tried before its event could be stored (database writes were failing)."""
+
+    id: str
+    event: str
+    target: str
+    kind: str
+    created_at: Millis
+    state: str  # delivered | failed | pending (only transient failures so far)
+    attempts: tuple[Attempt, ...]
+
+
+async def add_sent(db: Database, conn: AsyncConnection, sent: Sequence[Sent], now: Millis) -> None:
+    """Record deliveries made from memory, in the transaction that stores their events (after
+    them): the fan-out then finds each (event, target) taken and sends nothing twice."""
+    if not sent:
+        return
+    events = sorted({s.event for s in sent})
+    query = select(outbox.c.id, outbox.c.seq).where(outbox.c.id.in_(events))
+    seqs = {r.id: r.seq for r in await conn.execute(query)}
+    await conn.execute(
+        insert_ignore(db, deliveries, ["event", "target"]),
+        [
+            {
+                "id": s.id,
+                "event": s.event,
+                "event_seq": seqs.get(s.event, 0),
+                "target": s.target,
+                "kind": s.kind,
+                "state": s.state,
+                "attempts": len(s.attempts),
+                "created_at": s.created_at,
+                "delivered_at": s.attempts[-1].at if s.state == DELIVERED else None,
+                "last_error": s.attempts[-1].error if s.attempts else None,
+            }
+            for s in sent
+        ],
+    )
+    waiting = sorted({s.target for s in sent if s.state == PENDING})
+    if waiting:
+        await conn.execute(
+            insert_ignore(db, delivery_queues, ["target"]),
+            [{"target": t, "next_at": now} for t in waiting],
+        )
+    tried = [a for s in sent for a in s.attempts]
+    if tried:
+        await conn.execute(
+            insert(delivery_attempts),
+            [
+                {
+                    "delivery": a.delivery,
+                    "at": a.at,
+                    "duration_ms": a.duration_ms,
+                    "outcome": a.outcome,
+                    "status": a.status,
+                    "error": a.error,
+                }
+                for a in tried
+            ],
+        )
+
+
 # -- leasing queues ------------------------------------------------------------------------
 
 

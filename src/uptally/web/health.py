@@ -23,9 +23,13 @@ async def healthz() -> dict[str, str]:
 READY_TIMEOUT_S = 1.5  # a load balancer's probe must get its answer, whatever the database does
 
 
-@router.get("/readyz", responses={503: {"description": "the database does not answer"}})
+@router.get(
+    "/readyz",
+    responses={503: {"description": "the database does not answer, or writes to it fail"}},
+)
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers (within READY_TIMEOUT_S) and the runtime is started."""
+    """The database answers (within READY_TIMEOUT_S), writes to it succeed, and the runtime is
+    started."""
     runtime = runtime_of(request)
     ping = asyncio.ensure_future(runtime.db.ping())
     try:
@@ -48,6 +52,10 @@ async def readyz(request: Request) -> JSONResponse:
         )
     if not runtime.started:
         return _unavailable("starting", "unavailable")
+    health = runtime.ingest.health
+    if health.failing:
+        # Checks, states and alerts go on from memory, but nothing is stored: not ready.
+        return _unavailable(f"database writes failing: {health.reason}", "database_writes_failing")
     return JSONResponse({"status": "ready"})
 
 
