@@ -32,6 +32,7 @@ from uptally.secrets import Keyring, SecretKeyError, load_keyring
 from uptally.sla.watch import SlaWatch
 from uptally.store import heartbeats as heartbeat_store
 from uptally.store import meta
+from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
 from uptally.store import probes as probe_store
 from uptally.store import results as result_store
@@ -138,6 +139,13 @@ class Runtime:
             if crashed:
                 # What was kept in memory is lost: recompute it from what was written for sure.
                 await rebuild_recent(self.db, conn, self.clock.now_ms() - REBUILD_MS)
+            gap = await gap_store.record_restart(self.db, conn, self.clock.now_ms(), not crashed)
+            if gap is not None:
+                log.warning(
+                    "uptally was not running for %.0f s: that time is recorded as not monitored",
+                    (gap.end - gap.start) / 1000,
+                )
+            await self._pause_for_gaps(conn, horizon)
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
@@ -158,6 +166,7 @@ class Runtime:
         self.ingest.listeners.append(lambda done: self.notifier.wake() if done.events else None)
         self._spawn(self.notifier.run(), "notifier")
         self._spawn(self._upkeep(), "upkeep")
+        self._spawn(self._alive(), "alive")
         if self.db.is_sqlite:
             self._spawn(self._checkpoints(), "checkpoints")
         if self.config.backup.dir:
@@ -187,6 +196,7 @@ class Runtime:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.connect() as conn:
+            await self._pause_for_gaps(conn, horizon)
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
@@ -215,7 +225,9 @@ class Runtime:
         self._tasks.clear()
         if clean and self.ingest.pending == 0:
             async with self.db.begin() as conn:
-                await meta.put(self.db, conn, CLEAN_SHUTDOWN, str(self.clock.now_ms()))
+                now = self.clock.now_ms()
+                await meta.put(self.db, conn, CLEAN_SHUTDOWN, str(now))
+                await gap_store.mark_alive(self.db, conn, now)
         await self.db.close()
         self.started = False
 
@@ -226,6 +238,27 @@ class Runtime:
             state = status.state if status else MonitorState.UNKNOWN
             counts[self.maintenance.monitor_state(monitor.id, state).value] += 1
         return counts
+
+    async def _pause_for_gaps(self, conn: Any, horizon: Millis) -> None:
+        """The evaluator counts no location's silence while uptally was not running."""
+        for gap in await gap_store.list_gaps(conn, since=horizon):
+            self.evaluator.pause(gap.start, gap.end)
+
+    async def _alive(self) -> None:
+        """A sign of life every few seconds: where the next start's "not monitored" gap begins
+        if this process dies without a clean stop."""
+        failing = False
+        while True:
+            await asyncio.sleep(gap_store.ALIVE_EVERY_MS / 1000)
+            try:
+                async with asyncio.timeout(2 * gap_store.ALIVE_EVERY_MS / 1000):
+                    async with self.db.begin() as conn:
+                        await gap_store.mark_alive(self.db, conn, self.clock.now_ms())
+                failing = False
+            except Exception as error:
+                if not failing:  # said once per failing spell, not every few seconds
+                    log.warning("cannot record that uptally is alive: %s", error)
+                failing = True
 
     async def _register_heartbeats(self, conn: Any, crashed: bool) -> None:
         existing = {row.monitor: row for row in await heartbeat_store.load_heartbeats(conn)}

@@ -184,6 +184,18 @@ rollups = Table(
     Index("ix_rollups_hour", "hour"),
 )
 
+# Times uptally itself was not running (no instance was): nothing was monitored then.
+monitoring_gaps = Table(
+    "monitoring_gaps",
+    metadata,
+    Column("seq", sequence(), primary_key=True, autoincrement=True),
+    Column("start", BigInteger, nullable=False),  # its last sign of life
+    Column("end", BigInteger, nullable=False),  # the restart
+    Column("clean", Boolean, nullable=False),  # stopped cleanly (else it crashed or was killed)
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_monitoring_gaps_end", "end"),
+)
+
 meta = Table(
     "meta",
     metadata,

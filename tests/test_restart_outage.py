@@ -1,0 +1,177 @@
+"""A restart never splits an open outage; the time uptally was not running is "not monitored".
+
+Real `serve` processes, killed (SIGKILL) and stopped (SIGTERM) while a monitor is down, away
+longer than `2 × interval + timeout`, restarted on the same database (SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.procs import Hub, free_port
+from tests.receivers import poll_until
+from uptally.clock import SystemClock
+from uptally.store import monitoring_gaps as gap_store
+from uptally.store import outbox as outbox_store
+from uptally.store import results as result_store
+from uptally.store.database import Database
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "restart-admin"
+AWAY_S = 6.0  # longer than 2 × interval + timeout (2.5 s) and any start-up on a loaded machine
+
+
+def config_text(port: int) -> str:
+    return f"""
+site: {{title: Restart}}
+components: [{{id: api, name: API, monitors: [db]}}]
+monitors:
+  - {{id: db, kind: tcp, host: 127.0.0.1, port: {port}, interval: 1s, retry_interval: 1s,
+     timeout: 500ms, confirm: 1}}
+incidents:
+  automation: {{default: open_and_resolve}}
+sla:
+  policies: [{{id: std, target: 99.9, components: [api]}}]
+"""
+
+
+@asynccontextmanager
+async def listening(port: int) -> AsyncIterator[None]:
+    """The monitored target comes up: something accepts connections on `port`."""
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def events(db: Database) -> list[outbox_store.StoredEvent]:
+    async with db.connect() as conn:
+        return await outbox_store.list_events(conn, limit=10_000)
+
+
+def kinds(found: list[outbox_store.StoredEvent], prefix: str) -> list[str]:
+    return [e.kind for e in found if e.kind.startswith(prefix)]
+
+
+async def checks_after(db: Database, moment: int) -> int:
+    async with db.connect() as conn:
+        stored = await result_store.list_results(conn, "db", limit=10_000)
+    return sum(1 for r in stored if r.at > moment and not r.ok)
+
+
+async def away_and_back(hub: Hub, db: Database, kill: bool) -> tuple[int, int]:
+    """Stop the hub (SIGKILL or SIGTERM), stay away, restart it and let it check a few times
+    (longer than 2 × interval + timeout); returns (stopped, restarted) times."""
+    stopped = SystemClock().now_ms()
+    if kill:
+        await hub.kill()
+    else:
+        assert await hub.stop() == 0, "".join(hub.output)
+    print("stopped in", SystemClock().now_ms() - stopped)
+    await asyncio.sleep(AWAY_S)  # the point of the test: uptally is not running meanwhile
+    restarted = SystemClock().now_ms()
+    await hub.start()
+    print("started in", SystemClock().now_ms() - restarted)
+
+    async def checked_enough() -> bool:
+        return await checks_after(db, restarted) >= 4  # > 2.5 s of failing checks
+
+    await poll_until(checked_enough, timeout=60, every=0.2)
+    return stopped, restarted
+
+
+async def sla_row(hub: Hub) -> dict[str, Any]:
+    period = datetime.now(UTC).strftime("%Y-%m")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{hub.url}/api/v1/sla/report?period={period}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        [row] = (await response.json())["rows"]
+        return dict(row)
+
+
+async def test_an_outage_open_across_restarts_stays_one_outage_and_the_gaps_are_not_monitored(
+    db_url: str, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens: the target is down
+    config = tmp_path / "uptally.yaml"
+    config.write_text(config_text(port))
+    env = {"UPTALLY_ADMIN_TOKEN": TOKEN}
+    if db_url.startswith("postgresql"):
+        env["UPTALLY_DATABASE_URL"] = db_url.replace("+asyncpg", "")
+    hub = Hub(config, tmp_path, env)  # on SQLite, tmp_path/uptally.db is db_url's file
+    db = Database(db_url)
+    try:
+        await hub.start()
+
+        async def incident_opened() -> bool:
+            return "incident.created" in kinds(await events(db), "incident.")
+
+        await poll_until(incident_opened, timeout=60, every=0.2)
+        [down] = [e for e in await events(db) if e.kind == "monitor.down"]
+
+        killed, back_after_kill = await away_and_back(hub, db, kill=True)
+        stopped, back_after_stop = await away_and_back(hub, db, kill=False)
+
+        found = await events(db)
+        assert kinds(found, "monitor.") == ["monitor.down"]  # no false up, no second down
+        assert kinds(found, "incident.") == ["incident.created"]  # never resolved, reopened
+        async with db.connect() as conn:
+            gaps = await gap_store.list_gaps(conn)
+        assert [g.clean for g in gaps] == [False, True]
+        for gap, (gone, back) in zip(
+            gaps, [(killed, back_after_kill), (stopped, back_after_stop)], strict=True
+        ):
+            # It begins at the last sign of life (written every 2 s) and ends at the restart.
+            print(gap, gone, back)
+            assert gone - 2 * gap_store.ALIVE_EVERY_MS <= gap.start <= gone + (30_000 * gap.clean)
+            assert back <= gap.end <= back + 30_000
+        not_monitored = sum(g.end - g.start for g in gaps)
+        row = await sla_row(hub)
+        assert row["not_monitored_minutes"] == pytest.approx(not_monitored / 60_000, abs=0.01)
+        [outage] = row["outages"]
+        assert outage["id"] == down.data["outage"]
+        # The outage spans the gaps, but only its monitored part is downtime.
+        open_for = SystemClock().now_ms() - down.data["start"]
+        assert row["downtime_minutes"] < (open_for - not_monitored + 5_000) / 60_000
+
+        async with listening(port):  # the target comes back: the same outage closes, once
+
+            async def recovered() -> bool:
+                return "monitor.up" in kinds(await events(db), "monitor.")
+
+            await poll_until(recovered, timeout=60, every=0.2)
+            async with asyncio.timeout(60):
+                while "incident.resolved" not in kinds(await events(db), "incident."):
+                    await asyncio.sleep(0.2)
+        found = await events(db)
+        assert kinds(found, "monitor.") == ["monitor.down", "monitor.up"]
+        [up] = [e for e in found if e.kind == "monitor.up"]
+        assert up.data["outage"] == down.data["outage"]
+        assert up.data["end"] > back_after_stop  # closed by a check after the restart
+        assert kinds(found, "incident.").count("incident.resolved") == 1
+        assert "incident.reopened" not in kinds(found, "incident.")
+        assert await hub.stop() == 0
+    finally:
+        if hub.process is not None and hub.process.returncode is None:
+            await hub.kill()
+        await db.close()
