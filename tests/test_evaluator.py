@@ -436,7 +436,8 @@ def test_an_outage_open_when_uptally_stopped_continues_after_a_restart() -> None
     evaluator.pause(12 * S, 100 * S)
     assert evaluator.tick(now=101 * S).events == []
     evaluation = feed(evaluator, store, [result(102, False)], now=102 * S)
-    assert evaluation.events == [] and evaluation.outages == {}
+    assert evaluation.events == []
+    assert evaluation.outages == {}
     feed(evaluator, store, [result(103, True)], now=103 * S)
     [outage] = store.outages.values()
     assert (outage.start, outage.end) == (10 * S, 103 * S)

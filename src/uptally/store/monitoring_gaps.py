@@ -67,4 +67,3 @@ async def list_gaps(
     if until is not None:
         query = query.where(c.start < until)
     return [MonitoringGap(r.start, r.end, r.clean) for r in await conn.execute(query)]
-
