@@ -454,6 +454,19 @@ def test_a_location_silent_after_a_restart_stops_counting_on_running_time() -> N
     assert (outage.start, outage.end) == (10 * S, 120 * S)
 
 
+def test_no_silence_counts_while_uptally_is_starting_up_however_long_that_takes() -> None:
+    evaluator = evaluator_for(confirm=1, locations=("local",), stale_s=30)
+    store = run(evaluator, [result(0, True), result(10, False)], now=10 * S)
+    evaluator.hold(12 * S)  # the last sign of life; the start-up takes a long time
+    assert evaluator.tick(now=1000 * S).events == []
+    evaluator.resume(1000 * S)  # 2 s ran before the stop: 28 s of silence are left
+    assert evaluator.tick(now=1027 * S).events == []
+    feed(evaluator, store, [result(1027, True)], now=1027 * S)
+    [outage] = store.outages.values()
+    assert (outage.start, outage.end) == (10 * S, 1027 * S)
+    assert evaluator.tick(now=1100 * S).statuses["api"].state is MonitorState.UNKNOWN
+
+
 def test_running_time_skips_every_pause_it_meets() -> None:
     pauses = Pauses()
     pauses.add(10, 20)

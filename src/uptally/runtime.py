@@ -139,13 +139,10 @@ class Runtime:
             if crashed:
                 # What was kept in memory is lost: recompute it from what was written for sure.
                 await rebuild_recent(self.db, conn, self.clock.now_ms() - REBUILD_MS)
-            gap = await gap_store.record_restart(self.db, conn, self.clock.now_ms(), not crashed)
-            if gap is not None:
-                log.warning(
-                    "uptally was not running for %.0f s: that time is recorded as not monitored",
-                    (gap.end - gap.start) / 1000,
-                )
+            away = gap_store.away_since(await gap_store.last_alive(conn), self.clock.now_ms())
             await self._pause_for_gaps(conn, horizon)
+            if away is not None:
+                self.evaluator.hold(away)  # until monitoring resumes at the end of start-up
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
@@ -177,8 +174,24 @@ class Runtime:
                 self._failed_here(),
             )
             self.probe.start()
+        await self._resume_monitoring(away, clean=not crashed)
         self.started = True
         self.started_at = self.clock.now_ms()
+
+    async def _resume_monitoring(self, away: Millis | None, clean: bool) -> None:
+        """Monitoring resumes now: the time since the last sign of life (if nobody was running)
+        is recorded as not monitored, and from now on silence counts again."""
+        now = self.clock.now_ms()
+        async with self.db.begin() as conn:
+            await gap_store.mark_alive(self.db, conn, now)
+            if away is not None:
+                await gap_store.record_gap(conn, away, now, clean)
+        if away is not None:
+            self.evaluator.resume(now)
+            log.warning(
+                "uptally was not running for %.0f s: that time is recorded as not monitored",
+                (now - away) / 1000,
+            )
 
     def _failed_here(self) -> dict[str, Millis]:
         """When the embedded probe's last check of each monitor failed, if it did (the state

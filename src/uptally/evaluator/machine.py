@@ -83,6 +83,22 @@ class Evaluator:
     def pause(self, start: Millis, end: Millis) -> None:
         """uptally was not running over [start, end): no location's silence counts there."""
         self._pauses.add(start, end)
+        self._restale()
+
+    def hold(self, since: Millis) -> None:
+        """uptally has not been running since `since` and is starting: until `resume`, no
+        silence after that counts (its start-up may take longer than a location's limit)."""
+        self._pauses.open_from = since
+        self._restale()
+
+    def resume(self, at: Millis) -> None:
+        """Start-up is done: the pause begun by `hold` ends at `at`."""
+        since, self._pauses.open_from = self._pauses.open_from, None
+        if since is not None:
+            self._pauses.add(since, at)
+        self._restale()
+
+    def _restale(self) -> None:
         for track in self._tracks.values():
             track.next_stale = _next_stale(track, 0)
 

@@ -57,13 +57,15 @@ def order(at: Millis, value: Outcome) -> tuple[Millis, int]:
 
 
 class Pauses:
-    """When uptally itself was not running (sorted, disjoint [start, end) spans), shared by
-    every timeline of an evaluator: a location's silence then does not count against it."""
+    """When uptally itself was not running (sorted, disjoint [start, end) spans, and possibly
+    one still open: from the last sign of life until a start-up is done), shared by every
+    timeline of an evaluator: a location's silence then does not count against it."""
 
-    __slots__ = ("spans",)
+    __slots__ = ("open_from", "spans")
 
     def __init__(self) -> None:
         self.spans: list[tuple[Millis, Millis]] = []
+        self.open_from: Millis | None = None
 
     def add(self, start: Millis, end: Millis) -> None:
         if end <= start:
@@ -85,9 +87,12 @@ class Pauses:
             if start >= end:
                 break
             end += stop - max(start, at)
+        if self.open_from is not None and end > self.open_from:
+            return NEVER  # not running again yet: the silence has not begun to count
         return end
 
 
+NEVER = 2**62
 NO_PAUSES = Pauses()
 
 

@@ -2,7 +2,8 @@
 
 Every serve instance writes its last sign of life (`alive`) every few seconds and at a clean
 stop. An instance that starts and finds the newest mark older than `ALIVE_EVERY_MS` twice over
-(no instance was running meanwhile) records the gap from that mark to its own start.
+(no instance was running meanwhile) records the gap from that mark until its start-up is done
+and it monitors again.
 """
 
 from __future__ import annotations
@@ -41,17 +42,24 @@ async def mark_alive(db: Database, conn: AsyncConnection, now: Millis) -> None:
         await meta.put(db, conn, ALIVE, str(now))
 
 
-async def record_restart(
-    db: Database, conn: AsyncConnection, now: Millis, clean: bool
-) -> MonitoringGap | None:
-    """At start: the gap since the last sign of life, recorded, if nobody was running then."""
-    last = await meta.get(conn, ALIVE)
-    await mark_alive(db, conn, now)
-    if last is None or now - int(last) <= RECENT_MS:
+async def last_alive(conn: AsyncConnection) -> Millis | None:
+    value = await meta.get(conn, ALIVE)
+    return None if value is None else int(value)
+
+
+def away_since(last: Millis | None, now: Millis) -> Millis | None:
+    """At start: since when nobody was running (None: someone was, or this is the first start)."""
+    if last is None or now - last <= RECENT_MS:
         return None
-    gap = MonitoringGap(int(last), now, clean)
+    return last
+
+
+async def record_gap(
+    conn: AsyncConnection, start: Millis, end: Millis, clean: bool
+) -> MonitoringGap:
+    gap = MonitoringGap(start, end, clean)
     await conn.execute(
-        insert(monitoring_gaps).values(start=gap.start, end=gap.end, clean=clean, created_at=now)
+        insert(monitoring_gaps).values(start=start, end=end, clean=clean, created_at=end)
     )
     return gap
 
