@@ -16,19 +16,63 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import config_from
 from tests.procs import Hub, free_port
 from tests.receivers import poll_until
-from uptally.clock import SystemClock
+from uptally.clock import FakeClock, SystemClock
+from uptally.metrics import Metrics
+from uptally.results import Result
+from uptally.runtime import Runtime
 from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outbox as outbox_store
 from uptally.store import results as result_store
 from uptally.store.database import Database
 
-pytestmark = pytest.mark.slow
-
 TOKEN = "restart-admin"
 START_S = 120.0  # a serve's start-up on a loaded 2-core machine can take tens of seconds
 AWAY_S = 8.0  # longer than 2 x interval + timeout (5 s)
+
+
+IN_PROCESS = """
+monitors:
+  - {id: db, kind: tcp, host: 127.0.0.1, port: 9, interval: 10s, timeout: 1s, confirm: 1}
+"""
+
+
+async def test_a_clean_stop_is_a_gap_not_monitored_and_the_outage_waits_for_a_check(
+    db_url: str, clock: FakeClock
+) -> None:
+    def runtime() -> Runtime:
+        config = config_from(IN_PROCESS)
+        return Runtime(config, Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+
+    before = runtime()
+    await before.start()
+    try:
+        down = Result("r1", "db", "local", clock.now_ms(), False, 1.0, "connect_refused", "")
+        before.ingest.submit(down)
+        await before.ingest.drained()
+        outage = before.evaluator.open_outage("db")
+        assert outage is not None
+    finally:
+        await before.stop()
+    stopped = clock.now_ms()
+    clock.advance(10 * 60_000)  # away far longer than 2 x interval + timeout (21 s)
+    after = runtime()
+    await after.start()
+    try:
+        async with after.db.connect() as conn:
+            assert await gap_store.list_gaps(conn) == [
+                gap_store.MonitoringGap(stopped, clock.now_ms(), True)
+            ]
+        clock.advance(20_000)  # the location has 21 s of running time left, not -579 s
+        assert after.evaluator.tick(clock.now_ms()).events == []
+        assert after.evaluator.open_outage("db") == outage
+        clock.advance(2_000)  # ... and now it has stopped reporting: the outage ends with it
+        [up] = after.evaluator.tick(clock.now_ms()).events
+        assert (up.kind.value, up.data["end"]) == ("monitor.up", clock.now_ms() - 1_000)
+    finally:
+        await after.stop()
 
 
 def config_text(port: int) -> str:
@@ -110,6 +154,7 @@ async def sla_row(hub: Hub) -> dict[str, Any]:
         return dict(row)
 
 
+@pytest.mark.slow
 async def test_an_outage_open_across_restarts_stays_one_outage_and_the_gaps_are_not_monitored(
     db_url: str, tmp_path: Path
 ) -> None:

@@ -135,11 +135,16 @@ class Runtime:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.begin() as conn:
-            crashed = await meta.pop(conn, CLEAN_SHUTDOWN) is None
+            clean_stop = await meta.pop(conn, CLEAN_SHUTDOWN)
+            crashed = clean_stop is None
             if crashed:
                 # What was kept in memory is lost: recompute it from what was written for sure.
                 await rebuild_recent(self.db, conn, self.clock.now_ms() - REBUILD_MS)
-            away = gap_store.away_since(await gap_store.last_alive(conn), self.clock.now_ms())
+            away = gap_store.away_since(
+                await gap_store.last_alive(conn),
+                self.clock.now_ms(),
+                None if clean_stop is None else int(clean_stop),
+            )
             await self._pause_for_gaps(conn, horizon)
             if away is not None:
                 self.evaluator.hold(away)  # until monitoring resumes at the end of start-up
@@ -182,15 +187,16 @@ class Runtime:
         """Monitoring resumes now: the time since the last sign of life (if nobody was running)
         is recorded as not monitored, and from now on silence counts again."""
         now = self.clock.now_ms()
+        gap = (away, now) if away is not None and now > away else None
         async with self.db.begin() as conn:
             await gap_store.mark_alive(self.db, conn, now)
-            if away is not None:
-                await gap_store.record_gap(conn, away, now, clean)
-        if away is not None:
-            self.evaluator.resume(now)
+            if gap is not None:
+                await gap_store.record_gap(conn, *gap, clean)
+        self.evaluator.resume(now)
+        if gap is not None:
             log.warning(
                 "uptally was not running for %.0f s: that time is recorded as not monitored",
-                (now - away) / 1000,
+                (now - gap[0]) / 1000,
             )
 
     def _failed_here(self) -> dict[str, Millis]:

@@ -47,11 +47,16 @@ async def last_alive(conn: AsyncConnection) -> Millis | None:
     return None if value is None else int(value)
 
 
-def away_since(last: Millis | None, now: Millis) -> Millis | None:
-    """At start: since when nobody was running (None: someone was, or this is the first start)."""
-    if last is None or now - last <= RECENT_MS:
+def away_since(last: Millis | None, now: Millis, clean_stop: Millis | None) -> Millis | None:
+    """At start: since when nobody was running (None: someone was, or this is the first start).
+
+    A clean stop that was the last sign of life says so however short the restart; otherwise
+    a sign of life within `RECENT_MS` may be another instance's, still running."""
+    if last is None:
         return None
-    return last
+    if (clean_stop is not None and clean_stop >= last) or now - last > RECENT_MS:
+        return last
+    return None
 
 
 async def record_gap(
