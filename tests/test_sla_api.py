@@ -199,7 +199,9 @@ async def test_the_command_line_prints_the_same_rows(
 ) -> None:
     await record_december(http)
     async with runtime.db.begin() as conn:  # uptally was not running 10 minutes of an outage
-        await gap_store.record_gap(conn, ms("2025-12-03T10:40Z"), ms("2025-12-03T10:50Z"), False)
+        await gap_store.record_gap(
+            runtime.db, conn, ms("2025-12-03T10:40Z"), ms("2025-12-03T10:50Z"), False
+        )
     _, report = await get(http, "/api/v1/sla/report?period=2025-12", headers=AUTH)
     api = report["rows"][0]
     assert (api["downtime_minutes"], api["not_monitored_minutes"]) == (65.0, 10.0)

@@ -271,7 +271,7 @@ async def test_time_not_monitored_is_shown_in_the_day_and_listed_in_the_history(
     site.clock.advance(2 * 3_600_000)  # measured time began at the first result, 2 h ago
     now = site.clock.now_ms()
     async with site.runtime.db.begin() as conn:  # uptally was not running for 25 minutes
-        await gap_store.record_gap(conn, now - 3_600_000, now - 2_100_000, False)
+        await gap_store.record_gap(site.runtime.db, conn, now - 3_600_000, now - 2_100_000, False)
     site.clock.advance(61_000)  # pages older than a minute are rebuilt
     index = await until(lambda: site.get("/", HTML), lambda a: "not monitored" in a.text)
     assert_valid(index.text)

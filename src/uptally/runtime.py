@@ -191,7 +191,7 @@ class Runtime:
         async with self.db.begin() as conn:
             await gap_store.mark_alive(self.db, conn, now)
             if gap is not None:
-                await gap_store.record_gap(conn, *gap, clean)
+                await gap_store.record_gap(self.db, conn, *gap, clean)
         self.evaluator.resume(now)
         if gap is not None:
             log.warning(

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Millis
 from uptally.store import meta
-from uptally.store.database import Database
+from uptally.store.database import Database, insert_ignore
 from uptally.store.tables import monitoring_gaps
 
 ALIVE = "alive"  # meta: the newest sign of life of any instance (ms)
@@ -60,12 +60,12 @@ def away_since(last: Millis | None, now: Millis, clean_stop: Millis | None) -> M
 
 
 async def record_gap(
-    conn: AsyncConnection, start: Millis, end: Millis, clean: bool
+    db: Database, conn: AsyncConnection, start: Millis, end: Millis, clean: bool
 ) -> MonitoringGap:
+    """Record a gap (once: instances of a cluster starting together find the same start)."""
     gap = MonitoringGap(start, end, clean)
-    await conn.execute(
-        insert(monitoring_gaps).values(start=start, end=end, clean=clean, created_at=end)
-    )
+    row = {"start": start, "end": end, "clean": clean, "created_at": end}
+    await conn.execute(insert_ignore(db, monitoring_gaps, ["start"]), [row])
     return gap
 
 

@@ -188,8 +188,8 @@ rollups = Table(
 monitoring_gaps = Table(
     "monitoring_gaps",
     metadata,
-    Column("seq", sequence(), primary_key=True, autoincrement=True),
-    Column("start", BigInteger, nullable=False),  # its last sign of life
+    # Its last sign of life: instances of a cluster that start together record one gap.
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
     Column("end", BigInteger, nullable=False),  # the restart
     Column("clean", Boolean, nullable=False),  # stopped cleanly (else it crashed or was killed)
     Column("created_at", BigInteger, nullable=False),

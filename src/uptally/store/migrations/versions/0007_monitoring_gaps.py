@@ -18,17 +18,11 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "monitoring_gaps",
-        sa.Column(
-            "seq",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("start", sa.BigInteger(), nullable=False),
+        sa.Column("start", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("end", sa.BigInteger(), nullable=False),
         sa.Column("clean", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("seq", name=op.f("pk_monitoring_gaps")),
+        sa.PrimaryKeyConstraint("start", name=op.f("pk_monitoring_gaps")),
     )
     op.create_index("ix_monitoring_gaps_end", "monitoring_gaps", ["end"], unique=False)
 
