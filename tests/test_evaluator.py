@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from uptally.evaluator import Evaluation, Evaluator, MonitorState, Outage, Rules
+from uptally.evaluator.timeline import Pauses
 from uptally.events import EventKind
 from uptally.results import Result
 
@@ -452,6 +453,57 @@ def test_an_outage_ends_when_its_only_location_goes_silent() -> None:
     [outage] = evaluation.outages.values()
     assert (outage.start, outage.end) == (10 * S, 40 * S)
     assert [e.kind.value for e in evaluation.events] == ["monitor.up"]
+
+
+def test_an_outage_open_when_uptally_stopped_continues_after_a_restart() -> None:
+    # Down from 10 s; uptally stops at 12 s and restarts at 100 s (stale after 30 s of running
+    # time): the silence while it was not running is nobody's, so nothing closes or reopens.
+    evaluator = evaluator_for(confirm=1, locations=("local",), stale_s=30)
+    store = run(evaluator, [result(0, True), result(10, False)], now=10 * S)
+    evaluator.pause(12 * S, 100 * S)
+    assert evaluator.tick(now=101 * S).events == []
+    evaluation = feed(evaluator, store, [result(102, False)], now=102 * S)
+    assert evaluation.events == []
+    assert evaluation.outages == {}
+    feed(evaluator, store, [result(103, True)], now=103 * S)
+    [outage] = store.outages.values()
+    assert (outage.start, outage.end) == (10 * S, 103 * S)
+    assert store.events == [("monitor.down", "api"), ("monitor.up", "api")]
+
+
+def test_a_location_silent_after_a_restart_stops_counting_on_running_time() -> None:
+    evaluator = evaluator_for(confirm=1, locations=("eu",), stale_s=30)
+    run(evaluator, [result(0, True, "eu"), result(10, False, "eu")], now=10 * S)
+    evaluator.pause(20 * S, 100 * S)  # 10 s of running time before the stop, 20 s after
+    assert evaluator.tick(now=119 * S).events == []
+    evaluation = evaluator.tick(now=121 * S)
+    [outage] = evaluation.outages.values()
+    assert (outage.start, outage.end) == (10 * S, 120 * S)
+
+
+def test_no_silence_counts_while_uptally_is_starting_up_however_long_that_takes() -> None:
+    evaluator = evaluator_for(confirm=1, locations=("local",), stale_s=30)
+    store = run(evaluator, [result(0, True), result(10, False)], now=10 * S)
+    evaluator.hold(12 * S)  # the last sign of life; the start-up takes a long time
+    assert evaluator.tick(now=1000 * S).events == []
+    evaluator.resume(1000 * S)  # 2 s ran before the stop: 28 s of silence are left
+    assert evaluator.tick(now=1027 * S).events == []
+    feed(evaluator, store, [result(1027, True)], now=1027 * S)
+    [outage] = store.outages.values()
+    assert (outage.start, outage.end) == (10 * S, 1027 * S)
+    assert evaluator.tick(now=1100 * S).statuses["api"].state is MonitorState.UNKNOWN
+
+
+def test_running_time_skips_every_pause_it_meets() -> None:
+    pauses = Pauses()
+    pauses.add(10, 20)
+    pauses.add(30, 40)
+    pauses.add(35, 50)  # merged with the one before
+    assert pauses.spans == [(10, 20), (30, 50)]
+    assert pauses.after(0, 5) == 5
+    assert pauses.after(0, 15) == 25
+    assert pauses.after(15, 12) == 52  # paused to 20, running to 30, paused to 50, 2 more
+    assert pauses.after(60, 10) == 70
 
 
 @st.composite

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from uptally import audit
 from uptally.clock import FakeClock
 from uptally.metrics import Metrics
 from uptally.runtime import Runtime
+from uptally.store import monitoring_gaps as gap_store
 from uptally.store import sla as sla_store
 from uptally.store.audit import AuditFilter
 from uptally.store.database import Database
@@ -63,6 +65,10 @@ async def runtime(db_url: str, clock: FakeClock, tmp_path: Path) -> AsyncIterato
 async def http(runtime: Runtime) -> AsyncIterator[Http]:
     async with serve_app(create_app(runtime, TOKEN)) as url, aiohttp.ClientSession() as session:
         yield session, url
+
+
+def ms(moment: str) -> int:
+    return int(datetime.fromisoformat(moment).timestamp() * 1000)
 
 
 async def record_december(http: Http) -> str:
@@ -192,7 +198,14 @@ async def test_the_command_line_prints_the_same_rows(
     runtime: Runtime, http: Http, db_url: str, tmp_path: Path
 ) -> None:
     await record_december(http)
+    async with runtime.db.begin() as conn:  # uptally was not running 10 minutes of an outage
+        await gap_store.record_gap(
+            runtime.db, conn, ms("2025-12-03T10:40Z"), ms("2025-12-03T10:50Z"), False
+        )
     _, report = await get(http, "/api/v1/sla/report?period=2025-12", headers=AUTH)
+    api = report["rows"][0]
+    assert (api["downtime_minutes"], api["not_monitored_minutes"]) == (65.0, 10.0)
+    assert api["uptime_percent"] == 99.8542  # 1 - 65 / (44640 - 45 - 10) minutes
     config = tmp_path / "uptally.yaml"
     config.write_text(CONFIG)
     data = tmp_path
@@ -220,8 +233,12 @@ async def test_the_command_line_prints_the_same_rows(
     printed: dict[str, Any] = json.loads(output)
     assert printed["rows"] == report["rows"]
     assert printed["customers"] == report["customers"]
-    assert csv_output.splitlines()[1].startswith("scale,api,99.9,99.8318,75.0,45.0,false,10.0,")
-    assert "99.8318" in table
+    header, first = csv_output.splitlines()[:2]
+    assert header.endswith(",measured_from,not_monitored_minutes")
+    assert first.startswith("scale,api,99.9,99.8542,65.0,45.0,false,10.0,")
+    assert first.endswith(",10.0")
+    assert "99.8542" in table
+    assert "Not monitored" in table
     assert "acme" in table
     assert (bad_code, "month out of range" in bad) == (2, True)
     rows = list(csv.DictReader(io.StringIO(ledger[1])))

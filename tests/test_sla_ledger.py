@@ -411,3 +411,51 @@ def test_disjoint_outages_add_up(durations: list[int]) -> None:
     alone = [availability(COMPONENT, [o], [], *JANUARY) for o in outages]
     assert together.downtime_ms == sum(a.downtime_ms for a in alone) == sum(durations) * M
     assert 1 - together.uptime == sum(1 - a.uptime for a in alone)
+
+
+# -- time not monitored (uptally was not running) ----------------------------------------------
+
+
+def test_time_not_monitored_is_neither_uptime_nor_downtime() -> None:
+    found = availability(COMPONENT, [], [], *JANUARY, gaps=[(at(100), at(160))])
+    assert found.not_monitored_ms == 60 * M
+    assert found.counting_ms == 31 * DAY - 60 * M
+    assert found.uptime == 1
+
+
+def test_an_outage_open_across_a_gap_counts_only_its_monitored_part() -> None:
+    # Down 10:00-12:00 of the first day; uptally was not running 10:30-11:00 meanwhile.
+    found = availability(
+        COMPONENT, [outage(at(600), at(720))], [], *JANUARY, gaps=[(at(630), at(660))]
+    )
+    assert (found.full_ms, found.not_monitored_ms) == (90 * M, 30 * M)
+    [counted] = found.counted
+    assert counted.counted_ms == 90 * M
+    assert found.uptime == 1 - Fraction(90 * M, 31 * DAY - 30 * M)
+
+
+def test_a_gap_inside_excluded_time_is_counted_once_as_excluded() -> None:
+    exclusion = Exclusion("x", at(0), at(60), "provider outage")
+    found = availability(
+        COMPONENT,
+        [],
+        [],
+        *JANUARY,
+        exclusions=[exclusion],
+        gaps=[(at(30), at(90)), (at(80), at(100))],
+    )
+    assert (found.excluded_ms, found.not_monitored_ms) == (60 * M, 40 * M)
+    assert found.counting_ms == 31 * DAY - 100 * M
+
+
+def test_gaps_outside_the_period_or_before_measured_time_do_not_count() -> None:
+    found = availability(
+        COMPONENT,
+        [],
+        [],
+        *JANUARY,
+        measured={"a": at(200)},
+        gaps=[(T0 - DAY, T0 + 10 * M), (at(100), at(250)), (at(31 * 1440), at(31 * 1440 + 5))],
+    )
+    assert found.measured_from == at(200)
+    assert found.not_monitored_ms == 50 * M  # 200-250 only

@@ -18,6 +18,7 @@ from uptally.statuspage.days import (
     per_day,
     uptime_percent,
 )
+from uptally.statuspage.svg import cell_title
 
 H = 3_600_000
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -67,6 +68,26 @@ def test_uptime_counts_major_fully_and_partial_at_30_percent_from_when_monitorin
     assert uptime_percent(nothing, 0, 100 * H, measured_from=100 * H) is None
     # An outage recorded before measured time (a backfill) vouches for the window.
     assert uptime_percent(downtime, 0, 100 * H, measured_from=None) == 93.5
+
+
+def test_time_not_monitored_is_neither_downtime_nor_uptime_and_each_day_says_so() -> None:
+    days = last_days(3, NOW, BERLIN)
+    # Down for 4 h from 01:00 of the second day; uptally was not running 02:00-03:00 of it,
+    # and all of the third day so far.
+    down = [(days[1].start + H, days[1].start + 5 * H)]
+    gaps = [(days[1].start + 2 * H, days[1].start + 3 * H), (days[2].start, days[2].end)]
+    downtime = component_downtime({"a": down}, [], gaps)
+    cells = day_cells(downtime, days, measured_from=days[0].start)
+    assert [c.state for c in cells] == ["operational", "major", "nodata"]
+    assert (cells[1].major_ms, cells[1].not_monitored_ms) == (3 * H, H)
+    assert cells[2].not_monitored_ms == days[2].end - days[2].start
+    assert cell_title(cells[1]) == "2026-03-29: 3.0 h of downtime, 60 min not monitored"
+    assert cell_title(cells[2]) == "2026-03-30: not monitored"
+    # 3 h down of the 22 h of the second day that were monitored (a 23-hour DST day).
+    second = uptime_percent(downtime, days[1].start, days[1].end, measured_from=days[0].start)
+    assert second == 100 * (1 - 3 / 22)
+    whole = uptime_percent(downtime, days[0].start, days[2].end, measured_from=days[0].start)
+    assert whole == 100 * (1 - 3 / (24 + 22))
 
 
 intervals = st.lists(

@@ -30,6 +30,7 @@ from uptally.status import Indicator
 from uptally.statuspage import feeds, render, svg
 from uptally.statuspage.build import build_page
 from uptally.statuspage.model import PageModel
+from uptally.store import monitoring_gaps as gap_store
 from uptally.store.database import Database
 from uptally.web.app import create_app
 
@@ -262,6 +263,25 @@ async def test_history_months_with_nothing_say_no_incidents_reported(site: Site)
     assert "No incidents reported" not in january
     second = (await site.get("/history?page=2", HTML)).text
     assert second.count("No incidents reported") == 3
+
+
+async def test_time_not_monitored_is_shown_in_the_day_and_listed_in_the_history(
+    site: Site,
+) -> None:
+    site.clock.advance(2 * 3_600_000)  # measured time began at the first result, 2 h ago
+    now = site.clock.now_ms()
+    async with site.runtime.db.begin() as conn:  # uptally was not running for 25 minutes
+        await gap_store.record_gap(site.runtime.db, conn, now - 3_600_000, now - 2_100_000, False)
+    site.clock.advance(61_000)  # pages older than a minute are rebuilt
+    index = await until(lambda: site.get("/", HTML), lambda a: "not monitored" in a.text)
+    assert_valid(index.text)
+    assert re.search(r"<title>\d{4}-\d\d-\d\d: [^<]*25 min not monitored", index.text)
+    history = (await site.get("/history", HTML)).text
+    assert_valid(history)
+    entry = history.split("Not monitored: the monitoring service was not running", 1)[1]
+    entry = entry.split('<div class="component">', 1)[0]
+    assert "not monitored · neither up nor down" in entry
+    assert "· 25 min</p>" in entry
 
 
 # -- subscribing -------------------------------------------------------------------------------

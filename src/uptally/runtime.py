@@ -36,6 +36,7 @@ from uptally.secrets import Keyring, SecretKeyError, load_keyring
 from uptally.sla.watch import SlaWatch
 from uptally.store import heartbeats as heartbeat_store
 from uptally.store import meta
+from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
 from uptally.store import probes as probe_store
 from uptally.store import results as result_store
@@ -153,13 +154,22 @@ class Runtime:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.begin() as conn:
-            crashed = await meta.pop(conn, CLEAN_SHUTDOWN) is None
+            clean_stop = await meta.pop(conn, CLEAN_SHUTDOWN)
+            crashed = clean_stop is None
             newest: list[Result] = []
             if crashed:
                 # What was kept in memory is lost: recompute it from what was written for sure.
                 since = self.clock.now_ms() - REBUILD_MS
                 await rebuild_recent(self.db, conn, since)
                 newest = await result_store.newest_since(conn, since)
+            away = gap_store.away_since(
+                await gap_store.last_alive(conn),
+                self.clock.now_ms(),
+                None if clean_stop is None else int(clean_stop),
+            )
+            await self._pause_for_gaps(conn, horizon)
+            if away is not None:
+                self.evaluator.hold(away)  # until monitoring resumes at the end of start-up
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
@@ -182,6 +192,7 @@ class Runtime:
         self._spawn(self.notifier.run(), "notifier")
         self._spawn(self.notifier.direct.run(), "notifier-direct")
         self._spawn(self._upkeep(), "upkeep")
+        self._spawn(self._alive(), "alive")
         if self.db.is_sqlite:
             self._spawn(self._checkpoints(), "checkpoints")
         if self.config.backup.dir:
@@ -192,8 +203,25 @@ class Runtime:
                 self._failed_here(),
             )
             self.probe.start()
+        await self._resume_monitoring(away, clean=not crashed)
         self.started = True
         self.started_at = self.clock.now_ms()
+
+    async def _resume_monitoring(self, away: Millis | None, clean: bool) -> None:
+        """Monitoring resumes now: the time since the last sign of life (if nobody was running)
+        is recorded as not monitored, and from now on silence counts again."""
+        now = self.clock.now_ms()
+        gap = (away, now) if away is not None and now > away else None
+        async with self.db.begin() as conn:
+            await gap_store.mark_alive(self.db, conn, now)
+            if gap is not None:
+                await gap_store.record_gap(self.db, conn, *gap, clean)
+        self.evaluator.resume(now)
+        if gap is not None:
+            log.warning(
+                "uptally was not running for %.0f s: that time is recorded as not monitored",
+                (now - gap[0]) / 1000,
+            )
 
     def _failed_here(self) -> dict[str, Millis]:
         """When the embedded probe's last check of each monitor failed, if it did (the state
@@ -211,6 +239,7 @@ class Runtime:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.connect() as conn:
+            await self._pause_for_gaps(conn, horizon)
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
@@ -239,7 +268,9 @@ class Runtime:
         self._tasks.clear()
         if clean and self.ingest.pending == 0:
             async with self.db.begin() as conn:
-                await meta.put(self.db, conn, CLEAN_SHUTDOWN, str(self.clock.now_ms()))
+                now = self.clock.now_ms()
+                await meta.put(self.db, conn, CLEAN_SHUTDOWN, str(now))
+                await gap_store.mark_alive(self.db, conn, now)
         await self.db.close()
         self.started = False
 
@@ -250,6 +281,27 @@ class Runtime:
             state = status.state if status else MonitorState.UNKNOWN
             counts[self.maintenance.monitor_state(monitor.id, state).value] += 1
         return counts
+
+    async def _pause_for_gaps(self, conn: Any, horizon: Millis) -> None:
+        """The evaluator counts no location's silence while uptally was not running."""
+        for gap in await gap_store.list_gaps(conn, since=horizon):
+            self.evaluator.pause(gap.start, gap.end)
+
+    async def _alive(self) -> None:
+        """A sign of life every few seconds: where the next start's "not monitored" gap begins
+        if this process dies without a clean stop."""
+        failing = False
+        while True:
+            await asyncio.sleep(gap_store.ALIVE_EVERY_MS / 1000)
+            try:
+                async with asyncio.timeout(2 * gap_store.ALIVE_EVERY_MS / 1000):
+                    async with self.db.begin() as conn:
+                        await gap_store.mark_alive(self.db, conn, self.clock.now_ms())
+                failing = False
+            except Exception as error:
+                if not failing:  # said once per failing spell, not every few seconds
+                    log.warning("cannot record that uptally is alive: %s", error)
+                failing = True
 
     async def _register_heartbeats(self, conn: Any, crashed: bool) -> None:
         existing = {row.monitor: row for row in await heartbeat_store.load_heartbeats(conn)}

@@ -75,7 +75,8 @@ def sla_report(
     data_dir: DataDirOption = DEFAULT_DIR,
     output: ReportFormatOption = "table",
 ) -> None:
-    """Uptime %, downtime and excluded minutes, met and credit % per policy and component."""
+    """Uptime %, downtime, excluded and not monitored minutes, met and credit % per policy and
+    component."""
     from uptally.sla.export import report_csv, report_document
 
     check_format(output, REPORT_FORMATS)
@@ -93,7 +94,9 @@ def sla_report(
     table = Table(title=f"SLA {info['label']} ({info['timezone']}, {state})")
     for name in ("Policy", "Component", "Target %", "Uptime %", "Downtime min"):
         table.add_column(name, justify="right" if "%" in name or "min" in name else "left")
-    for name in ("Excluded min", "Met", "Credit %", "Outages", "Measured from"):
+    for name in ("Excluded min", "Not monitored min", "Met", "Credit %", "Outages"):
+        table.add_column(name, justify="right")
+    for name in ("Measured from",):
         table.add_column(name, justify="right")
     for row in document["rows"]:
         table.add_row(
@@ -103,6 +106,7 @@ def sla_report(
             f"{row['uptime_percent']:.4f}",
             _number(row["downtime_minutes"]),
             _number(row["excluded_minutes"]),
+            _number(row["not_monitored_minutes"]),
             _yes(row["met"]),
             _number(row["credit_percent"]),
             str(len(row["outages"])),

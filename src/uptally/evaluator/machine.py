@@ -6,6 +6,8 @@ transaction. Outages depend only on the set of results (and `now`), not on their
 in-order results are appended to a location's timeline; for a location that received a late
 result the caller supplies its stored history from a reset point (see `late_points`) and the
 timeline is replayed. `tick(now)` notices locations that went silent without new results.
+Silence while uptally itself was not running (`pause`) does not count: an outage open when it
+stopped stays open across a restart until a result says otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from uptally.evaluator.states import (
     MonitorStatus,
     Outage,
 )
-from uptally.evaluator.timeline import CHANGED, QUIET, Run, Timeline
+from uptally.evaluator.timeline import CHANGED, QUIET, Pauses, Run, Timeline
 from uptally.events import Event, EventKind
 from uptally.ids import new_id
 from uptally.results import Result
@@ -62,6 +64,7 @@ class Evaluator:
     def __init__(self, horizon_ms: int = DEFAULT_HORIZON_MS) -> None:
         self.horizon_ms = horizon_ms
         self._tracks: dict[str, _Track] = {}
+        self._pauses = Pauses()  # when uptally was not running, shared by every timeline
 
     # -- configuration and restore -----------------------------------------------------------
 
@@ -76,6 +79,28 @@ class Evaluator:
                 del track.timelines[name]
         for timeline in track.timelines.values():
             timeline.confirm, timeline.stale = rules.confirm, rules.stale_ms
+
+    def pause(self, start: Millis, end: Millis) -> None:
+        """uptally was not running over [start, end): no location's silence counts there."""
+        self._pauses.add(start, end)
+        self._restale()
+
+    def hold(self, since: Millis) -> None:
+        """uptally has not been running since `since` and is starting: until `resume`, no
+        silence after that counts (its start-up may take longer than a location's limit)."""
+        self._pauses.open_from = since
+        self._restale()
+
+    def resume(self, at: Millis) -> None:
+        """Start-up is done: the pause begun by `hold` ends at `at`."""
+        since, self._pauses.open_from = self._pauses.open_from, None
+        if since is not None:
+            self._pauses.add(since, at)
+        self._restale()
+
+    def _restale(self) -> None:
+        for track in self._tracks.values():
+            track.next_stale = _next_stale(track, 0)
 
     def forget(self, monitor: str) -> None:
         self._tracks.pop(monitor, None)
@@ -101,7 +126,7 @@ class Evaluator:
             track = self._tracks.get(snap.monitor)
             if track is None or snap.location not in track.rules.locations:
                 continue
-            timeline = Timeline(track.rules.confirm, track.rules.stale_ms)
+            timeline = Timeline(track.rules.confirm, track.rules.stale_ms, self._pauses)
             timeline.runs = [Run(*run) for run in snap.runs]
             timeline.last = snap.last
             track.timelines[snap.location] = timeline
@@ -197,7 +222,7 @@ class Evaluator:
             timeline = track.timelines.get(result.location)
             if timeline is None:
                 timeline = track.timelines[result.location] = Timeline(
-                    track.rules.confirm, track.rules.stale_ms
+                    track.rules.confirm, track.rules.stale_ms, self._pauses
                 )
             if timeline.floor is not None and result.at < timeline.floor:
                 evaluation.rejected.append((result, "older than the evaluation horizon"))

@@ -5,7 +5,9 @@ or no information (a failure seen while the probe's own network was broken: its 
 failed). A location is down from the first failure of a run of at least `confirm` failures
 until the next run begins, so downtime starts at the first failing check, not the confirming
 one. A location is live while it reports: a run covers time until the next run begins, or until
-`stale` after its last result; a longer silence starts a new run. Only runs are kept, not every
+`stale` after its last result; a longer silence starts a new run. Silence is counted only while
+uptally itself was running: the times it was not (`Pauses`, its recorded monitoring gaps) stop
+the clock, since no location could have reported to it then. Only runs are kept, not every
 result, which keeps an idle monitor small; results that arrive out of order are handled by
 `rebuild`, which replays the location's stored history from a known good point.
 """
@@ -54,12 +56,53 @@ def order(at: Millis, value: Outcome) -> tuple[Millis, int]:
     return (at, 0 if value is True else 1 if value is False else 2)
 
 
-class Timeline:
-    __slots__ = ("confirm", "floor", "last", "runs", "stale")
+class Pauses:
+    """When uptally itself was not running (sorted, disjoint [start, end) spans, and possibly
+    one still open: from the last sign of life until a start-up is done), shared by every
+    timeline of an evaluator: a location's silence then does not count against it."""
 
-    def __init__(self, confirm: int, stale: int | None = None) -> None:
+    __slots__ = ("open_from", "spans")
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[Millis, Millis]] = []
+        self.open_from: Millis | None = None
+
+    def add(self, start: Millis, end: Millis) -> None:
+        if end <= start:
+            return
+        merged: list[tuple[Millis, Millis]] = []
+        for a, b in sorted([*self.spans, (start, end)]):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self.spans = merged
+
+    def after(self, at: Millis, span: int) -> Millis:
+        """The moment `span` ms of running time have passed since `at`."""
+        end = at + span
+        for start, stop in self.spans:
+            if stop <= at:
+                continue
+            if start >= end:
+                break
+            end += stop - max(start, at)
+        if self.open_from is not None and end > self.open_from:
+            return NEVER  # not running again yet: the silence has not begun to count
+        return end
+
+
+NEVER = 2**62
+NO_PAUSES = Pauses()
+
+
+class Timeline:
+    __slots__ = ("confirm", "floor", "last", "pauses", "runs", "stale")
+
+    def __init__(self, confirm: int, stale: int | None = None, pauses: Pauses = NO_PAUSES) -> None:
         self.confirm = confirm
         self.stale = stale  # ms of silence after which the location no longer counts
+        self.pauses = pauses  # when uptally was not running: that silence is nobody's
         self.runs: list[Run] = []
         self.last: Result | None = None  # the newest result by time
         self.floor: Millis | None = None  # history before this was forgotten
@@ -86,9 +129,10 @@ class Timeline:
         self.last = result
         if runs:
             run = runs[-1]
-            gap = self.stale is not None and result.at - run.last_at > self.stale
+            stale_at = None if self.stale is None else self.pauses.after(run.last_at, self.stale)
+            gap = stale_at is not None and result.at > stale_at
             if run.ok is value and not gap:
-                was_open = self.stale is None or now is None or run.last_at + self.stale > now
+                was_open = stale_at is None or now is None or stale_at > now
                 run.count += 1
                 run.last_at = result.at
                 if not was_open:
@@ -129,7 +173,7 @@ class Timeline:
     def _end(self, index: int, now: Millis) -> Millis | None:
         """Where run `index` stops counting: the next run, going stale, or still open (None)."""
         run = self.runs[index]
-        stale_end = None if self.stale is None else run.last_at + self.stale
+        stale_end = None if self.stale is None else self.pauses.after(run.last_at, self.stale)
         if index + 1 < len(self.runs):
             following = self.runs[index + 1].first_at
             return following if stale_end is None else min(following, stale_end)
@@ -161,7 +205,7 @@ class Timeline:
         """When the newest run stops counting unless more results come."""
         if not self.runs or self.stale is None:
             return None
-        return self.runs[-1].last_at + self.stale
+        return self.pauses.after(self.runs[-1].last_at, self.stale)
 
     def is_live(self, now: Millis) -> bool:
         if not self.runs or self.runs[-1].ok is None:

@@ -45,7 +45,7 @@ def target_fraction(target: float) -> Fraction:
 
 def error_budget(so_far: Availability, period_ms: int, target: Fraction) -> Budget:
     """The period's budget given what happened up to now (`so_far` covers the elapsed part)."""
-    allowed = (1 - target) * max(0, period_ms - so_far.excluded_ms)
+    allowed = (1 - target) * max(0, period_ms - so_far.excluded_ms - so_far.not_monitored_ms)
     return Budget(allowed, so_far.downtime_ms)
 
 

@@ -23,6 +23,7 @@ ROW_COLUMNS = [
     "credit_percent",
     "outages",
     "measured_from",
+    "not_monitored_minutes",
 ]
 LEDGER_COLUMNS = [
     "period",
@@ -59,6 +60,7 @@ def _measures(found: Availability) -> dict[str, Any]:
         "uptime_percent": percent(found.uptime),
         "downtime_minutes": minutes(found.downtime_ms),
         "excluded_minutes": minutes(found.excluded_ms),
+        "not_monitored_minutes": minutes(found.not_monitored_ms),
         "measured_minutes": minutes(found.span_ms),
         "measured_from": iso(found.measured_from),  # null: nothing of the period was measured
     }
@@ -93,6 +95,7 @@ def row_document(row: Row) -> dict[str, Any]:
         "outages": [_outage(item) for item in found.counted],
         "measured_minutes": measures["measured_minutes"],
         "measured_from": measures["measured_from"],
+        "not_monitored_minutes": measures["not_monitored_minutes"],
         "periods": [
             {
                 "label": part.period.label,

@@ -9,7 +9,10 @@ Exact interval arithmetic, never sampling. For a component over [start, end):
 - downtime is the union over its monitors of their verified outages outside their maintenance,
   plus outages recorded by hand on the component, minus the excluded time; unverified
   (degraded) downtime counts at the policy's weight where no verified downtime is;
-- uptime = 1 - downtime / (period - excluded time); 100 % when nothing of the period counts.
+- time when uptally itself was not running (its recorded monitoring gaps) is *not monitored*:
+  neither uptime nor downtime, even inside an outage that was open across it;
+- uptime = 1 - downtime / (period - excluded time - not monitored time); 100 % when nothing
+  of the period counts.
 
 With `count_maintenance` maintenance neither excludes time nor hides downtime.
 """
@@ -96,6 +99,7 @@ class Availability:
     counted: list[Counted] = field(default_factory=list)
     downtime: Spans = field(default_factory=list)  # the verified downtime intervals
     measured_from: Millis | None = None  # where the measured span begins (None: it is empty)
+    not_monitored_ms: int = 0  # uptally was not running (outside excluded time)
 
     @property
     def downtime_ms(self) -> Fraction:
@@ -103,8 +107,8 @@ class Availability:
 
     @property
     def counting_ms(self) -> int:
-        """The time that counts: measured minus excluded."""
-        return self.span_ms - self.excluded_ms
+        """The time that counts: measured minus excluded and not monitored."""
+        return self.span_ms - self.excluded_ms - self.not_monitored_ms
 
     @property
     def uptime(self) -> Fraction:
@@ -136,6 +140,7 @@ def availability(
     exclusions: Iterable[Exclusion] = (),
     monitor_components: Mapping[str, Collection[str]] | None = None,
     measured: Mapping[str, Millis] | None = None,
+    gaps: Iterable[Interval] = (),
 ) -> Availability:
     """The component's availability over [start, min(end, now)); open outages end at now.
 
@@ -143,7 +148,8 @@ def availability(
     monitor to all components that hold it, so that a window on another component that shares
     a monitor covers that monitor too (default: only this component). `measured` maps monitors
     to when their measured time began (`monitors_measured_from`): time before it does not
-    count (see `counted_from`); without it the whole period is measured.
+    count (see `counted_from`); without it the whole period is measured. `gaps` are the times
+    uptally was not running: neither uptime nor downtime.
     """
     if now is not None:
         end = min(end, now)
@@ -189,6 +195,7 @@ def availability(
         start,
         end,
     )
+    not_monitored = iv.subtract(iv.clip(iv.merge(gaps), start, end), excluded)
 
     full_parts: list[Spans] = []
     partial_parts: list[Spans] = []
@@ -203,7 +210,7 @@ def availability(
             continue
         stop = outage.end if outage.end is not None else horizon
         mine = iv.subtract(iv.clip([(outage.start, stop)], start, end), hidden)
-        mine = iv.subtract(mine, excluded)
+        mine = iv.subtract(iv.subtract(mine, excluded), not_monitored)
         if not mine:
             continue
         candidates.append((stored, mine))
@@ -238,6 +245,7 @@ def availability(
         counted,
         full,
         start,
+        iv.length(not_monitored),
     )
 
 
@@ -294,6 +302,7 @@ def component_uptime(
     exclusions: Iterable[Exclusion] = (),
     monitor_components: Mapping[str, Collection[str]] | None = None,
     measured: Mapping[str, Millis] | None = None,
+    gaps: Iterable[Interval] = (),
 ) -> float | None:
     """Uptime % of a component over [start, end) (up to `now`), the way `policy` counts.
 
@@ -312,6 +321,7 @@ def component_uptime(
         exclusions=exclusions,
         monitor_components=monitor_components,
         measured=measured,
+        gaps=gaps,
     )
     if result.measured_from is None:
         return None

@@ -21,6 +21,7 @@ from uptally.config.schema import Component, Config, SlaCustomer, SlaPolicy
 from uptally.maintenance.recurrence import local_ms
 from uptally.maintenance.windows import WindowView
 from uptally.sla.budget import Budget, error_budget, target_fraction
+from uptally.sla.intervals import Interval
 from uptally.sla.latency import Latency, judge, summarize, uncertain
 from uptally.sla.ledger import (
     Availability,
@@ -47,6 +48,7 @@ class Inputs:
     # monitor -> when its measured time began (ledger.monitors_measured_from); None: every
     # component is measured over whole periods
     measured: Mapping[str, Millis] | None = None
+    gaps: Sequence[Interval] = ()  # when uptally was not running: not monitored
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,7 @@ class Index:
         self.exclusions = inputs.exclusions
         self.groups = monitor_groups(config.components)
         self.measured = inputs.measured
+        self.gaps = inputs.gaps
 
     def availability(
         self,
@@ -147,6 +150,7 @@ class Index:
             exclusions=self.exclusions,
             monitor_components=self.groups,
             measured=self.measured,
+            gaps=self.gaps,
         )
 
 

@@ -37,6 +37,7 @@ from uptally.statuspage.model import (
     PageModel,
 )
 from uptally.statuspage.scope import PageScope, main_scope
+from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
 from uptally.store import sla as sla_store
@@ -72,6 +73,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         measured = await sla_store.measured_since(
             conn, (monitors[m] for m in shown if m in monitors), config.site.timezone
         )
+        gaps = [g.span for g in await gap_store.list_gaps(conn, since=since, until=now)]
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
         incidents = scope.incidents(await sources.incidents(conn, now))
         maintenance = scope.windows(await sources.maintenance(conn, now))
@@ -112,7 +114,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             state = status.state if status else MonitorState.UNKNOWN
             if monitor_id in under_maintenance or component.id in under_maintenance:
                 state = MonitorState.MAINTENANCE
-            own = component_downtime({monitor_id: per_monitor.get(monitor_id, [])}, [])
+            own = component_downtime({monitor_id: per_monitor.get(monitor_id, [])}, [], gaps)
             points, last_hour = latency.get(monitor_id, ([], None))
             views.append(
                 MonitorView(
@@ -129,6 +131,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         downtime = component_downtime(
             {m: per_monitor.get(m, []) for m in component.monitors},
             per_component.get(component.id, []),
+            gaps,
         )
         seen = component_measured_from(component, measured)
         cells = day_cells(downtime, days, seen)
@@ -188,6 +191,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         incidents,
         maintenance,
         ways(config).any,
+        gaps,
     )
 
 
@@ -221,6 +225,7 @@ def _policy_uptimes(
             exclusions=inputs.exclusions,
             monitor_components=holders,
             measured=measured,
+            gaps=inputs.gaps,
         )
         for key, length in UPTIME_PERIODS.items()
     }

@@ -4,6 +4,9 @@ A component is in a major outage while all of its monitors are down (or an outag
 on the component itself), and in a partial outage while some but not all are. Days are
 calendar days in the site timezone (DST days are 23 or 25 hours long). Uptime counts major
 outage time fully and partial outage time at 30 %, the convention of hosted status pages.
+Time when uptally itself was not running is *not monitored*: neither up nor down, so it is left
+out of both the downtime and the time uptime is a share of, and each day says how much of it
+there was.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class DayCell:
     major_ms: int = 0
     partial_ms: int = 0
     notes: list[str] = field(default_factory=list)  # incidents and maintenance of the day
+    not_monitored_ms: int = 0  # uptally was not running
 
     @property
     def down_minutes(self) -> float:
@@ -61,17 +65,23 @@ def overlap(intervals: Sequence[Interval], start: Millis, end: Millis) -> int:
 class ComponentDowntime:
     major: list[Interval]
     partial: list[Interval]
+    not_monitored: list[Interval] = field(default_factory=list)
 
 
 def component_downtime(
-    per_monitor: Mapping[str, Iterable[Interval]], on_component: Iterable[Interval]
+    per_monitor: Mapping[str, Iterable[Interval]],
+    on_component: Iterable[Interval],
+    not_monitored: Iterable[Interval] = (),
 ) -> ComponentDowntime:
-    """Major (all monitors, or recorded on the component) and partial (some) downtime."""
+    """Major (all monitors, or recorded on the component) and partial (some) downtime, outside
+    the time not monitored (an outage open across a restart is not downtime while uptally was
+    not running)."""
+    gaps = merge(not_monitored)
     monitors = [merge(intervals) for intervals in per_monitor.values()]
     union = merge(i for m in monitors for i in m)
     major = merge([*intersect_all(monitors), *on_component])
     partial = subtract(union, major)
-    return ComponentDowntime(major, partial)
+    return ComponentDowntime(subtract(major, gaps), subtract(partial, gaps), gaps)
 
 
 def day_cells(
@@ -83,11 +93,16 @@ def day_cells(
     partials = per_day(downtime.partial, days)
     recorded = _recorded(downtime)
     for day, major, partial in zip(days, majors, partials, strict=True):
-        if counted_from(day.start, day.end, measured_from, recorded) >= day.end:
+        start = counted_from(day.start, day.end, measured_from, recorded)
+        if start >= day.end:
             cells.append(DayCell(day, "nodata"))
             continue
+        unknown = overlap(downtime.not_monitored, start, day.end)
+        if unknown >= day.end - start:
+            cells.append(DayCell(day, "nodata", not_monitored_ms=unknown))
+            continue
         state = "major" if major else "partial" if partial else "operational"
-        cells.append(DayCell(day, state, major, partial))
+        cells.append(DayCell(day, state, major, partial, not_monitored_ms=unknown))
     return cells
 
 
@@ -112,10 +127,10 @@ def per_day(intervals: Sequence[Interval], days: Sequence[Day]) -> list[int]:
 def uptime_percent(
     downtime: ComponentDowntime, start: Millis, end: Millis, measured_from: Millis | None
 ) -> float | None:
-    """Uptime over [start, end) counted from when measured time began (`counted_from`); None
-    when nothing of it was measured."""
+    """Uptime over [start, end) counted from when measured time began (`counted_from`), over
+    the time monitored; None when nothing of it was measured."""
     start = counted_from(start, end, measured_from, _recorded(downtime))
-    total = end - start
+    total = end - start - overlap(downtime.not_monitored, start, end)
     if total <= 0:
         return None
     lost = overlap(downtime.major, start, end) + PARTIAL_WEIGHT * overlap(

@@ -72,6 +72,8 @@ class PageModel:
     incidents: list[IncidentView]  # newest first: unresolved ones and those of the last 90 days
     maintenance: list[WindowView]  # in progress, upcoming and of the last 90 days
     subscribe: bool = False  # visitors can subscribe to updates (at /subscribe)
+    # When uptally itself was not running over the last 90 days: nothing was monitored then.
+    not_monitored: list[tuple[Millis, Millis]] = field(default_factory=list)
 
     @property
     def status_title(self) -> str:

@@ -249,7 +249,13 @@ def maintenance_html(model: PageModel, links: Links, window: Any) -> bytes:
     )
 
 
-def history_items(incidents: Sequence[Any], windows: Sequence[Any]) -> list[dict[str, Any]]:
+def history_items(
+    incidents: Sequence[Any],
+    windows: Sequence[Any],
+    not_monitored: Sequence[tuple[Millis, Millis]] = (),
+) -> list[dict[str, Any]]:
+    """The history's entries: incidents, maintenance, and the times nothing was monitored
+    (uptally itself was not running), which are stated, not linked."""
     items = [
         {
             "title": i.title,
@@ -271,6 +277,17 @@ def history_items(incidents: Sequence[Any], windows: Sequence[Any]) -> list[dict
             "duration": None,
         }
         for w in windows
+    ]
+    items += [
+        {
+            "title": "Not monitored: the monitoring service was not running",
+            "path": None,
+            "kind": "not monitored",
+            "status": "neither up nor down",
+            "at": start,
+            "duration": _span(end - start),
+        }
+        for start, end in not_monitored
     ]
     return items
 
@@ -390,7 +407,13 @@ def _duration(incident: Any) -> str:
     end = incident.resolved_at
     if end is None:
         return "ongoing"
-    minutes = max(0, end - start) / 60_000
+    return _span(end - start)
+
+
+def _span(ms: int) -> str:
+    minutes = max(0, ms) / 60_000
+    if minutes < 1:
+        return f"{minutes * 60:.0f} s"
     if minutes < 60:
         return f"{minutes:.0f} min"
     hours, rest = divmod(round(minutes), 60)

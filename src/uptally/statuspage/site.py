@@ -166,7 +166,8 @@ class StatusSite:
         async with self.runtime.db.connect() as conn:
             incidents, windows = await self._history(conn, since, until)
             older, older_windows = await self._history(conn, 0, since)
-        items = render.history_items(incidents, windows)
+        gaps = [(s, e) for s, e in model.not_monitored if s < until and e > since]
+        items = render.history_items(incidents, windows, gaps)
         has_older = bool(older or older_windows)
         body = render.history_html(model, links, items, page, has_older, (since, until))
         return body, has_older

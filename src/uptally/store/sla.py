@@ -27,6 +27,7 @@ from uptally.sla.periods import Period
 from uptally.sla.report import Inputs, Report, build_report, config_exclusions
 from uptally.store import maintenance as maintenance_store
 from uptally.store import meta
+from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
 from uptally.store.database import Database, insert_ignore, upsert
@@ -58,8 +59,8 @@ async def load_inputs(
     *,
     latency: bool = False,
 ) -> Inputs:
-    """Outages, maintenance and exclusions touching [start, end), when each monitor's measured
-    time began (and latency histograms)."""
+    """Outages, maintenance, exclusions and times not monitored touching [start, end), when
+    each monitor's measured time began (and latency histograms)."""
     outages = await outage_store.list_outages(conn, since=start, until=end, limit=_MAX_OUTAGES)
     windows = await maintenance_store.in_effect(conn, start, end)
     # Exclusions written in the config are in the table too (synced and audit-logged).
@@ -72,7 +73,8 @@ async def load_inputs(
             if component.slo is not None:
                 monitors.update(component.monitors)
         histograms = await latency_histograms(conn, monitors, start, end)
-    return Inputs(outages, windows, exclusions, histograms, measured)
+    gaps = [gap.span for gap in await gap_store.list_gaps(conn, since=start, until=end)]
+    return Inputs(outages, windows, exclusions, histograms, measured, gaps)
 
 
 async def measured_since(
@@ -219,6 +221,7 @@ async def uptime_by_component(
             exclusions=inputs.exclusions,
             monitor_components=groups,
             measured=inputs.measured,
+            gaps=inputs.gaps,
         )
         for component in config.components
         if wanted is None or component.id in wanted

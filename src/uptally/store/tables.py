@@ -184,6 +184,18 @@ rollups = Table(
     Index("ix_rollups_hour", "hour"),
 )
 
+# Times uptally itself was not running (no instance was): nothing was monitored then.
+monitoring_gaps = Table(
+    "monitoring_gaps",
+    metadata,
+    # Its last sign of life: instances of a cluster that start together record one gap.
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("end", BigInteger, nullable=False),  # the restart
+    Column("clean", Boolean, nullable=False),  # stopped cleanly (else it crashed or was killed)
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_monitoring_gaps_end", "end"),
+)
+
 meta = Table(
     "meta",
     metadata,
