@@ -21,7 +21,8 @@ from tests.targets import HttpTarget, Request, Response, TcpTarget, reply_with
 
 pytestmark = pytest.mark.slow
 
-ADMIN = {"Authorization": "Bearer admin"}
+ADMIN_TOKEN = "hub-away-admin-token-k7Qz"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 INTERVAL_S = 1.0
 
 
@@ -74,7 +75,7 @@ monitors:
     confirm: 2
     locations: [eu]
 """)
-        hub = Hub(config, tmp_path / "data", {"AWAY_EU": "eu", "UPTALLY_ADMIN_TOKEN": "admin"})
+        hub = Hub(config, tmp_path / "data", {"AWAY_EU": "eu", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN})
         await hub.start(timeout=90)
         metrics_port = free_port()
         log = tmp_path / "agent.log"

@@ -28,7 +28,7 @@ from uptally.store import outbox as outbox_store
 from uptally.store import results as result_store
 from uptally.store.database import Database
 
-TOKEN = "restart-admin"
+TOKEN = "restart-admin-token-k7Qz"
 START_S = 120.0  # a serve's start-up on a loaded 2-core machine can take tens of seconds
 AWAY_S = 8.0  # longer than 2 x interval + timeout (5 s)
 
