@@ -35,7 +35,7 @@ def rss_kib() -> int:
 async def measure(monitors: int, trace: bool) -> dict[str, float]:
     import uvloop  # noqa: F401 - imported for the same baseline as serve
 
-    from uptally.cli.core import release_free_memory
+    from uptally.heap import release_free_memory
     from uptally.clock import SystemClock
     from uptally.config import parse_config
     from uptally.config.schema import ActiveMonitor
