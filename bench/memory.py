@@ -35,10 +35,10 @@ def rss_kib() -> int:
 async def measure(monitors: int, trace: bool) -> dict[str, float]:
     import uvloop  # noqa: F401 - imported for the same baseline as serve
 
-    from uptally.cli.core import release_free_memory
     from uptally.clock import SystemClock
     from uptally.config import parse_config
     from uptally.config.schema import ActiveMonitor
+    from uptally.heap import release_free_memory
     from uptally.ids import new_id
     from uptally.results import Result
     from uptally.runtime import Runtime

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import gzip
 import zlib
 
@@ -149,6 +150,27 @@ async def test_each_check_opens_a_fresh_connection() -> None:
     assert target.connections == 3
     assert len(set(target.peers)) == 3
     assert all(request.headers["connection"] == "close" for request in target.requests)
+
+
+async def test_a_finished_check_leaves_nothing_for_the_garbage_collector() -> None:
+    # The response parser holds its protocol's callbacks: unless the check breaks that cycle,
+    # every check leaves garbage that only a (rare, at serve's thresholds) collection frees.
+    def protocols() -> int:
+        return sum(type(o).__name__ == "_ResponseProtocol" for o in gc.get_objects())
+
+    async with HttpTarget({"/": Response(200), "/gone": Response(410)}) as target:
+        gc.collect()
+        gc.disable()
+        try:
+            before = protocols()
+            for path in ("/", "/gone") * 5:
+                await check(kind="http", url=target.url(path), timeout="1s")
+            for _ in range(3):
+                await asyncio.sleep(0)  # the closed transports' connection_lost callbacks
+            left = protocols() - before
+        finally:
+            gc.enable()
+    assert left == 0
 
 
 async def test_credentials_in_the_url_are_sent_as_basic_auth() -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import json
 import logging
@@ -36,6 +34,7 @@ from uptally.cli.app import (
 )
 from uptally.config import Config
 from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
+from uptally.heap import limit_arenas, release_free_memory
 
 if TYPE_CHECKING:
     from uptally.runtime import Runtime
@@ -143,6 +142,7 @@ def serve(
     _check_admin_token(os.environ.get("UPTALLY_ADMIN_TOKEN") or None, demo)
     if port:  # a config that watches this very server (like the demo) follows --port
         os.environ["UPTALLY_PORT"] = str(port)
+    limit_arenas()  # before the database and worker threads start (uptally.heap)
     loaded = load_or_exit(config, err)
     logging.basicConfig(
         level=log_level.upper(),
@@ -199,16 +199,6 @@ def tune_gc() -> None:
     gc.freeze()  # start-up objects (config, state) move to a generation that is never scanned
     gc.set_threshold(50_000, 20, 100)
     release_free_memory()
-
-
-def release_free_memory() -> None:
-    """Give the memory that start-up used and freed (YAML parsing, validation, migrations) back
-    to the system: glibc keeps freed heap pages otherwise, and RSS would stay at the peak."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 async def _reload(runtime: Runtime) -> None:
