@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from uptally import offloop
 from uptally.clock import Millis
 from uptally.evaluator import Evaluation
 from uptally.runtime import Runtime
@@ -157,7 +158,9 @@ class StatusSite:
             older, older_windows = await self._history(conn, 0, since)
         items = render.history_items(incidents, windows)
         has_older = bool(older or older_windows)
-        body = render.history_html(model, links, items, page, has_older, (since, until))
+        body = await offloop.run(
+            render.history_html, model, links, items, page, has_older, (since, until)
+        )
         return body, has_older
 
     async def _history(
