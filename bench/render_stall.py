@@ -134,8 +134,13 @@ async def measure(monitors: int) -> list[tuple[str, ...]]:
         wall = time.perf_counter() - started
         await asyncio.sleep(0.01)
         rows.append(
-            (label, str(status), f"{size / 1e6:.2f} MB", f"{wall * 1000:.0f} ms",
-             f"{lag.worst * 1000:.0f} ms")
+            (
+                label,
+                str(status),
+                f"{size / 1e6:.2f} MB",
+                f"{wall * 1000:.0f} ms",
+                f"{lag.worst * 1000:.0f} ms",
+            )
         )
     await lag.stop()
     await runtime.stop()

@@ -88,9 +88,9 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         )
     # The evaluator is read here, on the loop that changes it; the model is put together in the
     # render thread (at 10,000 monitors that takes seconds the probes must not wait for).
-    statuses: dict[str, MonitorStatus | None] = {}
+    monitor_statuses: dict[str, MonitorStatus | None] = {}
     for count, monitor_id in enumerate(shown, 1):
-        statuses[monitor_id] = runtime.evaluator.status(monitor_id)
+        monitor_statuses[monitor_id] = runtime.evaluator.status(monitor_id)
         # not yet in the hourly rollups (they are written every minute)
         snapshots = runtime.evaluator.location_snapshots(monitor_id)
         starts = [s.runs[0][1] for s in snapshots if s.runs]
@@ -99,7 +99,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         if count % YIELD_EVERY == 0:
             await asyncio.sleep(0)
     gathered = Gathered(now, stored, measured, hourly, incidents, maintenance, policy_inputs)
-    return await offloop.run(assemble_page, config, url, scope, gathered, statuses)
+    return await offloop.run(assemble_page, config, url, scope, gathered, monitor_statuses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ def assemble_page(
     url: str,
     scope: PageScope,
     gathered: Gathered,
-    statuses: Mapping[str, MonitorStatus | None],
+    monitor_statuses: Mapping[str, MonitorStatus | None],
 ) -> PageModel:
     """The model from what was gathered: pure computation, run off the event loop."""
     now, stored, measured, hourly = (
@@ -155,7 +155,7 @@ def assemble_page(
         views = []
         for monitor_id in component.monitors:
             monitor = monitors.get(monitor_id)
-            status = statuses.get(monitor_id)
+            status = monitor_statuses.get(monitor_id)
             state = status.state if status else MonitorState.UNKNOWN
             if monitor_id in under_maintenance or component.id in under_maintenance:
                 state = MonitorState.MAINTENANCE

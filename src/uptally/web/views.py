@@ -45,7 +45,8 @@ def outage_out(stored: StoredOutage) -> OutageOut:
     )
 
 
-def _target(monitor: Any) -> str | None:
+def target_of(monitor: Any) -> str | None:
+    """What a monitor probes: its URL, or host[:port]."""
     if getattr(monitor, "url", None):
         return str(monitor.url)
     if getattr(monitor, "host", None):
@@ -54,7 +55,11 @@ def _target(monitor: Any) -> str | None:
     return None
 
 
-def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
+def monitor_out(
+    runtime: Runtime, monitor: Any, base_url: str, components: list[str] | None = None
+) -> MonitorOut:
+    """`components`: the ids of the components it belongs to, if known (a list's index has
+    them; looking them up is a pass over every component)."""
     status = runtime.evaluator.status(monitor.id)
     snapshots: dict[str, LocationSnapshot] = {
         snap.location: snap for snap in runtime.evaluator.location_snapshots(monitor.id)
@@ -77,7 +82,8 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
             consecutive_failures=snap.consecutive_failures if snap else 0,
             last_result=result_out(snap.last) if snap and snap.last else None,
         )
-    components = [c.id for c in runtime.config.components if monitor.id in c.monitors]
+    if components is None:
+        components = [c.id for c in runtime.config.components if monitor.id in c.monitors]
     out = MonitorOut(
         id=monitor.id,
         name=monitor.title,
@@ -88,7 +94,7 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str) -> MonitorOut:
             monitor.id, status.state if status else MonitorState.UNKNOWN
         ).value,
         since=iso(status.since) if status else None,
-        target=_target(monitor),
+        target=target_of(monitor),
         interval_s=monitor.interval / 1000 if isinstance(monitor, ActiveMonitor) else None,
         timeout_s=monitor.timeout / 1000 if isinstance(monitor, ActiveMonitor) else None,
         locations=locations,
