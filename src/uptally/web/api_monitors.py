@@ -53,16 +53,16 @@ async def list_monitors(
     runtime = runtime_of(request)
     filters = monitor_list.parse_filters(runtime, state, kind, component, location, q)
     after = monitor_list.decode_cursor(cursor) if cursor is not None else None
-    index = monitor_list.index_of(runtime.config)
+    index = await offloop.run(monitor_list.index_of, runtime.config)  # sorts, once per config
     url = base_url(request)
     page: list[MonitorOut] = []
     more = False
-    for count, monitor in enumerate(monitor_list.matching(runtime, index, filters, after), 1):
+    async for monitor in monitor_list.matching(runtime, index, filters, after):
         if len(page) == limit:
             more = True
             break
         page.append(monitor_out(runtime, monitor, url, index.components.get(monitor.id, [])))
-        if count % YIELD_EVERY == 0:
+        if len(page) % YIELD_EVERY == 0:
             await asyncio.sleep(0)  # a page of 1000 takes a while: let the probes read replies
     next_cursor = monitor_list.encode_cursor(page[-1].id) if more else None
     body = MonitorPage(monitors=page, next_cursor=next_cursor)

@@ -7,11 +7,12 @@ so the first page costs the same at any size.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import bisect
 import functools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -25,6 +26,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 STATES = ("up", "down", "degraded", "unknown", "maintenance")
 _CURSOR_PREFIX = "m1:"
+SCAN_YIELD_EVERY = 200  # monitors filtered between two turns of the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +128,15 @@ def state_of(runtime: Runtime, monitor_id: str) -> str:
     ).value
 
 
-def matching(
+async def matching(
     runtime: Runtime, index: MonitorIndex, filters: Filters, after: str | None
-) -> Iterator[Any]:
-    """The monitors after the id `after` that match `filters`, in id order."""
+) -> AsyncIterator[Any]:
+    """The monitors after the id `after` that match `filters`, in id order (a scan of many
+    lets the event loop turn every `SCAN_YIELD_EVERY` monitors)."""
     start = bisect.bisect_right(index.ids, after) if after is not None else 0
     for position in range(start, len(index.monitors)):
+        if (position - start) % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
+            await asyncio.sleep(0)
         monitor = index.monitors[position]
         if filters.kinds is not None and monitor.kind not in filters.kinds:
             continue
