@@ -25,7 +25,7 @@ async def test_a_connect_only_check_is_up_when_the_port_accepts() -> None:
     async with TcpTarget(reply_with(b"", close=False)) as target:
         result = await check(kind="tcp", host=target.host, port=target.port, timeout="1s")
     assert result.ok, result.message
-    assert [timing.name for timing in result.timings] == ["connect"]
+    assert [timing.name for timing in result.timings] == ["dns", "connect"]
     assert target.connections == 1
 
 
@@ -51,7 +51,7 @@ monitors:
 """
         result = await run_check(monitor_from_yaml(config))
     assert result.ok, result.message
-    assert [timing.name for timing in result.timings] == ["connect", "reply"]
+    assert [timing.name for timing in result.timings] == ["dns", "connect", "reply"]
 
 
 async def test_it_succeeds_as_soon_as_the_reply_matches_without_waiting_for_close() -> None:
@@ -229,7 +229,7 @@ async def test_tls_without_verification_connects_and_talks() -> None:
             timeout="2s",
         )
     assert result.ok, result.message
-    assert [timing.name for timing in result.timings] == ["connect", "tls", "reply"]
+    assert [timing.name for timing in result.timings] == ["dns", "connect", "tls", "reply"]
 
 
 async def test_tls_with_verification_rejects_a_self_signed_certificate() -> None:
@@ -323,7 +323,7 @@ async def test_a_conversation_runs_several_exchanges_over_one_connection_with_ca
     assert result.captured == {"session": "s-4711", "count": "42"}
     assert target.connections == 1
     names = [timing.name for timing in result.timings]
-    assert names == ["connect", "exchange 1", "exchange 2", "exchange 3"]
+    assert names == ["dns", "connect", "exchange 1", "exchange 2", "exchange 3"]
 
 
 async def test_a_failing_exchange_is_named_in_the_message() -> None:

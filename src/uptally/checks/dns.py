@@ -85,6 +85,7 @@ async def run(spec: DnsMonitor | DnsStep, ctx: CheckContext) -> CheckResult:
         except TimeoutError:
             raise _BadServer(f"looking up DNS server {spec.server} timed out") from None
         remaining = max(0.001, ctx.deadline - asyncio.get_running_loop().time())
+        started = time.perf_counter()  # the query is the target's time, not finding its server
         answer = await resolver.resolve(
             name,
             spec.record,

@@ -40,7 +40,7 @@ async def run(spec: HttpMonitor | HttpStep, ctx: CheckContext) -> CheckResult:
         )
     except CheckFailed as failed:
         return CheckResult.failure(failed.code, failed.message, _ms_since(started))
-    latency = _ms_since(started)
+    latency = response.ms_since_opened()
     return judge(
         spec.expect or DEFAULT_EXPECT,
         response_facts(response, latency),

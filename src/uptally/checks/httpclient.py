@@ -42,6 +42,13 @@ class HttpResponse:
     redirects: int
     peer_cert_der: bytes | None
     timings: list[StepTiming] = field(default_factory=list)
+    # time.perf_counter() when the first connection was opened (after resolving the name)
+    opened_at: float = 0.0
+
+    def ms_since_opened(self) -> float:
+        """The target's time so far: from opening the first connection (redirects included)
+        to now; resolving the name and waiting for the event loop before it do not count."""
+        return (time.perf_counter() - self.opened_at) * 1000
 
     @property
     def cert_not_after(self) -> datetime | None:
@@ -87,6 +94,7 @@ async def fetch(
     headers = dict(headers or {})
     redirects = 0
     started = time.perf_counter()
+    opened_at = None
     while True:
         response = await _exchange(
             url,
@@ -101,8 +109,10 @@ async def fetch(
             until,
             started,
         )
+        opened_at = opened_at or response.opened_at
         location = response.headers.get("location")
         if not (follow_redirects and response.status in REDIRECT_STATUSES and location):
+            response.opened_at = opened_at
             response.redirects = redirects
             response.timings = timings
             return response
@@ -176,12 +186,14 @@ async def _exchange(
     protocol = _ResponseProtocol(loop, max_body, method == "HEAD", until)
     transport: asyncio.Transport | None = None
     cert_der = None
+    opened_at = 0.0
     try:
         async with asyncio.timeout_at(deadline):
             addresses = await net.resolve(host, port)
             mark = time.perf_counter()
             timings.append(StepTiming("dns", (mark - started) * 1000))
             phase = f"connecting to {host}:{port}"
+            opened_at = mark
             transport = await net.connect(lambda: protocol, addresses, host, port)
             now = time.perf_counter()
             timings.append(StepTiming("connect", (now - mark) * 1000))
@@ -221,7 +233,9 @@ async def _exchange(
     encoding = protocol.headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "deflate", "x-gzip") and content:
         content = _decompress(content, encoding, max_body)
-    return HttpResponse(protocol.status, protocol.headers, content, url, 0, cert_der, timings)
+    return HttpResponse(
+        protocol.status, protocol.headers, content, url, 0, cert_der, timings, opened_at
+    )
 
 
 @lru_cache(maxsize=16384)

@@ -88,7 +88,7 @@ def _judged(
     spec: JsonRpcMonitor | JsonRpcStep, ctx: CheckContext, response: HttpResponse, started: float
 ) -> CheckResult:
     try:
-        latency = (time.perf_counter() - started) * 1000
+        latency = response.ms_since_opened()
         if not 200 <= response.status < 300:
             raise CheckFailed(ErrorCode.STATUS, f"HTTP status {response.status} from {spec.method}")
         message = _rpc_message(response)

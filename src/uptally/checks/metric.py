@@ -51,7 +51,7 @@ async def run(spec: MetricMonitor, ctx: CheckContext) -> CheckResult:
         return CheckResult.failure(failed.code, failed.message, _ms(started))
     except Missing as missing:
         return CheckResult.failure(ErrorCode.ASSERTION, f"no value: {missing}", _ms(started))
-    latency = _ms(started)
+    latency = response.ms_since_opened()
     return judge(
         spec.expect, Facts({"value": value, "latency": latency}), latency, response.timings
     )

@@ -6,16 +6,20 @@ of visitors costs a few indexed queries per rebuild, and rebuilds are cached (se
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from uptally import offloop
 from uptally.clock import Millis
-from uptally.config.schema import Component, SlaPolicy
-from uptally.evaluator import MonitorState
+from uptally.config.schema import Component, Config, SlaPolicy
+from uptally.evaluator import MonitorState, MonitorStatus
 from uptally.runtime import Runtime
 from uptally.sla.intervals import Interval
 from uptally.sla.ledger import component_measured_from, component_uptime, monitor_groups
@@ -45,6 +49,7 @@ from uptally.subscribers.service import ways
 
 DAYS = 90
 HOUR = 3_600_000
+YIELD_EVERY = 500  # monitors read from the evaluator between two turns of the event loop
 
 
 def page_id(title: str) -> str:
@@ -61,7 +66,6 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
     config = runtime.config
     scope = scope or main_scope(config)
     now = runtime.clock.now_ms()
-    zone = ZoneInfo(config.site.timezone)
     monitors = {m.id: m for m in config.monitors}
     components = scope.pick(config.components)
     shown = [m for c in components for m in c.monitors]
@@ -84,6 +88,55 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             if config.sla.public_policy
             else None
         )
+    # The evaluator is read here, on the loop that changes it; the model is put together in the
+    # render thread (at 10,000 monitors that takes seconds the probes must not wait for).
+    monitor_statuses: dict[str, MonitorStatus | None] = {}
+    for count, monitor_id in enumerate(shown, 1):
+        monitor_statuses[monitor_id] = runtime.evaluator.status(monitor_id)
+        # not yet in the hourly rollups (they are written every minute)
+        snapshots = runtime.evaluator.location_snapshots(monitor_id)
+        starts = [s.runs[0][1] for s in snapshots if s.runs]
+        if starts and monitor_id not in measured:
+            measured[monitor_id] = min(starts)
+        if count % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    gathered = Gathered(now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps)
+    return await offloop.run(assemble_page, config, url, scope, gathered, monitor_statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """What the page is made of, read from the database."""
+
+    now: Millis
+    stored: list[outage_store.StoredOutage]
+    measured: dict[str, Millis]
+    hourly: list[rollup_store.HourTotals]
+    incidents: list[Any]
+    maintenance: list[Any]
+    policy_inputs: Inputs | None
+    gaps: list[tuple[Millis, Millis]]  # when uptally was not running: not monitored
+
+
+def assemble_page(
+    config: Config,
+    url: str,
+    scope: PageScope,
+    gathered: Gathered,
+    monitor_statuses: Mapping[str, MonitorStatus | None],
+) -> PageModel:
+    """The model from what was gathered: pure computation, run off the event loop."""
+    now, stored, measured, hourly = (
+        gathered.now,
+        gathered.stored,
+        gathered.measured,
+        gathered.hourly,
+    )
+    incidents, maintenance = gathered.incidents, gathered.maintenance
+    policy_inputs, gaps = gathered.policy_inputs, gathered.gaps
+    zone = ZoneInfo(config.site.timezone)
+    monitors = {m.id: m for m in config.monitors}
+    components = scope.pick(config.components)
     policy = config.sla.policy(config.sla.public_policy) if config.sla.public_policy else None
     holders = monitor_groups(config.components) if policy is not None else {}
     per_monitor: dict[str, list[Interval]] = defaultdict(list)
@@ -94,11 +147,6 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             per_component[item.component].append(interval)
         elif item.outage.monitor:
             per_monitor[item.outage.monitor].append(interval)
-    for monitor_id in shown:  # not yet in the hourly rollups (they are written every minute)
-        snapshots = runtime.evaluator.location_snapshots(monitor_id)
-        starts = [s.runs[0][1] for s in snapshots if s.runs]
-        if starts and monitor_id not in measured:
-            measured[monitor_id] = min(starts)
     latency = _latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
     under_maintenance = sources.under_maintenance(maintenance, config, now)
@@ -110,7 +158,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         views = []
         for monitor_id in component.monitors:
             monitor = monitors.get(monitor_id)
-            status = runtime.evaluator.status(monitor_id)
+            status = monitor_statuses.get(monitor_id)
             state = status.state if status else MonitorState.UNKNOWN
             if monitor_id in under_maintenance or component.id in under_maintenance:
                 state = MonitorState.MAINTENANCE

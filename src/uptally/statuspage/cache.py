@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
+from uptally import offloop
 from uptally.statuspage.model import PageModel
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Rendered:
         return self.etag[:-1] + '-gz"'
 
 
+# Produces a document's bytes from the model; it runs the rendering itself off the event loop
+# (`offloop.run`), reading the database first if it must.
 Renderer = Callable[[PageModel], Awaitable[tuple[bytes, str] | None]]
 
 
@@ -233,15 +236,21 @@ class PageCache:
 
 
 async def _render(model: PageModel, render: Renderer, cache_control: str) -> Rendered | None:
+    """`render` (which renders off the loop) and then, also off the loop, the ETag and the
+    compressed copy (gzip of a page of megabytes takes a tenth of a second)."""
     produced = await render(model)
     if produced is None:
         return None
     body, content_type = produced
+    return await offloop.run(_rendered, body, content_type, model.generated_at, cache_control)
+
+
+def _rendered(body: bytes, content_type: str, at: float, cache_control: str) -> Rendered:
     return Rendered(
         body,
         content_type,
         '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"',
-        formatdate(model.generated_at / 1000, usegmt=True),
+        formatdate(at / 1000, usegmt=True),
         cache_control,
         gzip.compress(body, 6, mtime=0) if len(body) > 1024 else None,
     )

@@ -7,13 +7,13 @@ path and even from the file system.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from uptally import offloop
 from uptally.statuspage import render
 from uptally.statuspage.model import PageModel
 
@@ -24,8 +24,10 @@ Lookup = Callable[[str], Awaitable[Any | None]]
 async def export_site(
     model: PageModel, out: Path, history_page: HistoryPage, more_incidents: list[Any]
 ) -> list[Path]:
-    """Write the page, history, incident and maintenance pages, v2 JSON, feeds and badges."""
-    files: dict[str, bytes] = {"index.html": render.index_html(model, render.Links(export_depth=0))}
+    """Write the page, history, incident and maintenance pages, v2 JSON, feeds and badges.
+    History pages are read (from the database) here; everything is rendered and written off
+    the event loop."""
+    files: dict[str, bytes] = {}
     page = 1
     while True:
         body, has_older = await history_page(model, page, render.Links(export_depth=0))
@@ -33,6 +35,13 @@ async def export_site(
         if not has_older or page >= 200:
             break
         page += 1
+    files.update(await offloop.run(render_files, model, more_incidents))
+    return await offloop.run(write_files, out, files)
+
+
+def render_files(model: PageModel, more_incidents: list[Any]) -> dict[str, bytes]:
+    """Every file of the export but the history pages, by name."""
+    files: dict[str, bytes] = {"index.html": render.index_html(model, render.Links(export_depth=0))}
     incidents = {i.id: i for i in [*model.incidents, *more_incidents]}
     for incident in incidents.values():
         files[f"incidents/{incident.id}.html"] = render.incident_html(
@@ -52,7 +61,7 @@ async def export_site(
             files[f"badge/{key}/{kind}.svg"] = badge
     for name in ("local-times.js", "favicon.svg"):
         files[f"static/{name}"] = (render.STATIC / name).read_bytes()
-    return await asyncio.to_thread(write_files, out, files)
+    return files
 
 
 def write_files(out: Path, files: dict[str, bytes]) -> list[Path]:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from uptally import offloop
 from uptally.clock import Millis
 from uptally.evaluator import Evaluation
 from uptally.runtime import Runtime
@@ -169,7 +170,9 @@ class StatusSite:
         gaps = [(s, e) for s, e in model.not_monitored if s < until and e > since]
         items = render.history_items(incidents, windows, gaps)
         has_older = bool(older or older_windows)
-        body = render.history_html(model, links, items, page, has_older, (since, until))
+        body = await offloop.run(
+            render.history_html, model, links, items, page, has_older, (since, until)
+        )
         return body, has_older
 
     async def _history(

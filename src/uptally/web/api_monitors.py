@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from uptally import offloop
 from uptally.store import results as result_store
+from uptally.web import monitor_list
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, base_url, millis, runtime_of
 from uptally.web.errors import ApiError
-from uptally.web.schemas import ErrorOut, MonitorList, MonitorOut, ResultList
+from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, ResultList
 from uptally.web.views import monitor_out, result_out
 
 router = APIRouter(
@@ -25,12 +28,51 @@ router = APIRouter(
     },
 )
 
+YIELD_EVERY = 100  # monitors put in the answer between two turns of the event loop
 
-@router.get("", response_model=MonitorList)
-async def list_monitors(request: Request) -> MonitorList:
+
+@router.get(
+    "",
+    response_model=MonitorPage,
+    summary="List monitors, a page at a time",
+    description="In id order, `limit` at a time (default 100, at most 1000); the answer's "
+    '`next_cursor` (also a `Link: <…>; rel="next"` header) fetches the next page with the '
+    "same filters, null on the last page. `state` and `kind` take comma-separated lists; `q` "
+    "matches id, name or target (case-insensitive).",
+)
+async def list_monitors(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=monitor_list.MAX_LIMIT)] = monitor_list.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    state: Annotated[str | None, Query(max_length=200, examples=["down,degraded"])] = None,
+    kind: Annotated[str | None, Query(max_length=200, examples=["http"])] = None,
+    component: Annotated[str | None, Query(max_length=64)] = None,
+    location: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
     runtime = runtime_of(request)
-    url = _ping_base(request)
-    return MonitorList(monitors=[monitor_out(runtime, m, url) for m in runtime.config.monitors])
+    filters = monitor_list.parse_filters(runtime, state, kind, component, location, q)
+    after = monitor_list.decode_cursor(cursor) if cursor is not None else None
+    index = await offloop.run(monitor_list.index_of, runtime.config)  # sorts, once per config
+    url = base_url(request)
+    ping = _ping_base(request)
+    page: list[MonitorOut] = []
+    more = False
+    async for monitor in monitor_list.matching(runtime, index, filters, after):
+        if len(page) == limit:
+            more = True
+            break
+        page.append(monitor_out(runtime, monitor, ping, index.components.get(monitor.id, [])))
+        if len(page) % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a page of 1000 takes a while: let the probes read replies
+    next_cursor = monitor_list.encode_cursor(page[-1].id) if more else None
+    body = MonitorPage(monitors=page, next_cursor=next_cursor)
+    content = await offloop.run(body.model_dump_json)  # megabytes at the largest page
+    headers = {}
+    if next_cursor is not None:
+        following = request.url.include_query_params(cursor=next_cursor)
+        headers["Link"] = f'<{url}{following.path}?{following.query}>; rel="next"'
+    return Response(content, media_type="application/json", headers=headers)
 
 
 @router.get("/{monitor_id}", response_model=MonitorOut)

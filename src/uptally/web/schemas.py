@@ -61,6 +61,12 @@ class MonitorList(Model):
     monitors: list[MonitorOut]
 
 
+class MonitorPage(MonitorList):
+    """A page of the monitor list; `next_cursor` fetches the next one (null: the last page)."""
+
+    next_cursor: str | None = None
+
+
 class ResultList(Model):
     results: list[ResultOut]
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
+from uptally import offloop
 from uptally.statuspage import render
 from uptally.statuspage.cache import Rendered
 from uptally.statuspage.model import PageModel
@@ -195,7 +196,7 @@ def page_router(site: StatusSite) -> APIRouter:
     @pages.get(f"{base}/", include_in_schema=False)
     async def index(request: Request) -> Response:
         async def produce(model: PageModel) -> tuple[bytes, str]:
-            return render.index_html(model, links), HTML
+            return await offloop.run(render.index_html, model, links), HTML
 
         return await serve(request, "index", produce)
 
@@ -214,7 +215,9 @@ def page_router(site: StatusSite) -> APIRouter:
     async def incident(request: Request, incident_id: str) -> Response:
         async def produce(model: PageModel) -> tuple[bytes, str] | None:
             found = await site.find_incident(model, incident_id)
-            return (render.incident_html(model, links, found), HTML) if found else None
+            if found is None:
+                return None
+            return await offloop.run(render.incident_html, model, links, found), HTML
 
         return await serve(request, f"incident:{incident_id}", produce)
 
@@ -222,14 +225,16 @@ def page_router(site: StatusSite) -> APIRouter:
     async def maintenance(request: Request, window_id: str) -> Response:
         async def produce(model: PageModel) -> tuple[bytes, str] | None:
             found = next((w for w in model.maintenance if w.id == window_id), None)
-            return (render.maintenance_html(model, links, found), HTML) if found else None
+            if found is None:
+                return None
+            return await offloop.run(render.maintenance_html, model, links, found), HTML
 
         return await serve(request, f"maintenance:{window_id}", produce)
 
     def v2_route(name: str) -> None:
         async def endpoint(request: Request) -> Response:
             async def produce(model: PageModel) -> tuple[bytes, str]:
-                return render.v2_json(model, name), JSON
+                return await offloop.run(render.v2_json, model, name), JSON
 
             return await serve(request, f"v2:{name}", produce)
 
@@ -248,14 +253,14 @@ def page_router(site: StatusSite) -> APIRouter:
     @pages.get(f"{base}/feed.atom", include_in_schema=False)
     async def feed_atom(request: Request) -> Response:
         async def produce(model: PageModel) -> tuple[bytes, str]:
-            return render.atom(model), "application/atom+xml; charset=utf-8"
+            return await offloop.run(render.atom, model), "application/atom+xml; charset=utf-8"
 
         return await serve(request, "atom", produce)
 
     @pages.get(f"{base}/feed.rss", include_in_schema=False)
     async def feed_rss(request: Request) -> Response:
         async def produce(model: PageModel) -> tuple[bytes, str]:
-            return render.rss(model), "application/rss+xml; charset=utf-8"
+            return await offloop.run(render.rss, model), "application/rss+xml; charset=utf-8"
 
         return await serve(request, "rss", produce)
 
@@ -276,7 +281,7 @@ def page_router(site: StatusSite) -> APIRouter:
         period: Literal["24h", "7d", "30d", "90d"] = "30d",
     ) -> Response:
         async def produce(model: PageModel) -> tuple[bytes, str] | None:
-            body = render.badge(model, key, kind, period)
+            body = await offloop.run(render.badge, model, key, kind, period)
             return (body, "image/svg+xml") if body else None
 
         return await serve(request, f"badge:{key}:{kind}:{period}", produce, badge_cache)

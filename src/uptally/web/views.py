@@ -58,9 +58,13 @@ def shown_target(monitor: Any, secret_keys: Iterable[str]) -> str | None:
     return None
 
 
-def monitor_out(runtime: Runtime, monitor: Any, base_url: str | None) -> MonitorOut:
+def monitor_out(
+    runtime: Runtime, monitor: Any, base_url: str | None, components: list[str] | None = None
+) -> MonitorOut:
     """A monitor as the API shows it; a heartbeat's ping URL only with `base_url` (whoever
-    holds it can record a ping: the caller passes None to a token without the write scope)."""
+    holds it can record a ping: the caller passes None to a token without the write scope).
+    `components`: the ids of the components it belongs to, if known (a list's index has them;
+    looking them up is a pass over every component)."""
     status = runtime.evaluator.status(monitor.id)
     snapshots: dict[str, LocationSnapshot] = {
         snap.location: snap for snap in runtime.evaluator.location_snapshots(monitor.id)
@@ -83,7 +87,8 @@ def monitor_out(runtime: Runtime, monitor: Any, base_url: str | None) -> Monitor
             consecutive_failures=snap.consecutive_failures if snap else 0,
             last_result=result_out(snap.last) if snap and snap.last else None,
         )
-    components = [c.id for c in runtime.config.components if monitor.id in c.monitors]
+    if components is None:
+        components = [c.id for c in runtime.config.components if monitor.id in c.monitors]
     out = MonitorOut(
         id=monitor.id,
         name=monitor.title,
