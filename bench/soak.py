@@ -428,6 +428,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.warmup is None:  # every monitor checked twice, rollups flushed, caches filled
         args.warmup = min(5.0, max(3.0, args.minutes / 3))
+    # SIGTERM unwinds like Ctrl-C, so serve, nginx and the PostgreSQL database are cleaned up.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with nginx() as (port, _):
         code = asyncio.run(soak(args, port))
     sys.exit(code)
