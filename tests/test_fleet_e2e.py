@@ -18,6 +18,8 @@ from tests.procs import Hub, start_agent
 pytestmark = pytest.mark.slow
 
 ADMIN = {"Authorization": "Bearer admin"}
+EU_TOKEN = "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb"  # probe tokens need 128 bits (ids.weak_token)
+US_TOKEN = "us-probe-6Hd0Pj5Tc3Qw9Ue2Xa7Mk4"
 
 
 class Target:
@@ -102,12 +104,14 @@ monitors:
     locations: [eu, us]
 """)
     hub = Hub(
-        config, tmp_path / "data", {"E2E_EU": "eu", "E2E_US": "us", "UPTALLY_ADMIN_TOKEN": "admin"}
+        config,
+        tmp_path / "data",
+        {"E2E_EU": EU_TOKEN, "E2E_US": US_TOKEN, "UPTALLY_ADMIN_TOKEN": "admin"},
     )
     await hub.start()
     agents = [
-        await start_agent(hub.url, "eu", "eu", tmp_path / "q-eu"),
-        await start_agent(hub.url, "us", "us", tmp_path / "q-us"),
+        await start_agent(hub.url, "eu", EU_TOKEN, tmp_path / "q-eu"),
+        await start_agent(hub.url, "us", US_TOKEN, tmp_path / "q-us"),
     ]
     try:
         async with aiohttp.ClientSession() as http:

@@ -5,6 +5,10 @@ the state change that caused it does. Batching is natural group commit: while on
 is written the next batch accumulates — no artificial delay at low load, large batches at high
 load. A failed write is retried with the same evaluation (the evaluator is never fed twice).
 
+An agent's batch is untrusted input (`Work.source` names its location): it is validated at the
+API, and if a transaction that holds one still fails for anything but an unreachable database,
+the rest is written without it and each agent's batch alone, so a bad batch costs only itself.
+
 What only refreshes (a location's latest success, hourly rollups) is kept in memory and written
 every `flush_interval` and on shutdown; a crash loses none of it that matters (see RollupBook).
 """
@@ -18,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Clock, Millis
@@ -42,6 +46,7 @@ from uptally.waiting import wait_event
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (OperationalError, DBAPIError, OSError)
+_REFUSED = (DataError, IntegrityError)  # the data, not the database: retrying cannot help
 LINGER_S = 0.1
 TICK_S = 5.0
 
@@ -58,6 +63,19 @@ class Work:
     probes: list[ProbeRow] = field(default_factory=list)
     fresh: int = 0  # after the commit: how many of `results` were new
     done: asyncio.Future[Evaluation] | None = None
+    source: str | None = None  # the location of the agent that sent it (untrusted input)
+
+
+class RefusedWork(Exception):
+    """An agent's batch that could not be stored (the rest of the hub's work was written)."""
+
+
+class _Unwritten(Exception):
+    """A write failed before anything was evaluated: its inputs may be written another way."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Ingest:
@@ -215,15 +233,35 @@ class Ingest:
             work = self._work.popleft()
             works.append(work)
             size += len(work.results) + len(work.pings)
-        started = time.perf_counter()
         try:
-            evaluation = await self._write(trusted, works)
-        except Exception as error:  # a bug: fail the waiters rather than hang them
-            log.exception("writing a batch failed")
-            for work in works:
-                if work.done is not None and not work.done.done():
-                    work.done.set_exception(error)
-            return
+            await self._commit(trusted, works, size)
+        except _Unwritten as unwritten:
+            agents = [w for w in works if w.source is not None]
+            if not agents or (len(works) == 1 and not trusted):
+                self._fail(works, unwritten.error)
+                return
+            log.warning(
+                "writing a batch with %d agent batch(es) failed (%s): writing them apart",
+                len(agents),
+                unwritten.error,
+            )
+            rest = [w for w in works if w.source is None]
+            groups = [(trusted, rest), *(([], [w]) for w in agents)]
+            for group_trusted, group in groups:
+                if not group_trusted and not group:
+                    continue
+                try:
+                    await self._commit(group_trusted, group, len(group_trusted))
+                except _Unwritten as again:
+                    self._fail(group, again.error)
+                except Exception as error:
+                    self._fail(group, error)
+        except Exception as error:
+            self._fail(works, error)
+
+    async def _commit(self, trusted: list[Result], works: list[Work], size: int) -> None:
+        started = time.perf_counter()
+        evaluation = await self._write(trusted, works)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(size)
         for work in works:
@@ -231,6 +269,16 @@ class Ingest:
                 work.done.set_result(evaluation)
         for listener in self.listeners:
             listener(evaluation)
+
+    def _fail(self, works: list[Work], error: BaseException) -> None:
+        """Fail the waiters rather than hang them (an agent's batch: refused, with the cause)."""
+        log.error("writing a batch failed", exc_info=error)
+        for work in works:
+            if work.done is not None and not work.done.done():
+                if work.source is not None and isinstance(error, _REFUSED):
+                    work.done.set_exception(RefusedWork(f"the batch cannot be stored: {error}"))
+                else:
+                    work.done.set_exception(error)
 
     async def _write(self, trusted: list[Result], works: list[Work]) -> Evaluation:
         evaluation: Evaluation | None = None
@@ -280,7 +328,11 @@ class Ingest:
                             evaluation.events[:] = self.mark_events(evaluation.events, now)
                     await self._write_outcome(conn, evaluation)
                 break
-            except _RETRYABLE as error:
+            except Exception as error:
+                if isinstance(error, _REFUSED) or not isinstance(error, _RETRYABLE):
+                    if evaluation is None:  # nothing evaluated yet: the inputs can be split
+                        raise _Unwritten(error) from error
+                    raise
                 self.metrics.write_errors.inc()
                 log.warning(
                     "writing %d results failed, retrying in %.1fs: %s", len(trusted), delay, error

@@ -10,10 +10,9 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.config.schema import Component, SlaPolicy
 from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
@@ -238,10 +237,7 @@ def _latency_by_monitor(
             slot = sums[rollup.monitor][index]
             slot[0] += rollup.latency_sum
             slot[1] += rollup.checks
-    labels = [
-        datetime.fromtimestamp((first_hour + i * HOUR) / 1000, zone).strftime("%H:00")
-        for i in range(24)
-    ]
+    labels = [to_datetime(first_hour + i * HOUR, zone).strftime("%H:00") for i in range(24)]
     result = {}
     for monitor, slots in sums.items():
         points = [(labels[i], (s / n) if n else None) for i, (s, n) in enumerate(slots)]
