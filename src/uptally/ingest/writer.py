@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Clock, Millis
@@ -46,7 +46,16 @@ from uptally.waiting import wait_event
 log = logging.getLogger(__name__)
 
 _RETRYABLE = (OperationalError, DBAPIError, OSError)
-_REFUSED = (DataError, IntegrityError)  # the data, not the database: retrying cannot help
+
+
+def _transient(error: BaseException) -> bool:
+    """The database (unreachable, busy, hung), not the data: retrying the same write may work.
+    A value the database refuses (out of range, NUL in text, …) fails the same way forever."""
+    if isinstance(error, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
 LINGER_S = 0.1
 TICK_S = 5.0
 
@@ -271,11 +280,15 @@ class Ingest:
             listener(evaluation)
 
     def _fail(self, works: list[Work], error: BaseException) -> None:
-        """Fail the waiters rather than hang them (an agent's batch: refused, with the cause)."""
-        log.error("writing a batch failed", exc_info=error)
+        """Fail the waiters rather than hang them; an agent's batch written alone is refused."""
+        alone = len(works) == 1 and works[0].source is not None
+        if alone:
+            log.warning("refused a batch from probe %s: %s", works[0].source, error)
+        else:
+            log.error("writing a batch failed", exc_info=error)
         for work in works:
             if work.done is not None and not work.done.done():
-                if work.source is not None and isinstance(error, _REFUSED):
+                if alone:
                     work.done.set_exception(RefusedWork(f"the batch cannot be stored: {error}"))
                 else:
                     work.done.set_exception(error)
@@ -329,7 +342,7 @@ class Ingest:
                     await self._write_outcome(conn, evaluation)
                 break
             except Exception as error:
-                if isinstance(error, _REFUSED) or not isinstance(error, _RETRYABLE):
+                if not _transient(error):
                     if evaluation is None:  # nothing evaluated yet: the inputs can be split
                         raise _Unwritten(error) from error
                     raise
