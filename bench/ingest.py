@@ -70,7 +70,7 @@ def start_hub(directory: Path, env: dict[str, str]) -> tuple[subprocess.Popen[st
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **env, "BENCH_EU": "bench-token"},
+        env={**os.environ, **env, "BENCH_EU": "bench-probe-7Gk2Qx9Lm4Zt1Wv8Rc3Yb6"},
     )
     assert process.stdout is not None
     deadline = time.monotonic() + 60
@@ -93,7 +93,7 @@ async def push(url: str, seconds: float, batch_size: int) -> tuple[float, int]:
     """CLIENTS concurrent agents, each pushing in-order results for its own share of monitors."""
     from uptally.ids import new_id
 
-    headers = {"Authorization": "Bearer bench-token"}
+    headers = {"Authorization": "Bearer bench-probe-7Gk2Qx9Lm4Zt1Wv8Rc3Yb6"}
     sent = 0
     base_at = int(time.time() * 1000) - 3_600_000
 
@@ -220,7 +220,7 @@ def replay(seconds_limit: float) -> dict[str, float]:
                 "--location",
                 "eu",
                 "--token",
-                "bench-token",
+                "bench-probe-7Gk2Qx9Lm4Zt1Wv8Rc3Yb6",
                 "--queue-dir",
                 str(queue_dir),
                 "--log-level",

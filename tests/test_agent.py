@@ -41,7 +41,7 @@ monitors:
 
 @pytest.fixture
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-secret")
+    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2")
     runtime = Runtime(
         config_from(CONFIG),
         Database(f"sqlite+aiosqlite:///{tmp_path}/hub.db"),
@@ -72,7 +72,13 @@ async def test_an_agent_queues_while_the_hub_is_away_and_replays_when_it_returns
     server = serve_app(app)
     url = await server.__aenter__()
     agent = Agent(
-        AgentSettings(url, "agent-secret", "eu", tmp_path / "queue", canary_interval_s=0.2)
+        AgentSettings(
+            url,
+            "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2",
+            "eu",
+            tmp_path / "queue",
+            canary_interval_s=0.2,
+        )
     )
     await agent.start()
     try:
@@ -92,7 +98,9 @@ async def test_an_agent_queues_while_the_hub_is_away_and_replays_when_it_returns
 
 async def test_an_agent_picks_up_changed_assignments(hub: Runtime, tmp_path: Path) -> None:
     async with serve_app(create_app(hub)) as url:
-        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"))
+        agent = Agent(
+            AgentSettings(url, "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2", "eu", tmp_path / "queue")
+        )
         assert await agent.refresh_assignments() is True
         assert agent.runner.scheduler.scheduled() == ["closed"]
         assert await agent.refresh_assignments() is False  # 304: nothing changed
@@ -126,7 +134,10 @@ async def test_a_skewed_clock_is_logged_once_per_change_not_per_batch(
 ) -> None:
     clock = SkewedClock(60_000)
     async with serve_app(create_app(hub)) as url:
-        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"), clock=clock)
+        agent = Agent(
+            AgentSettings(url, "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2", "eu", tmp_path / "queue"),
+            clock=clock,
+        )
         try:
             with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
                 for _ in range(20):
@@ -151,7 +162,7 @@ async def test_a_skewed_clock_is_logged_once_per_change_not_per_batch(
 async def test_a_clock_refused_by_the_hub_is_logged_once_until_it_is_taken_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-secret")
+    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2")
     config = config_from(CONFIG + "probe: {clock_skew: reject, max_clock_skew: 2s}\n")
     hub = Runtime(
         config,
@@ -164,7 +175,10 @@ async def test_a_clock_refused_by_the_hub_is_logged_once_until_it_is_taken_again
     clock = SkewedClock(60_000)
     try:
         async with serve_app(create_app(hub)) as url:
-            agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"), clock=clock)
+            agent = Agent(
+                AgentSettings(url, "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2", "eu", tmp_path / "queue"),
+                clock=clock,
+            )
             try:
                 with caplog.at_level(logging.INFO, logger="uptally.probe.agent"):
                     for _ in range(5):  # what the sender does on each retry

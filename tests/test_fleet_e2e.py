@@ -20,6 +20,8 @@ ADMIN_TOKEN = "fleet-admin-token-k7Qz"
 pytestmark = pytest.mark.slow
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+EU_TOKEN = "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb"  # probe tokens need 128 bits (ids.weak_token)
+US_TOKEN = "us-probe-6Hd0Pj5Tc3Qw9Ue2Xa7Mk4"
 
 
 class Target:
@@ -106,12 +108,12 @@ monitors:
     hub = Hub(
         config,
         tmp_path / "data",
-        {"E2E_EU": "eu", "E2E_US": "us", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN},
+        {"E2E_EU": EU_TOKEN, "E2E_US": US_TOKEN, "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN},
     )
     await hub.start()
     agents = [
-        await start_agent(hub.url, "eu", "eu", tmp_path / "q-eu"),
-        await start_agent(hub.url, "us", "us", tmp_path / "q-us"),
+        await start_agent(hub.url, "eu", EU_TOKEN, tmp_path / "q-eu"),
+        await start_agent(hub.url, "us", US_TOKEN, tmp_path / "q-us"),
     ]
     try:
         async with aiohttp.ClientSession() as http:

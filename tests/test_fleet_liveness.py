@@ -45,7 +45,7 @@ async def kinds(runtime: Runtime) -> list[str]:
 async def test_a_hub_down_longer_than_the_offline_limit_does_not_mark_its_agents_offline(
     db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIVENESS_EU", "eu-secret")
+    monkeypatch.setenv("LIVENESS_EU", "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb")
     first = hub(db_url, clock)
     await first.start()
     await first.ingest.submit_work(first.fleet.contact("eu", Report(), 0))
@@ -73,7 +73,7 @@ async def test_a_hub_down_longer_than_the_offline_limit_does_not_mark_its_agents
 async def test_an_agent_that_comes_back_after_a_hub_restart_is_never_offline(
     db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LIVENESS_EU", "eu-secret")
+    monkeypatch.setenv("LIVENESS_EU", "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb")
     first = hub(db_url, clock)
     await first.start()
     await first.ingest.submit_work(first.fleet.contact("eu", Report(), 0))
@@ -104,7 +104,11 @@ async def test_a_real_hub_restart_gives_its_agents_the_offline_limit_to_come_bac
         "locations: [{name: eu, token_env: LIVENESS_EU}]\nmonitors: []\n"
         f"probe: {{offline_after: {limit_s}s}}\n"
     )
-    hub = Hub(config, tmp_path / "data", {"LIVENESS_EU": "eu", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN})
+    hub = Hub(
+        config,
+        tmp_path / "data",
+        {"LIVENESS_EU": "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN},
+    )
     await hub.start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -112,7 +116,7 @@ async def test_a_real_hub_restart_gives_its_agents_the_offline_limit_to_come_bac
             async with http.post(
                 f"{hub.url}/api/v1/probes/results",
                 json=body,
-                headers={"Authorization": "Bearer eu"},
+                headers={"Authorization": "Bearer eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb"},
             ) as response:
                 assert response.status == 200, await response.text()
             assert await hub.stop() == 0

@@ -19,8 +19,8 @@ from uptally.store.database import Database
 from uptally.web.app import create_app
 
 ADMIN = {"Authorization": "Bearer admin-token"}
-EU = {"Authorization": "Bearer eu-secret"}
-US = {"Authorization": "Bearer us-secret"}
+EU = {"Authorization": "Bearer eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb"}
+US = {"Authorization": "Bearer us-probe-6Hd0Pj5Tc3Qw9Ue2Xa7Mk4"}
 
 CONFIG = """
 site: {title: Fleet}
@@ -39,8 +39,8 @@ monitors:
 async def runtime(
     db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("TEST_EU_TOKEN", "eu-secret")
-    monkeypatch.setenv("TEST_US_TOKEN", "us-secret")
+    monkeypatch.setenv("TEST_EU_TOKEN", "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb")
+    monkeypatch.setenv("TEST_US_TOKEN", "us-probe-6Hd0Pj5Tc3Qw9Ue2Xa7Mk4")
     rt = Runtime(
         config_from(CONFIG), Database(db_url), clock=clock, metrics=Metrics(), run_probe=False
     )
@@ -200,7 +200,7 @@ async def test_a_skewed_probe_clock_is_corrected_and_said(
 async def test_a_skewed_probe_clock_can_be_refused(
     db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEST_EU_TOKEN", "eu-secret")
+    monkeypatch.setenv("TEST_EU_TOKEN", "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb")
     config = config_from(CONFIG + "probe: {clock_skew: reject, max_clock_skew: 2s}\n")
     runtime = Runtime(config, Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
     await runtime.start()
@@ -235,7 +235,15 @@ async def test_reports_keep_probe_health_drops_and_raise_events(
         "queue_depth": 12,
         "degraded": True,
         "canaries": [{"target": "tcp://127.0.0.1:9", "ok": False, "error": "connect_refused"}],
-        "dropped": [{"monitor": "api", "first_at": 1, "last_at": 2, "count": 40, "failures": 3}],
+        "dropped": [
+            {
+                "monitor": "api",
+                "first_at": clock.now_ms() - 60_000,
+                "last_at": clock.now_ms() - 50_000,
+                "count": 40,
+                "failures": 3,
+            }
+        ],
     }
     status, _ = await post(http, batch(clock, "eu", [], agent=report), EU)
     assert status == 200

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol
 
+log = logging.getLogger(__name__)
+
 Millis = int
+
+# What a datetime can show in any timezone (a day inside years 1 and 9999 either side). Stored
+# times outside it are nonsense (the database admits any 64-bit number): shown clamped, not fatal.
+EARLIEST_MS: Millis = -62_135_510_400_000  # 0001-01-02T00:00Z
+LATEST_MS: Millis = 253_402_128_000_000  # 9999-12-30T00:00Z
+_WARN_EVERY_S = 60.0
+_warned_at = -math.inf
 
 
 class Clock(Protocol):
@@ -31,8 +42,21 @@ class FakeClock:
         self.now += ms
 
 
-def to_datetime(ms: Millis) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+def clamp_ms(ms: Millis) -> Millis:
+    """`ms` within the range a datetime can show; a value outside it is logged (at most once a
+    minute) and clamped, so one absurd stored time cannot break a page or an API answer."""
+    if EARLIEST_MS <= ms <= LATEST_MS:
+        return ms
+    global _warned_at
+    if time.monotonic() - _warned_at >= _WARN_EVERY_S:
+        _warned_at = time.monotonic()
+        log.warning("a stored time (%s ms since the epoch) is out of range; shown clamped", ms)
+    return EARLIEST_MS if ms < EARLIEST_MS else LATEST_MS
+
+
+def to_datetime(ms: Millis, zone: tzinfo = UTC) -> datetime:
+    """The moment `ms` in `zone` (clamped to years 1 to 9999, see clamp_ms)."""
+    return datetime.fromtimestamp(clamp_ms(ms) / 1000, tz=zone)
 
 
 def from_datetime(value: datetime) -> Millis:

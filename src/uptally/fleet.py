@@ -27,12 +27,14 @@ from uptally.config.schema import ActiveMonitor, Config, monitor_document
 from uptally.events import Event, EventKind
 from uptally.ingest import Ingest, Work
 from uptally.metrics import Metrics
+from uptally.results import Result
 from uptally.store.probes import Gap, ProbeRow
 from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 5.0
+MAX_TOTAL = 2**53  # running totals saturate here: far below the 64-bit columns they fill
 
 
 def token_hash(token: str) -> bytes:
@@ -129,6 +131,28 @@ class Fleet:
     def assigned(self, location: str) -> set[str]:
         return {m["id"] for m in self._assignments[location].monitors}
 
+    async def push(
+        self, location: str, report: Report, clock_offset_ms: int, results: list[Result]
+    ) -> Work:
+        """Record a push and write it with its results; returns the written work (`fresh`).
+
+        The batch is written as the agent's (see Ingest): if it is refused (RefusedWork), what
+        this contact changed in memory is undone, so one bad batch leaves nothing behind."""
+        before = _copy(self._rows[location])
+        work = self.contact(location, report, clock_offset_ms)
+        work.results = results
+        work.source = location
+        try:
+            await self._ingest.submit_work(work)
+        except Exception:
+            if self._rows[location] == work.probes[-1]:  # no later contact moved on since
+                self._rows[location] = before
+            raise
+        dropped = sum(gap.count for gap in report.dropped)
+        if dropped:
+            self._metrics.probe_dropped.labels(location).inc(dropped)
+        return work
+
     def contact(self, location: str, report: Report, clock_offset_ms: int) -> Work:
         """Record a push; returns what must be written with its results (state, events, gaps)."""
         now = self._clock.now_ms()
@@ -140,10 +164,7 @@ class Fleet:
         row.queue_depth = report.queue_depth
         row.clock_offset_ms = clock_offset_ms
         row.canaries = report.canaries
-        dropped = sum(gap.count for gap in report.dropped)
-        row.dropped_total += dropped
-        if dropped:
-            self._metrics.probe_dropped.labels(location).inc(dropped)
+        row.dropped_total = min(row.dropped_total + sum(g.count for g in report.dropped), MAX_TOTAL)
         row.state = "degraded" if report.degraded else "up"
         events: list[Event] = []
         if row.state != before:
@@ -154,7 +175,8 @@ class Fleet:
         return Work(events=events, gaps=list(report.dropped), probes=[_copy(row)])
 
     def rejected(self, location: str, count: int) -> None:
-        self._rows[location].rejected_total += count
+        row = self._rows[location]
+        row.rejected_total = min(row.rejected_total + count, MAX_TOTAL)
 
     def statuses(self) -> list[ProbeRow]:
         return [self._rows[name] for name in sorted(self._rows)]

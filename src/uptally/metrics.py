@@ -126,6 +126,12 @@ class Metrics:
             ["location", "outcome"],  # accepted | duplicate | unassigned | skewed
             registry=r,
         )
+        self.probe_batches_rejected = Counter(
+            "uptally_probe_batches_rejected",
+            "Batches from remote probes refused whole, by location and reason.",
+            ["location", "reason"],  # invalid | out_of_range | clock_skew | unassigned | store
+            registry=r,
+        )
         self.probe_dropped = Counter(
             "uptally_probe_dropped",
             "Results remote probes dropped from full queues (reported summaries).",

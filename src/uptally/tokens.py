@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import audit
 from uptally.clock import Millis
+from uptally.ids import token_bits
 from uptally.store import tokens as store
 from uptally.store.tokens import TokenRow
 
@@ -88,12 +89,12 @@ BOOTSTRAP_MIN_CHARS = 16
 def bootstrap_weakness(token: str) -> str | None:
     """Why a bootstrap token is too guessable to guard the admin scope, or None.
 
-    Randomness cannot be measured from one value; length and variety catch the usual
-    placeholders ("demo", "admin", "changeme", "aaaaaaaaaaaaaaaa")."""
+    Randomness cannot be measured from one value; length and `ids.token_bits` (patterns such as
+    "aaaaaaaaaaaaaaaa" or "adminadminadmin!" count as nothing) catch the usual placeholders."""
     if len(token) < BOOTSTRAP_MIN_CHARS:
         return f"is {len(token)} characters long; use at least {BOOTSTRAP_MIN_CHARS} random ones"
-    if len(set(token)) < 8:
-        return "repeats a few characters; use random ones"
+    if token_bits(token) == 0:
+        return "is a pattern (few different characters, or a repeated part); use random ones"
     return None
 
 

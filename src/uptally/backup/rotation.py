@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from uptally.backup.manifest import list_backups, manifest_path
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.config.schema import BackupKeep
 
 
@@ -37,7 +37,7 @@ def to_keep(backups: Sequence[tuple[str, Millis]], keep: BackupKeep) -> set[str]
         for name, at in newest_first:
             if len(periods) >= count:
                 break
-            period = period_of(datetime.fromtimestamp(at / 1000, UTC))
+            period = period_of(to_datetime(at, UTC))
             if period not in periods:
                 periods.add(period)
                 kept.add(name)

@@ -16,6 +16,7 @@ from uptally.config.environment import UnsetVariable, expand
 from uptally.config.references import check_references
 from uptally.config.schema import ID_PATTERN, TOKEN_PATTERN, VARIABLE_PATTERN, Config
 from uptally.config.sharing import compact_monitors
+from uptally.ids import weak_token
 
 try:
     _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
@@ -23,6 +24,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
     _Loader = yaml.SafeLoader
 
 PathKey = tuple[str | int, ...]
+Problem = tuple[PathKey, str]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 200_000  # aliases can multiply a small file into a huge one
@@ -74,7 +76,8 @@ def parse_config(
     text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> Config:
     """Validate config text; raise ConfigError naming every problem (`file` names it in lines)."""
-    data, lines, issues = _read_yaml(text, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    data, lines, issues = _read_yaml(text, environ)
     if data is None and issues:
         raise ConfigError(file, issues)  # a syntax error: there is nothing to validate
     if data is None:
@@ -86,6 +89,10 @@ def parse_config(
         ConfigIssue(_line_of(lines, path), _show_path(path), message)
         for path, message in check_references(data)
     )
+    issues.extend(
+        ConfigIssue(_line_of(lines, path), _show_path(path), message)
+        for path, message in _weak_probe_tokens(data, environ)
+    )
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
@@ -95,6 +102,18 @@ def parse_config(
         raise ConfigError(file, _dedupe(issues))
     compact_monitors(config.monitors)
     return config
+
+
+def _weak_probe_tokens(data: dict[str, Any], environ: Mapping[str, str]) -> Iterator[Problem]:
+    """Locations whose probe token (in the environment variable `token_env` names) is too weak
+    to keep guessing out (see ids.weak_token); an unset variable is not checked here."""
+    locations = data.get("locations")
+    for index, location in enumerate(locations if isinstance(locations, list) else []):
+        name = location.get("token_env") if isinstance(location, dict) else None
+        token = environ.get(name) if isinstance(name, str) else None
+        reason = weak_token(token) if token else None
+        if reason is not None:
+            yield ("locations", index, "token_env"), f"the probe token in ${name}: {reason}"
 
 
 # -- YAML with line numbers -----------------------------------------------------------------------

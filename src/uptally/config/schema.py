@@ -949,6 +949,9 @@ class Probe(Strict):
     offline_after: Duration = 120_000  # a location silent this long is offline
     max_clock_skew: Duration = 5_000  # agents' clocks further off than this are …
     clock_skew: Literal["correct", "reject"] = "correct"  # … corrected, or their results refused
+    # The oldest result (and dropped-gap time) an agent may push, by its own clock: the longest
+    # an agent queues results while the hub is away (keep agents' --max-age at most this).
+    max_result_age: Duration = Field(default=30 * 86_400_000, ge=60_000, le=366 * 86_400_000)
 
 
 class Retention(Strict):

@@ -12,6 +12,10 @@ backoff, in order, in one transaction, until it succeeds. Later batches are held
 The evaluator is never fed twice. Held raw results are capped at `max_held` (oldest dropped and
 counted); what they changed is kept.
 
+An agent's batch is untrusted input (`Work.source` names its location): it is validated at the
+API, and if a transaction that holds one fails on its data (not on an unreachable database),
+the rest is written without it and each agent's batch alone, so a bad batch costs only itself.
+
 What only refreshes (a location's latest success, hourly rollups) is kept in memory and written
 every `flush_interval` and on shutdown; a crash loses none of it that matters (see RollupBook).
 """
@@ -25,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,6 +58,16 @@ log = logging.getLogger(__name__)
 
 # Whatever a database that is full, gone or hung raises (a pool or connect deadline too).
 _RETRYABLE = (OperationalError, DBAPIError, OSError, TimeoutError, PoolTimeout)
+
+
+def _transient(error: BaseException) -> bool:
+    """The database (full, unreachable, busy, hung), not the data: the same write may succeed
+    later. A value the database refuses (out of range, NUL in text, …) fails the same forever."""
+    if isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
 LINGER_S = 0.1
 TICK_S = 5.0
 FIRST_RETRY_S = 0.1
@@ -72,6 +86,20 @@ class Work:
     probes: list[ProbeRow] = field(default_factory=list)
     fresh: int = 0  # after the commit: how many of `results` were new
     done: asyncio.Future[Evaluation] | None = None
+    source: str | None = None  # the location of the agent that sent it (untrusted input)
+
+
+class RefusedWork(Exception):
+    """An agent's batch that could not be stored (the rest of the hub's work was written)."""
+
+
+class _Unwritten(Exception):
+    """A write failed on its data before anything was evaluated: its inputs may be written
+    another way (apart)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _WriteFailed(Exception):
@@ -268,30 +296,84 @@ class Ingest:
             work = self._work.popleft()
             works.append(work)
             size += len(work.results) + len(work.pings)
-        started = time.perf_counter()
-        if self._held is not None:  # writes fail: no batch overtakes the held ones
-            evaluation = await self._hold(trusted, works, None, [])
-        else:
-            try:
-                evaluation = await self._write(trusted, works)
-            except _WriteFailed as failed:
-                self.metrics.write_errors.inc()
-                self.health.failed(failed.error)
-                evaluation = await self._hold(trusted, works, failed.evaluation, failed.fresh)
-            except Exception as error:  # a bug: fail the waiters rather than hang them
-                log.exception("writing a batch failed")
-                for work in works:
-                    if work.done is not None and not work.done.done():
-                        work.done.set_exception(error)
+        try:
+            evaluation = await self._write_or_hold(trusted, works, size)
+        except _Unwritten as unwritten:
+            apart = await self._write_apart(trusted, works, unwritten.error)
+            if apart is None:
                 return
-            else:
-                self.metrics.batch_seconds.observe(time.perf_counter() - started)
-                self.metrics.batch_size.observe(size)
-                for work in works:
-                    if work.done is not None and not work.done.done():
-                        work.done.set_result(evaluation)
+            evaluation = apart
+        except Exception as error:  # a bug: fail the waiters rather than hang them
+            self._fail(works, error)
+            return
         for listener in self.listeners:
             listener(evaluation)
+
+    async def _write_or_hold(
+        self, trusted: list[Result], works: list[Work], size: int
+    ) -> Evaluation:
+        """Write a batch, or hold it while writes fail; _Unwritten if its data was refused."""
+        if self._held is not None:  # writes fail: no batch overtakes the held ones
+            return await self._hold(trusted, works, None, [])
+        started = time.perf_counter()
+        try:
+            evaluation = await self._write(trusted, works)
+        except _WriteFailed as failed:
+            self.metrics.write_errors.inc()
+            self.health.failed(failed.error)
+            return await self._hold(trusted, works, failed.evaluation, failed.fresh)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(size)
+        for work in works:
+            if work.done is not None and not work.done.done():
+                work.done.set_result(evaluation)
+        return evaluation
+
+    async def _write_apart(
+        self, trusted: list[Result], works: list[Work], error: BaseException
+    ) -> Evaluation | None:
+        """The database refused a batch's data: write the hub's own work, then each agent's
+        batch alone, so that a bad batch costs only itself. None when nothing was written."""
+        agents = [w for w in works if w.source is not None]
+        if not agents or (len(works) == 1 and not trusted):
+            self._fail(works, error)
+            return None
+        log.warning(
+            "writing a batch with %d agent batch(es) failed (%s): writing them apart",
+            len(agents),
+            error,
+        )
+        rest = [w for w in works if w.source is None]
+        merged: Evaluation | None = None
+        for group_trusted, group in [(trusted, rest), *(([], [w]) for w in agents)]:
+            if not group_trusted and not group:
+                continue
+            size = len(group_trusted) + sum(len(w.results) + len(w.pings) for w in group)
+            try:
+                evaluation = await self._write_or_hold(group_trusted, group, size)
+            except _Unwritten as again:
+                self._fail(group, again.error)
+                continue
+            except Exception as again:
+                self._fail(group, again)
+                continue
+            merged = merged or Evaluation()
+            merged.merge(evaluation)
+        return merged
+
+    def _fail(self, works: list[Work], error: BaseException) -> None:
+        """Fail the waiters rather than hang them; an agent's batch written alone is refused."""
+        alone = len(works) == 1 and works[0].source is not None
+        if alone:
+            log.warning("refused a batch from probe %s: %s", works[0].source, error)
+        else:
+            log.error("writing a batch failed", exc_info=error)
+        for work in works:
+            if work.done is not None and not work.done.done():
+                if alone:
+                    work.done.set_exception(RefusedWork(f"the batch cannot be stored: {error}"))
+                else:
+                    work.done.set_exception(error)
 
     async def _write(self, trusted: list[Result], works: list[Work]) -> Evaluation:
         """One attempt; _WriteFailed carries what was evaluated before a failure."""
@@ -323,8 +405,12 @@ class Ingest:
                 histories = await self._histories(conn, late) if late else {}
                 evaluation = self._evaluate(fresh, works, histories, now)
                 await self._write_outcome(conn, evaluation)
-        except _RETRYABLE as error:
-            raise _WriteFailed(error, evaluation, fresh) from error
+        except Exception as error:
+            if _transient(error):
+                raise _WriteFailed(error, evaluation, fresh) from error
+            if evaluation is None:  # nothing evaluated yet: the inputs can be written apart
+                raise _Unwritten(error) from error
+            raise
         self._committed(evaluation.accepted, evaluation, works)
         self._count_rejected(evaluation)
         return evaluation

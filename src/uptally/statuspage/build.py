@@ -12,12 +12,11 @@ import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from uptally import offloop
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.config.schema import Component, Config, SlaPolicy
 from uptally.evaluator import MonitorState, MonitorStatus
 from uptally.runtime import Runtime
@@ -291,10 +290,7 @@ def _latency_by_monitor(
             slot = sums[rollup.monitor][index]
             slot[0] += rollup.latency_sum
             slot[1] += rollup.checks
-    labels = [
-        datetime.fromtimestamp((first_hour + i * HOUR) / 1000, zone).strftime("%H:00")
-        for i in range(24)
-    ]
+    labels = [to_datetime(first_hour + i * HOUR, zone).strftime("%H:00") for i in range(24)]
     result = {}
     for monitor, slots in sums.items():
         points = [(labels[i], (s / n) if n else None) for i, (s, n) in enumerate(slots)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.sla.intervals import Interval, intersect_all, merge, subtract
 from uptally.sla.ledger import counted_from
 
@@ -47,7 +47,7 @@ class DayCell:
 
 def last_days(count: int, now: Millis, zone: ZoneInfo) -> list[Day]:
     """The `count` calendar days up to and including today, in `zone`, oldest first."""
-    today = datetime.fromtimestamp(now / 1000, zone).date()
+    today = to_datetime(now, zone).date()
     days = []
     for back in range(count - 1, -1, -1):
         day = today - timedelta(days=back)

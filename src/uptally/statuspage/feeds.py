@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import format_datetime
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.markdown import lead_in
 from uptally.markdown import render as render_markdown
 from uptally.statuspage.model import PageModel
@@ -109,14 +109,12 @@ def _document(root: Element) -> bytes:
 
 
 def _iso(ms: Millis) -> str:
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    return to_datetime(ms, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _rfc822(ms: Millis) -> str:
-    return format_datetime(datetime.fromtimestamp(ms / 1000, UTC), usegmt=True)
+    return format_datetime(to_datetime(ms, UTC), usegmt=True)
 
 
 def _utc(ms: Millis) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return to_datetime(ms, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.markdown import lead_in
 from uptally.markdown import render as render_markdown
 from uptally.status import ComponentStatus
@@ -110,7 +110,7 @@ class Page:
     def local(self, ms: Millis | None) -> str:
         if ms is None:
             return ""
-        when = datetime.fromtimestamp(ms / 1000, self.zone)
+        when = to_datetime(ms, self.zone)
         return when.strftime("%b %-d, %Y %H:%M ") + (when.tzname() or "")
 
     def bar(self, component: ComponentView) -> str:
@@ -200,7 +200,7 @@ def history_html(
     for key, label in _months(span, zone) if span else ():
         months[key] = {"key": key, "label": label, "entries": []}
     for item in sorted(items, key=lambda i: i["at"], reverse=True):
-        when = datetime.fromtimestamp(item["at"] / 1000, zone)
+        when = to_datetime(item["at"], zone)
         key = when.strftime("%Y-%m")
         month = months.setdefault(key, {"key": key, "label": when.strftime("%B %Y"), "entries": []})
         month["entries"].append(item)
@@ -222,7 +222,7 @@ def history_html(
 
 def _months(span: tuple[Millis, Millis], zone: ZoneInfo) -> list[tuple[str, str]]:
     """(YYYY-MM, "Month YYYY") of each month from the one `span` starts in to before its end."""
-    start = datetime.fromtimestamp(span[0] / 1000, zone)
+    start = to_datetime(span[0], zone)
     year, month = start.year, start.month
     found = []
     while (first := datetime(year, month, 1, tzinfo=zone)).timestamp() * 1000 < span[1]:
@@ -385,9 +385,7 @@ class _Section:
 def _iso(ms: Millis | None) -> str:
     if ms is None:
         return ""
-    return (
-        datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    return to_datetime(ms, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _percent(value: float | None) -> str:

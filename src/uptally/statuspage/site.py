@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally import offloop
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.evaluator import Evaluation
 from uptally.runtime import Runtime
 from uptally.statuspage import render, sources
@@ -253,7 +253,7 @@ async def watching(sites: Sequence[StatusSite]) -> AsyncIterator[None]:
 def month_range(model: PageModel, page: int) -> tuple[int, int]:
     """[start, end) in ms of the months shown on history page `page` (newest first)."""
     zone = ZoneInfo(model.site.timezone)
-    now = datetime.fromtimestamp(model.generated_at / 1000, zone)
+    now = to_datetime(model.generated_at, zone)
     index = now.year * 12 + now.month - 1  # months since year 0
     newest = index - MONTHS_PER_PAGE * (page - 1)
     oldest = newest - MONTHS_PER_PAGE + 1

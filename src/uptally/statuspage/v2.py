@@ -7,11 +7,10 @@ clients read uptally unchanged. Timestamps are ISO 8601 in the page's timezone w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.statuspage.model import ComponentView, GroupView, PageModel
 
 RECENT = 50
@@ -26,7 +25,7 @@ class V2:
     def time(self, ms: Millis | None) -> str | None:
         if ms is None:
             return None
-        return datetime.fromtimestamp(ms / 1000, self.zone).isoformat(timespec="milliseconds")
+        return to_datetime(ms, self.zone).isoformat(timespec="milliseconds")
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -104,7 +103,7 @@ class V2:
             "position": c.position,
             "description": c.description,
             "showcase": True,
-            "start_date": datetime.fromtimestamp(created / 1000, self.zone).date().isoformat(),
+            "start_date": to_datetime(created, self.zone).date().isoformat(),
             "group_id": c.group_id,
             "page_id": self.model.page_id,
             "group": False,

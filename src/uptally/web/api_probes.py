@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
-from uptally.clock import iso
+from uptally.clock import EARLIEST_MS, LATEST_MS, Millis, iso
+from uptally.config.schema import ID_PATTERN
 from uptally.fleet import Report
+from uptally.ingest import RefusedWork
 from uptally.redaction import Redactor
 from uptally.results import Result
 from uptally.store.probes import Gap
-from uptally.web.auth import require_admin
+from uptally.web.auth import client_of, require_admin
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
+from uptally.web.ratelimit import FailureLimiter
 from uptally.web.schemas import ErrorOut, Model
+
+log = logging.getLogger(__name__)
 
 ASSIGNMENT_POLL_S = 30
 MAX_BATCH = 5000
+MAX_COUNT = 1_000_000_000  # queue depth, dropped results per gap: far above any real queue
+MAX_LATENCY_MS = 86_400_000.0  # a day: no check waits that long
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 router = APIRouter(prefix="/api/v1/probes", tags=["probes"])
@@ -28,42 +36,66 @@ router = APIRouter(prefix="/api/v1/probes", tags=["probes"])
 # -- shapes ------------------------------------------------------------------------------------
 
 
+def _storable(value: str) -> str:
+    """Text a database stores as sent: no NUL (PostgreSQL refuses it) and no lone surrogates
+    (they cannot be encoded as UTF-8)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("must not contain lone surrogates (invalid Unicode)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+Name = Annotated[str, Field(pattern=ID_PATTERN)]
+Time = Annotated[int, Field(ge=EARLIEST_MS, le=LATEST_MS)]  # ms since the epoch (agent clock)
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+
+
 class ResultIn(Model):
-    id: str = Field(min_length=1, max_length=40)
-    monitor: str = Field(min_length=1, max_length=64)
-    at: int = Field(ge=0, description="when the check started, ms since the epoch (agent clock)")
+    id: str = Field(pattern=r"^[!-~]{1,40}$", description="unique per result (printable ASCII)")
+    monitor: Name
+    at: Time = Field(description="when the check started, ms since the epoch (agent clock)")
     ok: bool
-    latency_ms: float | None = Field(default=None, ge=0)
-    error: str | None = Field(default=None, max_length=32)
-    message: str = Field(default="", max_length=4000)
+    latency_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)
+    error: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,32}$")
+    message: Text = Field(default="", max_length=4000)
     degraded: bool = False
 
 
 class GapIn(Model):
-    monitor: str = Field(min_length=1, max_length=64)
-    first_at: int = Field(ge=0)
-    last_at: int = Field(ge=0)
-    count: int = Field(ge=1)
-    failures: int = Field(ge=0)
+    monitor: Name
+    first_at: Time
+    last_at: Time
+    count: Count = Field(ge=1)
+    failures: Count
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GapIn:
+        if self.last_at < self.first_at:
+            raise ValueError("last_at is before first_at")
+        if self.failures > self.count:
+            raise ValueError("failures exceed count")
+        return self
 
 
 class CanaryIn(Model):
-    target: str = Field(max_length=500)
+    target: Text = Field(max_length=500)
     ok: bool
-    error: str | None = Field(default=None, max_length=500)
+    error: Text | None = Field(default=None, max_length=500)
 
 
 class AgentIn(Model):
-    version: str | None = Field(default=None, max_length=64)
-    queue_depth: int | None = Field(default=None, ge=0)
+    version: str | None = Field(default=None, pattern=r"^[!-~]{1,64}$")
+    queue_depth: Count | None = None
     degraded: bool = False
     canaries: list[CanaryIn] = Field(default_factory=list, max_length=50)
     dropped: list[GapIn] = Field(default_factory=list, max_length=10_000)
 
 
 class ResultBatch(Model):
-    location: str = Field(min_length=1, max_length=64)
-    sent_at: int = Field(ge=0, description="the agent's clock when it sent the batch (ms)")
+    location: Name
+    sent_at: Time = Field(description="the agent's clock when it sent the batch (ms)")
     agent: AgentIn = Field(default_factory=AgentIn)
     results: list[ResultIn] = Field(default_factory=list, max_length=MAX_BATCH)
 
@@ -114,12 +146,29 @@ class ProbeList(Model):
 
 
 def require_location(request: Request) -> str:
+    """The location whose probe token the request carries; 401 without one, 429 after too many
+    wrong tokens from this client address (`security.auth_failures` per `auth_window`)."""
+    limiter: FailureLimiter = request.app.state.probe_limiter
+    client = client_of(request)
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        seconds = max(1, round(wait))
+        raise ApiError(
+            429,
+            f"too many wrong probe tokens from this address; try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing bearer token (the location's probe token)", headers=_CHALLENGE)
-    location = runtime_of(request).fleet.authenticate(token.strip())
+    runtime = runtime_of(request)
+    location = runtime.fleet.authenticate(token.strip())
     if location is None:
+        limiter.fail(client)
+        log.warning("refused a probe token from %s", client)
         raise ApiError(401, "invalid probe token", headers=_CHALLENGE)
+    rejected = runtime.metrics.probe_batches_rejected
+    request.state.on_invalid = lambda: rejected.labels(location, "invalid").inc()
     return location
 
 
@@ -130,6 +179,7 @@ _AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut},
     413: {"model": ErrorOut},
     422: {"model": ErrorOut},
+    429: {"model": ErrorOut},
 }
 
 
@@ -167,17 +217,28 @@ async def push_results(request: Request, batch: ResultBatch, location: Location)
     skewed = abs(offset) > settings.max_clock_skew
     if skewed and settings.clock_skew == "reject":
         metrics.probe_results.labels(location, "skewed").inc(len(batch.results))
+        metrics.probe_batches_rejected.labels(location, "clock_skew").inc()
         raise ApiError(
             422,
             f"the probe's clock is {offset / 1000:+.1f}s off the hub's (more than "
             f"{settings.max_clock_skew / 1000:g}s): fix its time (NTP); results refused",
             "clock_skew",
         )
+    problems = out_of_range(batch, now, settings.max_clock_skew, settings.max_result_age)
+    if problems:
+        metrics.probe_batches_rejected.labels(location, "out_of_range").inc()
+        raise ApiError(
+            422,
+            "; ".join(f"{p['path']}: {p['message']}" for p in problems[:3]),
+            "out_of_range",
+            details=problems,
+        )
     assigned = fleet.assigned(location)
     unassigned = [r.id for r in batch.results if r.monitor not in assigned]
     if unassigned:
         fleet.rejected(location, len(unassigned))
         metrics.probe_results.labels(location, "unassigned").inc(len(unassigned))
+        metrics.probe_batches_rejected.labels(location, "unassigned").inc()
         message = f"{len(unassigned)} result(s) for monitors not assigned to {location}; none taken"
         # The ids let the agent drop exactly those (e.g. after a monitor moved) and resend.
         return JSONResponse(
@@ -212,9 +273,11 @@ async def push_results(request: Request, batch: ResultBatch, location: Location)
             for g in batch.agent.dropped
         ],
     )
-    work = fleet.contact(location, report, offset)
-    work.results = results
-    await runtime.ingest.submit_work(work)
+    try:
+        work = await fleet.push(location, report, offset, results)
+    except RefusedWork as refused:
+        metrics.probe_batches_rejected.labels(location, "store").inc()
+        raise ApiError(422, str(refused), "unstorable") from None
     duplicates = len(results) - work.fresh
     metrics.probe_results.labels(location, "accepted").inc(work.fresh)
     if duplicates:
@@ -222,6 +285,33 @@ async def push_results(request: Request, batch: ResultBatch, location: Location)
     return BatchOut(
         accepted=work.fresh, duplicates=duplicates, clock_offset_ms=offset, corrected=skewed
     )
+
+
+def out_of_range(
+    batch: ResultBatch, now: Millis, max_skew: Millis, max_age: Millis
+) -> list[dict[str, str]]:
+    """What in a batch is outside the times a working agent can send (as JSON pointers).
+
+    `sent_at` may be off the hub's clock by up to `max_age` (more is a broken clock, not one
+    to correct); results and gaps lie between `max_age` before `sent_at` (the longest an agent
+    queues) and `max_skew` after it (its clock may step back between a check and the send)."""
+    if abs(now - batch.sent_at) > max_age:
+        off = f"{(batch.sent_at - now) / 1000:+.0f}s"
+        return [{"path": "/sent_at", "message": f"the probe's clock is {off} off the hub's"}]
+    earliest, latest = batch.sent_at - max_age, batch.sent_at + max_skew
+    window = f"outside [sent_at - {max_age // 1000}s, sent_at + {max_skew // 1000}s]"
+    problems = [
+        {"path": f"/results/{i}/at", "message": window}
+        for i, r in enumerate(batch.results)
+        if not earliest <= r.at <= latest
+    ]
+    problems.extend(
+        {"path": f"/agent/dropped/{i}/{name}", "message": window}
+        for i, gap in enumerate(batch.agent.dropped)
+        for name in ("first_at", "last_at")
+        if not earliest <= getattr(gap, name) <= latest
+    )
+    return problems[:20]
 
 
 @router.get(

@@ -90,6 +90,9 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.state.listen_url = ""  # set by `serve` once bound (listening)
     settings = runtime.config.security
     app.state.auth_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
+    # Wrong probe tokens are counted apart: a misconfigured agent locks out only its address's
+    # probe requests, not the admin API.
+    app.state.probe_limiter = FailureLimiter(settings.auth_failures, settings.auth_window / 1000)
     errors.install(app)
     apidocs.install(app)
     app.state.status_site = StatusSite(runtime)

@@ -7,6 +7,7 @@ path is not the API's) gets an HTML "not found" page; the API and other clients 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import fastapi.routing
@@ -42,22 +43,34 @@ class ApiError(Exception):
         message: str,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or _CODES.get(status, "error")
         self.message = message
         self.headers = headers
+        self.details = details  # [{"path": JSON pointer into the body, "message"}]
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, str]] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code or _CODES.get(status, "error"), "message": message}},
-        status_code=status,
-        headers=headers,
-    )
+    error: dict[str, Any] = {"code": code or _CODES.get(status, "error"), "message": message}
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def json_pointer(loc: Sequence[str | int]) -> str:
+    """A pydantic error location as a JSON pointer into the body: ("results", 3, "at") →
+    "/results/3/at" (RFC 6901 escapes)."""
+    parts = (str(part).replace("~", "~0").replace("/", "~1") for part in loc)
+    return "".join("/" + part for part in parts)
 
 
 def wants_html(request: Request) -> bool:
@@ -117,7 +130,7 @@ def install(app: FastAPI) -> None:
     async def _api_error(request: Request, error: ApiError) -> JSONResponse | HTMLResponse:
         if error.status == 404 and wants_html(request):
             return not_found_page(request, error.headers)
-        return error_response(error.status, error.message, error.code, error.headers)
+        return error_response(error.status, error.message, error.code, error.headers, error.details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(
@@ -143,12 +156,17 @@ def install(app: FastAPI) -> None:
                 422, f"the body was not read as JSON ({got}): send Content-Type: application/json"
             )
         problems = []
+        details = []
         for item in error.errors()[:10]:
-            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-            problems.append(
-                f"{where}: {item.get('msg', 'invalid')}" if where else str(item.get("msg"))
-            )
-        return error_response(422, "; ".join(problems) or "invalid request")
+            loc = [part for part in item.get("loc", ()) if part != "body"]
+            where = ".".join(str(part) for part in loc)
+            message = str(item.get("msg", "invalid"))
+            problems.append(f"{where}: {message}" if where else message)
+            details.append({"path": json_pointer(loc), "message": message})
+        refused = getattr(request.state, "on_invalid", None)
+        if refused is not None:  # set by a dependency that counts refused bodies
+            refused()
+        return error_response(422, "; ".join(problems) or "invalid request", details=details)
 
     @app.exception_handler(TimeoutError)
     @app.exception_handler(sqlalchemy.exc.TimeoutError)

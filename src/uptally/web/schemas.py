@@ -12,9 +12,15 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ErrorDetail(Model):
+    path: str  # a JSON pointer into the request body, e.g. /results/3/at
+    message: str
+
+
 class ErrorBody(Model):
     code: str
     message: str
+    details: list[ErrorDetail] | None = None  # with 422: which fields, and what is wrong
 
 
 class ErrorOut(Model):
