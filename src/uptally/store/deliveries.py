@@ -119,20 +119,7 @@ async def add_sent(db: Database, conn: AsyncConnection, sent: Sequence[Sent], no
         )
     tried = [a for s in sent for a in s.attempts]
     if tried:
-        await conn.execute(
-            insert(delivery_attempts),
-            [
-                {
-                    "delivery": a.delivery,
-                    "at": a.at,
-                    "duration_ms": a.duration_ms,
-                    "outcome": a.outcome,
-                    "status": a.status,
-                    "error": a.error,
-                }
-                for a in tried
-            ],
-        )
+        await _insert_attempts(conn, tried)
 
 
 # -- leasing queues ------------------------------------------------------------------------
@@ -328,6 +315,10 @@ async def record_attempts(conn: AsyncConnection, attempts: Sequence[Attempt]) ->
             for a in attempts
         ],
     )
+    await _insert_attempts(conn, attempts)
+
+
+async def _insert_attempts(conn: AsyncConnection, attempts: Sequence[Attempt]) -> None:
     await conn.execute(
         insert(delivery_attempts),
         [

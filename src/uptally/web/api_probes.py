@@ -16,7 +16,7 @@ from uptally.ingest import RefusedWork
 from uptally.redaction import Redactor
 from uptally.results import Result
 from uptally.store.probes import Gap
-from uptally.web.auth import client_of, require_admin
+from uptally.web.auth import client_of, refuse_if_limited, require_admin
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.ratelimit import FailureLimiter
@@ -150,14 +150,7 @@ def require_location(request: Request) -> str:
     wrong tokens from this client address (`security.auth_failures` per `auth_window`)."""
     limiter: FailureLimiter = request.app.state.probe_limiter
     client = client_of(request)
-    wait = limiter.retry_after(client)
-    if wait is not None:
-        seconds = max(1, round(wait))
-        raise ApiError(
-            429,
-            f"too many wrong probe tokens from this address; try again in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+    refuse_if_limited(limiter, client, "too many wrong probe tokens from this address")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing bearer token (the location's probe token)", headers=_CHALLENGE)

@@ -69,20 +69,23 @@ def basic_challenge(realm: str) -> dict[str, str]:
     return {"WWW-Authenticate": f'Basic realm="{quoted}"'}
 
 
+def refuse_if_limited(limiter: FailureLimiter, client: str, what: str) -> None:
+    """429 with `Retry-After` while `client` is over its limit of failed attempts."""
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        seconds = max(1, round(wait))
+        raise ApiError(
+            429, f"{what}; try again in {seconds} s", headers={"Retry-After": str(seconds)}
+        )
+
+
 async def authenticate(request: Request, basic_realm: str | None = None) -> Principal:
     """The principal of a request's token, or ApiError 401/429. With `basic_realm`, HTTP Basic
     (the token as password) is accepted too and a 401 asks for it in that realm."""
     runtime = runtime_of(request)
     limiter: FailureLimiter = request.app.state.auth_limiter
     client = client_of(request)
-    wait = limiter.retry_after(client)
-    if wait is not None:
-        seconds = max(1, round(wait))
-        raise ApiError(
-            429,
-            f"too many failed authentication attempts; try again in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+    refuse_if_limited(limiter, client, "too many failed authentication attempts")
     challenge = _CHALLENGE if basic_realm is None else basic_challenge(basic_realm)
     presented = _presented(request.headers.get("authorization", ""), basic_realm is not None)
     if presented is None:
