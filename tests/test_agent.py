@@ -39,9 +39,12 @@ monitors:
 """
 
 
+PROBE_TOKEN = "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2"  # probe tokens need 128 bits
+
+
 @pytest.fixture
 async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2")
+    monkeypatch.setenv("AGENT_TEST_TOKEN", PROBE_TOKEN)
     runtime = Runtime(
         config_from(CONFIG),
         Database(f"sqlite+aiosqlite:///{tmp_path}/hub.db"),
@@ -74,7 +77,7 @@ async def test_an_agent_queues_while_the_hub_is_away_and_replays_when_it_returns
     agent = Agent(
         AgentSettings(
             url,
-            "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2",
+            PROBE_TOKEN,
             "eu",
             tmp_path / "queue",
             canary_interval_s=0.2,
@@ -98,9 +101,7 @@ async def test_an_agent_queues_while_the_hub_is_away_and_replays_when_it_returns
 
 async def test_an_agent_picks_up_changed_assignments(hub: Runtime, tmp_path: Path) -> None:
     async with serve_app(create_app(hub)) as url:
-        agent = Agent(
-            AgentSettings(url, "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2", "eu", tmp_path / "queue")
-        )
+        agent = Agent(AgentSettings(url, PROBE_TOKEN, "eu", tmp_path / "queue"))
         assert await agent.refresh_assignments() is True
         assert agent.runner.scheduler.scheduled() == ["closed"]
         assert await agent.refresh_assignments() is False  # 304: nothing changed
@@ -135,7 +136,7 @@ async def test_a_skewed_clock_is_logged_once_per_change_not_per_batch(
     clock = SkewedClock(60_000)
     async with serve_app(create_app(hub)) as url:
         agent = Agent(
-            AgentSettings(url, "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2", "eu", tmp_path / "queue"),
+            AgentSettings(url, PROBE_TOKEN, "eu", tmp_path / "queue"),
             clock=clock,
         )
         try:
@@ -162,7 +163,7 @@ async def test_a_skewed_clock_is_logged_once_per_change_not_per_batch(
 async def test_a_clock_refused_by_the_hub_is_logged_once_until_it_is_taken_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("AGENT_TEST_TOKEN", "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2")
+    monkeypatch.setenv("AGENT_TEST_TOKEN", PROBE_TOKEN)
     config = config_from(CONFIG + "probe: {clock_skew: reject, max_clock_skew: 2s}\n")
     hub = Runtime(
         config,
@@ -176,7 +177,7 @@ async def test_a_clock_refused_by_the_hub_is_logged_once_until_it_is_taken_again
     try:
         async with serve_app(create_app(hub)) as url:
             agent = Agent(
-                AgentSettings(url, "agent-probe-3Fh8Lq1Zr6Vm0Ts9Wc5Yb2", "eu", tmp_path / "queue"),
+                AgentSettings(url, PROBE_TOKEN, "eu", tmp_path / "queue"),
                 clock=clock,
             )
             try:
@@ -207,7 +208,7 @@ async def test_with_no_canary_configured_losing_the_hub_does_not_make_failures_d
         defaults = (f"tcp://{one.address}", f"tcp://{two.address}")
         server = serve_app(create_app(hub))
         url = await server.__aenter__()
-        settings = AgentSettings(url, "agent-secret", "eu", tmp_path / "queue")
+        settings = AgentSettings(url, PROBE_TOKEN, "eu", tmp_path / "queue")
         settings.default_canaries = defaults
         agent = Agent(settings)
         try:
@@ -237,7 +238,7 @@ async def test_with_no_canary_configured_losing_the_hub_does_not_make_failures_d
 async def test_default_canaries_that_never_answer_are_said_once_and_flag_nothing(
     hub: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = AgentSettings("http://127.0.0.1:9", "agent-secret", "eu", tmp_path / "queue")
+    settings = AgentSettings("http://127.0.0.1:9", PROBE_TOKEN, "eu", tmp_path / "queue")
     settings.default_canaries = ("tcp://127.0.0.1:9", "tcp://127.0.0.1:7")  # nothing there
     agent = Agent(settings)
     try:
@@ -260,7 +261,7 @@ async def test_canaries_given_to_the_agent_override_the_hubs(hub: Runtime, tmp_p
         )
     )
     async with serve_app(create_app(hub)) as url:
-        agent = Agent(AgentSettings(url, "agent-secret", "eu", tmp_path / "queue"))
+        agent = Agent(AgentSettings(url, PROBE_TOKEN, "eu", tmp_path / "queue"))
         await agent.refresh_assignments()
         assert agent.canary_plan() == (["tcp://127.0.0.1:9"], FROM_HUB)
         assert await agent.check_canaries() is True  # configured: its silence counts

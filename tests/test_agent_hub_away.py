@@ -22,6 +22,7 @@ from tests.targets import HttpTarget, Request, Response, TcpTarget, reply_with
 pytestmark = pytest.mark.slow
 
 ADMIN_TOKEN = "hub-away-admin-token-k7Qz"
+EU_TOKEN = "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb"  # probe tokens need 128 bits
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 INTERVAL_S = 1.0
 
@@ -75,14 +76,16 @@ monitors:
     confirm: 2
     locations: [eu]
 """)
-        hub = Hub(config, tmp_path / "data", {"AWAY_EU": "eu", "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN})
+        hub = Hub(
+            config, tmp_path / "data", {"AWAY_EU": EU_TOKEN, "UPTALLY_ADMIN_TOKEN": ADMIN_TOKEN}
+        )
         await hub.start(timeout=90)
         metrics_port = free_port()
         log = tmp_path / "agent.log"
         agent = await start_agent(
             hub.url,
             "eu",
-            "eu",
+            EU_TOKEN,
             tmp_path / "queue",
             "--metrics-listen",
             f"127.0.0.1:{metrics_port}",
