@@ -168,6 +168,7 @@ async def measure(monitors: int, stacks: bool) -> list[tuple[str, ...]]:
         ("GET /api/v1/monitors (first page)", "/api/v1/monitors", ""),
         ("GET /api/v1/monitors?limit=1000", "/api/v1/monitors", "limit=1000"),
         ("GET /api/v1/monitors?state=down", "/api/v1/monitors", "state=down"),
+        ("GET /metrics", "/metrics", ""),
     ]
     for label, path, query in requests:
         await asyncio.sleep(0.05)
