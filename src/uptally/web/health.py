@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from uptally import offloop
-from uptally.evaluator.states import LocationState
+from uptally.evaluator.states import LocationState, MonitorState
 from uptally.metrics import Metrics
+from uptally.web import monitor_list
 from uptally.web.deps import runtime_of
 
 router = APIRouter(tags=["health"])
@@ -87,9 +88,10 @@ async def metrics(request: Request) -> Response:
     runtime = runtime_of(request)
     instruments = runtime.metrics
     pacer = offloop.Pacer()
-    counts = runtime.state_counts()  # a dictionary look-up per monitor: milliseconds
+    counts = {state.value: 0 for state in MonitorState}
     up: list[tuple[str, str, bool]] = []
     for monitor in runtime.config.monitors:
+        counts[monitor_list.state_of(runtime, monitor.id)] += 1
         up.extend(
             (snapshot.monitor, snapshot.location, snapshot.state == LocationState.UP)
             for snapshot in runtime.evaluator.location_snapshots(monitor.id)
