@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ class LoopLag:
     def __init__(self, every_s: float = 0.002) -> None:
         self.every_s = every_s
         self.worst = 0.0
+        self.woke = time.perf_counter()
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -38,6 +42,7 @@ class LoopLag:
         while True:
             before = loop.time()
             await asyncio.sleep(self.every_s)
+            self.woke = time.perf_counter()
             self.worst = max(self.worst, loop.time() - before - self.every_s)
 
     def start(self) -> None:
@@ -50,6 +55,39 @@ class LoopLag:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+class StallStacks:
+    """A watchdog thread: while the loop has not woken for `over_s`, it samples the loop
+    thread's stack; what the loop was doing when it stalled, counted by the innermost
+    uptally frame (`--stacks`)."""
+
+    def __init__(self, lag: LoopLag, over_s: float = 0.015) -> None:
+        self.lag, self.over_s = lag, over_s
+        self.loop_thread = threading.get_ident()
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.003):
+            if time.perf_counter() - self.lag.woke < self.over_s:
+                continue
+            for ident, frame in sys._current_frames().items():
+                if ident == threading.get_ident():
+                    continue
+                stack = traceback.extract_stack(frame)
+                ours = [f for f in stack if "/uptally/" in f.filename] or stack[-1:]
+                where = " < ".join(f"{f.name}:{f.lineno}" for f in reversed(ours[-3:]))
+                who = "loop" if ident == self.loop_thread else "other"
+                self.counts[f"{who}: {where} [{stack[-1].name}:{stack[-1].lineno}]"] += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 async def call(app: Any, path: str, query: str = "") -> tuple[int, int]:
@@ -82,9 +120,10 @@ async def call(app: Any, path: str, query: str = "") -> tuple[int, int]:
     return status, size
 
 
-async def measure(monitors: int) -> list[tuple[str, ...]]:
+async def measure(monitors: int, stacks: bool) -> list[tuple[str, ...]]:
     import uvloop  # noqa: F401 - the same loop as serve
 
+    from uptally.cli.core import tune_gc
     from uptally.clock import SystemClock
     from uptally.config import parse_config
     from uptally.ids import new_id
@@ -115,8 +154,12 @@ async def measure(monitors: int) -> list[tuple[str, ...]]:
         runtime.ingest.submit(Result(new_id(now), monitor.id, "local", now, True, 0.4, None, ""))
     await runtime.ingest.drained()
     await runtime.ingest.flush()
+    tune_gc()  # as serve does once started
     lag = LoopLag()
     lag.start()
+    watchdog = StallStacks(lag)
+    if stacks:
+        watchdog.start()
     rows = [("request", "status", "size", "wall", "loop max stall")]
     requests = [
         ("GET / (first render)", "/", ""),
@@ -125,6 +168,7 @@ async def measure(monitors: int) -> list[tuple[str, ...]]:
         ("GET /api/v1/monitors (first page)", "/api/v1/monitors", ""),
         ("GET /api/v1/monitors?limit=1000", "/api/v1/monitors", "limit=1000"),
         ("GET /api/v1/monitors?state=down", "/api/v1/monitors", "state=down"),
+        ("GET /metrics", "/metrics", ""),
     ]
     for label, path, query in requests:
         await asyncio.sleep(0.05)
@@ -143,6 +187,12 @@ async def measure(monitors: int) -> list[tuple[str, ...]]:
             )
         )
     await lag.stop()
+    if stacks:
+        watchdog.stop()
+        print("where the loop was while stalled > 15 ms (samples every 3 ms):")
+        for where, count in watchdog.counts.most_common(60):
+            print(f"{count:5d}  {where}")
+        print()
     await runtime.stop()
     return rows
 
@@ -152,10 +202,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--monitors", type=int, default=10_000)
+    parser.add_argument(
+        "--stacks", action="store_true", help="also print where the loop was while it stalled"
+    )
     args = parser.parse_args()
     import uvloop
 
-    rows = uvloop.run(measure(args.monitors))
+    rows = uvloop.run(measure(args.monitors, args.stacks))
     print(f"{args.monitors} monitors, one process, loop sampled every 2 ms\n")
     print(table(rows))
 

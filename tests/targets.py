@@ -16,8 +16,10 @@ import contextlib
 import gzip as gzip_module
 import ipaddress
 import json
+import socket
 import ssl
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -608,3 +610,33 @@ async def settled_fds(limit: int, within: float = 2.0) -> int:
         await asyncio.sleep(0.01)
         count = open_fds()
     return count
+
+
+class Listener:
+    """A TCP port whose connections the kernel completes at once (a backlog of 4096) and a
+    thread accepts and closes: a target that answers in well under a millisecond whatever the
+    test's event loop is doing, for thousands of TCP checks a second."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server((HOST, 0), backlog=4096)
+        self._socket.settimeout(0.2)
+        self.port: int = self._socket.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            connection.close()
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._socket.close()

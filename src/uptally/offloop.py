@@ -14,6 +14,7 @@ import contextvars
 import functools
 import gc
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -21,10 +22,14 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
+TURN_EVERY_S = 0.005  # work on the loop between two of its turns (see Pacer)
+
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="uptally-render")
 _running = 0
 _lock = threading.Lock()
 _paused_gc = False
+_frozen_renders = 0
+UNFREEZE_EVERY = 100  # renders between two hand-backs of frozen objects to the collector
 
 
 async def run(function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -38,8 +43,15 @@ def _without_gc_pauses(call: Callable[[], T]) -> T:
     """Run `call` with the cyclic garbage collector paused. A render allocates millions of
     objects, which sets off full collections; one holds the GIL, and so the event loop, for a
     quarter of a second at 3,000 monitors (measured). What a render leaves is freed by
-    reference counting; the collector resumes when the last render ends."""
-    global _running, _paused_gc
+    reference counting; the collector resumes when the last render ends.
+
+    What the render keeps (the page model, a few million objects at 10,000 monitors) would be
+    walked by the next young collection and again on its way to the oldest generation, 130 ms
+    each with the GIL held, mostly on the loop's thread (measured): it is frozen instead
+    (`gc.freeze`, a list splice), as start-up state is, and freed by reference counting when
+    the next model replaces it. Every `UNFREEZE_EVERY` renders the frozen objects are handed
+    back to the collector, so that cycles frozen along with them are not kept for ever."""
+    global _running, _paused_gc, _frozen_renders
     with _lock:
         _running += 1
         if _running == 1 and gc.isenabled():
@@ -52,4 +64,27 @@ def _without_gc_pauses(call: Callable[[], T]) -> T:
             _running -= 1
             if _running == 0 and _paused_gc:
                 _paused_gc = False
+                _frozen_renders += 1
+                if _frozen_renders % UNFREEZE_EVERY == 0:
+                    gc.unfreeze()
+                else:
+                    gc.freeze()
                 gc.enable()
+
+
+class Pacer:
+    """Lets the event loop turn once `every_s` of work has run on it since its last turn.
+
+    For work that must stay on the loop (it reads state the loop changes) but is long in
+    total: call `await pacer.tick()` once per item. A count of items per turn would be right
+    on one machine only; on a loaded one a few hundred items already take a tenth of a second.
+    """
+
+    def __init__(self, every_s: float = TURN_EVERY_S) -> None:
+        self.every_s = every_s
+        self._since = time.perf_counter()
+
+    async def tick(self) -> None:
+        if time.perf_counter() - self._since >= self.every_s:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()

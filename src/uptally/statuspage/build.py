@@ -6,7 +6,6 @@ of visitors costs a few indexed queries per rebuild, and rebuilds are cached (se
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from collections import defaultdict
@@ -48,7 +47,6 @@ from uptally.subscribers.service import ways
 
 DAYS = 90
 HOUR = 3_600_000
-YIELD_EVERY = 500  # monitors read from the evaluator between two turns of the event loop
 
 
 def page_id(title: str) -> str:
@@ -90,15 +88,15 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
     # The evaluator is read here, on the loop that changes it; the model is put together in the
     # render thread (at 10,000 monitors that takes seconds the probes must not wait for).
     monitor_statuses: dict[str, MonitorStatus | None] = {}
-    for count, monitor_id in enumerate(shown, 1):
+    pacer = offloop.Pacer()
+    for monitor_id in shown:
         monitor_statuses[monitor_id] = runtime.evaluator.status(monitor_id)
-        # not yet in the hourly rollups (they are written every minute)
-        snapshots = runtime.evaluator.location_snapshots(monitor_id)
-        starts = [s.runs[0][1] for s in snapshots if s.runs]
-        if starts and monitor_id not in measured:
-            measured[monitor_id] = min(starts)
-        if count % YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+        if monitor_id not in measured:  # not yet in the hourly rollups (written every minute)
+            snapshots = runtime.evaluator.location_snapshots(monitor_id)
+            starts = [s.runs[0][1] for s in snapshots if s.runs]
+            if starts:
+                measured[monitor_id] = min(starts)
+        await pacer.tick()
     gathered = Gathered(now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps)
     return await offloop.run(assemble_page, config, url, scope, gathered, monitor_statuses)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -27,8 +26,6 @@ router = APIRouter(
         422: {"model": ErrorOut},
     },
 )
-
-YIELD_EVERY = 100  # monitors put in the answer between two turns of the event loop
 
 
 @router.get(
@@ -58,13 +55,13 @@ async def list_monitors(
     ping = _ping_base(request)
     page: list[MonitorOut] = []
     more = False
+    pacer = offloop.Pacer()  # a page of 1000 takes a while: let the probes read replies
     async for monitor in monitor_list.matching(runtime, index, filters, after):
         if len(page) == limit:
             more = True
             break
         page.append(monitor_out(runtime, monitor, ping, index.components.get(monitor.id, [])))
-        if len(page) % YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # a page of 1000 takes a while: let the probes read replies
+        await pacer.tick()
     next_cursor = monitor_list.encode_cursor(page[-1].id) if more else None
     body = MonitorPage(monitors=page, next_cursor=next_cursor)
     content = await offloop.run(body.model_dump_json)  # megabytes at the largest page

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from uptally.evaluator.states import LocationState
+from uptally import offloop
+from uptally.evaluator.states import LocationState, MonitorState
+from uptally.metrics import Metrics
+from uptally.web import monitor_list
 from uptally.web.deps import runtime_of
 
 router = APIRouter(tags=["health"])
@@ -78,17 +82,36 @@ def _unavailable(reason: str, code: str) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus text format."""
+    """Prometheus text format. The states are read on the loop a few milliseconds at a time;
+    the series (one per monitor and location: tens of thousands) are set and written out in
+    the render pool, so a scrape never holds the loop while checks are in flight."""
     runtime = runtime_of(request)
     instruments = runtime.metrics
-    for state, count in runtime.state_counts().items():
-        instruments.monitors.labels(state).set(count)
-    instruments.set_monitors_up(
-        (snapshot.monitor, snapshot.location, snapshot.state == LocationState.UP)
-        for monitor in runtime.config.monitors
-        for snapshot in runtime.evaluator.location_snapshots(monitor.id)
-        if snapshot.state != LocationState.UNKNOWN
-    )
+    pacer = offloop.Pacer()
+    counts = {state.value: 0 for state in MonitorState}
+    up: list[tuple[str, str, bool]] = []
+    for monitor in runtime.config.monitors:
+        counts[monitor_list.state_of(runtime, monitor.id)] += 1
+        up.extend(
+            (snapshot.monitor, snapshot.location, snapshot.state == LocationState.UP)
+            for snapshot in runtime.evaluator.location_snapshots(monitor.id)
+            if snapshot.state != LocationState.UNKNOWN
+        )
+        await pacer.tick()
     instruments.queue_depth.set(runtime.ingest.pending)
     instruments.in_flight.set(runtime.probe.scheduler.in_flight)
-    return Response(generate_latest(instruments.registry), media_type=CONTENT_TYPE_LATEST)
+    body = await offloop.run(_exposition, instruments, counts, up)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+_exposing = threading.Lock()  # two scrapes at once must not clear each other's series
+
+
+def _exposition(
+    instruments: Metrics, counts: dict[str, int], up: list[tuple[str, str, bool]]
+) -> bytes:
+    with _exposing:
+        for state, count in counts.items():
+            instruments.monitors.labels(state).set(count)
+        instruments.set_monitors_up(up)
+        return generate_latest(instruments.registry)

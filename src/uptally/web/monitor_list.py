@@ -7,7 +7,6 @@ so the first page costs the same at any size.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import bisect
@@ -16,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, get_args
 
+from uptally import offloop
 from uptally.config.schema import ActiveMonitor, Config, Monitor
 from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
@@ -26,7 +26,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 STATES = ("up", "down", "degraded", "unknown", "maintenance")
 _CURSOR_PREFIX = "m1:"
-SCAN_YIELD_EVERY = 200  # monitors filtered between two turns of the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +133,11 @@ async def matching(
     runtime: Runtime, index: MonitorIndex, filters: Filters, after: str | None
 ) -> AsyncIterator[Any]:
     """The monitors after the id `after` that match `filters`, in id order (a scan of many
-    lets the event loop turn every `SCAN_YIELD_EVERY` monitors)."""
+    lets the event loop turn every few milliseconds)."""
     start = bisect.bisect_right(index.ids, after) if after is not None else 0
+    pacer = offloop.Pacer()
     for position in range(start, len(index.monitors)):
-        if (position - start) % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
-            await asyncio.sleep(0)
+        await pacer.tick()
         monitor = index.monitors[position]
         if filters.kinds is not None and monitor.kind not in filters.kinds:
             continue
