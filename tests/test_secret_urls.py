@@ -156,7 +156,7 @@ async def test_secrets_in_monitor_urls_never_leave_the_check(tmp_path: Path) -> 
 async def test_the_hub_redacts_agent_results_with_the_configured_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEST_EU_TOKEN", "eu-secret")
+    monkeypatch.setenv("TEST_EU_TOKEN", "eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb")
     config = config_from(
         """
 locations: [{name: eu, token_env: TEST_EU_TOKEN}]
@@ -179,7 +179,7 @@ security: {secret_query_keys: [session]}
             http.post(
                 f"{base}/api/v1/probes/results",
                 json=body,
-                headers={"Authorization": "Bearer eu-secret"},
+                headers={"Authorization": "Bearer eu-probe-9f3Kq2LmZx7Wv4Rt8Ys1Nb"},
             ) as response,
         ):
             assert response.status == 200, await response.text()
