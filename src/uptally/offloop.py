@@ -28,8 +28,6 @@ _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="uptally-render")
 _running = 0
 _lock = threading.Lock()
 _paused_gc = False
-_frozen_renders = 0
-UNFREEZE_EVERY = 100  # renders between two hand-backs of frozen objects to the collector
 
 
 async def run(function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -45,13 +43,11 @@ def _without_gc_pauses(call: Callable[[], T]) -> T:
     quarter of a second at 3,000 monitors (measured). What a render leaves is freed by
     reference counting; the collector resumes when the last render ends.
 
-    What the render keeps (the page model, a few million objects at 10,000 monitors) would be
-    walked by the next young collection and again on its way to the oldest generation, 130 ms
-    each with the GIL held, mostly on the loop's thread (measured): it is frozen instead
-    (`gc.freeze`, a list splice), as start-up state is, and freed by reference counting when
-    the next model replaces it. Every `UNFREEZE_EVERY` renders the frozen objects are handed
-    back to the collector, so that cycles frozen along with them are not kept for ever."""
-    global _running, _paused_gc, _frozen_renders
+    What the render keeps (the page model) is walked by the next collections on the loop's
+    thread (about 130 ms at 10,000 monitors, measured). Freezing it instead (`gc.freeze`) was
+    tried and taken out: freeze takes every tracked object, cyclic garbage of the whole process
+    included, and the soak benchmark grew 61 MiB in 4 minutes at 10,000 monitors with it."""
+    global _running, _paused_gc
     with _lock:
         _running += 1
         if _running == 1 and gc.isenabled():
@@ -64,11 +60,6 @@ def _without_gc_pauses(call: Callable[[], T]) -> T:
             _running -= 1
             if _running == 0 and _paused_gc:
                 _paused_gc = False
-                _frozen_renders += 1
-                if _frozen_renders % UNFREEZE_EVERY == 0:
-                    gc.unfreeze()
-                else:
-                    gc.freeze()
                 gc.enable()
 
 
