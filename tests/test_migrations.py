@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from uptally.store import (
     tables_incidents,  # noqa: F401  (registers its tables)
     tables_maintenance,  # noqa: F401  (registers its tables)
+    tables_managed,  # noqa: F401  (registers its tables)
     tables_trust,  # noqa: F401  (registers its tables)
 )
 from uptally.store.database import Database

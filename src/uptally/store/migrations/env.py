@@ -7,6 +7,7 @@ from alembic import context
 from uptally.store import (
     tables_incidents,  # noqa: F401  (registers its tables)
     tables_maintenance,  # noqa: F401  (registers its tables)
+    tables_managed,  # noqa: F401  (registers its tables)
     tables_trust,  # noqa: F401  (registers its tables)
 )
 from uptally.store.tables import metadata
