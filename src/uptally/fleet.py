@@ -69,6 +69,7 @@ class Fleet:
         self._rows: dict[str, ProbeRow] = {}
         self._hashes: dict[str, bytes] = {}
         self._assignments: dict[str, Assignment] = {}
+        self._documents: dict[str, tuple[ActiveMonitor, dict[str, Any]]] = {}
         self._stopping = False
         self._wake = asyncio.Event()
         self.config = config
@@ -89,17 +90,38 @@ class Fleet:
                     location.name,
                     location.token_env or "token_env",
                 )
+        documents = {
+            m.id: self._document(m)
+            for m in config.monitors
+            if isinstance(m, ActiveMonitor) and m.enabled
+        }
+        self._documents = {key: self._documents[key] for key in documents}
         self._assignments = {
-            location.name: self._assignment(config, location.name, location.canaries)
+            location.name: self._assignment(config, location.name, location.canaries, documents)
             for location in config.locations
         }
         for name in self._assignments:
             self._rows.setdefault(name, ProbeRow(name, "never"))
 
+    def _document(self, monitor: ActiveMonitor) -> dict[str, Any]:
+        """A monitor as agents receive it; remembered while the monitor object is the same (a
+        change at runtime replaces one monitor of thousands)."""
+        known = self._documents.get(monitor.id)
+        if known is not None and known[0] is monitor:
+            return known[1]
+        document = monitor_document(monitor)
+        self._documents[monitor.id] = (monitor, document)
+        return document
+
     @staticmethod
-    def _assignment(config: Config, location: str, canaries: list[str] | None) -> Assignment:
+    def _assignment(
+        config: Config,
+        location: str,
+        canaries: list[str] | None,
+        documents: dict[str, dict[str, Any]],
+    ) -> Assignment:
         monitors = [
-            monitor_document(m)
+            documents[m.id]
             for m in config.monitors
             if isinstance(m, ActiveMonitor) and m.enabled and location in m.locations
         ]

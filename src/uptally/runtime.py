@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from uptally.backup.offsite import Bucket, Copied, describe
 from uptally.backup.schedule import BackupSchedule, newest, with_backup_monitor
 from uptally.clock import Clock, Millis, SystemClock
 from uptally.config import load_config
+from uptally.config.managed import KINDS, MONITOR, merge
 from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
 from uptally.evaluator import Evaluator, MonitorState, Rules
 from uptally.fleet import Fleet
@@ -27,6 +28,8 @@ from uptally.ingest import Ingest
 from uptally.ingest.rollup_book import rebuild_recent
 from uptally.ingest.write_health import reason_of
 from uptally.maintenance.timer import MaintenanceTimer
+from uptally.managed import load as managed_load
+from uptally.managed.changes import Change, ManagedObjects
 from uptally.metrics import Metrics
 from uptally.notify.service import Notifier
 from uptally.probe.runner import ProbeRunner
@@ -36,6 +39,7 @@ from uptally.results import Result
 from uptally.secrets import Keyring, SecretKeyError, load_keyring
 from uptally.sla.watch import SlaWatch
 from uptally.store import heartbeats as heartbeat_store
+from uptally.store import managed as managed_store
 from uptally.store import meta
 from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
@@ -51,6 +55,7 @@ UPKEEP_DELAY_S = 300.0
 CHECKPOINT_INTERVAL_S = 1.0
 RELEASE_MEMORY_S = 60.0  # how often freed C heap goes back to the system (uptally.heap)
 CLEAN_SHUTDOWN = "clean_shutdown"
+FOLLOW_MANAGED_S = 1.0  # how soon a change made by another process (config apply) applies here
 REBUILD_MS = 2 * 3_600_000  # hours of rollups recomputed after a crash
 
 
@@ -99,7 +104,11 @@ class Runtime:
         offsite: Bucket | None = None,
     ) -> None:
         config = with_backup_monitor(config)  # backup currency is a heartbeat like any other
-        self.config = config
+        self.file_config = config  # what the config file provisions
+        self.config = config  # the effective config: the file's objects and the managed ones
+        self.managed = managed_load.empty()  # objects made through the API, by kind and id
+        self._managed_seen = 0  # the newest managed revision applied here
+        self._applying = asyncio.Lock()
         self.keyring = keyring  # secrets at rest; from UPTALLY_SECRET_KEY when not given
         self.db = db
         self.clock = clock or SystemClock()
@@ -133,6 +142,8 @@ class Runtime:
         )
         self.ingest.mark_events = self.maintenance.suppressor.mark  # alerts during maintenance
         self.sla = SlaWatch(db, config, self.clock, self.metrics)
+        # Monitors, components… created, changed and deleted at runtime (API, config apply).
+        self.changes = ManagedObjects(db, self.clock, lambda: self.config, self.apply_changes)
         self.started_at: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.backups: BackupSchedule | None = None
@@ -152,6 +163,13 @@ class Runtime:
         if self.keyring is not None:
             async with self.db.begin() as conn:
                 self.keyring = self.keyring.with_salt(await meta.installation_salt(self.db, conn))
+        async with self.db.begin() as conn:
+            loaded = await managed_load.load(conn)
+            self.managed = await managed_load.settle(
+                self.db, conn, self.file_config, loaded.objects, SYSTEM, self.clock.now_ms()
+            )
+        self._managed_seen = loaded.revision
+        self._use(self._effective())
         for monitor in self.config.monitors:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
@@ -180,7 +198,7 @@ class Runtime:
             )
             await self._register_heartbeats(conn, crashed)
             self.fleet.restore(await probe_store.load_probes(conn))
-            await record_config(self.db, conn, self.config, SYSTEM, "config.loaded")
+            await record_config(self.db, conn, self.file_config, SYSTEM, "config.loaded")
         await self.maintenance.start()  # windows in effect are known before the first write
         await self.sla.configure(self.config, SYSTEM)
         self._spawn(self.ingest.run(), "ingest")
@@ -195,6 +213,7 @@ class Runtime:
         self._spawn(self.notifier.direct.run(), "notifier-direct")
         self._spawn(self._upkeep(), "upkeep")
         self._spawn(self._alive(), "alive")
+        self._spawn(self._follow_managed(), "follow-managed")
         if self.db.is_sqlite:
             self._spawn(self._checkpoints(), "checkpoints")
         self._spawn(self._release_memory(), "release-memory")
@@ -238,6 +257,17 @@ class Runtime:
 
     async def load_state(self) -> None:
         """Read-only: load current states from the database (for commands beside a serve)."""
+        async with self.db.connect() as conn:
+            loaded = await managed_load.load(conn)
+        self.managed = {
+            name: {
+                k: v
+                for k, v in by_id.items()
+                if self.file_config.origin(KINDS[name].section, k) is None
+            }
+            for name, by_id in loaded.objects.items()
+        }
+        self._use(self._effective())
         for monitor in self.config.monitors:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
@@ -390,14 +420,19 @@ class Runtime:
                 fixed.append("status_pages (ids, paths, private)")
             if fixed:
                 raise ReloadRefused(f"{', '.join(fixed)} can change only with a restart")
-            old = self.config
-            self.config = new
+            old, old_file, old_managed = self.config, self.file_config, self.managed
+            file = new
             try:
                 async with self.db.begin() as conn:
+                    self.managed = await managed_load.settle(
+                        self.db, conn, file, self.managed, actor, self.clock.now_ms()
+                    )
+                    self.file_config = file
+                    new = self.config = self._effective()
                     await self._register_heartbeats(conn, False)
-                    entry = await record_config(self.db, conn, new, actor, "config.reloaded")
+                    entry = await record_config(self.db, conn, file, actor, "config.reloaded")
             except Exception:
-                self.config = old
+                self.config, self.file_config, self.managed = old, old_file, old_managed
                 async with self.db.begin() as conn:
                     await self._register_heartbeats(conn, False)
                 raise
@@ -409,11 +444,100 @@ class Runtime:
                 self.evaluator.set_rules(monitor.id, rules_for(monitor))
             self.heartbeats.timezone = new.site.timezone
             self.fleet.configure(new)
+            self._managed_seen = await self._revision()
             await self.sla.configure(new, actor)
             await self.maintenance.configure(new, actor)
             if self._run_probe:
                 self.probe.set_monitors(m for m in new.monitors if isinstance(m, ActiveMonitor))
             return entry.details["changes"] if entry else {}
+
+    # -- objects managed at runtime --------------------------------------------------------------
+
+    def _effective(self) -> Config:
+        return merge(self.file_config, {k: list(v.values()) for k, v in self.managed.items()})
+
+    def _use(self, config: Config) -> None:
+        """Parts that keep the config they were made with take the effective one."""
+        self.config = config
+        self.fleet.configure(config)
+        self.maintenance.use(config)
+        self.sla.config = config
+
+    async def _revision(self) -> int:
+        async with self.db.connect() as conn:
+            return await managed_store.revision(conn)
+
+    async def apply_changes(self, changes: Sequence[Change]) -> None:
+        """Changes this process made (stored and audited): in effect from now on."""
+        async with self._applying:
+            for change in changes:
+                objects = self.managed[change.kind.name]
+                if change.after is None:
+                    objects.pop(change.id, None)
+                else:
+                    objects[change.id] = change.after
+                if change.row.revision == self._managed_seen + 1:
+                    self._managed_seen = change.row.revision  # else the follower reads them
+            await self._apply([(c.kind.name, c.id) for c in changes])
+
+    async def _follow_managed(self) -> None:
+        """Every second: changes another process made (`uptally config apply`, a peer)."""
+        failing = False
+        while True:
+            await asyncio.sleep(FOLLOW_MANAGED_S)
+            try:
+                async with self.db.connect() as conn:
+                    if await managed_store.revision(conn) <= self._managed_seen:
+                        continue
+                    rows = await managed_store.changed_since(conn, self._managed_seen)
+                await self._take(rows)
+                failing = False
+            except Exception as error:
+                if not failing:
+                    log.warning("cannot read changes to managed objects: %s", error)
+                failing = True
+
+    async def _take(self, rows: Sequence[managed_store.ManagedRow]) -> None:
+        async with self._applying:
+            parsed = managed_load.parse(rows)
+            touched = []
+            for row in rows:
+                kind = KINDS.get(row.kind)
+                if kind is None or self.file_config.origin(kind.section, row.id) is not None:
+                    continue  # the file provisions it (settled when the file is loaded)
+                obj = parsed[row.kind].get(row.id)
+                if obj is None:
+                    self.managed[row.kind].pop(row.id, None)
+                else:
+                    self.managed[row.kind][row.id] = obj
+                touched.append((row.kind, row.id))
+            if rows:
+                self._managed_seen = max(self._managed_seen, *(r.revision for r in rows))
+            await self._apply(touched)
+
+    async def _apply(self, touched: Sequence[tuple[str, str]]) -> None:
+        """Tell the running parts what changed: only the touched monitors are rescheduled."""
+        old = self.config
+        new = self._effective()
+        self._use(new)
+        ids = {object_id for kind, object_id in touched if kind == MONITOR.name}
+        if not ids:
+            return
+        before = {m.id: m for m in old.monitors if m.id in ids}
+        now_there = [m for m in new.monitors if m.id in ids]
+        gone = ids - {m.id for m in now_there}
+        for key in gone:
+            self.evaluator.forget(key)
+        for monitor in now_there:
+            self.evaluator.set_rules(monitor.id, rules_for(monitor))
+        heartbeats = [m for m in before.values() if isinstance(m, HeartbeatMonitor)]
+        if heartbeats or any(isinstance(m, HeartbeatMonitor) for m in now_there):
+            async with self.db.begin() as conn:
+                await self._register_heartbeats(conn, False)
+        if self._run_probe:
+            active = [m for m in now_there if isinstance(m, ActiveMonitor)]
+            others = [m.id for m in now_there if not isinstance(m, ActiveMonitor)]
+            self.probe.update(active, [*gone, *others])
 
     async def _start_backups(self) -> None:
         """Scheduled backups; each outcome pings the backup-currency heartbeat."""

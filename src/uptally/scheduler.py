@@ -29,6 +29,7 @@ class Entry:
     failing: bool = False
     removed: bool = False
     running: bool = False
+    off_grid: bool = False  # ran at once when made: its next run returns to its grid
 
     @property
     def retry_after(self) -> float:
@@ -60,10 +61,17 @@ class Plan:
         return key in self._entries
 
     def upsert(
-        self, key: str, interval: float, retry: float, now: float, failed_at: float | None = None
+        self,
+        key: str,
+        interval: float,
+        retry: float,
+        now: float,
+        failed_at: float | None = None,
+        start_now: bool = False,
     ) -> None:
         """Schedule `key` (or apply new timings). `failed_at`: a new entry's last check failed
-        then (before a restart): it is retried after `retry_after` from then, not from the grid."""
+        then (before a restart): it is retried after `retry_after` from then, not from the grid.
+        `start_now`: a new entry runs at once (one made while running), then on its grid."""
         old = self._entries.get(key)
         if old is not None and old.interval == interval and old.retry == retry:
             return
@@ -78,6 +86,10 @@ class Plan:
         if old is None and failed_at is not None:
             entry.failing = True
             self._push(entry, max(now, failed_at + entry.retry_after))
+            return
+        if old is None and start_now:
+            entry.off_grid = True
+            self._push(entry, now)
             return
         self._push(entry, grid_at_or_after(entry, now))
 
@@ -119,6 +131,9 @@ class Plan:
         elif entry.failing:
             entry.failing = False
             next_at = grid_at_or_after(entry, now + entry.retry_after)
+        elif entry.off_grid:  # its first run was at once: the next slot of its grid from here
+            entry.off_grid = False
+            next_at = grid_at_or_after(entry, due + entry.interval / 2)
         else:
             next_at = due + entry.interval
             if next_at <= now:  # overran: skip the missed slots rather than bursting
@@ -158,13 +173,18 @@ class Scheduler:
         return len(self.plan)
 
     def upsert(
-        self, key: str, interval_ms: float, retry_ms: float, failed_ms_ago: float | None = None
+        self,
+        key: str,
+        interval_ms: float,
+        retry_ms: float,
+        failed_ms_ago: float | None = None,
+        start_now: bool = False,
     ) -> None:
         """Schedule `key`; `failed_ms_ago`: its last check (before a restart) failed this long
-        ago, so it is retried on the failing schedule."""
+        ago, so it is retried on the failing schedule; `start_now`: a new key runs at once."""
         now = self._now()
         failed_at = None if failed_ms_ago is None else now - failed_ms_ago
-        self.plan.upsert(key, interval_ms, retry_ms, now, failed_at)
+        self.plan.upsert(key, interval_ms, retry_ms, now, failed_at, start_now)
         self._wake.set()
 
     def remove(self, key: str) -> None:

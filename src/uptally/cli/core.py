@@ -204,6 +204,7 @@ def tune_gc() -> None:
 async def _reload(runtime: Runtime) -> None:
     """SIGHUP: apply the config file again, or say why not and keep the running one."""
     from uptally.config import ConfigError
+    from uptally.managed.load import ProvisioningConflict
     from uptally.runtime import ReloadRefused
 
     try:
@@ -212,7 +213,7 @@ async def _reload(runtime: Runtime) -> None:
         err.print("config reload refused, the running config stays:", markup=False)
         for line in error.lines():
             err.print(line, markup=False, soft_wrap=True)
-    except ReloadRefused as error:
+    except (ReloadRefused, ProvisioningConflict) as error:
         err.print(f"config reload refused, the running config stays: {error}", markup=False)
     else:
         err.print(f"config reloaded: {json.dumps(changes, sort_keys=True)}", markup=False)
@@ -290,6 +291,7 @@ async def _run(
     export_dir: Path | None,
 ) -> int:
     from uptally.backup.offsite import OffsiteError
+    from uptally.managed.load import ProvisioningConflict
     from uptally.runtime import Runtime
     from uptally.secrets import SecretKeyError
     from uptally.store.database import DatabaseError
@@ -306,7 +308,7 @@ async def _run(
         err.print(f"secret key: {error}", markup=False)
         await db.close()
         return EXIT_USAGE
-    except OffsiteError as error:
+    except (OffsiteError, ProvisioningConflict) as error:
         err.print(str(error), markup=False)
         await db.close()
         return EXIT_USAGE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ except AttributeError:  # pragma: no cover - libyaml missing
 
 PathKey = tuple[str | int, ...]
 Problem = tuple[PathKey, str]
+PathKey2 = tuple[str, str]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _MAX_NODES = 200_000  # aliases can multiply a small file into a huge one
@@ -40,6 +41,7 @@ class ConfigIssue:
     line: int
     path: str
     message: str
+    key: PathKey = field(default=(), compare=False)  # the path as keys, for JSON pointers
 
 
 class ConfigError(Exception):
@@ -101,7 +103,33 @@ def parse_config(
     if issues or config is None:
         raise ConfigError(file, _dedupe(issues))
     compact_monitors(config.monitors)
-    return config
+    return config.with_origins(_origins(file, data, lines))
+
+
+PROVISIONED = {"monitors": "id", "components": "id", "status_pages": "id", "locations": "name"}
+
+
+def _origins(file: str, data: dict[str, Any], lines: dict[PathKey, int]) -> dict[PathKey2, str]:
+    found: dict[PathKey2, str] = {}
+    for section, key in PROVISIONED.items():
+        for index, item in enumerate(data.get(section) or []):
+            found[(section, str(item[key]))] = f"{file}:{_line_of(lines, (section, index))}"
+    channels = (data.get("notifications") or {}).get("channels") or []
+    for index, item in enumerate(channels):
+        path = ("notifications", "channels", index)
+        found[("channels", str(item["id"]))] = f"{file}:{_line_of(lines, path)}"
+    return found
+
+
+def schema_problems(data: dict[str, Any]) -> list[Problem]:
+    """What the schema and the cross-references say of config data that is not from a file (an
+    API body wrapped as a config section): the same messages as for YAML, with paths as keys."""
+    problems = check_references(data)
+    try:
+        Config.model_validate(data)
+    except ValidationError as error:
+        problems.extend((issue.key, issue.message) for issue in _issues_from(error, data, {}))
+    return list(dict.fromkeys(problems))
 
 
 def _weak_probe_tokens(data: dict[str, Any], environ: Mapping[str, str]) -> Iterator[Problem]:
@@ -306,12 +334,13 @@ _EXPECTED = {
 def _union_issue(raw: _Raw, members: list[_Raw], lines: dict[PathKey, int]) -> ConfigIssue:
     line = _line_of(lines, raw.path)
     if raw.path[-1:] == ("consensus",):
-        return ConfigIssue(line, _show_path(raw.path), "consensus is all, any or {quorum: N}")
+        message = "consensus is all, any or {quorum: N}"
+        return ConfigIssue(line, _show_path(raw.path), message, raw.path)
     wanted = list(dict.fromkeys(_EXPECTED.get(m.item["type"], "") for m in members))
     if "" in wanted:
         return _issue(raw, None, lines)
     message = f"expected {' or '.join(wanted)}, not {_type_name(raw.item['input'])}"
-    return ConfigIssue(line, _show_path(raw.path), message)
+    return ConfigIssue(line, _show_path(raw.path), message, raw.path)
 
 
 def _issue(raw: _Raw, data: Any, lines: dict[PathKey, int]) -> ConfigIssue:
@@ -345,7 +374,7 @@ def _issue(raw: _Raw, data: Any, lines: dict[PathKey, int]) -> ConfigIssue:
         message = f"expected a list, not {_type_name(item['input'])}"
     elif kind == "literal_error" and path[-1:] == ("consensus",):
         message = "consensus is all, any or {quorum: N}"
-    return ConfigIssue(line, _show_path(path), message)
+    return ConfigIssue(line, _show_path(path), message, path)
 
 
 def _pick_union_members(raws: list[_Raw], data: Any) -> list[_Raw]:

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     TypeAdapter,
     field_validator,
     model_validator,
@@ -1121,6 +1122,11 @@ class Config(Strict):
     dr: DisasterRecovery = Field(default_factory=DisasterRecovery)
     security: Security = Field(default_factory=Security)
     incidents: Incidents = Field(default_factory=Incidents)
+    # Who owns an object at runtime: what the config file declares is provisioned (read-only
+    # through the API). Refused whole, or with `adopt` the file takes over a managed object.
+    provisioning: Literal["refuse", "adopt"] = "refuse"
+    # (section, id) -> "FILE:LINE" of each object the config file provisions
+    _origins: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _automated_components_exist(self) -> Config:
@@ -1142,6 +1148,14 @@ class Config(Strict):
 
     def monitor(self, monitor_id: str) -> Monitor | None:
         return next((m for m in self.monitors if m.id == monitor_id), None)
+
+    def origin(self, section: str, object_id: str) -> str | None:
+        """`FILE:LINE` where the config file declares this object, None if it does not."""
+        return self._origins.get((section, object_id))
+
+    def with_origins(self, origins: dict[tuple[str, str], str]) -> Config:
+        self._origins = origins
+        return self
 
     def status_page(self, page_id: str) -> StatusPage | None:
         return next((p for p in self.status_pages if p.id == page_id), None)

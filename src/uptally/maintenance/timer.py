@@ -86,12 +86,16 @@ class MaintenanceTimer:
             await sync_config(self.service, self.recurring, conn, self.config, audit.SYSTEM)
         await self.step()
 
-    async def configure(self, config: Config, actor: str) -> None:
-        """A reloaded config: apply its windows and components."""
+    def use(self, config: Config) -> None:
+        """Components and their monitors from `config` (windows are not synced: `configure`)."""
         self.config = config
         self.service.config = config
         self.suppressor.configure(component_monitors(config))
         self._index(config)
+
+    async def configure(self, config: Config, actor: str) -> None:
+        """A reloaded config: apply its windows and components."""
+        self.use(config)
         async with self.db.begin() as conn:
             await sync_config(self.service, self.recurring, conn, config, actor)
         self.changed()

@@ -65,6 +65,27 @@ class ProbeRunner:
         self._references = {key: names_in(monitor) for key, monitor in wanted.items()}
         self._metrics.scheduled.set(len(wanted))
 
+    def update(self, changed: Iterable[ActiveMonitor], removed: Iterable[str]) -> None:
+        """Apply a few changes while running (the rest stays as it is): a monitor new here is
+        checked at once, a changed one at its next check with its new settings."""
+        for key in removed:
+            self.scheduler.remove(key)
+            self._monitors.pop(key, None)
+            self._references.pop(key, None)
+        for monitor in changed:
+            if not (monitor.enabled and self.location in monitor.locations):
+                self.scheduler.remove(monitor.id)
+                self._monitors.pop(monitor.id, None)
+                self._references.pop(monitor.id, None)
+                continue
+            new = monitor.id not in self._monitors
+            self._monitors[monitor.id] = monitor
+            self._references[monitor.id] = names_in(monitor)
+            self.scheduler.upsert(
+                monitor.id, monitor.interval, monitor.retry_interval, start_now=new
+            )
+        self._metrics.scheduled.set(len(self._monitors))
+
     def monitor(self, key: str) -> ActiveMonitor | None:
         return self._monitors.get(key)
 

@@ -16,11 +16,13 @@ managed_objects = Table(
     Column("id", String(NAME), primary_key=True),
     Column("document", Text, nullable=False),  # the object as config data (JSON)
     Column("version", Integer, nullable=False),  # ETag; +1 on every change
+    Column("revision", BigInteger, nullable=False),  # store.managed: what changed after N
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(128), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("updated_by", String(128), nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
+    Index("ix_managed_objects_revision", "revision"),
 )
 
 # Times a monitor was paused by an operator: neither up nor down ("not monitored" in the SLA).

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from uptally.config import ConfigError
+from uptally.managed.load import ProvisioningConflict
 from uptally.runtime import ReloadRefused
 from uptally.web.auth import principal_of, require_scope
 from uptally.web.deps import runtime_of
@@ -40,6 +41,6 @@ async def reload_config(request: Request) -> Reloaded:
         changes = await runtime.reload(principal_of(request).actor)
     except ConfigError as error:
         raise ApiError(422, "; ".join(error.lines()), "invalid_config") from None
-    except ReloadRefused as error:
+    except (ReloadRefused, ProvisioningConflict) as error:
         raise ApiError(409, str(error)) from None
     return Reloaded(reloaded=True, changes=changes)

@@ -7,11 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from uptally import offloop
+from uptally.clock import iso
+from uptally.config.managed import MONITOR
+from uptally.config.schema import monitor_document
 from uptally.store import results as result_store
 from uptally.web import monitor_list
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, base_url, millis, runtime_of
 from uptally.web.errors import ApiError
+from uptally.web.managed_http import tag_response
 from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, ResultList
 from uptally.web.views import monitor_out, result_out
 
@@ -73,12 +77,27 @@ async def list_monitors(
 
 
 @router.get("/{monitor_id}", response_model=MonitorOut)
-async def get_monitor(request: Request, monitor_id: str) -> MonitorOut:
+async def get_monitor(request: Request, monitor_id: str, response: Response) -> MonitorOut:
+    """With the write scope, `config` is the monitor in the config schema (what PUT takes);
+    a monitor made through the API has a `version`, also its `ETag` (for `If-Match`)."""
     runtime = runtime_of(request)
     monitor = runtime.config.monitor(monitor_id)
+    row = await runtime.changes.row(MONITOR, monitor_id)
     if monitor is None:
+        if row is not None and row.deleted_at is not None:
+            message = (
+                f"monitor {monitor_id!r} was deleted at {iso(row.deleted_at)} by "
+                f"{row.updated_by}; its results and outages are kept"
+            )
+            raise ApiError(404, message, "deleted")
         raise ApiError(404, f"no monitor {monitor_id!r}")
-    return monitor_out(runtime, monitor, _ping_base(request))
+    out = monitor_out(runtime, monitor, _ping_base(request))
+    if row is not None and not row.deleted and out.source == "api":
+        out.version = row.version
+        tag_response(response, row.version)
+    if principal_of(request).allows("write"):
+        out.config = monitor_document(monitor)
+    return out
 
 
 def _ping_base(request: Request) -> str | None:

@@ -14,10 +14,12 @@ from uptally.statuspage.site import StatusSite, watching
 from uptally.web import (
     api_audit,
     api_channels,
+    api_components,
     api_config,
     api_dr,
     api_incidents,
     api_maintenance,
+    api_monitor_edit,
     api_monitors,
     api_outages,
     api_probes,
@@ -106,6 +108,8 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.state.fast_paths = statuspage.fast_paths(sites)
     app.include_router(health.router)
     app.include_router(api_monitors.router)
+    app.include_router(api_monitor_edit.router)
+    app.include_router(api_components.router)
     app.include_router(api_outages.router)
     app.include_router(api_audit.router)
     app.include_router(api_tokens.router)

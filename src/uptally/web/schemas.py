@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +61,10 @@ class MonitorOut(Model):
     components: list[str]
     ping_url: str | None = None
     next_deadline: str | None = None
+    source: Literal["config", "api"] = "config"  # config: provisioned by the file, read-only
+    provisioned_by: str | None = None  # FILE:LINE
+    version: int | None = None  # of an object made through the API (its ETag)
+    config: dict[str, Any] | None = None  # the monitor in the config schema (write scope)
 
 
 class MonitorList(Model):

@@ -104,6 +104,8 @@ def monitor_out(
         timeout_s=monitor.timeout / 1000 if isinstance(monitor, ActiveMonitor) else None,
         locations=locations,
         components=components,
+        source="api" if monitor.id in runtime.managed["monitor"] else "config",
+        provisioned_by=runtime.config.origin("monitors", monitor.id),
     )
     if isinstance(monitor, HeartbeatMonitor):
         token = runtime.heartbeats.token(monitor.id)

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("document", sa.Text(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("revision", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("deleted_at", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("kind", "id", name=op.f("pk_managed_objects")),
     )
+    op.create_index("ix_managed_objects_revision", "managed_objects", ["revision"], unique=False)
     op.create_table(
         "monitor_pauses",
         sa.Column(
@@ -52,4 +54,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_monitor_pauses_monitor_start", table_name="monitor_pauses")
     op.drop_table("monitor_pauses")
+    op.drop_index("ix_managed_objects_revision", table_name="managed_objects")
     op.drop_table("managed_objects")

@@ -1,0 +1,104 @@
+"""Objects managed at runtime: one API body validated by the YAML schema, and the effective
+config (what the file provisions plus what the database manages)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from uptally.config.loader import PathKey, schema_problems
+from uptally.config.schema import Config, HeartbeatMonitor, Monitor
+from uptally.config.sharing import compact_monitors
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A kind of managed object: its name in the API and audit log, and its config section."""
+
+    name: str  # monitor, component
+    section: str  # monitors, components
+    key: str = "id"
+
+    def key_of(self, obj: BaseModel) -> str:
+        return str(getattr(obj, self.key))
+
+
+MONITOR = Kind("monitor", "monitors")
+COMPONENT = Kind("component", "components")
+KINDS = {kind.name: kind for kind in (MONITOR, COMPONENT)}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    pointer: str  # JSON pointer into the body, e.g. /expect/1
+    message: str
+
+
+class DocumentInvalid(Exception):
+    """A body the schema refuses; `problems` names each with its JSON pointer."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p.pointer or '/'}: {p.message}" for p in self.problems))
+
+
+def pointer(path: Iterable[str | int]) -> str:
+    """A JSON pointer (RFC 6901) for a path of keys and indexes."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def validate(
+    kind: Kind, documents: Sequence[Any], config: Config, prefix: PathKey = ()
+) -> list[BaseModel]:
+    """Validate bodies of one kind against the schema and against what `config` holds (the
+    locations a monitor names, the monitors a component lists). Raise DocumentInvalid naming
+    every problem; paths start with `prefix` + the body's index when there are several."""
+    problems: list[Problem] = []
+    for index, document in enumerate(documents):
+        base: PathKey = (*prefix, index) if len(documents) > 1 or prefix else ()
+        if not isinstance(document, dict):
+            problems.append(Problem(pointer(base), "expected a JSON object"))
+            continue
+        for path, message in _problems(kind, document, config):
+            problems.append(Problem(pointer((*base, *path[2:])), message))
+    if problems:
+        raise DocumentInvalid(problems)
+    section = Config.model_validate({kind.section: list(documents)})
+    objects: list[BaseModel] = list(getattr(section, kind.section))
+    if kind is MONITOR:
+        compact_monitors(objects)
+    return objects
+
+
+def _problems(kind: Kind, document: dict[str, Any], config: Config) -> list[tuple[PathKey, str]]:
+    data: dict[str, Any] = {kind.section: [document]}
+    if kind is MONITOR:
+        # The locations it may name (stubs: only their names are looked at, their own
+        # problems are not this body's).
+        data["locations"] = [{"name": name} for name in config.location_names if name != "local"]
+    found = [p for p in schema_problems(data) if p[0][:2] == (kind.section, 0) or not p[0]]
+    if kind is COMPONENT:  # its monitors are looked up in `config`, not in this body
+        found = [p for p in found if not p[1].startswith("unknown monitor")]
+        known = {m.id for m in config.monitors}
+        for j, ref in enumerate(document.get("monitors") or []):
+            if isinstance(ref, str) and ref not in known:
+                found.append((("components", 0, "monitors", j), f"unknown monitor {ref!r}"))
+    return found
+
+
+def merge(file: Config, managed: Mapping[str, Sequence[BaseModel]]) -> Config:
+    """The effective config: the file's objects, then the managed ones of each section."""
+    update: dict[str, Any] = {}
+    for name, objects in managed.items():
+        section = KINDS[name].section
+        if objects:
+            update[section] = [*getattr(file, section), *objects]
+    return file.model_copy(update=update) if update else file
+
+
+def heartbeat_tokens(monitors: Iterable[Monitor]) -> dict[str, str]:
+    """Token -> monitor id of every heartbeat that sets its own token."""
+    return {m.token: m.id for m in monitors if isinstance(m, HeartbeatMonitor) and m.token}

@@ -1,0 +1,1 @@
+"""Objects managed at runtime (monitors, components…): the audited path every change takes."""

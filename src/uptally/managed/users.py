@@ -1,0 +1,45 @@
+"""Who still refers to an object: a component or policy that would point at nothing if it went."""
+
+from __future__ import annotations
+
+from uptally.config.managed import COMPONENT, MONITOR, Kind
+from uptally.config.schema import Config
+
+
+def users_of(config: Config, kind: Kind, object_id: str) -> list[str]:
+    """`section/id` of everything in `config` that names the object (empty: it may go)."""
+    found: list[str] = []
+    if kind is MONITOR:
+        found += [f"components/{c.id}" for c in config.components if object_id in c.monitors]
+        found += [
+            f"maintenance/{w.id or w.title}" for w in config.maintenance if object_id in w.monitors
+        ]
+        found += [
+            f"channels/{c.id}" for c in config.notifications.channels if object_id in c.monitors
+        ]
+        if config.backup.dir and config.backup.monitor == object_id:
+            found.append("backup/monitor")
+    elif kind is COMPONENT:
+        found += [f"status_pages/{p.id}" for p in config.status_pages if object_id in p.components]
+        found += [f"sla/policies/{p.id}" for p in config.sla.policies if object_id in p.components]
+        found += [
+            f"sla/customers/{c.id}" for c in config.sla.customers if object_id in c.components
+        ]
+        found += ["sla/exclusions" for e in config.sla.exclusions if e.component == object_id][:1]
+        found += [
+            f"maintenance/{w.id or w.title}"
+            for w in config.maintenance
+            if object_id in w.components
+        ]
+        found += [
+            f"channels/{c.id}" for c in config.notifications.channels if object_id in c.components
+        ]
+        if object_id in config.incidents.automation.components:
+            found.append("incidents/automation")
+    return [_with_origin(config, user) for user in found]
+
+
+def _with_origin(config: Config, user: str) -> str:
+    section, _, object_id = user.partition("/")
+    origin = config.origin(section, object_id)
+    return f"{user} ({origin})" if origin else user
