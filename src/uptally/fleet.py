@@ -98,8 +98,10 @@ class Fleet:
 
     @staticmethod
     def _assignment(config: Config, location: str, canaries: list[str] | None) -> Assignment:
+        # tags are for people finding monitors: an agent has no use for them, and a retag
+        # must not change the assignment's version (every agent would fetch it again)
         monitors = [
-            monitor_document(m)
+            {key: value for key, value in monitor_document(m).items() if key != "tags"}
             for m in config.monitors
             if isinstance(m, ActiveMonitor) and m.enabled and location in m.locations
         ]

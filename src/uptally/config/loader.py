@@ -17,6 +17,7 @@ from uptally.config.references import check_references
 from uptally.config.schema import (
     ID_PATTERN,
     TAG_PATTERN,
+    TAG_RULE,
     TOKEN_PATTERN,
     VARIABLE_PATTERN,
     Config,
@@ -38,7 +39,7 @@ _PATTERN_MESSAGES = {
     ID_PATTERN: "an id is 1 to 64 letters, digits, '_', '.' or '-', the first a letter or digit",
     TOKEN_PATTERN: "a token is 8 to 128 letters, digits, '_' or '-'",
     VARIABLE_PATTERN: "a variable name is letters, digits and '_', the first not a digit",
-    TAG_PATTERN: "a tag is 1 to 64 letters, digits, '_', '.', '-', ':' or '/'",
+    TAG_PATTERN: TAG_RULE,
 }
 
 

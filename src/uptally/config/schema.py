@@ -24,7 +24,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from uptally.conditions import Capture, Condition, ConditionError, parse_capture, parse_condition
@@ -36,6 +35,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,128}$"
 VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TAG_PATTERN = r"^[A-Za-z0-9_.:/\-]{1,64}$"
+TAG_RULE = "a tag is 1 to 64 letters, digits, '_', '.', '-', ':' or '/'"
 MAX_TAGS = 50
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -309,8 +309,8 @@ class MonitorBase(Strict):
     description: str | None = None
     enabled: bool = True
     # Free labels to find monitors by (the API's `tag` filter); nothing else reads them.
-    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct_tags)] = (
-        Field(default_factory=list)
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct_tags)] = Field(
+        default_factory=list
     )
     slo: LatencySlo | None = None  # latency objectives (SLA ledger)
     # When measured time begins (naive: site timezone); default: the monitor's first result.

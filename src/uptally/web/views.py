@@ -104,6 +104,7 @@ def monitor_out(
         timeout_s=monitor.timeout / 1000 if isinstance(monitor, ActiveMonitor) else None,
         locations=locations,
         components=components,
+        tags=list(monitor.tags),
     )
     if isinstance(monitor, HeartbeatMonitor):
         token = runtime.heartbeats.token(monitor.id)
