@@ -109,7 +109,9 @@ class Fleet:
         known = self._documents.get(monitor.id)
         if known is not None and known[0] is monitor:
             return known[1]
-        document = monitor_document(monitor)
+        # tags are for people finding monitors: an agent has no use for them, and a retag
+        # must not change the assignment's version (every agent would fetch it again)
+        document = {k: v for k, v in monitor_document(monitor).items() if k != "tags"}
         self._documents[monitor.id] = (monitor, document)
         return document
 

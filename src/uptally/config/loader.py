@@ -14,7 +14,14 @@ from pydantic import ValidationError
 
 from uptally.config.environment import UnsetVariable, expand
 from uptally.config.references import check_references
-from uptally.config.schema import ID_PATTERN, TOKEN_PATTERN, VARIABLE_PATTERN, Config
+from uptally.config.schema import (
+    ID_PATTERN,
+    TAG_PATTERN,
+    TAG_RULE,
+    TOKEN_PATTERN,
+    VARIABLE_PATTERN,
+    Config,
+)
 from uptally.config.sharing import compact_monitors
 from uptally.ids import weak_token
 
@@ -33,6 +40,7 @@ _PATTERN_MESSAGES = {
     ID_PATTERN: "an id is 1 to 64 letters, digits, '_', '.' or '-', the first a letter or digit",
     TOKEN_PATTERN: "a token is 8 to 128 letters, digits, '_' or '-'",
     VARIABLE_PATTERN: "a variable name is letters, digits and '_', the first not a digit",
+    TAG_PATTERN: TAG_RULE,
 }
 
 
@@ -372,6 +380,8 @@ def _issue(raw: _Raw, data: Any, lines: dict[PathKey, int]) -> ConfigIssue:
         message = f"expected a mapping (key: value), not {_type_name(item['input'])}"
     elif kind == "list_type":
         message = f"expected a list, not {_type_name(item['input'])}"
+    elif kind == "too_long":
+        message = f"at most {context.get('max_length')} items, not {context.get('actual_length')}"
     elif kind == "literal_error" and path[-1:] == ("consensus",):
         message = "consensus is all, any or {quorum: N}"
     return ConfigIssue(line, _show_path(path), message, path)

@@ -21,9 +21,11 @@ from pydantic import (
     PlainSerializer,
     PrivateAttr,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from uptally.conditions import Capture, Condition, ConditionError, parse_capture, parse_condition
 from uptally.durations import parse_duration_ms, parse_size
@@ -33,6 +35,9 @@ from uptally.netguard import Guard, allowance
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,128}$"
 VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TAG_PATTERN = r"^[A-Za-z0-9_.:/\-]{1,64}$"
+TAG_RULE = "a tag is 1 to 64 letters, digits, '_', '.', '-', ':' or '/'"
+MAX_TAGS = 50
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -52,6 +57,7 @@ Duration = Annotated[int, BeforeValidator(parse_duration_ms), _AS_MS]  # millise
 Size = Annotated[int, BeforeValidator(parse_size)]  # bytes
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]  # what ${name} can refer to
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
 HttpCondition = Annotated[
     Condition, BeforeValidator(partial(parse_condition, roots=HTTP_ROOTS)), _AS_TEXT
 ]
@@ -276,11 +282,37 @@ class LatencySlo(Strict):
         return {name: ms for name, ms in pairs if ms is not None}
 
 
+def _distinct_tags(tags: list[str]) -> list[str]:
+    """Refuse a tag given twice, naming the second one (its line, in a file)."""
+    seen: set[str] = set()
+    for position, tag in enumerate(tags):
+        if tag in seen:
+            first = tags.index(tag)
+            raise ValidationError.from_exception_data(
+                "tags",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "value_error", f"duplicate tag {tag!r} (already tags[{first}])"
+                        ),
+                        loc=(position,),
+                        input=tag,
+                    )
+                ],
+            )
+        seen.add(tag)
+    return tags
+
+
 class MonitorBase(Strict):
     id: Identifier
     name: str | None = None
     description: str | None = None
     enabled: bool = True
+    # Free labels to find monitors by (the API's `tag` filter); nothing else reads them.
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct_tags)] = Field(
+        default_factory=list
+    )
     slo: LatencySlo | None = None  # latency objectives (SLA ledger)
     # When measured time begins (naive: site timezone); default: the monitor's first result.
     monitoring_started: datetime | None = None

@@ -11,7 +11,7 @@ from uptally.clock import iso
 from uptally.config.managed import MONITOR
 from uptally.config.schema import monitor_document
 from uptally.store import results as result_store
-from uptally.web import monitor_list
+from uptally.web import monitor_list, monitor_order
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, base_url, millis, runtime_of
 from uptally.web.errors import ApiError
@@ -36,10 +36,15 @@ router = APIRouter(
     "",
     response_model=MonitorPage,
     summary="List monitors, a page at a time",
-    description="In id order, `limit` at a time (default 100, at most 1000); the answer's "
+    description="`limit` at a time (default 100, at most 1000), in the order `sort`: `id` "
+    "(the default), `name`, `state` (up, maintenance, unknown, degraded, down) or `kind`, "
+    "each then by id; a `-` first sorts descending (`-state`: the worst first). The answer's "
     '`next_cursor` (also a `Link: <…>; rel="next"` header) fetches the next page with the '
-    "same filters, null on the last page. `state` and `kind` take comma-separated lists; `q` "
-    "matches id, name or target (case-insensitive).",
+    "same filters and sort, null on the last page; a cursor given with another sort answers "
+    "400. `state`, `kind` and `tag` take comma-separated lists: `state` and `kind` match any "
+    "listed value, `tag` only monitors that have ALL the listed tags. `q` matches id, name or "
+    "target (case-insensitive). Sorted by state, a monitor that changes state between two "
+    "pages can be listed twice or not at all.",
 )
 async def list_monitors(
     request: Request,
@@ -50,23 +55,28 @@ async def list_monitors(
     component: Annotated[str | None, Query(max_length=64)] = None,
     location: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[str | None, Query(max_length=2000, examples=["team:shop,env/prod"])] = None,
+    sort: Annotated[str | None, Query(max_length=10, examples=["-state"])] = None,
 ) -> Response:
     runtime = runtime_of(request)
-    filters = monitor_list.parse_filters(runtime, state, kind, component, location, q)
-    after = monitor_list.decode_cursor(cursor) if cursor is not None else None
+    filters = monitor_list.parse_filters(runtime, state, kind, component, location, q, tag)
+    order = monitor_order.parse_sort(sort)
+    after = monitor_order.decode_cursor(cursor, order) if cursor is not None else None
     index = await offloop.run(monitor_list.index_of, runtime.config)  # sorts, once per config
     url = base_url(request)
     ping = _ping_base(request)
     page: list[MonitorOut] = []
+    last: monitor_order.Key | None = None
     more = False
     pacer = offloop.Pacer()  # a page of 1000 takes a while: let the probes read replies
-    async for monitor in monitor_list.matching(runtime, index, filters, after):
+    async for key, monitor in monitor_list.matching(runtime, index, filters, order, after):
         if len(page) == limit:
             more = True
             break
         page.append(monitor_out(runtime, monitor, ping, index.components.get(monitor.id, [])))
+        last = key
         await pacer.tick()
-    next_cursor = monitor_list.encode_cursor(page[-1].id) if more else None
+    next_cursor = monitor_order.encode_cursor(order, last) if more and last else None
     body = MonitorPage(monitors=page, next_cursor=next_cursor)
     content = await offloop.run(body.model_dump_json)  # megabytes at the largest page
     headers = {}

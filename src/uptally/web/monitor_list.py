@@ -1,31 +1,40 @@
-"""One page of the monitor list: filters, a stable order by id and an opaque cursor.
+"""One page of the monitor list: filters, a stable order and an opaque cursor.
 
 At 10,000 monitors the whole list is megabytes and seconds of work; a page is `limit` monitors
-after the cursor, found by bisecting the ids (sorted once per config) and filtering from there,
-so the first page costs the same at any size.
+after the cursor, found by bisecting an order sorted once per config (by id, name or kind) and
+filtering from there, so the first page costs the same at any size. States change all the
+time: sorted by state, the monitors that pass the other filters are ordered at each request
+(one pass, no sort: they are bucketed by state in id order).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
 import functools
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from uptally import offloop
-from uptally.config.schema import ActiveMonitor, Config, Monitor
+from uptally.config.schema import TAG_PATTERN, TAG_RULE, ActiveMonitor, Config, Monitor
 from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
 from uptally.web.errors import ApiError
+from uptally.web.monitor_order import (
+    SORTS,
+    STATE_ORDER,
+    STATE_RANK,
+    Key,
+    Order,
+    Sort,
+    key_of,
+)
 from uptally.web.views import shown_target
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-STATES = ("up", "down", "degraded", "unknown", "maintenance")
-_CURSOR_PREFIX = "m1:"
+STATES = STATE_ORDER
+_TAG_RE = re.compile(TAG_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +46,12 @@ class Filters:
     component: str | None = None
     location: str | None = None
     q: str | None = None
+    tags: frozenset[str] = frozenset()  # a monitor must have all of them
 
 
 class MonitorIndex:
-    """The monitors of one config sorted by id, and the components of each."""
+    """The monitors of one config sorted by id, their orders by name and kind, and the
+    components and tags of each."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -53,6 +64,15 @@ class MonitorIndex:
         # searched as the API shows it: a search must not reveal a redacted secret
         keys = config.security.secret_query_keys
         self.searchable = [_searchable(m, keys) for m in self.monitors]
+        tag_sets: dict[frozenset[str], frozenset[str]] = {}  # most monitors share a few
+        self.tags = [
+            tag_sets.setdefault(frozenset(m.tags), frozenset(m.tags)) for m in self.monitors
+        ]
+        self.orders = {
+            field: Order.sorted([key_of(field, m) for m in self.monitors])
+            for field in SORTS
+            if field != "state"
+        }
 
 
 _index: MonitorIndex | None = None
@@ -66,21 +86,6 @@ def index_of(config: Config) -> MonitorIndex:
     return _index
 
 
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode((_CURSOR_PREFIX + last_id).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    """The id the page starts after; 422 for a cursor this API did not hand out."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    if not text.startswith(_CURSOR_PREFIX):
-        raise ApiError(422, "cursor: not a cursor from next_cursor (start again without one)")
-    return text[len(_CURSOR_PREFIX) :]
-
-
 def parse_filters(
     runtime: Runtime,
     state: str | None,
@@ -88,9 +93,11 @@ def parse_filters(
     component: str | None,
     location: str | None,
     q: str | None,
+    tag: str | None = None,
 ) -> Filters:
-    """Filters from query parameters (`state` and `kind` take comma-separated lists); 422 for
-    a value that can match nothing by mistake (an unknown state, kind, component or location)."""
+    """Filters from query parameters (`state`, `kind` and `tag` take comma-separated lists);
+    422 for a value that can match nothing by mistake (an unknown state, kind, component or
+    location, or what cannot be a tag). A tag no monitor has is no mistake: it lists none."""
     states = _choices("state", state, STATES)
     kinds = _choices("kind", kind, _kinds())
     config = runtime.config
@@ -99,7 +106,13 @@ def parse_filters(
     if location is not None and location not in config.location_names:
         known = ", ".join(config.location_names)
         raise ApiError(422, f"location: no location {location!r} (known: {known})")
-    return Filters(states, kinds, component, location, q.strip().lower() if q else None)
+    tags = frozenset(part.strip() for part in (tag or "").split(",") if part.strip())
+    if tag is not None and not tags:
+        raise ApiError(422, "tag: empty")
+    bad = sorted(t for t in tags if not _TAG_RE.match(t))
+    if bad:
+        raise ApiError(422, f"tag: {', '.join(bad)}: {TAG_RULE}")
+    return Filters(states, kinds, component, location, q.strip().lower() if q else None, tags)
 
 
 @functools.cache
@@ -130,28 +143,59 @@ def state_of(runtime: Runtime, monitor_id: str) -> str:
 
 
 async def matching(
-    runtime: Runtime, index: MonitorIndex, filters: Filters, after: str | None
-) -> AsyncIterator[Any]:
-    """The monitors after the id `after` that match `filters`, in id order (a scan of many
-    lets the event loop turn every few milliseconds)."""
-    start = bisect.bisect_right(index.ids, after) if after is not None else 0
+    runtime: Runtime, index: MonitorIndex, filters: Filters, sort: Sort, after: Key | None
+) -> AsyncIterator[tuple[Key, Any]]:
+    """(key, monitor) of the monitors after the key `after` in the order `sort` that match
+    `filters` (a scan of many lets the event loop turn every few milliseconds)."""
     pacer = offloop.Pacer()
-    for position in range(start, len(index.monitors)):
+    if sort.field == "state":
+        order = await _by_state(runtime, index, filters, pacer)
+        for key, position in order.after(after, sort.descending):
+            yield key, index.monitors[position]
+        return
+    for key, position in index.orders[sort.field].after(after, sort.descending):
         await pacer.tick()
-        monitor = index.monitors[position]
-        if filters.kinds is not None and monitor.kind not in filters.kinds:
-            continue
-        if filters.component is not None and filters.component not in index.components.get(
-            monitor.id, ()
+        if _passes(index, filters, position) and (
+            filters.states is None or state_of(runtime, index.ids[position]) in filters.states
         ):
+            yield key, index.monitors[position]
+
+
+async def _by_state(
+    runtime: Runtime, index: MonitorIndex, filters: Filters, pacer: offloop.Pacer
+) -> Order:
+    """The monitors that match `filters`, ordered by state then id: bucketed by state in a
+    pass in id order, so the buckets need no sorting."""
+    buckets: list[list[int]] = [[] for _ in STATE_ORDER]
+    for position, monitor_id in enumerate(index.ids):
+        await pacer.tick()
+        if not _passes(index, filters, position):
             continue
-        if filters.location is not None and filters.location not in _locations(monitor):
-            continue
-        if filters.q is not None and filters.q not in index.searchable[position]:
-            continue
-        if filters.states is not None and state_of(runtime, monitor.id) not in filters.states:
-            continue
-        yield monitor
+        state = state_of(runtime, monitor_id)
+        if filters.states is None or state in filters.states:
+            buckets[STATE_RANK[state]].append(position)
+    keys: list[Key] = []
+    positions: list[int] = []
+    for rank, bucket in enumerate(buckets):
+        keys += [(rank, index.ids[p]) for p in bucket]
+        positions += bucket
+    return Order(keys, positions)
+
+
+def _passes(index: MonitorIndex, filters: Filters, position: int) -> bool:
+    """Whether the monitor at `position` passes every filter but the state (the costly one)."""
+    monitor = index.monitors[position]
+    if filters.kinds is not None and monitor.kind not in filters.kinds:
+        return False
+    if filters.component is not None and filters.component not in index.components.get(
+        monitor.id, ()
+    ):
+        return False
+    if filters.location is not None and filters.location not in _locations(monitor):
+        return False
+    if filters.tags and not filters.tags <= index.tags[position]:
+        return False
+    return filters.q is None or filters.q in index.searchable[position]
 
 
 def _locations(monitor: Any) -> list[str]:

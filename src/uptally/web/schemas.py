@@ -59,6 +59,7 @@ class MonitorOut(Model):
     timeout_s: float | None
     locations: dict[str, LocationOut]
     components: list[str]
+    tags: list[str]
     ping_url: str | None = None
     next_deadline: str | None = None
     source: Literal["config", "api"] = "config"  # config: provisioned by the file, read-only

@@ -106,6 +106,7 @@ def monitor_out(
         components=components,
         source="api" if monitor.id in runtime.managed["monitor"] else "config",
         provisioned_by=runtime.config.origin("monitors", monitor.id),
+        tags=list(monitor.tags),
     )
     if isinstance(monitor, HeartbeatMonitor):
         token = runtime.heartbeats.token(monitor.id)
