@@ -27,8 +27,14 @@ _PATTERN_MESSAGES = {
 class Issue:
     path: PathKey  # where in the data
     message: str
-    # what to point a reader at: the path, or e.g. an unknown key itself ((*path, "__key__"))
+    # what to point a reader at: the path, the `kind` in it, or an unknown key itself (the
+    # path + "__key__": where the key is written, not a place in the data)
     anchor: PathKey
+
+    @property
+    def pointer(self) -> str:
+        """Where in the data, as a JSON pointer: at `kind` when the kind is the problem."""
+        return json_pointer(self.path if self.anchor[-1:] == ("__key__",) else self.anchor)
 
 
 def issues_of(error: ValidationError, data: Any) -> list[Issue]:
@@ -44,7 +50,7 @@ def json_pointer(path: PathKey) -> str:
 
 def pointer_issues(error: ValidationError, data: Any) -> list[tuple[str, str]]:
     """[(JSON pointer into `data`, message)], as an API answers an invalid body."""
-    return [(json_pointer(issue.path), issue.message) for issue in issues_of(error, data)]
+    return [(issue.pointer, issue.message) for issue in issues_of(error, data)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,7 @@ def _issue(raw: _Raw, data: Any) -> Issue:
         anchor = (*path, "kind")
     elif kind == "union_tag_not_found":
         message = "missing required key 'kind'"
+        anchor = (*path, "kind")
     elif kind == "string_pattern_mismatch" and context.get("pattern") in _PATTERN_MESSAGES:
         message = f"invalid value {item['input']!r}: {_PATTERN_MESSAGES[context['pattern']]}"
     elif kind == "string_type":
