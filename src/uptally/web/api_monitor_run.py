@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -135,24 +136,35 @@ async def _paused(runtime: Runtime, monitor_id: str) -> bool:
 async def _check_at(
     runtime: Runtime, monitor: ActiveMonitor, location: str, deadline: float
 ) -> Result | None:
-    """The result of checking `monitor` at `location` now, once written; None if none came
-    before `deadline` (event-loop time)."""
+    """The result of checking `monitor` at `location` now; None if none came before
+    `deadline` (event-loop time)."""
+    if location == runtime.probe.location:
+        return await _check_here(runtime, monitor, deadline)
+    runs = runtime.fleet.runs
+    request_id, answer = runs.ask(location, monitor_document(monitor), runtime.clock.now_ms())
     try:
         async with asyncio.timeout_at(deadline):
-            if location == runtime.probe.location:
-                result = await runtime.probe.check_once(monitor)
-                await asyncio.shield(runtime.ingest.submit_work(Work(results=[result])))
-                return result
-            runs = runtime.fleet.runs
-            request_id, answer = runs.ask(
-                location, monitor_document(monitor), runtime.clock.now_ms()
-            )
-            try:
-                return await answer
-            finally:
-                runs.forget(request_id)
+            return await answer  # once the agent's push with it is written
     except TimeoutError:
         return None
+    finally:
+        runs.forget(request_id)
+
+
+async def _check_here(runtime: Runtime, monitor: ActiveMonitor, deadline: float) -> Result | None:
+    """Check in the hub, then wait (until `deadline`) for the result to be written, so that it
+    is listed at once; a write that lags or fails does not take the answer away."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            result = await runtime.probe.check_once(monitor)
+    except TimeoutError:
+        return None
+    written = runtime.ingest.submit_work(Work(results=[result]))
+    written.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved
+    with contextlib.suppress(Exception):  # the writer logs its failures
+        async with asyncio.timeout_at(deadline):
+            await asyncio.shield(written)
+    return result
 
 
 def _checked(result: Result) -> CheckedOut:
@@ -189,8 +201,9 @@ def _silent(monitor_id: str, location: str, wait: float) -> CheckedOut:
     description="The body is one monitor as in the config file (`id` may be left out). It runs "
     "once from the hub (location `local`, whatever `locations` says; `timeout` at most 30 s) "
     "and nothing is stored or audit-logged. The hub probes public addresses only, unless "
-    "`security.allow_internal` names the target (422 otherwise). `steps`: where the time "
-    "went (scenario steps, or dns/connect/tls/ttfb/body).",
+    "`security.allow_internal` names the target or `security.ssrf_guard` is false (422 "
+    "otherwise). `${secret:…}` references are resolved as for a saved monitor. `steps`: "
+    "where the time went (scenario steps, or dns/connect/tls/ttfb/body).",
 )
 async def test_monitor(request: Request, document: Annotated[Any, Body()]) -> TestOut:
     runtime = runtime_of(request)
