@@ -8,6 +8,10 @@ Silence is counted from the hub's own start at the earliest: an agent cannot hav
 that was not running, so a hub restart alone never marks its agents offline.
 Whether a location's results count for consensus is decided by the evaluator from the results
 themselves (see evaluator/timeline.py); this module tells people.
+
+"Check now" reaches an agent through RunRequests: the agent keeps one request waiting for run
+requests (`GET /api/v1/probes/runs`, a long poll) and pushes the result like any other, under
+the id the hub gave the request, which is how the hub knows it is the answer.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from uptally.clock import Clock, Millis
 from uptally.config.schema import ActiveMonitor, Config, monitor_document
 from uptally.events import Event, EventKind
+from uptally.ids import new_id
 from uptally.ingest import Ingest, Work
 from uptally.metrics import Metrics
 from uptally.results import Result
@@ -60,8 +65,80 @@ class Report:
     dropped: list[Gap] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Run this monitor once now; the result carries `id` as its own id."""
+
+    id: str
+    monitor: dict[str, Any]  # its document as the hub has it now (the agent's may be older)
+
+
+class RunRequests:
+    """Run requests waiting for their location's agent, and their callers waiting for results."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[RunRequest]] = {}
+        self._signals: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, tuple[str, str, asyncio.Future[Result]]] = {}
+        self._stopping = False
+
+    def ask(
+        self, location: str, monitor: dict[str, Any], at: Millis
+    ) -> tuple[str, Awaitable[Result]]:
+        """Ask `location` to run `monitor` now: the request id and the future of its result
+        (call `forget(id)` when no longer waiting)."""
+        request = RunRequest(new_id(at), monitor)
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiters[request.id] = (location, str(monitor["id"]), future)
+        self._pending.setdefault(location, []).append(request)
+        self._signals.setdefault(location, asyncio.Event()).set()
+        return request.id, future
+
+    def forget(self, request_id: str) -> None:
+        """The caller stopped waiting: an agent that has not taken the request never will."""
+        found = self._waiters.pop(request_id, None)
+        if found is None:
+            return
+        location = found[0]
+        left = [r for r in self._pending.get(location, []) if r.id != request_id]
+        if left:
+            self._pending[location] = left
+        else:
+            self._pending.pop(location, None)
+
+    async def take(self, location: str, wait_s: float) -> list[RunRequest]:
+        """The location's pending requests, waiting up to `wait_s` for one (a long poll)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        signal = self._signals.setdefault(location, asyncio.Event())
+        while True:
+            signal.clear()
+            taken = self._pending.pop(location, [])
+            remaining = deadline - loop.time()
+            if taken or self._stopping or remaining <= 0:
+                return taken
+            await wait_event(signal, remaining)
+
+    def answered(self, location: str, results: Iterable[Result]) -> None:
+        """Results pushed (and written) by `location`: those that answer a request end its wait."""
+        for result in results:
+            found = self._waiters.get(result.id)
+            if found is None or found[:2] != (location, result.monitor):
+                continue  # not a request, or not to this location for this monitor
+            del self._waiters[result.id]
+            if not found[2].done():
+                found[2].set_result(result)
+
+    def stop(self) -> None:
+        """Waiting agents are answered at once (a long poll must not hold a shutdown)."""
+        self._stopping = True
+        for signal in self._signals.values():
+            signal.set()
+
+
 class Fleet:
     def __init__(self, config: Config, ingest: Ingest, clock: Clock, metrics: Metrics) -> None:
+        self.runs = RunRequests()
         self._ingest = ingest
         self._clock = clock
         self._started = clock.now_ms()
@@ -172,6 +249,7 @@ class Fleet:
             if self._rows[location] == work.probes[-1]:  # no later contact moved on since
                 self._rows[location] = before
             raise
+        self.runs.answered(location, results)
         dropped = sum(gap.count for gap in report.dropped)
         if dropped:
             self._metrics.probe_dropped.labels(location).inc(dropped)
@@ -216,6 +294,7 @@ class Fleet:
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        self.runs.stop()
 
     def sweep(self) -> None:
         now = self._clock.now_ms()

@@ -15,7 +15,8 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from uptally.checks.base import CheckContext, CheckResult, ErrorCode
+from uptally.checks import net
+from uptally.checks.base import CheckContext, CheckFailed, CheckResult, ErrorCode
 from uptally.checks.judge import captures_of, judge
 from uptally.conditions import Facts, expand, parse_condition
 from uptally.config.schema import DnsMonitor, DnsStep
@@ -40,6 +41,7 @@ async def _server_resolver(server: str | None) -> dns.asyncresolver.Resolver:
         return _resolver(None)
     host, port = _split_server(server)
     if dns.inet.is_address(host):
+        _screen(host, [host])
         return _resolver((host,), port)
     try:
         found = await asyncio.get_running_loop().getaddrinfo(
@@ -51,11 +53,20 @@ async def _server_resolver(server: str | None) -> dns.asyncresolver.Resolver:
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
     if not addresses:
         raise _BadServer(f"DNS server {server} does not resolve")
+    _screen(host, list(addresses))
     return _resolver(addresses, port)
 
 
 class _BadServer(ValueError):
     pass
+
+
+def _screen(host: str, addresses: list[str]) -> None:
+    """The SSRF guard in effect (checks/net.py `guarded`) may refuse the server."""
+    try:
+        net.screen(host, addresses)
+    except CheckFailed as refused:
+        raise _BadServer(refused.message) from None
 
 
 def _split_server(server: str) -> tuple[str, int]:

@@ -13,9 +13,11 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache, lru_cache
 
 from uptally.checks.base import CheckFailed, ErrorCode
+from uptally.netguard import Guard
 
 # Seconds to wait for the peer's close_notify when closing a TLS connection gracefully; the
 # response is complete by then, so a peer that never answers must not keep the socket for 30 s.
@@ -40,8 +42,49 @@ def tls_context(verify: bool, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
     return context
 
 
+# Set while a check runs on someone else's behalf (a monitor body sent to the API): the
+# addresses it may connect to, and what it was refused.
+_gate: ContextVar[tuple[Guard, list[str]] | None] = ContextVar("uptally_check_guard", default=None)
+
+
+@contextmanager
+def guarded(guard: Guard | None) -> Iterator[list[str]]:
+    """Within: checks connect only to addresses the SSRF guard permits (None: any); yields what
+    it refused (a check that tries fails with `connect`, "refused by the SSRF guard: …")."""
+    refused: list[str] = []
+    if guard is None:
+        yield refused
+        return
+    token = _gate.set((guard, refused))
+    try:
+        yield refused
+    finally:
+        _gate.reset(token)
+
+
+def screen(host: str, addresses: list[str]) -> None:
+    """CheckFailed unless the guard in effect (if any) permits every address of `host`."""
+    gate = _gate.get()
+    if gate is None:
+        return
+    guard, refused = gate
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if not guard.permits(host, ip):
+            problem = f"{host}: {ip} is not a public address"
+            refused.append(problem)
+            raise CheckFailed(ErrorCode.CONNECT, f"refused by the SSRF guard ({problem})")
+
+
 async def resolve(host: str, port: int) -> list[tuple[int, str]]:
-    """The addresses of `host` as (family, address), in the resolver's order."""
+    """The addresses of `host` as (family, address), in the resolver's order (only those the
+    SSRF guard permits, when one is in effect: see `guarded`)."""
+    found = await _resolve(host, port)
+    screen(host, [address for _, address in found])
+    return found
+
+
+async def _resolve(host: str, port: int) -> list[tuple[int, str]]:
     family = _literal_family(host)
     if family is not None:
         return [(family, host)]

@@ -339,8 +339,13 @@ async def _run(
         )
     )
     loop = asyncio.get_running_loop()
+
+    def stop_serving() -> None:
+        server.should_exit = True
+        runtime.fleet.runs.stop()  # agents' long polls end now, not at the graceful timeout
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(sig, stop_serving)
     runtime.config_path = config_path
     reloads: set[asyncio.Task[None]] = set()
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from uptally.config.loader import PathKey, schema_problems
+from uptally.config.loader import schema_problems
+from uptally.config.pointers import PathKey, json_pointer
 from uptally.config.schema import Config, HeartbeatMonitor, Monitor
 from uptally.config.sharing import compact_monitors
 
@@ -45,11 +46,6 @@ class DocumentInvalid(Exception):
         super().__init__("; ".join(f"{p.pointer or '/'}: {p.message}" for p in self.problems))
 
 
-def pointer(path: Iterable[str | int]) -> str:
-    """A JSON pointer (RFC 6901) for a path of keys and indexes."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
-
-
 def validate(
     kind: Kind, documents: Sequence[Any], config: Config, prefix: PathKey = ()
 ) -> list[BaseModel]:
@@ -60,10 +56,10 @@ def validate(
     for index, document in enumerate(documents):
         base: PathKey = (*prefix, index) if len(documents) > 1 or prefix else ()
         if not isinstance(document, dict):
-            problems.append(Problem(pointer(base), "expected a JSON object"))
+            problems.append(Problem(json_pointer(base), "expected a JSON object"))
             continue
         for path, message in _problems(kind, document, config):
-            problems.append(Problem(pointer((*base, *path[2:])), message))
+            problems.append(Problem(json_pointer((*base, *path[2:])), message))
     if problems:
         raise DocumentInvalid(problems)
     section = Config.model_validate({kind.section: list(documents)})

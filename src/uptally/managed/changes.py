@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from uptally import audit
 from uptally.clock import Clock
-from uptally.config.managed import KINDS, MONITOR, DocumentInvalid, Kind, Problem, pointer, validate
+from uptally.config.managed import KINDS, MONITOR, DocumentInvalid, Kind, Problem, validate
+from uptally.config.pointers import json_pointer
 from uptally.config.schema import Config, HeartbeatMonitor, monitor_document
 from uptally.managed.diff import audit_diff, merge_patch
 from uptally.managed.users import users_of
@@ -90,7 +91,7 @@ class ManagedObjects:
                 key = document.get(kind.key) if isinstance(document, dict) else None
                 if not isinstance(key, str):
                     continue
-                at = pointer((kind.section, index, kind.key) if many else (kind.key,))
+                at = json_pointer((kind.section, index, kind.key) if many else (kind.key,))
                 if key in seen:
                     problems.append(Problem(at, f"{key!r} is already in this batch"))
                 elif _find(config, kind, key) is not None:
@@ -151,7 +152,7 @@ class ManagedObjects:
             raise PreconditionFailed(f"{kind.name} {object_id!r} is at version {row.version}")
         if isinstance(document, dict) and document.get(kind.key, object_id) != object_id:
             message = f"the {kind.key} is the identity and cannot change (clone it instead)"
-            raise DocumentInvalid([Problem(pointer((kind.key,)), message)])
+            raise DocumentInvalid([Problem(json_pointer((kind.key,)), message)])
         if isinstance(document, dict):
             document = {kind.key: object_id, **document}
         (obj,) = validate(kind, [document], config)
@@ -225,7 +226,7 @@ def _token_problems(
         if isinstance(obj, HeartbeatMonitor) and obj.token:
             other = taken.get(obj.token)
             if other is not None:
-                at = pointer(("monitors", index, "token") if many else ("token",))
+                at = json_pointer(("monitors", index, "token") if many else ("token",))
                 problems.append(Problem(at, f"token already used by monitor {other!r}"))
             taken[obj.token] = obj.id
     return problems

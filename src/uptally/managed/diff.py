@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from uptally.config.managed import pointer
+from uptally.config.pointers import json_pointer
 from uptally.config.schema import monitor_document
 from uptally.redaction import Redactor
 
@@ -44,7 +44,7 @@ def _compare(old: Any, new: Any, path: tuple[str | int, ...], out: dict[str, Any
         for key in sorted(set(old) | set(new)):
             _compare(old.get(key), new.get(key), (*path, key), out)
     elif old != new:
-        out[pointer(path) or "/"] = {"before": old, "after": new}
+        out[json_pointer(path) or "/"] = {"before": old, "after": new}
 
 
 def _shown(document: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,8 @@ SKEW_CHANGE_MS = 1000  # a corrected offset that moves less than this (or 10%) i
 # Where the canaries come from, first found wins (see canary_plan).
 FROM_AGENT, FROM_HUB, FROM_DEFAULTS = "given to this agent", "the hub's config", "the defaults"
 HUB_AWAY_REPORT_S = 60.0  # while the hub is unreachable, say so (and the queue depth) this often
+RUNS_WAIT_S = 25.0  # the long poll for "check now" requests (the hub allows up to 30 s)
+NO_RUNS_S = 300.0  # a hub without "check now" (404) is asked again this rarely
 
 
 @dataclass(slots=True)
@@ -100,6 +102,7 @@ class Agent:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()  # "check now" runs in flight
         self.metrics.agent_queue_depth.set_function(self.queue.depth)
         self.metrics.agent_network_ok.set(1)
 
@@ -114,6 +117,7 @@ class Agent:
             self._flusher(),
             self._sender(),
             self._canary_loop(),
+            self._run_requests(),
         ):
             self._tasks.append(loop.create_task(coroutine))
 
@@ -133,6 +137,9 @@ class Agent:
         """Stop checking, let running checks finish, keep everything queued on disk."""
         self._stopping.set()
         await self.runner.stop()
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         await self._flush()
         for task in self._tasks:
             task.cancel()
@@ -229,6 +236,45 @@ class Agent:
                 self._apply_assignment(json.loads(cache.read_bytes()))
             except (ValueError, KeyError) as error:
                 log.warning("ignoring cached assignments: %s", error)
+
+    async def _run_requests(self) -> None:
+        """Keep one long poll waiting for "check now" requests and run each at once (their
+        results go out like any other, under the request's id). Failures are not logged here:
+        the sender says when the hub is away."""
+        delay = 1.0
+        while True:
+            try:
+                response = await self._request("GET", f"/api/v1/probes/runs?wait={RUNS_WAIT_S:g}")
+                if response.status == 404:  # an older hub: no "check now" for agents
+                    await asyncio.sleep(NO_RUNS_S)
+                    continue
+                if response.status != 200:
+                    raise HubError(response.status, response.text()[:300])
+                runs = json.loads(response.body).get("runs", [])
+                if not runs:  # the wait ended (or the hub is stopping): a breath, then again
+                    await asyncio.sleep(0.2 + 0.8 * random.random())
+                for run in runs:
+                    task = asyncio.get_running_loop().create_task(
+                        self.run_now(str(run["id"]), run["monitor"])
+                    )
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+                delay = 1.0
+            except (CheckFailed, HubError, ValueError, KeyError, TypeError, OSError):
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def run_now(self, request_id: str, document: Any) -> None:
+        """Run the monitor the hub sent once, now, and send its result with `request_id`."""
+        try:
+            monitor = monitor_from_document(document)
+        except ValueError as error:
+            log.warning("the hub asked to run a monitor this agent cannot read: %s", error)
+            return
+        if not isinstance(monitor, ActiveMonitor):
+            return
+        self._checked(await self.runner.check_once(monitor, request_id))
+        await self._flush()
 
     async def _sender(self) -> None:
         delay = 1.0

@@ -112,14 +112,31 @@ class ProbeRunner:
             redactor = redactor.including(values.values())
         return await run_check(monitor, self.location, redactor)
 
+    async def trial(self, monitor: ActiveMonitor) -> CheckResult:
+        """Run a monitor that is not saved once, for a person ("test before save"): secrets
+        are resolved as for a real check; nothing is counted, handed on or kept."""
+        return await self._check(monitor, names_in(monitor))
+
+    async def check_once(self, monitor: ActiveMonitor, result_id: str | None = None) -> Result:
+        """Run `monitor` once now, apart from its schedule ("check now"); the result is
+        returned, not handed to the sink. `result_id`: the id it must carry (else a new one)."""
+        return await self._execute(monitor, names_in(monitor), result_id)
+
     async def _run(self, key: str) -> bool:
         monitor = self._monitors.get(key)
         if monitor is None:
             return True
+        result = await self._execute(monitor, self._references.get(key, set()))
+        self._sink(result)
+        return result.ok
+
+    async def _execute(
+        self, monitor: ActiveMonitor, names: set[str], result_id: str | None = None
+    ) -> Result:
         at = self._clock.now_ms()
         self._metrics.in_flight.inc()
         try:
-            outcome = await self._check(monitor, self._references.get(key, set()))
+            outcome = await self._check(monitor, names)
         finally:
             self._metrics.in_flight.dec()
         kind = monitor.kind  # type: ignore[attr-defined]
@@ -128,16 +145,13 @@ class ProbeRunner:
             self._metrics.check_latency.labels(kind).observe(outcome.latency_ms / 1000)
         if outcome.error is not None:
             self._metrics.check_errors.labels(kind, outcome.error.value).inc()
-        self._sink(
-            Result(
-                new_id(at),
-                key,
-                self.location,
-                at,
-                outcome.ok,
-                None if outcome.latency_ms is None else round(outcome.latency_ms, 3),
-                None if outcome.error is None else outcome.error.value,
-                outcome.message,
-            )
+        return Result(
+            result_id or new_id(at),
+            monitor.id,
+            self.location,
+            at,
+            outcome.ok,
+            None if outcome.latency_ms is None else round(outcome.latency_ms, 3),
+            None if outcome.error is None else outcome.error.value,
+            outcome.message,
         )
-        return outcome.ok

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, Field, model_validator
 
@@ -25,6 +25,7 @@ from uptally.web.schemas import ErrorOut, Model
 log = logging.getLogger(__name__)
 
 ASSIGNMENT_POLL_S = 30
+MAX_RUNS_WAIT_S = 30.0  # an agent's long poll for run requests: under usual proxy timeouts
 MAX_BATCH = 5000
 MAX_COUNT = 1_000_000_000  # queue depth, dropped results per gap: far above any real queue
 MAX_LATENCY_MS = 86_400_000.0  # a day: no check waits that long
@@ -117,6 +118,15 @@ class AssignmentOut(Model):
     poll_interval_s: int
 
 
+class RunOut(Model):
+    id: str = Field(description="the id the result of this run must carry")
+    monitor: dict[str, Any] = Field(description="the monitor, as in assignments")
+
+
+class RunList(Model):
+    runs: list[RunOut]
+
+
 class CanaryOut(Model):
     target: str
     ok: bool
@@ -194,6 +204,19 @@ async def assignments(request: Request, location: Location) -> Response:
         poll_interval_s=ASSIGNMENT_POLL_S,
     )
     return JSONResponse(body.model_dump(), headers={"ETag": etag, "Cache-Control": "no-store"})
+
+
+@router.get("/runs", response_model=RunList, responses=_AGENT_ERRORS)
+async def runs(
+    request: Request,
+    location: Location,
+    wait: Annotated[float, Query(ge=0, le=MAX_RUNS_WAIT_S)] = 0,
+) -> RunList:
+    """Monitors to run once now ("check now"), waiting up to `wait` seconds for some (a long
+    poll: an agent keeps one waiting). Push each run's result like any other, with the run's
+    `id` as the result's id: that is how the hub knows it is the answer."""
+    taken = await runtime_of(request).fleet.runs.take(location, wait)
+    return RunList(runs=[RunOut(id=r.id, monitor=r.monitor) for r in taken])
 
 
 @router.post("/results", response_model=BatchOut, responses=_AGENT_ERRORS)

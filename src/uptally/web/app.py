@@ -20,6 +20,7 @@ from uptally.web import (
     api_incidents,
     api_maintenance,
     api_monitor_edit,
+    api_monitor_run,
     api_monitors,
     api_outages,
     api_probes,
@@ -107,6 +108,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     sites = [app.state.status_site, *app.state.status_pages.values()]
     app.state.fast_paths = statuspage.fast_paths(sites)
     app.include_router(health.router)
+    app.include_router(api_monitor_run.router)  # before /{monitor_id}: /test is no id
     app.include_router(api_monitors.router)
     app.include_router(api_monitor_edit.router)
     app.include_router(api_components.router)
