@@ -31,6 +31,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def file_text(target: HttpTarget, extra: str = "") -> str:
     return f"""
 site: {{title: Managed}}
+security: {{allow_internal: ["127.0.0.0/8"]}}  # the targets of these tests are local
 monitors:
   - id: filed
     kind: http
@@ -110,7 +111,7 @@ async def test_a_monitor_made_through_the_api_is_checked_within_a_second_and_aud
     assert headers["ETag"] == '"v1"'
     status, filed, _ = await api.call("GET", "/api/v1/monitors/filed")
     assert filed["source"] == "config"
-    assert filed["provisioned_by"] == "test.yaml:4"
+    assert filed["provisioned_by"] == "test.yaml:5"
 
     async with runtime.db.connect() as conn:
         entries = await list_entries(conn, AuditFilter(target="monitor:shop"))
@@ -208,10 +209,10 @@ async def test_provisioned_objects_are_read_only_and_users_keep_an_object_alive(
     for method in ("PUT", "PATCH", "DELETE"):
         status, refused, _ = await api.call(method, "/api/v1/monitors/filed", {"interval": "5m"})
         assert status == 409, (method, refused)
-        assert "provisioned by test.yaml:4" in refused["error"]["message"]
+        assert "provisioned by test.yaml:5" in refused["error"]["message"]
     status, refused, _ = await api.call("DELETE", "/api/v1/components/platform")
     assert status == 409
-    assert "test.yaml:9" in refused["error"]["message"]
+    assert "test.yaml:10" in refused["error"]["message"]
 
     body = {"id": "shop", "kind": "http", "url": target.url("/a"), "interval": "1h"}
     assert (await api.call("POST", "/api/v1/monitors", body))[0] == 201
@@ -262,7 +263,7 @@ async def test_managed_objects_survive_a_restart_and_a_file_may_not_take_them_si
         "components:", f"  - {{id: shop, kind: http, url: '{target.url('/b')}'}}\ncomponents:"
     )
     refused = Runtime(config_from(clash), Database(db_url), metrics=Metrics())
-    with pytest.raises(ProvisioningConflict, match=r"test.yaml:8: monitor 'shop' is managed"):
+    with pytest.raises(ProvisioningConflict, match=r"test.yaml:9: monitor 'shop' is managed"):
         await refused.start()
     await refused.db.close()
 
@@ -274,7 +275,7 @@ async def test_managed_objects_survive_a_restart_and_a_file_may_not_take_them_si
         adopted = adopting.config.monitor("shop")
         assert adopted is not None
         assert adopted.url == target.url("/b")
-        assert adopting.config.origin("monitors", "shop") == "test.yaml:8"
+        assert adopting.config.origin("monitors", "shop") == "test.yaml:9"
         assert [m.id for m in adopting.config.monitors].count("shop") == 1
     finally:
         await adopting.stop()
@@ -306,3 +307,41 @@ async def _has(target: HttpTarget, path: str) -> bool:
 
 async def _positive(count: Awaitable[int]) -> bool:
     return await count > 0
+
+
+async def test_the_hub_probes_only_public_addresses_for_monitors_made_through_the_api(
+    db_url: str, target: HttpTarget
+) -> None:
+    text = file_text(target).replace('security: {allow_internal: ["127.0.0.0/8"]}', "")
+    runtime = Runtime(config_from(text), Database(db_url), metrics=Metrics())
+    await runtime.start()
+    try:
+        async with serve_app(create_app(runtime, TOKEN)) as url, aiohttp.ClientSession() as s:
+            api = Api(s, url)
+            for body in (
+                {"id": "inside", "kind": "http", "url": target.url("/a")},
+                {"id": "named", "kind": "tcp", "host": "localhost", "port": 22},
+                {"id": "meta", "kind": "http", "url": "http://169.254.169.254/latest/"},
+            ):
+                status, refused, _ = await api.call("POST", "/api/v1/monitors", body)
+                assert status == 422, refused
+                (detail,) = refused["error"]["details"]
+                assert detail["path"] in ("/url", "/host")
+                assert "SSRF guard" in detail["message"]
+            # checked elsewhere only (an agent in that network): not the hub's business
+            status, _, _ = await api.call(
+                "POST",
+                "/api/v1/monitors",
+                {"id": "remote", "kind": "tcp", "host": "10.0.0.1", "port": 5432, "locations": []},
+            )
+            assert status == 422  # a monitor needs a location: still refused, by the schema
+            # a heartbeat made through the API gets its ping URL at once
+            status, made, _ = await api.call(
+                "POST", "/api/v1/monitors", {"id": "nightly", "kind": "heartbeat", "period": "1d"}
+            )
+            assert status == 201, made
+            assert made["ping_url"].startswith(f"{url}/ping/")
+            async with s.get(made["ping_url"]) as response:
+                assert (response.status, await response.text()) == (200, "OK")
+    finally:
+        await runtime.stop()

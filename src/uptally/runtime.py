@@ -10,6 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from uptally.audit import SYSTEM
 from uptally.audit.config import record_config
 from uptally.backup.create import Created
@@ -17,7 +19,7 @@ from uptally.backup.offsite import Bucket, Copied, describe
 from uptally.backup.schedule import BackupSchedule, newest, with_backup_monitor
 from uptally.clock import Clock, Millis, SystemClock
 from uptally.config import load_config
-from uptally.config.managed import KINDS, MONITOR, merge
+from uptally.config.managed import KINDS, MONITOR, Kind, Problem, merge
 from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
 from uptally.evaluator import Evaluator, MonitorState, Rules
 from uptally.fleet import Fleet
@@ -30,7 +32,9 @@ from uptally.ingest.write_health import reason_of
 from uptally.maintenance.timer import MaintenanceTimer
 from uptally.managed import load as managed_load
 from uptally.managed.changes import Change, ManagedObjects
+from uptally.managed.targets import screen as screen_targets
 from uptally.metrics import Metrics
+from uptally.netguard import Guard
 from uptally.notify.service import Notifier
 from uptally.probe.runner import ProbeRunner
 from uptally.probe.secretsource import StoreSecrets
@@ -124,6 +128,7 @@ class Runtime:
             config.probe.concurrency,
             secrets=StoreSecrets(db, lambda: self.keyring),
             redactor=lambda: Redactor.with_keys(self.config.security.secret_query_keys),
+            guard=self.api_guard,
         )
         self._run_probe = run_probe and config.probe.enabled
         self.fleet = Fleet(config, self.ingest, self.clock, self.metrics)
@@ -143,7 +148,9 @@ class Runtime:
         self.ingest.mark_events = self.maintenance.suppressor.mark  # alerts during maintenance
         self.sla = SlaWatch(db, config, self.clock, self.metrics)
         # Monitors, components… created, changed and deleted at runtime (API, config apply).
-        self.changes = ManagedObjects(db, self.clock, lambda: self.config, self.apply_changes)
+        self.changes = ManagedObjects(
+            db, self.clock, lambda: self.config, self.apply_changes, self._screen
+        )
         self.started_at: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.backups: BackupSchedule | None = None
@@ -462,6 +469,20 @@ class Runtime:
         self.fleet.configure(config)
         self.maintenance.use(config)
         self.sla.config = config
+
+    def api_guard(self, monitor_id: str) -> Guard | None:
+        """The SSRF guard over checks of a monitor made through the API (None: a monitor of the
+        config file, which its operator wrote, or `security.ssrf_guard: false`)."""
+        security = self.config.security
+        if not security.ssrf_guard or monitor_id not in self.managed["monitor"]:
+            return None
+        return security.guard
+
+    async def _screen(self, kind: Kind, objects: Sequence[BaseModel], many: bool) -> list[Problem]:
+        security = self.config.security
+        if kind is not MONITOR or not security.ssrf_guard:
+            return []
+        return await screen_targets(objects, security.guard, many)
 
     async def _revision(self) -> int:
         async with self.db.connect() as conn:

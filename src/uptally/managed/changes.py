@@ -58,14 +58,22 @@ class Change:
 
 
 Apply = Callable[[Sequence[Change]], Awaitable[None]]
+# Problems with objects that need I/O to find (the SSRF guard resolves names); many: a batch
+Screen = Callable[[Kind, Sequence[BaseModel], bool], Awaitable[list[Problem]]]
 
 
 class ManagedObjects:
     """Creates, changes and deletes managed objects against the effective config `current()`."""
 
     def __init__(
-        self, db: Database, clock: Clock, current: Callable[[], Config], apply: Apply
+        self,
+        db: Database,
+        clock: Clock,
+        current: Callable[[], Config],
+        apply: Apply,
+        screen: Screen | None = None,
     ) -> None:
+        self._screen = screen
         self._db = db
         self._clock = clock
         self._current = current
@@ -104,6 +112,8 @@ class ManagedObjects:
             except DocumentInvalid as error:
                 raise DocumentInvalid([*error.problems, *problems]) from None
             problems += _token_problems(kind, objects, config, many)
+            if self._screen is not None and not problems:
+                problems += await self._screen(kind, objects, many)
             if problems:
                 raise DocumentInvalid(problems)
             return await self._write(
@@ -158,6 +168,8 @@ class ManagedObjects:
         (obj,) = validate(kind, [document], config)
         others = config.model_copy(update={kind.section: _without(config, kind, object_id)})
         problems = _token_problems(kind, [obj], others, False)
+        if self._screen is not None and not problems:
+            problems += await self._screen(kind, [obj], False)
         if problems:
             raise DocumentInvalid(problems)
         before = _find(config, kind, object_id)

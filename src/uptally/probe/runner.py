@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from uptally.checks.base import CheckResult, ErrorCode
+from uptally.checks.net import guarded
 from uptally.checks.registry import run_check
 from uptally.clock import Clock, Millis
 from uptally.config.schema import ActiveMonitor
 from uptally.config.secretrefs import names_in, resolved
 from uptally.ids import new_id
 from uptally.metrics import Metrics
+from uptally.netguard import Guard
 from uptally.probe.secretsource import SecretUnavailable
 from uptally.redaction import Redactor
 from uptally.results import Result
@@ -31,8 +33,10 @@ class ProbeRunner:
         *,
         secrets: SecretSource | None = None,
         redactor: Callable[[], Redactor] = Redactor,
+        guard: Callable[[str], Guard | None] = lambda _key: None,
     ) -> None:
         self.location = location
+        self._guard = guard  # the SSRF guard over a monitor's checks, by monitor id (or None)
         self._secrets = secrets  # fills in ${secret:NAME}; None: references are not resolved here
         self._redactor = redactor
         self._sink = sink
@@ -110,7 +114,8 @@ class ProbeRunner:
                 return CheckResult.failure(ErrorCode.INTERNAL, str(error), None)
             monitor = resolved(monitor, values)
             redactor = redactor.including(values.values())
-        return await run_check(monitor, self.location, redactor)
+        with guarded(self._guard(monitor.id)):  # checked at connect time: no rebinding past it
+            return await run_check(monitor, self.location, redactor)
 
     async def trial(self, monitor: ActiveMonitor) -> CheckResult:
         """Run a monitor that is not saved once, for a person ("test before save"): secrets
