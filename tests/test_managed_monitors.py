@@ -345,3 +345,38 @@ async def test_the_hub_probes_only_public_addresses_for_monitors_made_through_th
                 assert (response.status, await response.text()) == (200, "OK")
     finally:
         await runtime.stop()
+
+
+async def test_an_api_change_during_a_reload_is_neither_lost_nor_half_applied(
+    db_url: str, target: HttpTarget, tmp_path: Path
+) -> None:
+    path = tmp_path / "uptally.yaml"
+    extra = f"  - {{id: later, kind: http, url: '{target.url('/b')}', interval: 1h}}\n"
+    path.write_text(file_text(target).replace("components:", extra + "components:"))
+    runtime = Runtime(config_from(file_text(target)), Database(db_url), metrics=Metrics())
+    runtime.config_path = path
+    await runtime.start()
+    # Hold the reload in its middle (after the new file is read and stored, before the probe
+    # has it) while a monitor is made through the API.
+    inside, release = asyncio.Event(), asyncio.Event()
+    configure = runtime.sla.configure
+
+    async def held(config: Any, actor: str) -> None:
+        inside.set()
+        await release.wait()
+        await configure(config, actor)
+
+    runtime.sla.configure = held  # type: ignore[method-assign]
+    try:
+        reload = asyncio.create_task(runtime.reload("test"))
+        await inside.wait()
+        body = {"id": "made", "kind": "http", "url": target.url("/a"), "interval": "1h"}
+        create = asyncio.create_task(runtime.changes.create(MONITOR, body, "test"))
+        await asyncio.wait({create}, timeout=1)  # it waits for the reload to end
+        release.set()
+        await reload
+        await create
+        assert {"filed", "later", "made"} <= {m.id for m in runtime.config.monitors}
+        assert {"filed", "later", "made"} <= set(runtime.probe.scheduler.scheduled())
+    finally:
+        await runtime.stop()

@@ -427,36 +427,37 @@ class Runtime:
                 fixed.append("status_pages (ids, paths, private)")
             if fixed:
                 raise ReloadRefused(f"{', '.join(fixed)} can change only with a restart")
-            old, old_file, old_managed = self.config, self.file_config, self.managed
-            file = new
-            try:
-                async with self.db.begin() as conn:
-                    self.managed = await managed_load.settle(
-                        self.db, conn, file, self.managed, actor, self.clock.now_ms()
-                    )
-                    self.file_config = file
-                    new = self.config = self._effective()
-                    await self._register_heartbeats(conn, False)
-                    entry = await record_config(self.db, conn, file, actor, "config.reloaded")
-            except Exception:
-                self.config, self.file_config, self.managed = old, old_file, old_managed
-                async with self.db.begin() as conn:
-                    await self._register_heartbeats(conn, False)
-                raise
-            kept = {m.id for m in new.monitors}
-            for monitor in old.monitors:
-                if monitor.id not in kept:
-                    self.evaluator.forget(monitor.id)
-            for monitor in new.monitors:
-                self.evaluator.set_rules(monitor.id, rules_for(monitor))
-            self.heartbeats.timezone = new.site.timezone
-            self.fleet.configure(new)
-            self._managed_seen = await self._revision()
-            await self.sla.configure(new, actor)
-            await self.maintenance.configure(new, actor)
-            if self._run_probe:
-                self.probe.set_monitors(m for m in new.monitors if isinstance(m, ActiveMonitor))
-            return entry.details["changes"] if entry else {}
+            # API changes are made between reloads, never in the middle of one (or one is lost)
+            async with self.changes.lock, self._applying:
+                old, old_file, old_managed = self.config, self.file_config, self.managed
+                file = new
+                try:
+                    async with self.db.begin() as conn:
+                        self.managed = await managed_load.settle(
+                            self.db, conn, file, self.managed, actor, self.clock.now_ms()
+                        )
+                        self.file_config = file
+                        new = self.config = self._effective()
+                        await self._register_heartbeats(conn, False)
+                        entry = await record_config(self.db, conn, file, actor, "config.reloaded")
+                except Exception:
+                    self.config, self.file_config, self.managed = old, old_file, old_managed
+                    async with self.db.begin() as conn:
+                        await self._register_heartbeats(conn, False)
+                    raise
+                kept = {m.id for m in new.monitors}
+                for monitor in old.monitors:
+                    if monitor.id not in kept:
+                        self.evaluator.forget(monitor.id)
+                for monitor in new.monitors:
+                    self.evaluator.set_rules(monitor.id, rules_for(monitor))
+                self.heartbeats.timezone = new.site.timezone
+                self.fleet.configure(new)
+                await self.sla.configure(new, actor)
+                await self.maintenance.configure(new, actor)
+                if self._run_probe:
+                    self.probe.set_monitors(m for m in new.monitors if isinstance(m, ActiveMonitor))
+                return entry.details["changes"] if entry else {}
 
     # -- objects managed at runtime --------------------------------------------------------------
 

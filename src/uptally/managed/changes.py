@@ -78,7 +78,7 @@ class ManagedObjects:
         self._clock = clock
         self._current = current
         self._apply = apply
-        self._lock = asyncio.Lock()  # one change at a time: each validates against the last
+        self.lock = asyncio.Lock()  # one change at a time: each validates against the last
 
     async def row(self, kind: Kind, object_id: str) -> ManagedRow | None:
         async with self._db.connect() as conn:
@@ -90,7 +90,7 @@ class ManagedObjects:
 
     async def batch(self, kind: Kind, documents: Sequence[Any], actor: str) -> list[Change]:
         """Create every object or none (a problem anywhere refuses the whole batch)."""
-        async with self._lock:
+        async with self.lock:
             config = self._current()
             many = len(documents) > 1
             problems: list[Problem] = []
@@ -123,14 +123,14 @@ class ManagedObjects:
     async def replace(
         self, kind: Kind, object_id: str, document: Any, actor: str, expected: int | None
     ) -> Change:
-        async with self._lock:
+        async with self.lock:
             return await self._replace(kind, object_id, document, actor, expected)
 
     async def patch(
         self, kind: Kind, object_id: str, patch: Any, actor: str, expected: int | None
     ) -> Change:
         """Apply a JSON merge patch (RFC 7396) to the object's document."""
-        async with self._lock:
+        async with self.lock:
             row = await self._managed(kind, object_id)
             if not isinstance(patch, dict):
                 raise DocumentInvalid([Problem("", "a merge patch is a JSON object")])
@@ -141,7 +141,7 @@ class ManagedObjects:
             )
 
     async def delete(self, kind: Kind, object_id: str, actor: str, expected: int | None) -> Change:
-        async with self._lock:
+        async with self.lock:
             config = self._current()
             row = await self._managed(kind, object_id)
             if expected is not None and expected != row.version:
