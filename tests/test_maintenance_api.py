@@ -219,6 +219,20 @@ async def test_a_recurring_window_answers_its_first_occurrence_and_can_be_stoppe
         headers=AUTH,
     )
     assert status == 409
+    # Planned anew: the scheduled occurrences move to the new time.
+    again = {"title": "Backups", "cron": "0 2 * * *", "duration": "1h", "monitors": ["api"]}
+    status, changed = await send(http, "PUT", "/api/v1/maintenance/series/backups", again)
+    assert status == 200, changed
+    assert (changed["cron"], changed["duration_s"], changed["title"]) == (
+        "0 2 * * *",
+        3600,
+        "Backups",
+    )
+    scheduled = [w for w in changed["upcoming"] if w["status"] == "scheduled"]
+    assert scheduled
+    assert all(w["scheduled_for"].endswith("T01:00:00.000Z") for w in scheduled)
+    status, _ = await send(http, "PUT", "/api/v1/maintenance/series/nope", again)
+    assert status == 404
     status, stopped = await send(http, "DELETE", "/api/v1/maintenance/series/backups")
     assert status == 200
     assert stopped["cancelled_at"] is not None

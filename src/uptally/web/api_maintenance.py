@@ -15,7 +15,7 @@ from uptally.clock import Millis, iso
 from uptally.config.schema import MaintenanceWindow
 from uptally.ids import new_id
 from uptally.maintenance.recurrence import local_ms, wall_clock
-from uptally.maintenance.series import SeriesPlan
+from uptally.maintenance.series import SeriesPlan, series_row
 from uptally.maintenance.service import Plan, WindowError
 from uptally.maintenance.windows import WindowView
 from uptally.runtime import Runtime
@@ -317,6 +317,38 @@ async def cancel_series(request: Request, series_id: WindowId) -> SeriesOut:
     except WindowError as error:
         raise _error(error) from None
     runtime.maintenance.changed()
+    assert row is not None
+    return await _series_out(runtime, row)
+
+
+@router.put("/series/{series_id}", response_model=SeriesOut)
+async def replace_series(request: Request, series_id: WindowId, body: WindowIn) -> SeriesOut:
+    """Plan a recurring window anew (rrule or cron, duration, …): its scheduled occurrences
+    are rescheduled; one running now continues. A series of the config file answers 409."""
+    runtime = runtime_of(request)
+    if body.rrule is None and body.cron is None:
+        raise ApiError(422, "a recurring window needs rrule or cron (and duration)")
+    if body.id is not None and body.id != series_id:
+        raise ApiError(422, "the id is the identity and cannot change")
+    plan = _series_plan(runtime, body.model_copy(update={"id": series_id}))
+    actor = principal_of(request).actor
+    timer = runtime.maintenance
+    try:
+        timer.service.check_targets(plan.components, plan.monitors)
+        async with runtime.db.begin() as conn:
+            current = await store.get_series(conn, series_id)
+            if current is None:
+                raise ApiError(404, f"no recurring window {series_id!r}")
+            if current.source != "api":
+                raise ApiError(409, f"recurring window {series_id!r} is provisioned by the config")
+            zone = runtime.config.site.timezone
+            created = (current.created_at, current.updated_at, current.created_by)
+            series = series_row(plan, current.source, zone, created=created)
+            await timer.recurring.replace(conn, series, actor)
+            row = await store.get_series(conn, series_id)
+    except WindowError as error:
+        raise _error(error) from None
+    timer.changed()
     assert row is not None
     return await _series_out(runtime, row)
 
