@@ -72,6 +72,7 @@ class Fleet:
         self._stopping = False
         self._wake = asyncio.Event()
         self.config = config
+        self.paused: frozenset[str] = frozenset()  # not assigned to anyone while paused
         self.configure(config)
 
     # -- configuration ---------------------------------------------------------------------
@@ -89,19 +90,34 @@ class Fleet:
                     location.name,
                     location.token_env or "token_env",
                 )
-        self._assignments = {
-            location.name: self._assignment(config, location.name, location.canaries)
-            for location in config.locations
-        }
+        self._assign()
         for name in self._assignments:
             self._rows.setdefault(name, ProbeRow(name, "never"))
 
+    def set_paused(self, paused: frozenset[str]) -> None:
+        """Paused monitors leave every assignment: agents see a new version at their next pull,
+        and what they still send for them is refused as unassigned (and dropped by the agent)."""
+        self.paused = paused
+        self._assign()
+
+    def _assign(self) -> None:
+        config = self.config
+        self._assignments = {
+            location.name: self._assignment(config, location.name, location.canaries, self.paused)
+            for location in config.locations
+        }
+
     @staticmethod
-    def _assignment(config: Config, location: str, canaries: list[str] | None) -> Assignment:
+    def _assignment(
+        config: Config, location: str, canaries: list[str] | None, paused: frozenset[str]
+    ) -> Assignment:
         monitors = [
             monitor_document(m)
             for m in config.monitors
-            if isinstance(m, ActiveMonitor) and m.enabled and location in m.locations
+            if isinstance(m, ActiveMonitor)
+            and m.enabled
+            and location in m.locations
+            and m.id not in paused
         ]
         body = json.dumps([monitors, canaries], sort_keys=True, separators=(",", ":"))
         version = hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -18,6 +18,7 @@ from uptally.web import (
     api_dr,
     api_incidents,
     api_maintenance,
+    api_monitor_pause,
     api_monitors,
     api_outages,
     api_probes,
@@ -106,6 +107,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.state.fast_paths = statuspage.fast_paths(sites)
     app.include_router(health.router)
     app.include_router(api_monitors.router)
+    app.include_router(api_monitor_pause.router)
     app.include_router(api_outages.router)
     app.include_router(api_audit.router)
     app.include_router(api_tokens.router)
