@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -125,6 +124,17 @@ async def poll(fetch: Callable[[], Awaitable[Any]], holds: Callable[[Any], bool]
             await asyncio.sleep(0.05)
 
 
+async def state_is(http: Http, state: str) -> None:
+    await poll(lambda: call(http, "GET", "/api/v1/monitors/api"), lambda r: r[1]["state"] == state)
+
+
+async def component_status(http: Http) -> str:
+    session, base = http
+    async with session.get(f"{base}/api/v2/components.json") as response:
+        [component] = (await response.json())["components"]
+    return str(component["status"])
+
+
 async def results_after(runtime: Runtime, monitor: str, since: int) -> list[Any]:
     async with runtime.db.connect() as conn:
         rows = await result_store.list_results(conn, monitor, since=since, limit=1000)
@@ -143,7 +153,7 @@ async def test_pausing_stops_checks_and_resuming_starts_them_again(
     assert runtime is not None
     async with serve_app(create_app(runtime, TOKEN)) as base, aiohttp.ClientSession() as s:
         http = (s, base)
-        await poll(lambda: call(http, "GET", "/api/v1/monitors/api"), lambda r: r[1]["state"] == "up")
+        await state_is(http, "up")
 
         status, paused = await call(http, "POST", "/api/v1/monitors/api/pause")
         assert status == 200, paused
@@ -165,7 +175,7 @@ async def test_pausing_stops_checks_and_resuming_starts_them_again(
         assert resumed["state"] != "paused"
         fresh = await poll(lambda: results_after(runtime, "api", resumed_at), bool)
         assert fresh[0].ok
-        await poll(lambda: call(http, "GET", "/api/v1/monitors/api"), lambda r: r[1]["state"] == "up")
+        await state_is(http, "up")
 
 
 async def test_pause_and_resume_answer_409_when_already_so_and_404_for_no_monitor(
@@ -194,7 +204,8 @@ async def test_pause_and_resume_answer_409_when_already_so_and_404_for_no_monito
     assert [e.action for e in entries] == ["monitor.paused", "monitor.resumed"]
     assert all(e.actor for e in entries)
     [pause] = pauses
-    assert pause.end is not None and pause.paused_by == entries[0].actor
+    assert pause.end is not None
+    assert pause.paused_by == entries[0].actor
     assert f'"start":{pause.start}' in entries[1].details
 
 
@@ -247,7 +258,8 @@ async def test_a_paused_heartbeat_does_not_go_down_for_silence(node: Node) -> No
     resumed_at = now_ms()
     # counted afresh from the resume: down after period + grace of silence from there
     [late] = await poll(lambda: results_after(runtime, "backup", paused_at), bool)
-    assert late.error == "late" and late.at >= resumed_at + 2000 - 50
+    assert late.error == "late"
+    assert late.at >= resumed_at + 2000 - 50
     await poll(
         lambda: asyncio.sleep(0, runtime.monitor_state("backup").value), lambda s: s == "down"
     )
@@ -261,22 +273,23 @@ async def test_paused_time_is_not_monitored_and_not_downtime_in_the_sla_report(
     assert runtime is not None
     async with serve_app(create_app(runtime, TOKEN)) as base, aiohttp.ClientSession() as s:
         http = (s, base)
-        await poll(lambda: call(http, "GET", "/api/v1/monitors/api"), lambda r: r[1]["state"] == "up")
+        await state_is(http, "up")
         service.healthy = False
-        await poll(
-            lambda: call(http, "GET", "/api/v1/monitors/api"), lambda r: r[1]["state"] == "down"
-        )
+        await state_is(http, "down")
+        assert await component_status(http) == "major_outage"
         assert (await call(http, "POST", "/api/v1/monitors/api/pause"))[0] == 200
-        await asyncio.sleep(2)  # the target stays down while paused
         # not shown as down while paused: its component is judged without it
-        async with s.get(f"{base}/api/v2/components.json") as response:
-            [component] = (await response.json())["components"]
-        assert component["status"] == "operational"
+        await poll(lambda: component_status(http), lambda status: status == "operational")
+        async with s.get(f"{base}/") as response:
+            assert "Paused (not monitored)" in await response.text()
+        await asyncio.sleep(1)  # the target stays down for a while of the pause
         assert (await call(http, "POST", "/api/v1/monitors/api/resume"))[0] == 200
-        # the outage open at the pause is still open: the first results after resume say so
-        await asyncio.sleep(2 * INTERVAL_S)
+        resumed_at = now_ms()
+        # the outage open at the pause goes on: the first result after the resume says so
+        failed = await poll(lambda: results_after(runtime, "api", resumed_at), bool)
+        assert not failed[0].ok
         service.healthy = True
-        await poll(lambda: call(http, "GET", "/api/v1/monitors/api"), lambda r: r[1]["state"] == "up")
+        await state_is(http, "up")
         _, outages = await call(http, "GET", "/api/v1/outages?monitor=api")
         [outage] = outages["outages"]
         assert outage["end"] is not None
