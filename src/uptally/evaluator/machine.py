@@ -284,7 +284,9 @@ class Evaluator:
             if track is None or location not in track.timelines:
                 continue
             pauses = track.pauses
-            kept = [r for r in history if not pauses.covers(r.at)] if pauses.base else history
+            kept = history
+            if pauses is not self._pauses:  # results stored while paused are not replayed
+                kept = [r for r in history if not pauses.covers(r.at)]
             track.timelines[location].rebuild(reset_at, kept)
             dirty[monitor].add(location)
             changed.add(monitor)
