@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from tests.conftest import config_from, serve_app
 from tests.procs import Hub, start_agent
@@ -19,7 +19,6 @@ from uptally.metrics import Metrics
 from uptally.runtime import Runtime
 from uptally.store.database import Database
 from uptally.store.tables import results as results_table
-from uptally.store.tables_managed import monitor_pauses
 from uptally.web.app import create_app
 
 TOKEN = "adm-7Hq2LmZx9Wv4Rt8Ys1Nb"
@@ -139,9 +138,8 @@ async def test_check_now_refuses_what_cannot_be_checked_now(http: Http) -> None:
     assert status == 409
     assert "disabled" in body["error"]["message"]
     _, _, runtime = http
-    async with runtime.db.begin() as conn:
-        row = {"monitor": "held", "start": int(time.time() * 1000), "paused_by": "token:t"}
-        await conn.execute(insert(monitor_pauses).values(**row))
+    status, body = await post(http, "/api/v1/monitors/held/pause")
+    assert status == 200, body
     status, body = await post(http, "/api/v1/monitors/held/check")
     assert status == 409
     assert "paused" in body["error"]["message"]

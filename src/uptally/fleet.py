@@ -150,6 +150,7 @@ class Fleet:
         self._stopping = False
         self._wake = asyncio.Event()
         self.config = config
+        self.paused: frozenset[str] = frozenset()  # not assigned to anyone while paused
         self.configure(config)
 
     # -- configuration ---------------------------------------------------------------------
@@ -167,6 +168,18 @@ class Fleet:
                     location.name,
                     location.token_env or "token_env",
                 )
+        self._assign()
+        for name in self._assignments:
+            self._rows.setdefault(name, ProbeRow(name, "never"))
+
+    def set_paused(self, paused: frozenset[str]) -> None:
+        """Paused monitors leave every assignment: agents see a new version at their next pull,
+        and what they still send for them is refused as unassigned (and dropped by the agent)."""
+        self.paused = paused
+        self._assign()
+
+    def _assign(self) -> None:
+        config = self.config
         documents = {
             m.id: self._document(m)
             for m in config.monitors
@@ -174,11 +187,11 @@ class Fleet:
         }
         self._documents = {key: self._documents[key] for key in documents}
         self._assignments = {
-            location.name: self._assignment(config, location.name, location.canaries, documents)
+            location.name: self._assignment(
+                config, location.name, location.canaries, self.paused, documents
+            )
             for location in config.locations
         }
-        for name in self._assignments:
-            self._rows.setdefault(name, ProbeRow(name, "never"))
 
     def _document(self, monitor: ActiveMonitor) -> dict[str, Any]:
         """A monitor as agents receive it; remembered while the monitor object is the same (a
@@ -197,12 +210,16 @@ class Fleet:
         config: Config,
         location: str,
         canaries: list[str] | None,
+        paused: frozenset[str],
         documents: dict[str, dict[str, Any]],
     ) -> Assignment:
         monitors = [
             documents[m.id]
             for m in config.monitors
-            if isinstance(m, ActiveMonitor) and m.enabled and location in m.locations
+            if isinstance(m, ActiveMonitor)
+            and m.enabled
+            and location in m.locations
+            and m.id not in paused
         ]
         body = json.dumps([monitors, canaries], sort_keys=True, separators=(",", ":"))
         version = hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -5,6 +5,8 @@ code is a down result at once. A watchdog turns silence into a down result dated
 deadline (last success + period + grace, or the next cron time + grace), with a deterministic
 id so that a restart never records the same silence twice. `/start` marks a run as started:
 if neither success nor failure follows within the grace, that is down too.
+A paused monitor's pings are recorded but judge nothing, and its silence is never down; on
+resume its deadline counts afresh from the resume (`set_paused`).
 """
 
 from __future__ import annotations
@@ -53,15 +55,20 @@ class PingInput:
     user_agent: str | None = None
 
 
-def deadline(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> tuple[Millis, str]:
-    """When silence becomes down, and why; from the last success (or the monitor's creation)."""
-    due = due_at(monitor, row, timezone)
+def deadline(
+    monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str, since: Millis | None = None
+) -> tuple[Millis, str]:
+    """When silence becomes down, and why; from the last success (or the monitor's creation,
+    or `since`: when monitoring resumed after a pause, if later)."""
+    due = due_at(monitor, row, timezone, since)
     grace = format_duration_ms(monitor.grace_ms)
-    if _running(row):
+    if _running(row, since):
         return due, f"started at {iso(row.started_at)} but did not finish within {grace}"
     what = (
         f"last ping at {iso(row.last_ping_at)}" if row.last_ping_at is not None else "never pinged"
     )
+    if since is not None and since > (row.last_ping_at or row.created_at):
+        what += f", resumed at {iso(since)}"
     if monitor.period is not None:
         period = format_duration_ms(monitor.period)
         return due, f"no ping within {period} + {grace} grace ({what})"
@@ -70,13 +77,17 @@ def deadline(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> tup
     return due, f"expected a ping at {expected.isoformat()} ({schedule}) + {grace} grace ({what})"
 
 
-def due_at(monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str) -> Millis:
+def due_at(
+    monitor: HeartbeatMonitor, row: HeartbeatRow, timezone: str, since: Millis | None = None
+) -> Millis:
     """The deadline alone (cheap: no message)."""
     grace = monitor.grace_ms
-    if _running(row):
+    if _running(row, since):
         assert row.started_at is not None
         return row.started_at + grace
     base = row.last_ping_at if row.last_ping_at is not None else row.created_at
+    if since is not None:
+        base = max(base, since)
     if monitor.period is not None:
         return base + monitor.period + grace
     assert monitor.schedule is not None  # the schema requires period or schedule
@@ -90,9 +101,12 @@ def _retrieve(done: asyncio.Future[Any]) -> None:
         done.exception()
 
 
-def _running(row: HeartbeatRow) -> bool:
-    return row.started_at is not None and (
-        row.last_ping_at is None or row.started_at >= row.last_ping_at
+def _running(row: HeartbeatRow, since: Millis | None = None) -> bool:
+    """A run started and not finished (one started before a resume does not count)."""
+    return (
+        row.started_at is not None
+        and (row.last_ping_at is None or row.started_at >= row.last_ping_at)
+        and (since is None or row.started_at >= since)
     )
 
 
@@ -109,6 +123,8 @@ class Heartbeats:
         self._by_token: dict[str, str] = {}
         self._reported: dict[str, Millis] = {}  # monitor -> deadline already reported as down
         self._due: dict[str, Millis] = {}
+        self._paused: frozenset[str] = frozenset()
+        self._resumed: dict[str, Millis] = {}  # monitor -> when its last pause ended
         self._next_wake: Millis | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -117,10 +133,24 @@ class Heartbeats:
         self._monitors = {m.id: m for m in monitors if m.enabled}
         self._rows = {key: row for key, row in rows.items() if key in self._monitors}
         self._by_token = {row.token: key for key, row in self._rows.items()}
+        self._recompute()
+
+    def set_paused(self, paused: frozenset[str], resumed: dict[str, Millis]) -> None:
+        """Which monitors are paused now, and when each one's last pause ended."""
+        self._paused = paused
+        self._resumed = dict(resumed)
+        self._recompute()
+
+    def _recompute(self) -> None:
         self._due = {
-            key: due_at(self._monitors[key], row, self.timezone) for key, row in self._rows.items()
+            key: self._due_of(key, row)
+            for key, row in self._rows.items()
+            if key not in self._paused
         }
         self._wake.set()
+
+    def _due_of(self, key: str, row: HeartbeatRow) -> Millis:
+        return due_at(self._monitors[key], row, self.timezone, self._resumed.get(key))
 
     def token(self, monitor: str) -> str | None:
         row = self._rows.get(monitor)
@@ -154,6 +184,7 @@ class Heartbeats:
             body,
         )
         results: list[Result] = []
+        paused = monitor in self._paused
         if ping.kind == "start":
             row = replace(row, started_at=now)
         else:
@@ -165,24 +196,26 @@ class Heartbeats:
                 message = f"the job exited with code {ping.exit_code}"
             else:
                 message = "the job reported failure"
-            results.append(
-                Result(
-                    stored.id,
-                    monitor,
-                    LOCATION,
-                    now,
-                    ok,
-                    None,
-                    None if ok else ErrorCode.FAILED.value,
-                    message,
+            if not paused:
+                results.append(
+                    Result(
+                        stored.id,
+                        monitor,
+                        LOCATION,
+                        now,
+                        ok,
+                        None,
+                        None if ok else ErrorCode.FAILED.value,
+                        message,
+                    )
                 )
-            )
         previous = self._rows[monitor]
         self._rows[monitor] = row
         self._reported.pop(monitor, None)
-        due = self._due[monitor] = due_at(self._monitors[monitor], row, self.timezone)
-        if self._next_wake is None or due < self._next_wake:
-            self._wake.set()  # only a /start can bring a deadline forward
+        if not paused:
+            due = self._due[monitor] = self._due_of(monitor, row)
+            if self._next_wake is None or due < self._next_wake:
+                self._wake.set()  # only a /start can bring a deadline forward
         work = Work(results=results, pings=[stored], heartbeats=[row])
         done = self._ingest.submit_work(work)
         try:
@@ -193,7 +226,8 @@ class Heartbeats:
             if self._ingest.withdraw(work) and self._rows.get(monitor) is row:
                 # Never written: the watchdog keeps the deadline it had before this ping.
                 self._rows[monitor] = previous
-                self._due[monitor] = due_at(self._monitors[monitor], previous, self.timezone)
+                if monitor not in self._paused:
+                    self._due[monitor] = self._due_of(monitor, previous)
             raise NotStored(
                 f"the ping could not be stored within {DURABLE_TIMEOUT_S:g} s "
                 "(the database does not answer); retry"
@@ -228,7 +262,9 @@ class Heartbeats:
             if self._reported.get(key) == due:
                 continue
             self._reported[key] = due
-            _, why = deadline(self._monitors[key], self._rows[key], self.timezone)
+            _, why = deadline(
+                self._monitors[key], self._rows[key], self.timezone, self._resumed.get(key)
+            )
             # The same silence always gets the same id, so a restart cannot record it twice.
             result_id = "hb" + hashlib.blake2b(f"{key}:{due}".encode(), digest_size=12).hexdigest()
             result = Result(result_id, key, LOCATION, due, False, None, ErrorCode.LATE.value, why)

@@ -36,6 +36,7 @@ from uptally.managed.targets import screen as screen_targets
 from uptally.metrics import Metrics
 from uptally.netguard import Guard
 from uptally.notify.service import Notifier
+from uptally.pausing import Pausing
 from uptally.probe.runner import ProbeRunner
 from uptally.probe.secretsource import StoreSecrets
 from uptally.redaction import Redactor
@@ -51,6 +52,7 @@ from uptally.store import probes as probe_store
 from uptally.store import results as result_store
 from uptally.store import states as state_store
 from uptally.store.database import Database
+from uptally.store.monitor_pauses import MonitorPause
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,10 @@ class Runtime:
         )
         self._run_probe = run_probe and config.probe.enabled
         self.fleet = Fleet(config, self.ingest, self.clock, self.metrics)
+        # Paused monitors: kept out of the probe, the assignments and the heartbeat watchdog.
+        self.pausing = Pausing(
+            db, self.clock, self.evaluator, self.probe, self.fleet, self.heartbeats
+        )
         # Incidents, their automation and commitments, and delivery of every outbox event.
         self.notifier = Notifier(
             db,
@@ -195,6 +201,7 @@ class Runtime:
                 None if clean_stop is None else int(clean_stop),
             )
             await self._pause_for_gaps(conn, horizon)
+            await self.pausing.load(conn, horizon)
             if away is not None:
                 self.evaluator.hold(away)  # until monitoring resumes at the end of start-up
             self.evaluator.restore(
@@ -280,6 +287,7 @@ class Runtime:
         horizon = self.clock.now_ms() - self.evaluator.horizon_ms
         async with self.db.connect() as conn:
             await self._pause_for_gaps(conn, horizon)
+            await self.pausing.load(conn, horizon)
             self.evaluator.restore(
                 await state_store.load_locations(conn),
                 await outage_store.recent_detected(conn, horizon),
@@ -317,10 +325,24 @@ class Runtime:
     def state_counts(self) -> dict[str, int]:
         counts = {state.value: 0 for state in MonitorState}
         for monitor in self.config.monitors:
-            status = self.evaluator.status(monitor.id)
-            state = status.state if status else MonitorState.UNKNOWN
-            counts[self.maintenance.monitor_state(monitor.id, state).value] += 1
+            counts[self.monitor_state(monitor.id).value] += 1
         return counts
+
+    def monitor_state(self, monitor_id: str) -> MonitorState:
+        """A monitor's state as shown: paused, else under maintenance, else the evaluator's."""
+        if self.pausing.is_paused(monitor_id):
+            return MonitorState.PAUSED
+        status = self.evaluator.status(monitor_id)
+        state = status.state if status else MonitorState.UNKNOWN
+        return self.maintenance.monitor_state(monitor_id, state)
+
+    async def pause(self, monitor_id: str, actor: str) -> MonitorPause:
+        """Pause a monitor (PauseConflict if paused): checks stop at once, see uptally.pausing."""
+        return await self.pausing.pause(monitor_id, actor)
+
+    async def resume(self, monitor_id: str, actor: str) -> MonitorPause:
+        """Resume a paused monitor (PauseConflict if it is running)."""
+        return await self.pausing.resume(monitor_id, actor)
 
     async def _pause_for_gaps(self, conn: Any, horizon: Millis) -> None:
         """The evaluator counts no location's silence while uptally was not running."""

@@ -39,15 +39,17 @@ def component_status(
 ) -> ComponentStatus:
     """The worse of what the component's monitors show and what open incidents declare for it.
 
-    Monitors: all down is a major outage, some down a partial one. `declared` holds the status
-    each unresolved incident gives the component (a resolved one declares nothing any more).
+    Monitors: all down is a major outage, some down a partial one; a paused monitor is left
+    out (neither up nor down), so a component whose monitors are all paused is operational.
+    `declared` holds the status each unresolved incident gives the component (a resolved one
+    declares nothing any more).
     """
     return worst([_monitored(states), *declared])
 
 
 def _monitored(states: Iterable[MonitorState]) -> ComponentStatus:
     states = list(states)
-    known = [s for s in states if s is not MonitorState.UNKNOWN]
+    known = [s for s in states if s not in (MonitorState.UNKNOWN, MonitorState.PAUSED)]
     if not known:
         return ComponentStatus.OPERATIONAL
     down = sum(1 for s in known if s is MonitorState.DOWN)

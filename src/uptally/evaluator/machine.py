@@ -8,6 +8,11 @@ result the caller supplies its stored history from a reset point (see `late_poin
 timeline is replayed. `tick(now)` notices locations that went silent without new results.
 Silence while uptally itself was not running (`pause`) does not count: an outage open when it
 stopped stays open across a restart until a result says otherwise.
+
+A paused monitor (`pause_monitor`) is treated the same way, for that monitor alone: its
+locations' silence while paused does not count (an open outage is neither ended nor extended
+by staleness; the SLA ledger leaves the paused time out), results dated inside a pause are
+rejected, and after `resume_monitor` the next result decides its state.
 """
 
 from __future__ import annotations
@@ -49,10 +54,11 @@ class Rules:
 
 
 class _Track:
-    __slots__ = ("next_stale", "outages", "rules", "since", "state", "timelines")
+    __slots__ = ("next_stale", "outages", "pauses", "rules", "since", "state", "timelines")
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, pauses: Pauses) -> None:
         self.rules = rules
+        self.pauses = pauses  # the evaluator's, or the monitor's own on top of it
         self.timelines: dict[str, Timeline] = {}
         self.outages: tuple[Outage, ...] = ()  # recent ones, oldest first
         self.state = MonitorState.UNKNOWN
@@ -71,7 +77,7 @@ class Evaluator:
     def set_rules(self, monitor: str, rules: Rules) -> None:
         track = self._tracks.get(monitor)
         if track is None:
-            self._tracks[monitor] = _Track(rules)
+            self._tracks[monitor] = _Track(rules, self._pauses)
             return
         track.rules = rules
         for name in list(track.timelines):
@@ -97,6 +103,31 @@ class Evaluator:
         if since is not None:
             self._pauses.add(since, at)
         self._restale()
+
+    def pause_monitor(self, monitor: str, start: Millis, end: Millis | None = None) -> None:
+        """The monitor is paused from `start` (until `end`, or until `resume_monitor`)."""
+        track = self._tracks.get(monitor)
+        if track is None:
+            return
+        if track.pauses is self._pauses:
+            track.pauses = Pauses(self._pauses)
+            for timeline in track.timelines.values():
+                timeline.pauses = track.pauses
+        if end is None:
+            track.pauses.open_from = start
+        else:
+            track.pauses.add(start, end)
+        track.next_stale = _next_stale(track, 0)
+
+    def resume_monitor(self, monitor: str, at: Millis) -> None:
+        """The monitor's open pause ends at `at`: silence counts again from there."""
+        track = self._tracks.get(monitor)
+        if track is None or track.pauses is self._pauses:
+            return
+        since, track.pauses.open_from = track.pauses.open_from, None
+        if since is not None:
+            track.pauses.add(since, at)
+        track.next_stale = _next_stale(track, 0)
 
     def _restale(self) -> None:
         for track in self._tracks.values():
@@ -126,7 +157,7 @@ class Evaluator:
             track = self._tracks.get(snap.monitor)
             if track is None or snap.location not in track.rules.locations:
                 continue
-            timeline = Timeline(track.rules.confirm, track.rules.stale_ms, self._pauses)
+            timeline = Timeline(track.rules.confirm, track.rules.stale_ms, track.pauses)
             timeline.runs = [Run(*run) for run in snap.runs]
             timeline.last = snap.last
             track.timelines[snap.location] = timeline
@@ -218,11 +249,14 @@ class Evaluator:
             if result.location not in track.rules.locations:
                 evaluation.rejected.append((result, "location not assigned to this monitor"))
                 continue
+            if track.pauses is not self._pauses and track.pauses.covers(result.at):
+                evaluation.rejected.append((result, "monitor paused"))
+                continue
             key = (result.monitor, result.location)
             timeline = track.timelines.get(result.location)
             if timeline is None:
                 timeline = track.timelines[result.location] = Timeline(
-                    track.rules.confirm, track.rules.stale_ms, self._pauses
+                    track.rules.confirm, track.rules.stale_ms, track.pauses
                 )
             if timeline.floor is not None and result.at < timeline.floor:
                 evaluation.rejected.append((result, "older than the evaluation horizon"))
@@ -249,7 +283,11 @@ class Evaluator:
             track = self._tracks.get(monitor)
             if track is None or location not in track.timelines:
                 continue
-            track.timelines[location].rebuild(reset_at, history)
+            pauses = track.pauses
+            kept = history
+            if pauses is not self._pauses:  # results stored while paused are not replayed
+                kept = [r for r in history if not pauses.covers(r.at)]
+            track.timelines[location].rebuild(reset_at, kept)
             dirty[monitor].add(location)
             changed.add(monitor)
         for monitor, locations in dirty.items():

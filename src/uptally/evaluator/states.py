@@ -23,6 +23,7 @@ class MonitorState(StrEnum):
     DEGRADED = "degraded"
     UNKNOWN = "unknown"
     MAINTENANCE = "maintenance"
+    PAUSED = "paused"  # shown for a paused monitor; the evaluator never decides it
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,37 +59,56 @@ def order(at: Millis, value: Outcome) -> tuple[Millis, int]:
 class Pauses:
     """When uptally itself was not running (sorted, disjoint [start, end) spans, and possibly
     one still open: from the last sign of life until a start-up is done), shared by every
-    timeline of an evaluator: a location's silence then does not count against it."""
+    timeline of an evaluator: a location's silence then does not count against it.
 
-    __slots__ = ("open_from", "spans")
+    A paused monitor's timelines have their own `Pauses` on top of the shared one (`base`):
+    its own spans are when it was paused (one open while it is), and both count."""
 
-    def __init__(self) -> None:
+    __slots__ = ("base", "open_from", "spans")
+
+    def __init__(self, base: Pauses | None = None) -> None:
         self.spans: list[tuple[Millis, Millis]] = []
         self.open_from: Millis | None = None
+        self.base = base
 
     def add(self, start: Millis, end: Millis) -> None:
         if end <= start:
             return
-        merged: list[tuple[Millis, Millis]] = []
-        for a, b in sorted([*self.spans, (start, end)]):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        self.spans = merged
+        self.spans = _merged([*self.spans, (start, end)])
+
+    def covers(self, at: Millis) -> bool:
+        """Whether `at` falls in one of this object's own spans (not its base's)."""
+        if self.open_from is not None and at >= self.open_from:
+            return True
+        return any(start <= at < end for start, end in self.spans)
 
     def after(self, at: Millis, span: int) -> Millis:
         """The moment `span` ms of running time have passed since `at`."""
+        spans, open_from = self.spans, self.open_from
+        if self.base is not None:
+            spans = _merged([*self.base.spans, *spans])
+            if self.base.open_from is not None:
+                open_from = min(self.base.open_from, open_from or self.base.open_from)
         end = at + span
-        for start, stop in self.spans:
+        for start, stop in spans:
             if stop <= at:
                 continue
             if start >= end:
                 break
             end += stop - max(start, at)
-        if self.open_from is not None and end > self.open_from:
+        if open_from is not None and end > open_from:
             return NEVER  # not running again yet: the silence has not begun to count
         return end
+
+
+def _merged(spans: list[tuple[Millis, Millis]]) -> list[tuple[Millis, Millis]]:
+    merged: list[tuple[Millis, Millis]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 NEVER = 2**62

@@ -43,6 +43,8 @@ class ProbeRunner:
         self._clock = clock
         self._metrics = metrics
         self._monitors: dict[str, ActiveMonitor] = {}
+        self._given: list[ActiveMonitor] = []  # as last set, paused ones included
+        self._paused: frozenset[str] = frozenset()
         self._references: dict[str, set[str]] = {}  # monitor id -> secret names it refers to
         self.scheduler = Scheduler(
             self._run, concurrency, on_lateness=lambda ms: metrics.lateness.observe(ms / 1000)
@@ -54,8 +56,14 @@ class ProbeRunner:
     ) -> None:
         """Run exactly these monitors from now on (added, changed and removed ones). `failed`:
         when the last check of a monitor failed here (from the state kept across a restart), so
-        that it is re-checked after its retry interval, as if uptally had not stopped."""
-        wanted = {m.id: m for m in monitors if m.enabled and self.location in m.locations}
+        that it is re-checked after its retry interval, as if uptally had not stopped. Paused
+        monitors (`set_paused`) are left out until they resume."""
+        self._given = list(monitors)
+        wanted = {
+            m.id: m
+            for m in self._given
+            if m.enabled and self.location in m.locations and m.id not in self._paused
+        }
         for key in self.scheduler.scheduled():
             if key not in wanted:
                 self.scheduler.remove(key)
@@ -72,12 +80,16 @@ class ProbeRunner:
     def update(self, changed: Iterable[ActiveMonitor], removed: Iterable[str]) -> None:
         """Apply a few changes while running (the rest stays as it is): a monitor new here is
         checked at once, a changed one at its next check with its new settings."""
+        given = {m.id: m for m in self._given}
         for key in removed:
+            given.pop(key, None)
             self.scheduler.remove(key)
             self._monitors.pop(key, None)
             self._references.pop(key, None)
         for monitor in changed:
-            if not (monitor.enabled and self.location in monitor.locations):
+            given[monitor.id] = monitor
+            here = monitor.enabled and self.location in monitor.locations
+            if not here or monitor.id in self._paused:
                 self.scheduler.remove(monitor.id)
                 self._monitors.pop(monitor.id, None)
                 self._references.pop(monitor.id, None)
@@ -88,7 +100,14 @@ class ProbeRunner:
             self.scheduler.upsert(
                 monitor.id, monitor.interval, monitor.retry_interval, start_now=new
             )
+        self._given = list(given.values())
         self._metrics.scheduled.set(len(self._monitors))
+
+    def set_paused(self, paused: frozenset[str]) -> None:
+        """Stop running these monitors (a check in flight still reports), and run again those
+        that are no longer paused."""
+        self._paused = paused
+        self.set_monitors(self._given)
 
     def monitor(self, key: str) -> ActiveMonitor | None:
         return self._monitors.get(key)

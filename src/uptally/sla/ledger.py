@@ -11,6 +11,9 @@ Exact interval arithmetic, never sampling. For a component over [start, end):
   (degraded) downtime counts at the policy's weight where no verified downtime is;
 - time when uptally itself was not running (its recorded monitoring gaps) is *not monitored*:
   neither uptime nor downtime, even inside an outage that was open across it;
+- a paused monitor is not monitored while paused, like a gap but for that monitor alone: its
+  outages do not count there, and the component is not monitored when *every* one of its
+  monitors is paused (or uptally was not running);
 - uptime = 1 - downtime / (period - excluded time - not monitored time); 100 % when nothing
   of the period counts.
 
@@ -141,6 +144,7 @@ def availability(
     monitor_components: Mapping[str, Collection[str]] | None = None,
     measured: Mapping[str, Millis] | None = None,
     gaps: Iterable[Interval] = (),
+    pauses: Mapping[str, Iterable[Interval]] | None = None,
 ) -> Availability:
     """The component's availability over [start, min(end, now)); open outages end at now.
 
@@ -149,7 +153,8 @@ def availability(
     a monitor covers that monitor too (default: only this component). `measured` maps monitors
     to when their measured time began (`monitors_measured_from`): time before it does not
     count (see `counted_from`); without it the whole period is measured. `gaps` are the times
-    uptally was not running: neither uptime nor downtime.
+    uptally was not running: neither uptime nor downtime; `pauses` (monitor -> its paused
+    spans) the same for one monitor.
     """
     if now is not None:
         end = min(end, now)
@@ -195,7 +200,8 @@ def availability(
         start,
         end,
     )
-    not_monitored = iv.subtract(iv.clip(iv.merge(gaps), start, end), excluded)
+    paused = {m: iv.clip(iv.merge((pauses or {}).get(m, ())), start, end) for m in monitors}
+    not_monitored = iv.subtract(iv.clip(unmonitored(monitors, gaps, paused), start, end), excluded)
 
     full_parts: list[Spans] = []
     partial_parts: list[Spans] = []
@@ -203,7 +209,7 @@ def availability(
     for stored in outages:
         outage = stored.outage
         if outage.monitor and outage.monitor in own:
-            hidden = covered.get(outage.monitor, [])
+            hidden = iv.merge([*covered.get(outage.monitor, []), *paused[outage.monitor]])
         elif not outage.monitor and stored.component == component.id:
             hidden = []
         else:
@@ -247,6 +253,19 @@ def availability(
         start,
         iv.length(not_monitored),
     )
+
+
+def unmonitored(
+    monitors: Collection[str],
+    gaps: Iterable[Interval],
+    pauses: Mapping[str, Iterable[Interval]],
+) -> Spans:
+    """When a component with `monitors` is not monitored: uptally was not running (`gaps`), or
+    every one of its monitors was paused (`pauses`: monitor -> paused spans)."""
+    spans = list(gaps)
+    if monitors and all(pauses.get(m) for m in monitors):
+        spans.extend(iv.intersect_all([iv.merge(pauses[m]) for m in monitors]))
+    return iv.merge(spans)
 
 
 def monitors_measured_from(
@@ -303,6 +322,7 @@ def component_uptime(
     monitor_components: Mapping[str, Collection[str]] | None = None,
     measured: Mapping[str, Millis] | None = None,
     gaps: Iterable[Interval] = (),
+    pauses: Mapping[str, Iterable[Interval]] | None = None,
 ) -> float | None:
     """Uptime % of a component over [start, end) (up to `now`), the way `policy` counts.
 
@@ -322,6 +342,7 @@ def component_uptime(
         monitor_components=monitor_components,
         measured=measured,
         gaps=gaps,
+        pauses=pauses,
     )
     if result.measured_from is None:
         return None

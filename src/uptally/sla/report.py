@@ -49,6 +49,7 @@ class Inputs:
     # component is measured over whole periods
     measured: Mapping[str, Millis] | None = None
     gaps: Sequence[Interval] = ()  # when uptally was not running: not monitored
+    pauses: Mapping[str, Sequence[Interval]] = field(default_factory=dict)  # monitor -> paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class Index:
         self.groups = monitor_groups(config.components)
         self.measured = inputs.measured
         self.gaps = inputs.gaps
+        self.pauses = inputs.pauses
 
     def availability(
         self,
@@ -151,6 +153,7 @@ class Index:
             monitor_components=self.groups,
             measured=self.measured,
             gaps=self.gaps,
+            pauses=self.pauses,
         )
 
 

@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +19,14 @@ from uptally.clock import Millis, to_datetime
 from uptally.config.schema import Component, Config, SlaPolicy
 from uptally.evaluator import MonitorState, MonitorStatus
 from uptally.runtime import Runtime
+from uptally.sla import intervals as iv
 from uptally.sla.intervals import Interval
-from uptally.sla.ledger import component_measured_from, component_uptime, monitor_groups
+from uptally.sla.ledger import (
+    component_measured_from,
+    component_uptime,
+    monitor_groups,
+    unmonitored,
+)
 from uptally.sla.report import Inputs
 from uptally.status import ComponentStatus, component_status, page_indicator, worst
 from uptally.statuspage import sources
@@ -39,6 +45,7 @@ from uptally.statuspage.model import (
     PageModel,
 )
 from uptally.statuspage.scope import PageScope, main_scope
+from uptally.store import monitor_pauses as pause_store
 from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
@@ -75,6 +82,9 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             conn, (monitors[m] for m in shown if m in monitors), config.site.timezone
         )
         gaps = [g.span for g in await gap_store.list_gaps(conn, since=since, until=now)]
+        pauses = pause_store.spans_by_monitor(
+            await pause_store.list_pauses(conn, since=since, until=now, monitors=shown), now
+        )
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
         incidents = scope.incidents(await sources.incidents(conn, now))
         maintenance = scope.windows(await sources.maintenance(conn, now))
@@ -91,13 +101,19 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
     pacer = offloop.Pacer()
     for monitor_id in shown:
         monitor_statuses[monitor_id] = runtime.evaluator.status(monitor_id)
+        pause = runtime.pausing.paused.get(monitor_id)
+        if pause is not None:  # neither up nor down: its component is judged without it
+            paused = MonitorStatus(monitor_id, MonitorState.PAUSED, pause.start)
+            monitor_statuses[monitor_id] = paused
         if monitor_id not in measured:  # not yet in the hourly rollups (written every minute)
             snapshots = runtime.evaluator.location_snapshots(monitor_id)
             starts = [s.runs[0][1] for s in snapshots if s.runs]
             if starts:
                 measured[monitor_id] = min(starts)
         await pacer.tick()
-    gathered = Gathered(now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps)
+    gathered = Gathered(
+        now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps, pauses
+    )
     return await offloop.run(assemble_page, config, url, scope, gathered, monitor_statuses)
 
 
@@ -113,6 +129,8 @@ class Gathered:
     maintenance: list[Any]
     policy_inputs: Inputs | None
     gaps: list[tuple[Millis, Millis]]  # when uptally was not running: not monitored
+    # monitor -> when it was paused: not monitored for it (see sla.ledger.unmonitored)
+    pauses: dict[str, list[Interval]] = field(default_factory=dict)
 
 
 def assemble_page(
@@ -130,7 +148,7 @@ def assemble_page(
         gathered.hourly,
     )
     incidents, maintenance = gathered.incidents, gathered.maintenance
-    policy_inputs, gaps = gathered.policy_inputs, gathered.gaps
+    policy_inputs, gaps, pauses = gathered.policy_inputs, gathered.gaps, gathered.pauses
     zone = ZoneInfo(config.site.timezone)
     monitors = {m.id: m for m in config.monitors}
     components = scope.pick(config.components)
@@ -144,6 +162,9 @@ def assemble_page(
             per_component[item.component].append(interval)
         elif item.outage.monitor:
             per_monitor[item.outage.monitor].append(interval)
+    for monitor_id, paused in pauses.items():  # a paused monitor's time is not its downtime
+        if monitor_id in per_monitor:
+            per_monitor[monitor_id] = iv.subtract(iv.merge(per_monitor[monitor_id]), paused)
     latency = _latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
     under_maintenance = sources.under_maintenance(maintenance, config, now)
@@ -157,9 +178,16 @@ def assemble_page(
             monitor = monitors.get(monitor_id)
             status = monitor_statuses.get(monitor_id)
             state = status.state if status else MonitorState.UNKNOWN
-            if monitor_id in under_maintenance or component.id in under_maintenance:
+            paused_now = state is MonitorState.PAUSED
+            if not paused_now and (
+                monitor_id in under_maintenance or component.id in under_maintenance
+            ):
                 state = MonitorState.MAINTENANCE
-            own = component_downtime({monitor_id: per_monitor.get(monitor_id, [])}, [], gaps)
+            own = component_downtime(
+                {monitor_id: per_monitor.get(monitor_id, [])},
+                [],
+                unmonitored([monitor_id], gaps, pauses),
+            )
             points, last_hour = latency.get(monitor_id, ([], None))
             views.append(
                 MonitorView(
@@ -176,7 +204,7 @@ def assemble_page(
         downtime = component_downtime(
             {m: per_monitor.get(m, []) for m in component.monitors},
             per_component.get(component.id, []),
-            gaps,
+            unmonitored(component.monitors, gaps, pauses),
         )
         seen = component_measured_from(component, measured)
         cells = day_cells(downtime, days, seen)
@@ -271,6 +299,7 @@ def _policy_uptimes(
             monitor_components=holders,
             measured=measured,
             gaps=inputs.gaps,
+            pauses=inputs.pauses,
         )
         for key, length in UPTIME_PERIODS.items()
     }

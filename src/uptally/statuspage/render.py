@@ -36,6 +36,7 @@ MONITOR_LABELS = {
     "down": "Down",
     "degraded": "Degraded",
     "maintenance": "Under maintenance",
+    "paused": "Paused (not monitored)",
 }
 _ENV = Environment(
     loader=FileSystemLoader(STATIC),

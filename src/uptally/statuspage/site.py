@@ -32,6 +32,7 @@ from uptally.statuspage.scope import PageScope, page_scope
 from uptally.store.tables import outbox
 from uptally.store.tables_incidents import incidents, postmortems
 from uptally.store.tables_maintenance import maintenance_series, maintenance_windows
+from uptally.store.tables_managed import monitor_pauses
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ async def outbox_mark(conn: AsyncConnection) -> Mark:
     """What changes when the page's data changes elsewhere: the outbox's newest seq and how
     many events there are among the newest ones (an event committed after a newer one does not
     move the seq), and when incidents and maintenance windows were last edited (edits and
-    postmortem drafts raise no event)."""
+    postmortem drafts raise no event), and the newest monitor pause and resume."""
     top = select(func.coalesce(func.max(outbox.c.seq), 0)).scalar_subquery()
     recent = (
         select(func.count()).select_from(outbox).where(outbox.c.seq > top - _LATE_WINDOW)
@@ -59,7 +60,11 @@ async def outbox_mark(conn: AsyncConnection) -> Mark:
         select(func.coalesce(func.max(table.c.updated_at), 0)).scalar_subquery()
         for table in (incidents, postmortems, maintenance_windows, maintenance_series)
     ]
-    row = (await conn.execute(select(top, recent, *edited))).one()
+    paused = [
+        select(func.coalesce(func.max(column), 0)).scalar_subquery()
+        for column in (monitor_pauses.c.id, monitor_pauses.c.end)
+    ]
+    row = (await conn.execute(select(top, recent, *edited, *paused))).one()
     return tuple(int(value) for value in row)
 
 

@@ -27,6 +27,7 @@ from uptally.sla.periods import Period
 from uptally.sla.report import Inputs, Report, build_report, config_exclusions
 from uptally.store import maintenance as maintenance_store
 from uptally.store import meta
+from uptally.store import monitor_pauses as pause_store
 from uptally.store import monitoring_gaps as gap_store
 from uptally.store import outages as outage_store
 from uptally.store import rollups as rollup_store
@@ -59,8 +60,8 @@ async def load_inputs(
     *,
     latency: bool = False,
 ) -> Inputs:
-    """Outages, maintenance, exclusions and times not monitored touching [start, end), when
-    each monitor's measured time began (and latency histograms)."""
+    """Outages, maintenance, exclusions and times not monitored (gaps, pauses) touching
+    [start, end), when each monitor's measured time began (and latency histograms)."""
     outages = await outage_store.list_outages(conn, since=start, until=end, limit=_MAX_OUTAGES)
     windows = await maintenance_store.in_effect(conn, start, end)
     # Exclusions written in the config are in the table too (synced and audit-logged).
@@ -74,7 +75,10 @@ async def load_inputs(
                 monitors.update(component.monitors)
         histograms = await latency_histograms(conn, monitors, start, end)
     gaps = [gap.span for gap in await gap_store.list_gaps(conn, since=start, until=end)]
-    return Inputs(outages, windows, exclusions, histograms, measured, gaps)
+    pauses = pause_store.spans_by_monitor(
+        await pause_store.list_pauses(conn, since=start, until=end), end
+    )
+    return Inputs(outages, windows, exclusions, histograms, measured, gaps, pauses)
 
 
 async def measured_since(
@@ -222,6 +226,7 @@ async def uptime_by_component(
             monitor_components=groups,
             measured=inputs.measured,
             gaps=inputs.gaps,
+            pauses=inputs.pauses,
         )
         for component in config.components
         if wanted is None or component.id in wanted

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from uptally import audit
 from uptally.checks.base import CheckResult
@@ -20,7 +19,6 @@ from uptally.config.schema import monitor_from_document as read_monitor
 from uptally.ingest import Work
 from uptally.results import Result
 from uptally.runtime import Runtime
-from uptally.store.tables_managed import monitor_pauses
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
@@ -104,7 +102,7 @@ async def check_now(
         raise ApiError(409, "a heartbeat monitor is checked by its pings")
     if not monitor.enabled:
         raise ApiError(409, f"monitor {monitor_id!r} is disabled (enabled: false)")
-    if await _paused(runtime, monitor_id):
+    if runtime.pausing.is_paused(monitor_id):
         raise ApiError(409, f"monitor {monitor_id!r} is paused: resume it to check it")
     async with runtime.db.begin() as conn:
         await audit.append(
@@ -123,14 +121,6 @@ async def check_now(
             for location, result in zip(monitor.locations, found, strict=True)
         ]
     )
-
-
-async def _paused(runtime: Runtime, monitor_id: str) -> bool:
-    query = select(monitor_pauses.c.id).where(
-        monitor_pauses.c.monitor == monitor_id, monitor_pauses.c.end.is_(None)
-    )
-    async with runtime.db.connect() as conn:
-        return (await conn.execute(query.limit(1))).first() is not None
 
 
 async def _check_at(

@@ -20,6 +20,7 @@ from uptally.web import (
     api_incidents,
     api_maintenance,
     api_monitor_edit,
+    api_monitor_pause,
     api_monitor_run,
     api_monitors,
     api_outages,
@@ -112,6 +113,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_monitors.router)
     app.include_router(api_monitor_edit.router)
     app.include_router(api_components.router)
+    app.include_router(api_monitor_pause.router)
     app.include_router(api_outages.router)
     app.include_router(api_audit.router)
     app.include_router(api_tokens.router)

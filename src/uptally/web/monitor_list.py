@@ -17,7 +17,6 @@ from typing import Any, get_args
 
 from uptally import offloop
 from uptally.config.schema import TAG_PATTERN, TAG_RULE, ActiveMonitor, Config, Monitor
-from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
 from uptally.web.errors import ApiError
 from uptally.web.monitor_order import (
@@ -135,11 +134,8 @@ def _choices(name: str, value: str | None, allowed: tuple[str, ...]) -> frozense
 
 
 def state_of(runtime: Runtime, monitor_id: str) -> str:
-    """A monitor's state as listed (maintenance covers the evaluator's state)."""
-    status = runtime.evaluator.status(monitor_id)
-    return runtime.maintenance.monitor_state(
-        monitor_id, status.state if status else MonitorState.UNKNOWN
-    ).value
+    """A monitor's state as listed (paused, then maintenance, cover the evaluator's state)."""
+    return runtime.monitor_state(monitor_id).value
 
 
 async def matching(

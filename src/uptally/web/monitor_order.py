@@ -19,7 +19,7 @@ from uptally.web.errors import ApiError
 
 SORTS = ("id", "name", "state", "kind")
 # sort=state runs from up to down: -state lists the worst first
-STATE_ORDER = ("up", "maintenance", "unknown", "degraded", "down")
+STATE_ORDER = ("up", "paused", "maintenance", "unknown", "degraded", "down")
 STATE_RANK = {state: rank for rank, state in enumerate(STATE_ORDER)}
 
 Key = tuple[str | int, str]  # (what the list is sorted by, then the id)

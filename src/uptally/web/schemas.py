@@ -52,7 +52,7 @@ class MonitorOut(Model):
     kind: str
     description: str | None
     enabled: bool
-    state: Literal["up", "down", "degraded", "unknown", "maintenance"]
+    state: Literal["up", "down", "degraded", "unknown", "maintenance", "paused"]
     since: str | None
     target: str | None
     interval_s: float | None

@@ -7,7 +7,7 @@ from typing import Any
 
 from uptally.clock import iso
 from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
-from uptally.evaluator import LocationSnapshot, MonitorState
+from uptally.evaluator import LocationSnapshot
 from uptally.redaction import Redactor
 from uptally.results import Result
 from uptally.runtime import Runtime
@@ -66,6 +66,7 @@ def monitor_out(
     `components`: the ids of the components it belongs to, if known (a list's index has them;
     looking them up is a pass over every component)."""
     status = runtime.evaluator.status(monitor.id)
+    pause = runtime.pausing.paused.get(monitor.id)
     snapshots: dict[str, LocationSnapshot] = {
         snap.location: snap for snap in runtime.evaluator.location_snapshots(monitor.id)
     }
@@ -95,10 +96,8 @@ def monitor_out(
         kind=monitor.kind,
         description=monitor.description,
         enabled=monitor.enabled,
-        state=runtime.maintenance.monitor_state(
-            monitor.id, status.state if status else MonitorState.UNKNOWN
-        ).value,
-        since=iso(status.since) if status else None,
+        state=runtime.monitor_state(monitor.id).value,
+        since=iso(pause.start) if pause else iso(status.since) if status else None,
         target=shown_target(monitor, runtime.config.security.secret_query_keys),
         interval_s=monitor.interval / 1000 if isinstance(monitor, ActiveMonitor) else None,
         timeout_s=monitor.timeout / 1000 if isinstance(monitor, ActiveMonitor) else None,
