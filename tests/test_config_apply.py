@@ -219,6 +219,32 @@ def test_a_monitor_a_kept_component_names_cannot_be_pruned(site: Path) -> None:
     assert output.splitlines()[:3] == ["- component store", "- monitor api", "- monitor shop"]
 
 
+def test_an_id_the_file_takes_over_is_the_files_in_export_and_refused_in_apply(
+    site: Path,
+) -> None:
+    assert cli("apply", "apply.yaml")[0] == 0
+    adopting = CONFIG.replace(
+        "site: {title: Two sources}\n",
+        "site: {title: Two sources}\nprovisioning: adopt\n",
+    ).replace(
+        "components:\n",
+        "  - id: api\n    kind: tcp\n    host: 127.0.0.1\n    port: 10\ncomponents:\n",
+        1,
+    )
+    Path("config.yaml").write_text(adopting)
+    code, exported = cli("export", "--source", "all")
+    assert code == 0, exported
+    assert exported.count("id: api\n") == 1
+    assert "port: 10" in exported
+    assert "config.yaml:9: monitor 'api' is also managed in the database" in exported
+    code, output = cli("apply", "apply.yaml")
+    assert code == 2
+    assert output.strip() == (
+        "apply.yaml:7: monitors[1].id: monitor 'api' is provisioned by config.yaml:9: "
+        "change it there"
+    )
+
+
 def test_export_all_merges_both_sources_and_validates(site: Path) -> None:
     assert cli("apply", "apply.yaml")[0] == 0
     code, exported = cli("export", "--source", "all")
@@ -227,6 +253,24 @@ def test_export_all_merges_both_sources_and_validates(site: Path) -> None:
     check = CliRunner().invoke(app, ["validate", "--config", "all.yaml"])
     assert check.exit_code == 0, check.output
     assert "(3 monitors, 2 components" in check.output
+
+
+def test_export_keeps_env_references_where_the_field_takes_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SHOP_HOST", "10.1.2.3")
+    Path("env.yaml").write_text(
+        "monitors:\n"
+        "  - id: shop\n    kind: http\n    url: http://${env:SHOP_HOST}/health\n"
+        "  - id: port\n    kind: tcp\n    host: 127.0.0.1\n    port: ${env:SHOP_PORT:-9}\n"
+    )
+    result = CliRunner().invoke(app, ["config", "export", "--source", "file", "-c", "env.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "url: http://${env:SHOP_HOST}/health" in result.stdout
+    assert "10.1.2.3" not in result.stdout
+    assert "port: 9\n" in result.stdout  # a port is a number: written expanded, and said so
+    assert "env.yaml:8: monitors[1].port: written expanded" in result.output
 
 
 # -- every example -------------------------------------------------------------------------------

@@ -134,8 +134,9 @@ def apply(
 
     Creates what is missing, updates what differs and, with --prune, deletes the managed
     objects of each section FILE has that it does not list; all in one audited transaction, or
-    nothing. Objects the config file provisions are refused. A running `serve` picks the
-    change up within a second. `${env:…}` in FILE is expanded when it is read."""
+    nothing. Objects the config file (--config) provisions are refused; give it so that
+    FILE may name its monitors and locations. A running `serve` picks the change up within a
+    second. `${env:…}` in FILE is expanded when it is read (the database stores values)."""
     try:
         text = file.read_text(encoding="utf-8")
         data, lines = read_yaml(text, str(file))
@@ -190,13 +191,18 @@ async def _apply(
 
 async def _objects(db: Database, provisioned: Config) -> ManagedObjects:
     from uptally.clock import SystemClock
-    from uptally.config.managed import merge
+    from uptally.config.managed import KINDS, merge
     from uptally.managed.changes import ManagedObjects
     from uptally.managed.load import load
 
     async with db.connect() as conn:
         loaded = await load(conn)
-    effective = merge(provisioned, {k: list(v.values()) for k, v in loaded.objects.items()})
+    managed = {
+        name: [obj for key, obj in objects.items() if not provisioned.origin(section, key)]
+        for name, objects in loaded.objects.items()
+        for section in [KINDS[name].section]
+    }
+    effective = merge(provisioned, managed)
     return ManagedObjects(db, SystemClock(), lambda: effective, _nothing_runs_here)
 
 

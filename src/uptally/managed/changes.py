@@ -260,9 +260,14 @@ class ManagedObjects:
 
 
 def _provisioned(config: Config, managed: Mapping[Kind, Mapping[str, BaseModel]]) -> Config:
-    """`config` without the managed objects: what the file provisions."""
+    """`config` without the managed objects: what the file provisions (an id both declare is
+    the file's: serve refuses it, or the file adopts it)."""
     update = {
-        kind.section: [o for o in getattr(config, kind.section) if kind.key_of(o) not in objs]
+        kind.section: [
+            o
+            for o in getattr(config, kind.section)
+            if kind.key_of(o) not in objs or config.origin(kind.section, kind.key_of(o))
+        ]
         for kind, objs in managed.items()
     }
     return config.model_copy(update=update)
