@@ -69,11 +69,16 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 
 def parse_config(
-    text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    file: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    *,
+    keep_env: bool = False,
 ) -> Config:
-    """Validate config text; raise ConfigError naming every problem (`file` names it in lines)."""
+    """Validate config text; raise ConfigError naming every problem (`file` names it in lines).
+    With `keep_env`, `${env:…}` references stay as written (for `config export`)."""
     environ = os.environ if environ is None else environ
-    data, lines, issues = _read_yaml(text, environ)
+    data, lines, issues = _read_yaml(text, environ, keep_env=keep_env)
     if data is None and issues:
         raise ConfigError(file, issues)  # a syntax error: there is nothing to validate
     if data is None:
@@ -152,8 +157,9 @@ def _weak_probe_tokens(data: dict[str, Any], environ: Mapping[str, str]) -> Iter
 class _Builder:
     """Turns composed YAML nodes into plain data, noting the line of every value and key."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], keep_env: bool = False) -> None:
         self.environ = environ
+        self.keep_env = keep_env
         self.lines: dict[PathKey, int] = {}
         self.issues: list[ConfigIssue] = []
         self.constructor = yaml.constructor.SafeConstructor()
@@ -182,7 +188,7 @@ class _Builder:
                 self.active.discard(id(node))
         try:
             value = self.constructor.construct_object(node, deep=True)
-            if isinstance(value, str):
+            if isinstance(value, str) and not self.keep_env:
                 value = expand(value, self.environ)
             # Short values repeat across monitors (kinds, methods, expectations): share them.
             return sys.intern(value) if isinstance(value, str) and len(value) <= 48 else value
@@ -260,8 +266,30 @@ class _TooLarge(Exception):
     pass
 
 
+def read_yaml(
+    text: str, file: str, environ: Mapping[str, str] | None = None, *, keep_env: bool = False
+) -> tuple[Any, dict[PathKey, int]]:
+    """YAML text as plain data (`${env:…}` expanded unless `keep_env`) and the line of every
+    path; ConfigError names every problem of the YAML itself (the schema is not looked at)."""
+    environ = os.environ if environ is None else environ
+    data, lines, issues = _read_yaml(text, environ, keep_env=keep_env)
+    if issues:
+        raise ConfigError(file, issues)
+    return data, lines
+
+
+def line_of(lines: dict[PathKey, int], path: PathKey) -> int:
+    """The line of `path`, or of the nearest enclosing value the YAML has."""
+    return _line_of(lines, path)
+
+
+def show_path(path: PathKey) -> str:
+    """`monitors[2].port`: a path as the config's messages write it."""
+    return _show_path(path)
+
+
 def _read_yaml(
-    text: str, environ: Mapping[str, str]
+    text: str, environ: Mapping[str, str], *, keep_env: bool = False
 ) -> tuple[Any, dict[PathKey, int], list[ConfigIssue]]:
     try:
         node = yaml.compose(text, Loader=_Loader)
@@ -284,7 +312,7 @@ def _read_yaml(
         return None, {}, [ConfigIssue(1, "", f"YAML error: {first}")]
     if node is None:
         return None, {}, []
-    builder = _Builder(environ)
+    builder = _Builder(environ, keep_env)
     try:
         data = builder.build(node, ())
     except _TooLarge:

@@ -4,7 +4,7 @@ tell the running parts (`apply`). The admin API and `uptally config apply` both 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,13 @@ from pydantic import BaseModel
 
 from uptally import audit
 from uptally.clock import Clock
-from uptally.config.managed import KINDS, MONITOR, DocumentInvalid, Kind, Problem, validate
+from uptally.config.managed import KINDS, MONITOR, DocumentInvalid, Kind, Problem, merge, validate
 from uptally.config.pointers import json_pointer
 from uptally.config.schema import Config, HeartbeatMonitor, monitor_document
+from uptally.managed.desired import desired
 from uptally.managed.diff import audit_diff, merge_patch
+from uptally.managed.load import parse
+from uptally.managed.plan import Action, Step, Stored, plan
 from uptally.managed.users import users_of
 from uptally.store import managed as store
 from uptally.store.database import Database
@@ -60,6 +63,8 @@ class Change:
 Apply = Callable[[Sequence[Change]], Awaitable[None]]
 # Problems with objects that need I/O to find (the SSRF guard resolves names); many: a batch
 Screen = Callable[[Kind, Sequence[BaseModel], bool], Awaitable[list[Problem]]]
+# (kind, id, before, after or None to delete, the version it was read at; 0: new)
+Item = tuple[Kind, str, BaseModel | None, BaseModel | None, int]
 
 
 class ManagedObjects:
@@ -117,7 +122,7 @@ class ManagedObjects:
             if problems:
                 raise DocumentInvalid(problems)
             return await self._write(
-                kind, [(kind.key_of(obj), None, obj, 0) for obj in objects], actor
+                [(kind, kind.key_of(obj), None, obj, 0) for obj in objects], actor
             )
 
     async def replace(
@@ -150,8 +155,55 @@ class ManagedObjects:
             if users:
                 raise InUse(kind, object_id, users)
             before = _find(config, kind, object_id)
-            (change,) = await self._write(kind, [(object_id, before, None, row.version)], actor)
+            (change,) = await self._write([(kind, object_id, before, None, row.version)], actor)
             return change
+
+    async def apply_plan(
+        self, data: Any, actor: str, *, prune: bool = False, dry_run: bool = False
+    ) -> list[Step]:
+        """Make the managed monitors and components match `data` (a config with `monitors`
+        and/or `components`): create, update and (`prune`) delete, all in one transaction with
+        an audit entry each, or nothing. The steps are returned; with `dry_run` only planned.
+        Raises DocumentInvalid, InUse or PreconditionFailed (changed meanwhile)."""
+        async with self.lock:
+            async with self._db.connect() as conn:
+                rows = [r for r in await store.changed_since(conn, 0) if r.kind in KINDS]
+            managed = {KINDS[name]: objs for name, objs in parse(rows).items()}
+            versions = {(r.kind, r.id): r.version for r in rows if not r.deleted}
+            provisioned = _provisioned(self._current(), managed)
+            wanted = desired(provisioned, managed, data, prune)
+            current = {
+                kind: {
+                    object_id: Stored(monitor_document(obj), versions[(kind.name, object_id)])
+                    for object_id, obj in objects.items()
+                }
+                for kind, objects in managed.items()
+            }
+            documents = {
+                kind: {object_id: monitor_document(obj) for object_id, obj in objects.items()}
+                for kind, objects in wanted.objects.items()
+            }
+            steps = plan(current, documents, wanted.sections if prune else ())
+            after = _after(provisioned, managed, wanted.objects, steps)
+            for step in steps:
+                if step.action is Action.DELETE:
+                    users = users_of(after, step.kind, step.id)
+                    if users:
+                        raise InUse(step.kind, step.id, users)
+            if dry_run or not steps:
+                return steps
+            items: list[Item] = [
+                (
+                    step.kind,
+                    step.id,
+                    managed[step.kind].get(step.id),
+                    wanted.objects[step.kind][step.id] if step.after is not None else None,
+                    step.version,
+                )
+                for step in steps
+            ]
+            await self._write(items, actor)
+            return steps
 
     async def _replace(
         self, kind: Kind, object_id: str, document: Any, actor: str, expected: int | None
@@ -173,7 +225,7 @@ class ManagedObjects:
         if problems:
             raise DocumentInvalid(problems)
         before = _find(config, kind, object_id)
-        (change,) = await self._write(kind, [(object_id, before, obj, row.version)], actor)
+        (change,) = await self._write([(kind, object_id, before, obj, row.version)], actor)
         return change
 
     async def _managed(self, kind: Kind, object_id: str) -> ManagedRow:
@@ -185,16 +237,11 @@ class ManagedObjects:
             raise NotFound(f"no {kind.name} {object_id!r}")
         return row
 
-    async def _write(
-        self,
-        kind: Kind,
-        items: list[tuple[str, BaseModel | None, BaseModel | None, int]],
-        actor: str,
-    ) -> list[Change]:
+    async def _write(self, items: Sequence[Item], actor: str) -> list[Change]:
         now = self._clock.now_ms()
         changes: list[Change] = []
         async with self._db.begin() as conn:
-            for object_id, before, after, version in items:
+            for kind, object_id, before, after, version in items:
                 if after is None:
                     row = await store.delete(
                         self._db, conn, kind.name, object_id, actor, now, expected=version
@@ -214,6 +261,37 @@ class ManagedObjects:
                 changes.append(Change(kind, object_id, before, after, row))
         await self._apply(changes)
         return changes
+
+
+def _provisioned(config: Config, managed: Mapping[Kind, Mapping[str, BaseModel]]) -> Config:
+    """`config` without the managed objects: what the file provisions (an id both declare is
+    the file's: serve refuses it, or the file adopts it)."""
+    update = {
+        kind.section: [
+            o
+            for o in getattr(config, kind.section)
+            if kind.key_of(o) not in objs or config.origin(kind.section, kind.key_of(o))
+        ]
+        for kind, objs in managed.items()
+    }
+    return config.model_copy(update=update)
+
+
+def _after(
+    provisioned: Config,
+    managed: Mapping[Kind, Mapping[str, BaseModel]],
+    wanted: Mapping[Kind, Mapping[str, BaseModel]],
+    steps: Sequence[Step],
+) -> Config:
+    """The effective config once the steps are done."""
+    objects = {kind: dict(objs) for kind, objs in managed.items()}
+    for step in steps:
+        kept = objects.setdefault(step.kind, {})
+        if step.action is Action.DELETE:
+            kept.pop(step.id, None)
+        else:
+            kept[step.id] = wanted[step.kind][step.id]
+    return merge(provisioned, {kind.name: list(objs.values()) for kind, objs in objects.items()})
 
 
 def _find(config: Config, kind: Kind, object_id: str) -> BaseModel | None:

@@ -14,7 +14,7 @@ from uptally.config.schema import monitor_document
 from uptally.redaction import Redactor
 
 # Values that may carry credentials: recorded as a digest, so that a change shows but not what.
-_SECRET_KEYS = frozenset({"headers", "body", "json", "params", "token", "send", "query"})
+SECRET_KEYS = frozenset({"headers", "body", "json", "params", "token", "send", "query"})
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -53,7 +53,7 @@ def _shown(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value(key: str, value: Any, redactor: Redactor) -> Any:
-    if key in _SECRET_KEYS:
+    if key in SECRET_KEYS:
         text = json.dumps(value, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
     if key == "url" and isinstance(value, str):
