@@ -10,7 +10,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from uptally import offloop
 from uptally.clock import Millis, to_datetime
 from uptally.config.schema import Component, Config, SlaPolicy
 from uptally.evaluator import MonitorState, MonitorStatus
+from uptally.managed import history
 from uptally.runtime import Runtime
 from uptally.sla.intervals import Interval
 from uptally.sla.ledger import component_measured_from, component_uptime, monitor_groups
@@ -75,6 +76,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             conn, (monitors[m] for m in shown if m in monitors), config.site.timezone
         )
         gaps = [g.span for g in await gap_store.list_gaps(conn, since=since, until=now)]
+        reconfigured = await history.reconfigured(conn, shown, since)
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
         incidents = scope.incidents(await sources.incidents(conn, now))
         maintenance = scope.windows(await sources.maintenance(conn, now))
@@ -97,7 +99,9 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
             if starts:
                 measured[monitor_id] = min(starts)
         await pacer.tick()
-    gathered = Gathered(now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps)
+    gathered = Gathered(
+        now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps, reconfigured
+    )
     return await offloop.run(assemble_page, config, url, scope, gathered, monitor_statuses)
 
 
@@ -113,6 +117,8 @@ class Gathered:
     maintenance: list[Any]
     policy_inputs: Inputs | None
     gaps: list[tuple[Millis, Millis]]  # when uptally was not running: not monitored
+    # When shown monitors had their configuration changed (API or file): markers on the days.
+    reconfigured: Mapping[str, list[Millis]] = field(default_factory=dict)
 
 
 def assemble_page(
@@ -181,6 +187,8 @@ def assemble_page(
         seen = component_measured_from(component, measured)
         cells = day_cells(downtime, days, seen)
         sources.annotate_days(cells, component.id, incidents, maintenance, zone)
+        changed = (at for m in component.monitors for at in gathered.reconfigured.get(m, []))
+        sources.annotate_reconfigured(cells, changed, zone)
         said = declared.get(component.id)
         overall = component_status(
             (MonitorState(v.state) for v in views), said.statuses if said else ()

@@ -20,6 +20,7 @@ from uptally.web import (
     api_incidents,
     api_maintenance,
     api_monitor_edit,
+    api_monitor_history,
     api_monitors,
     api_outages,
     api_probes,
@@ -108,6 +109,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.state.fast_paths = statuspage.fast_paths(sites)
     app.include_router(health.router)
     app.include_router(api_monitors.router)
+    app.include_router(api_monitor_history.router)
     app.include_router(api_monitor_edit.router)
     app.include_router(api_components.router)
     app.include_router(api_outages.router)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from fastapi import Request, Response
 
+from uptally.config.managed import MONITOR
 from uptally.managed.changes import (
     DocumentInvalid,
     InUse,
@@ -14,6 +15,7 @@ from uptally.managed.changes import (
     PreconditionFailed,
     Provisioned,
 )
+from uptally.runtime import Runtime
 from uptally.web.errors import ApiError
 
 
@@ -53,3 +55,12 @@ def refusals() -> Iterator[None]:
         raise ApiError(404, str(error)) from None
     except PreconditionFailed as error:
         raise ApiError(412, str(error), "precondition_failed") from None
+
+
+async def deleted_monitor(runtime: Runtime, monitor_id: str) -> bool:
+    """The monitor is no longer configured, but was made through the API and deleted: its
+    results, outages and history are kept and still answered for."""
+    if runtime.config.monitor(monitor_id) is not None:
+        return False
+    row = await runtime.changes.row(MONITOR, monitor_id)
+    return row is not None and row.deleted
