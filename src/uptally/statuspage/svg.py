@@ -64,14 +64,14 @@ def badge(label: str, message: str, color: str) -> str:
 def cell_title(cell: DayCell) -> str:
     text = cell.day.date.isoformat()
     if cell.state == "nodata":
-        return f"{text}: {'not monitored' if cell.not_monitored_ms else 'no data'}"
-    if cell.state == "operational":
+        text += f": {'not monitored' if cell.not_monitored_ms else 'no data'}"
+    elif cell.state == "operational":
         text += ": no downtime"
     else:
         text += f": {_minutes(cell.down_minutes)} of downtime"
         if cell.major_ms and cell.partial_ms:
             text += f" ({_minutes(cell.major_ms / 60_000)} major)"
-    if cell.not_monitored_ms:
+    if cell.not_monitored_ms and cell.state != "nodata":
         text += f", {_minutes(cell.not_monitored_ms / 60_000)} not monitored"
     notes = list(cell.notes)
     if cell.reconfigured:
