@@ -185,3 +185,16 @@ def _iso(ms: int) -> str:
     found = iso(ms)
     assert found is not None
     return found
+
+
+async def test_ids_and_locations_no_database_can_hold_answer_404_and_422_not_an_error(
+    hub: tuple[Api, Runtime],
+) -> None:
+    api, _ = hub
+    body = {"id": "gone", "kind": "heartbeat", "period": "1h"}
+    assert (await api.call("POST", "/api/v1/monitors", body))[0] == 201
+    assert (await api.call("DELETE", "/api/v1/monitors/gone"))[0] == 204
+    status, error = await api.call("GET", "/api/v1/monitors/gone/results?location=a%00b")
+    assert status == 422, error
+    for path in ("/api/v1/monitors/a%00b/changes", "/api/v1/outages?monitor=a%00b"):
+        assert (await api.call("GET", path))[0] == 404, path

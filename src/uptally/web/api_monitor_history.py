@@ -13,6 +13,7 @@ from uptally.store import managed as managed_store
 from uptally.web.auth import require_admin
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
+from uptally.web.managed_http import is_id
 from uptally.web.schemas import ErrorOut, Model
 
 router = APIRouter(
@@ -52,6 +53,8 @@ async def list_changes(request: Request, monitor_id: str) -> ConfigChangeList:
     changed, secrets as digests) and by the config file (which load changed it). A deleted
     monitor keeps its history."""
     runtime = runtime_of(request)
+    if not is_id(monitor_id):
+        raise ApiError(404, f"no monitor {monitor_id!r}")
     async with runtime.db.connect() as conn:
         found = await monitor_changes(conn, monitor_id)
     known = found or runtime.config.monitor(monitor_id) is not None

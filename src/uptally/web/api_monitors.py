@@ -13,9 +13,9 @@ from uptally.config.schema import monitor_document
 from uptally.store import results as result_store
 from uptally.web import api_monitor_history, monitor_list, monitor_order
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeParam, base_url, millis, runtime_of
+from uptally.web.deps import TimeParam, base_url, millis, runtime_of, storable
 from uptally.web.errors import ApiError
-from uptally.web.managed_http import deleted_monitor, tag_response
+from uptally.web.managed_http import deleted_monitor, is_id, tag_response
 from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, ResultList
 from uptally.web.views import monitor_out, result_out
 
@@ -98,7 +98,7 @@ async def get_monitor(request: Request, monitor_id: str, response: Response) -> 
     a monitor made through the API has a `version`, also its `ETag` (for `If-Match`)."""
     runtime = runtime_of(request)
     monitor = runtime.config.monitor(monitor_id)
-    row = await runtime.changes.row(MONITOR, monitor_id)
+    row = await runtime.changes.row(MONITOR, monitor_id) if is_id(monitor_id) else None
     if monitor is None:
         if row is not None and row.deleted_at is not None:
             message = (
@@ -140,7 +140,7 @@ async def list_results(
         rows = await result_store.list_results(
             conn,
             monitor_id,
-            location=location,
+            location=storable(location, "location"),
             since=millis(since, "since"),
             until=millis(until, "until"),
             limit=limit,
