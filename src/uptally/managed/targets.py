@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Sequence
 
 from pydantic import BaseModel
@@ -10,7 +11,7 @@ from pydantic import BaseModel
 from uptally.config.managed import Problem
 from uptally.config.pointers import PathKey, json_pointer
 from uptally.config.schema import ActiveMonitor, DnsRequest, ScenarioMonitor, TcpRequest
-from uptally.netguard import Guard, UnsafeTarget, check_host, url_host
+from uptally.netguard import Guard, UnsafeTarget, system_lookup, url_host
 
 
 def hosts_of(monitor: BaseModel, base: PathKey = ()) -> Iterator[tuple[PathKey, str, int]]:
@@ -53,12 +54,30 @@ async def screen(
             continue
         base: PathKey = (section, index) if many else ()
         for path, host, port in hosts_of(monitor, base):
-            try:
-                await check_host(host, port, guard)
-            except UnsafeTarget as error:
+            refused = await _refused(host, port, guard)
+            if refused is not None:
                 message = (
-                    f"refused by the SSRF guard: {error} (the hub probes public addresses "
+                    f"refused by the SSRF guard: {refused} (the hub probes public addresses "
                     "only; security.allow_internal can allow it)"
                 )
                 problems.append(Problem(json_pointer(path), message))
     return problems
+
+
+async def _refused(host: str, port: int, guard: Guard) -> str | None:
+    """Why the guard refuses the host, or None. A name that does not resolve (yet, or not from
+    here) is not refused: its checks fail with `dns`, and the guard is checked again at every
+    connection."""
+    host = host.strip("[]")
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = await system_lookup(host, port)
+        except (OSError, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(text.split("%", 1)[0]) for text in found]
+    for address in addresses:
+        if not guard.permits(host, address):
+            return f"{host}: {address} is not a public address"
+    return None

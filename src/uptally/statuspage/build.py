@@ -18,6 +18,7 @@ from uptally import offloop
 from uptally.clock import Millis, to_datetime
 from uptally.config.schema import Component, Config, SlaPolicy
 from uptally.evaluator import MonitorState, MonitorStatus
+from uptally.managed import history
 from uptally.runtime import Runtime
 from uptally.sla import intervals as iv
 from uptally.sla.intervals import Interval
@@ -85,6 +86,7 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
         pauses = pause_store.spans_by_monitor(
             await pause_store.list_pauses(conn, since=since, until=now, monitors=shown), now
         )
+        reconfigured = await history.reconfigured(conn, shown, since)
         hourly = await rollup_store.hourly_totals(conn, shown, now - 24 * HOUR - now % HOUR, now)
         incidents = scope.incidents(await sources.incidents(conn, now))
         maintenance = scope.windows(await sources.maintenance(conn, now))
@@ -112,7 +114,16 @@ async def build_page(runtime: Runtime, url: str, scope: PageScope | None = None)
                 measured[monitor_id] = min(starts)
         await pacer.tick()
     gathered = Gathered(
-        now, stored, measured, hourly, incidents, maintenance, policy_inputs, gaps, pauses
+        now,
+        stored,
+        measured,
+        hourly,
+        incidents,
+        maintenance,
+        policy_inputs,
+        gaps,
+        pauses,
+        reconfigured,
     )
     return await offloop.run(assemble_page, config, url, scope, gathered, monitor_statuses)
 
@@ -131,6 +142,8 @@ class Gathered:
     gaps: list[tuple[Millis, Millis]]  # when uptally was not running: not monitored
     # monitor -> when it was paused: not monitored for it (see sla.ledger.unmonitored)
     pauses: dict[str, list[Interval]] = field(default_factory=dict)
+    # When shown monitors had their configuration changed (API or file): markers on the days.
+    reconfigured: Mapping[str, list[Millis]] = field(default_factory=dict)
 
 
 def assemble_page(
@@ -209,6 +222,8 @@ def assemble_page(
         seen = component_measured_from(component, measured)
         cells = day_cells(downtime, days, seen)
         sources.annotate_days(cells, component.id, incidents, maintenance, zone)
+        changed = (at for m in component.monitors for at in gathered.reconfigured.get(m, []))
+        sources.annotate_reconfigured(cells, changed, zone)
         said = declared.get(component.id)
         overall = component_status(
             (MonitorState(v.state) for v in views), said.statuses if said else ()

@@ -39,6 +39,9 @@ class DayCell:
     partial_ms: int = 0
     notes: list[str] = field(default_factory=list)  # incidents and maintenance of the day
     not_monitored_ms: int = 0  # uptally was not running
+    # Local times ("14:05 UTC") a monitor of the component was reconfigured: shown as such,
+    # without what changed or who changed it (the page is public).
+    reconfigured: list[str] = field(default_factory=list)
 
     @property
     def down_minutes(self) -> float:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from uptally.clock import Millis
+from uptally.clock import Millis, to_datetime
 from uptally.config.schema import Config
 from uptally.incidents.views import IncidentView
 from uptally.maintenance.windows import WindowView
@@ -80,6 +80,16 @@ def annotate_days(
             if window.scheduled_for < cell.day.end and window.scheduled_until > cell.day.start:
                 cell.notes.append(f"maintenance: {window.title}")
     del zone  # days are already in the site timezone
+
+
+def annotate_reconfigured(cells: list[DayCell], times: Iterable[Millis], zone: ZoneInfo) -> None:
+    """Mark the days a monitor of the component was reconfigured, with the local time only."""
+    for at in sorted(set(times)):
+        for cell in cells:
+            if cell.day.start <= at < cell.day.end:
+                when = to_datetime(at, zone)
+                cell.reconfigured.append(when.strftime("%H:%M ") + (when.tzname() or ""))
+                break
 
 
 @dataclass(slots=True)

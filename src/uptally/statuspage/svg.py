@@ -64,17 +64,20 @@ def badge(label: str, message: str, color: str) -> str:
 def cell_title(cell: DayCell) -> str:
     text = cell.day.date.isoformat()
     if cell.state == "nodata":
-        return f"{text}: {'not monitored' if cell.not_monitored_ms else 'no data'}"
-    if cell.state == "operational":
+        text += f": {'not monitored' if cell.not_monitored_ms else 'no data'}"
+    elif cell.state == "operational":
         text += ": no downtime"
     else:
         text += f": {_minutes(cell.down_minutes)} of downtime"
         if cell.major_ms and cell.partial_ms:
             text += f" ({_minutes(cell.major_ms / 60_000)} major)"
-    if cell.not_monitored_ms:
+    if cell.not_monitored_ms and cell.state != "nodata":
         text += f", {_minutes(cell.not_monitored_ms / 60_000)} not monitored"
-    if cell.notes:
-        text += " — " + "; ".join(cell.notes)
+    notes = list(cell.notes)
+    if cell.reconfigured:
+        notes.append(f"configuration changed at {', '.join(cell.reconfigured)}")
+    if notes:
+        text += " — " + "; ".join(notes)
     return text
 
 
@@ -84,7 +87,8 @@ def uptime_bar(cells: Sequence[DayCell], label: str) -> str:
     total = len(cells) * (width + gap) - gap
     # Width, height and corners come from the stylesheet: 90 cells x 50 components add up.
     rects = [
-        f'<rect class="day {cell.state}" x="{index * (width + gap)}">'
+        f'<rect class="day {cell.state}{" changed" if cell.reconfigured else ""}" '
+        f'x="{index * (width + gap)}">'
         f"<title>{escape(cell_title(cell))}</title></rect>"
         for index, cell in enumerate(cells)
     ]

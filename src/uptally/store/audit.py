@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +110,24 @@ async def list_entries(conn: AsyncConnection, where: AuditFilter) -> list[AuditR
         conditions.append(audit_log.c.seq < where.before)
     order = audit_log.c.seq.desc() if where.newest_first else audit_log.c.seq
     query = select(audit_log).where(*conditions).order_by(order).limit(where.limit)
+    return [_row(r) for r in await conn.execute(query)]
+
+
+async def with_actions(
+    conn: AsyncConnection,
+    actions: Collection[str],
+    *,
+    target: str | None = None,
+    since: Millis | None = None,
+    limit: int = 10_000,
+) -> list[AuditRow]:
+    """Entries of any of `actions` (of `target`, since `since`), newest first."""
+    conditions: list[ColumnElement[bool]] = [audit_log.c.action.in_(list(actions))]
+    if target is not None:
+        conditions.append(audit_log.c.target == target)
+    if since is not None:
+        conditions.append(audit_log.c.at >= since)
+    query = select(audit_log).where(*conditions).order_by(audit_log.c.seq.desc()).limit(limit)
     return [_row(r) for r in await conn.execute(query)]
 
 

@@ -87,6 +87,16 @@ async def get(conn: AsyncConnection, kind: str, object_id: str) -> ManagedRow | 
     return None if row is None else _row(row)
 
 
+async def deleted(conn: AsyncConnection, kind: str) -> list[ManagedRow]:
+    """Tombstones of `kind`, the most recently deleted first."""
+    query = (
+        select(managed_objects)
+        .where(and_(managed_objects.c.kind == kind, managed_objects.c.deleted_at.is_not(None)))
+        .order_by(managed_objects.c.deleted_at.desc(), managed_objects.c.id)
+    )
+    return [_row(row) for row in await conn.execute(query)]
+
+
 async def put(
     db: Database,
     conn: AsyncConnection,

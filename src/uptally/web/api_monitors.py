@@ -11,11 +11,11 @@ from uptally.clock import iso
 from uptally.config.managed import MONITOR
 from uptally.config.schema import monitor_document
 from uptally.store import results as result_store
-from uptally.web import monitor_list, monitor_order
+from uptally.web import api_monitor_history, monitor_list, monitor_order
 from uptally.web.auth import principal_of, require_admin
-from uptally.web.deps import TimeParam, base_url, millis, runtime_of
+from uptally.web.deps import TimeParam, base_url, millis, runtime_of, storable
 from uptally.web.errors import ApiError
-from uptally.web.managed_http import tag_response
+from uptally.web.managed_http import deleted_monitor, is_id, tag_response
 from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, ResultList
 from uptally.web.views import monitor_out, result_out
 
@@ -44,7 +44,9 @@ router = APIRouter(
     "400. `state`, `kind` and `tag` take comma-separated lists: `state` and `kind` match any "
     "listed value, `tag` only monitors that have ALL the listed tags. `q` matches id, name or "
     "target (case-insensitive). Sorted by state, a monitor that changes state between two "
-    "pages can be listed twice or not at all.",
+    "pages can be listed twice or not at all. `deleted=true` lists instead the monitors "
+    'deleted through the API: `{"monitors": [{"id", "kind", "deleted_at", "deleted_by"}]}` '
+    "(one list, not paged; other parameters are ignored).",
 )
 async def list_monitors(
     request: Request,
@@ -57,7 +59,11 @@ async def list_monitors(
     q: Annotated[str | None, Query(max_length=200)] = None,
     tag: Annotated[str | None, Query(max_length=2000, examples=["team:shop,env/prod"])] = None,
     sort: Annotated[str | None, Query(max_length=10, examples=["-state"])] = None,
+    deleted: bool = False,
 ) -> Response:
+    if deleted:  # another list: the tombstones (see api_monitor_history)
+        tombstones = await api_monitor_history.deleted_monitors(request)
+        return Response(tombstones.model_dump_json(), media_type="application/json")
     runtime = runtime_of(request)
     filters = monitor_list.parse_filters(runtime, state, kind, component, location, q, tag)
     order = monitor_order.parse_sort(sort)
@@ -92,7 +98,7 @@ async def get_monitor(request: Request, monitor_id: str, response: Response) -> 
     a monitor made through the API has a `version`, also its `ETag` (for `If-Match`)."""
     runtime = runtime_of(request)
     monitor = runtime.config.monitor(monitor_id)
-    row = await runtime.changes.row(MONITOR, monitor_id)
+    row = await runtime.changes.row(MONITOR, monitor_id) if is_id(monitor_id) else None
     if monitor is None:
         if row is not None and row.deleted_at is not None:
             message = (
@@ -124,14 +130,17 @@ async def list_results(
     until: TimeParam = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ResultList:
+    """Also of a monitor deleted through the API: its results are kept."""
     runtime = runtime_of(request)
-    if runtime.config.monitor(monitor_id) is None:
+    if runtime.config.monitor(monitor_id) is None and not await deleted_monitor(
+        runtime, monitor_id
+    ):
         raise ApiError(404, f"no monitor {monitor_id!r}")
     async with runtime.db.connect() as conn:
         rows = await result_store.list_results(
             conn,
             monitor_id,
-            location=location,
+            location=storable(location, "location"),
             since=millis(since, "since"),
             until=millis(until, "until"),
             limit=limit,

@@ -14,6 +14,7 @@ from uptally.store import outages as outage_store
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
+from uptally.web.managed_http import deleted_monitor
 from uptally.web.schemas import ErrorOut, OutageIn, OutageList, OutageOut
 from uptally.web.views import outage_out
 
@@ -46,7 +47,7 @@ async def list_outages(
     config = runtime.config
     monitors: list[str] | None = None
     if monitor is not None:
-        if config.monitor(monitor) is None:
+        if config.monitor(monitor) is None and not await deleted_monitor(runtime, monitor):
             raise ApiError(404, f"no monitor {monitor!r}")
         monitors = [monitor]
     if component is not None:
@@ -64,7 +65,10 @@ async def list_outages(
             verified_only=bool(verified),
             limit=limit,
         )
-    return OutageList(outages=[outage_out(row) for row in rows])
+    gone = {
+        r.outage.monitor for r in rows if r.outage.monitor and not config.monitor(r.outage.monitor)
+    }
+    return OutageList(outages=[outage_out(row, row.outage.monitor in gone) for row in rows])
 
 
 @router.post("", response_model=OutageOut, status_code=201)

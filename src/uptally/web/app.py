@@ -20,6 +20,7 @@ from uptally.web import (
     api_incidents,
     api_maintenance,
     api_monitor_edit,
+    api_monitor_history,
     api_monitor_pause,
     api_monitor_run,
     api_monitors,
@@ -111,6 +112,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api_monitor_run.router)  # before /{monitor_id}: /test is no id
     app.include_router(api_monitors.router)
+    app.include_router(api_monitor_history.router)
     app.include_router(api_monitor_edit.router)
     app.include_router(api_components.router)
     app.include_router(api_monitor_pause.router)

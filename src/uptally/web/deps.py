@@ -42,6 +42,14 @@ def millis(value: datetime | str | None, name: str) -> Millis | None:
         raise ApiError(422, f"{name}: time out of range") from None
 
 
+def storable(value: str | None, name: str) -> str | None:
+    """A query parameter compared in the database: 422 for NUL (PostgreSQL refuses it) or lone
+    surrogates (not encodable as UTF-8), which no stored value has."""
+    if value is not None and ("\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)):
+        raise ApiError(422, f"{name}: must not contain NUL characters or invalid Unicode")
+    return value
+
+
 # A type, not a shared `Query(...)` default: FastAPI copies Annotated metadata per parameter but
 # stores a default `Query` object as is and writes the parameter's name into it as its alias, so
 # one object shared by `since` and `until` made both read `?since=`.

@@ -98,6 +98,7 @@ class OutageOut(Model):
     reason: str
     source: Literal["detected", "manual"]
     duration_s: float | None
+    monitor_deleted: bool = False  # its monitor is configured no more (history is kept)
 
 
 class OutageList(Model):

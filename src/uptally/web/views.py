@@ -28,7 +28,8 @@ def result_out(result: Result) -> ResultOut:
     )
 
 
-def outage_out(stored: StoredOutage) -> OutageOut:
+def outage_out(stored: StoredOutage, monitor_deleted: bool = False) -> OutageOut:
+    """`monitor_deleted`: its monitor is configured no more (deleted, or gone from the file)."""
     outage = stored.outage
     return OutageOut(
         id=outage.id,
@@ -44,6 +45,7 @@ def outage_out(stored: StoredOutage) -> OutageOut:
         reason=outage.reason,
         source="manual" if stored.source == "manual" else "detected",
         duration_s=None if outage.end is None else (outage.end - outage.start) / 1000,
+        monitor_deleted=monitor_deleted,
     )
 
 
