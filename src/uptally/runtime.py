@@ -81,12 +81,6 @@ def _rules(
 RESTART_ONLY = ("backup", "security", "probe", "locations")
 
 
-def _page_routes(config: Config) -> list[tuple[str, str, bool]]:
-    """What the web routes of `status_pages` are built from (titles and components may change
-    on a reload; which pages exist, where, and whether they are private may not)."""
-    return sorted((page.id, page.path, page.private) for page in config.status_pages)
-
-
 class ReloadRefused(Exception):
     """A config change that cannot be applied while running (the old config keeps running)."""
 
@@ -416,8 +410,6 @@ class Runtime:
             fixed = [
                 name for name in RESTART_ONLY if getattr(new, name) != getattr(self.config, name)
             ]
-            if _page_routes(new) != _page_routes(self.config):
-                fixed.append("status_pages (ids, paths, private)")
             if fixed:
                 raise ReloadRefused(f"{', '.join(fixed)} can change only with a restart")
             old, old_file, old_managed = self.config, self.file_config, self.managed

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,12 @@ class StatusSite:
         if self._scoped[0] is not config:
             self._scoped = (config, page_scope(config, self.page))
         return self._scoped[1]
+
+    def close(self) -> None:
+        """The page is gone or moved: no more rebuilds, no more evaluations heard."""
+        with contextlib.suppress(ValueError):
+            self.runtime.ingest.listeners.remove(self._on_evaluation)
+        self.cache.close()
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         if (
@@ -216,18 +222,19 @@ class StatusSite:
         return await export_site(model, out, self.history_page, older)
 
 
-async def watch(sites: Sequence[StatusSite], every_s: float = WATCH_EVERY_S) -> None:
+async def watch(sites: Callable[[], Sequence[StatusSite]], every_s: float = WATCH_EVERY_S) -> None:
     """While the server runs: notice changes written elsewhere for every site (one query for
-    all), so that each rebuilds within a moment of a change, without waiting for a visitor."""
-    if not sites:
+    all), so that each rebuilds within a moment of a change, without waiting for a visitor.
+    `sites` is asked each time: pages come and go at runtime."""
+    if not sites():
         return
-    db = sites[0].runtime.db
+    db = sites()[0].runtime.db
     failing = False
     while True:
         try:
             async with db.connect() as conn:
                 mark = await outbox_mark(conn)
-            for site in sites:
+            for site in sites():
                 site.notice(mark)
             failing = False
         except Exception as error:
@@ -238,7 +245,7 @@ async def watch(sites: Sequence[StatusSite], every_s: float = WATCH_EVERY_S) -> 
 
 
 @contextlib.asynccontextmanager
-async def watching(sites: Sequence[StatusSite]) -> AsyncIterator[None]:
+async def watching(sites: Callable[[], Sequence[StatusSite]]) -> AsyncIterator[None]:
     """`watch` the sites for the duration; then stop their background rebuilds."""
     task = asyncio.get_running_loop().create_task(watch(sites), name="status-pages")
     try:
@@ -246,7 +253,7 @@ async def watching(sites: Sequence[StatusSite]) -> AsyncIterator[None]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        for site in sites:
+        for site in sites():
             site.cache.close()
 
 
