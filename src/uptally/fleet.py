@@ -82,7 +82,9 @@ class Fleet:
         self._hashes = {}
         for location in config.locations:
             token = os.environ.get(location.token_env) if location.token_env else None
-            if token:
+            if location.token_hash:  # made through the API: only the hash was ever kept
+                self._hashes[location.name] = bytes.fromhex(location.token_hash)
+            elif token:
                 self._hashes[location.name] = token_hash(token)
             else:
                 log.warning(
@@ -102,6 +104,8 @@ class Fleet:
         }
         for name in self._assignments:
             self._rows.setdefault(name, ProbeRow(name, "never"))
+        for name in self._rows.keys() - self._assignments.keys():
+            del self._rows[name]  # a location deleted at runtime is watched no more
 
     def _document(self, monitor: ActiveMonitor) -> dict[str, Any]:
         """A monitor as agents receive it; remembered while the monitor object is the same (a

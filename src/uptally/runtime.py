@@ -78,7 +78,7 @@ def _rules(
     return Rules(confirm, locations, consensus, stale)  # shared: most monitors have the same
 
 
-RESTART_ONLY = ("backup", "security", "probe", "locations")
+RESTART_ONLY = ("backup", "security", "probe", "locations")  # the file's (not the API's)
 
 
 class ReloadRefused(Exception):
@@ -407,8 +407,11 @@ class Runtime:
             raise ReloadRefused("this process was not started from a config file")
         async with self._reloading:
             new = with_backup_monitor(await asyncio.to_thread(load_config, self.config_path))
+            # Against the file's own: locations made through the API change at runtime.
             fixed = [
-                name for name in RESTART_ONLY if getattr(new, name) != getattr(self.config, name)
+                name
+                for name in RESTART_ONLY
+                if getattr(new, name) != getattr(self.file_config, name)
             ]
             if fixed:
                 raise ReloadRefused(f"{', '.join(fixed)} can change only with a restart")

@@ -29,7 +29,8 @@ class Kind:
 MONITOR = Kind("monitor", "monitors")
 COMPONENT = Kind("component", "components")
 STATUS_PAGE = Kind("status_page", "status_pages")
-KINDS = {kind.name: kind for kind in (MONITOR, COMPONENT, STATUS_PAGE)}
+LOCATION = Kind("location", "locations", key="name")
+KINDS = {kind.name: kind for kind in (MONITOR, COMPONENT, STATUS_PAGE, LOCATION)}
 
 
 @dataclass(frozen=True, slots=True)

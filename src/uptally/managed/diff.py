@@ -14,7 +14,9 @@ from uptally.config.schema import monitor_document
 from uptally.redaction import Redactor
 
 # Values that may carry credentials: recorded as a digest, so that a change shows but not what.
-_SECRET_KEYS = frozenset({"headers", "body", "json", "params", "token", "send", "query"})
+_SECRET_KEYS = frozenset(
+    {"headers", "body", "json", "params", "token", "token_hash", "send", "query"}
+)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -18,6 +18,7 @@ from uptally.web import (
     api_config,
     api_dr,
     api_incidents,
+    api_locations,
     api_maintenance,
     api_monitor_edit,
     api_monitors,
@@ -123,6 +124,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_channels.router)
     app.include_router(subscribe.router)
     app.include_router(api_status_pages.router)
+    app.include_router(api_locations.router)
     app.include_router(statuspage.page_router(app.state.status_site))
     app.include_router(statuspage.router)
     app.router.routes.append(PagesRoute(app.state.status_pages))  # after every fixed path
