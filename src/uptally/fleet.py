@@ -153,6 +153,11 @@ class Fleet:
             self._metrics.probe_auth_failures.inc()
         return found
 
+    def knows(self, location: str) -> bool:
+        """Still a location (one deleted at runtime is not, though its agent's request may
+        have been let in just before)."""
+        return location in self._assignments
+
     def assignment(self, location: str) -> Assignment:
         return self._assignments[location]
 
@@ -173,7 +178,7 @@ class Fleet:
         try:
             await self._ingest.submit_work(work)
         except Exception:
-            if self._rows[location] == work.probes[-1]:  # no later contact moved on since
+            if self._rows.get(location) == work.probes[-1]:  # no later contact moved on since
                 self._rows[location] = before
             raise
         dropped = sum(gap.count for gap in report.dropped)
