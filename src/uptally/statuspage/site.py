@@ -75,7 +75,8 @@ class StatusSite:
         self.page = page  # an id of `status_pages`; None for the main page
         self._scoped = (runtime.config, page_scope(runtime.config, page))  # KeyError: no page
         scope = self._scoped[1]
-        # Routes and the fast path are built from these: fixed for the life of the process.
+        # Routes and the fast path are built from these: fixed for the life of the site (the
+        # server makes a new site when a page moves or turns private, web/page_sites.py).
         self.path = scope.path
         self.private = scope.private
         self._base_url = base_url  # export-site's --base-url

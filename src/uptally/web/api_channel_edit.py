@@ -1,5 +1,4 @@
-"""Admin API: notification channels made through the API: created, read, replaced, changed
-(merge patch) and deleted; URL and secret stored sealed, audited as digests."""
+"""Admin API: channels made through the API: create, read, replace, patch, delete; audited."""
 
 from __future__ import annotations
 

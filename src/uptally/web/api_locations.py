@@ -1,5 +1,4 @@
-"""Admin API: probe locations, read and managed. A location made here gets a generated probe
-token, shown once in the answer; only its SHA-256 is kept (`token_hash` of its document)."""
+"""Admin API: probe locations, read and managed; one made here gets a generated probe token."""
 
 from __future__ import annotations
 
@@ -28,6 +27,9 @@ router = APIRouter(
     dependencies=[Depends(require_admin)],  # read for GET, write for changes
     responses=_ERRORS,
 )
+# The token is shown once, in the answer that makes it; only its SHA-256 is kept, as
+# `token_hash` in the location's own document: it is stored, audited (as a digest), deleted
+# and followed by other processes with the location, and no table holds it in clear.
 TOKEN_BYTES = 32  # 256 bits, 43 base64url characters
 
 LocationBody = Annotated[

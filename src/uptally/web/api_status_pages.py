@@ -1,5 +1,4 @@
-"""Admin API: the pages of `status_pages` (some components under a path of their own), read
-and managed; a page made or changed here is served at its path at once."""
+"""Admin API: the pages of `status_pages`, read and managed (served at their path at once)."""
 
 from __future__ import annotations
 

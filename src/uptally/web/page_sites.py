@@ -1,5 +1,4 @@
-"""The pages of `status_pages` as served: one site and router per page, following the running
-config, so that a page made, moved or deleted at runtime (API, reload) is served at once."""
+"""The pages of `status_pages` as served: following the running config (made, moved, gone)."""
 
 from __future__ import annotations
 
