@@ -104,7 +104,10 @@ class StatusSite:
         resolved once per config, not per request."""
         config = self.runtime.config
         if self._scoped[0] is not config:
-            self._scoped = (config, page_scope(config, self.page))
+            try:
+                self._scoped = (config, page_scope(config, self.page))
+            except KeyError:  # deleted at runtime: a request already in flight ends as it began
+                return self._scoped[1]
         return self._scoped[1]
 
     def close(self) -> None:
