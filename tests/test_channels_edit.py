@@ -45,9 +45,11 @@ class Client:
         self.session = session
         self.base = base
 
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, Any]:
         async with self.session.request(
-            method, f"{self.base}{path}", json=body, headers=AUTH
+            method, f"{self.base}{path}", json=body, headers={**AUTH, **(headers or {})}
         ) as response:
             data = await response.json() if response.status != 204 else None
             return response.status, data, response.headers
@@ -176,3 +178,27 @@ async def test_a_channel_is_created_patched_and_delivered_to_with_what_it_holds_
         entries[3].details["changes"]["/secret"]["after"]
         == "sha256:" + hashlib.sha256(b"null").hexdigest()[:16]
     )
+
+
+async def test_a_lost_update_is_refused_by_if_match(hub: tuple[Client, Runtime]) -> None:
+    api, _ = hub
+    body = {"id": "chat", "url": "slack://a/b/c", "events": ["incident.*"]}
+    status, _, headers = await api.call("POST", "/api/v1/channels", body)
+    assert status == 201
+    first = headers["ETag"]
+    assert (await api.call("GET", "/api/v1/channels/chat"))[2]["ETag"] == first
+    status, _, headers = await api.call("PATCH", "/api/v1/channels/chat", {"events": []})
+    assert status == 200
+    second = headers["ETag"]
+    assert second != first
+    stale = {"If-Match": first}
+    status, refused, _ = await api.call("PATCH", "/api/v1/channels/chat", {"events": []}, stale)
+    assert (status, refused["error"]["code"]) == (412, "precondition_failed")
+    put = {"url": "slack://d/e/f"}
+    assert (await api.call("PUT", "/api/v1/channels/chat", put, stale))[0] == 412
+    assert (await api.call("DELETE", "/api/v1/channels/chat", None, stale))[0] == 412
+    status, _, headers = await api.call("PUT", "/api/v1/channels/chat", put, {"If-Match": second})
+    assert status == 200
+    assert headers["ETag"] not in (first, second)
+    current = {"If-Match": headers["ETag"]}
+    assert (await api.call("DELETE", "/api/v1/channels/chat", None, current))[0] == 204

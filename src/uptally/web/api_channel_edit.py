@@ -23,6 +23,7 @@ from uptally.web.api_channels import ChannelIn, ChannelOut, channel_out, scheme_
 from uptally.web.auth import principal_of, require_admin, require_scope
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError, json_pointer
+from uptally.web.managed_http import etag, expected_version, tag_response
 from uptally.web.schemas import ErrorOut
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -106,8 +107,22 @@ async def _checked(runtime: Runtime, channel_id: str, body: ChannelIn) -> Channe
     return checked
 
 
+def _precondition(request: Request, stored: StoredChannel | None) -> None:
+    """412 unless If-Match (if given) names the channel's current version. The version is
+    its `updated_at`, kept increasing by `_save`: no column of its own is needed."""
+    expected = expected_version(request)
+    if expected is not None and (stored is None or stored.updated_at != expected):
+        now = "no such channel" if stored is None else f"it is at {etag(stored.updated_at)}"
+        raise ApiError(412, f"If-Match names another version: {now}", "precondition_failed")
+
+
 async def _save(
-    request: Request, channel_id: str, body: ChannelIn, before: dict[str, Any] | None
+    request: Request,
+    response: Response,
+    channel_id: str,
+    body: ChannelIn,
+    previous: StoredChannel | None,
+    before: dict[str, Any] | None,
 ) -> ChannelOut:
     """Store (sealed) and audit in one transaction; `before` is what it replaces, if anything."""
     runtime = runtime_of(request)
@@ -115,6 +130,8 @@ async def _save(
     checked = await _checked(runtime, channel_id, body)
     actor = principal_of(request).actor
     now = runtime.clock.now_ms()
+    if previous is not None:  # a new version even within the same millisecond
+        now = max(now, previous.updated_at + 1)
     url, secret = sealed(runtime.keyring, channel_id, body.url, body.secret)
     stored = StoredChannel(
         channel_id,
@@ -135,6 +152,7 @@ async def _save(
         created = await channel_store.save_channel(conn, stored)
         action = "channel.created" if created else "channel.changed"
         await audit.append(conn, actor, action, f"channel:{channel_id}", details, at=now)
+    tag_response(response, now)
     return await channel_out(request, stored, "api", scheme_of(body.url), body.secret is not None)
 
 
@@ -149,7 +167,7 @@ async def _stored(runtime: Runtime, channel_id: str) -> StoredChannel | None:
     summary="One channel",
     dependencies=[Depends(require_admin)],
 )
-async def get_channel(request: Request, channel_id: ChannelId) -> ChannelOut:
+async def get_channel(request: Request, channel_id: ChannelId, response: Response) -> ChannelOut:
     """Whether a URL or secret is set, never them."""
     runtime = runtime_of(request)
     filed = _provisioned(runtime, channel_id)
@@ -160,6 +178,7 @@ async def get_channel(request: Request, channel_id: ChannelId) -> ChannelOut:
     stored = await _stored(runtime, channel_id)
     if stored is None:
         raise ApiError(404, f"no channel {channel_id!r}")
+    tag_response(response, stored.updated_at)
     kind_scheme = stored_scheme(request, stored)
     return await channel_out(request, stored, "api", kind_scheme, stored.secret is not None)
 
@@ -178,7 +197,8 @@ async def create_channel(request: Request, body: ChannelNew, response: Response)
     async with _writing:
         if await _stored(runtime, body.id) is not None:
             raise ApiError(409, f"channel {body.id!r} already exists", "exists")
-        made = await _save(request, body.id, ChannelIn(**body.model_dump(exclude={"id"})), None)
+        fields = ChannelIn(**body.model_dump(exclude={"id"}))
+        made = await _save(request, response, body.id, fields, None, None)
     response.headers["Location"] = f"/api/v1/channels/{body.id}"
     return made
 
@@ -189,14 +209,17 @@ async def create_channel(request: Request, body: ChannelNew, response: Response)
     summary="Create or replace a channel",
     dependencies=[Depends(require_scope("admin"))],
 )
-async def put_channel(request: Request, channel_id: ChannelId, body: ChannelIn) -> ChannelOut:
+async def put_channel(
+    request: Request, channel_id: ChannelId, body: ChannelIn, response: Response
+) -> ChannelOut:
     """Its URL and secret are stored encrypted (admin scope)."""
     runtime = runtime_of(request)
     _writable(runtime, channel_id)
     async with _writing:
         stored = await _stored(runtime, channel_id)
+        _precondition(request, stored)
         before = _opened(runtime, stored) if stored is not None else None
-        return await _save(request, channel_id, body, before)
+        return await _save(request, response, channel_id, body, stored, before)
 
 
 @router.patch(
@@ -205,7 +228,11 @@ async def put_channel(request: Request, channel_id: ChannelId, body: ChannelIn) 
     summary="Change a channel",
     dependencies=[Depends(require_scope("admin"))],
 )
-async def patch_channel(request: Request, channel_id: ChannelId, body: PatchBody) -> ChannelOut:
+async def patch_channel(
+    request: Request, channel_id: ChannelId, body: PatchBody, response: Response
+) -> ChannelOut:
+    """A JSON merge patch (RFC 7396): a `url` or `secret` given replaces the stored one, one
+    left out is kept; `null` removes a key (the secret, or events back to the default)."""
     runtime = runtime_of(request)
     _writable(runtime, channel_id)
     if "id" in body and body["id"] != channel_id:
@@ -215,6 +242,7 @@ async def patch_channel(request: Request, channel_id: ChannelId, body: PatchBody
         stored = await _stored(runtime, channel_id)
         if stored is None:
             raise ApiError(404, f"no channel {channel_id!r}")
+        _precondition(request, stored)
         before = _opened(runtime, stored)
         merged = merge_patch({k: v for k, v in before.items() if v is not None}, body)
         merged.pop("id", None)
@@ -225,7 +253,7 @@ async def patch_channel(request: Request, channel_id: ChannelId, body: PatchBody
                 {"path": json_pointer(e["loc"]), "message": str(e["msg"])} for e in error.errors()
             ]
             raise ApiError(422, details[0]["message"], details=details) from None
-        return await _save(request, channel_id, changed, before)
+        return await _save(request, response, channel_id, changed, stored, before)
 
 
 @router.delete(
@@ -242,6 +270,8 @@ async def delete_channel(request: Request, channel_id: ChannelId) -> None:
     now = runtime.clock.now_ms()
     async with _writing:
         stored = await _stored(runtime, channel_id)
+        if stored is not None:
+            _precondition(request, stored)
         before = None
         if stored is not None and runtime.keyring is not None:
             with contextlib.suppress(ApiError):  # a channel sealed with a lost key may go
