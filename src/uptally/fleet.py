@@ -160,7 +160,9 @@ class Fleet:
         self._hashes = {}
         for location in config.locations:
             token = os.environ.get(location.token_env) if location.token_env else None
-            if token:
+            if location.token_hash:  # made through the API: only the hash was ever kept
+                self._hashes[location.name] = bytes.fromhex(location.token_hash)
+            elif token:
                 self._hashes[location.name] = token_hash(token)
             else:
                 log.warning(
@@ -169,8 +171,6 @@ class Fleet:
                     location.token_env or "token_env",
                 )
         self._assign()
-        for name in self._assignments:
-            self._rows.setdefault(name, ProbeRow(name, "never"))
 
     def set_paused(self, paused: frozenset[str]) -> None:
         """Paused monitors leave every assignment: agents see a new version at their next pull,
@@ -192,6 +192,10 @@ class Fleet:
             )
             for location in config.locations
         }
+        for name in self._assignments:
+            self._rows.setdefault(name, ProbeRow(name, "never"))
+        for name in self._rows.keys() - self._assignments.keys():
+            del self._rows[name]  # a location deleted at runtime is watched no more
 
     def _document(self, monitor: ActiveMonitor) -> dict[str, Any]:
         """A monitor as agents receive it; remembered while the monitor object is the same (a
@@ -243,6 +247,11 @@ class Fleet:
             self._metrics.probe_auth_failures.inc()
         return found
 
+    def knows(self, location: str) -> bool:
+        """Still a location (one deleted at runtime is not, though its agent's request may
+        have been let in just before)."""
+        return location in self._assignments
+
     def assignment(self, location: str) -> Assignment:
         return self._assignments[location]
 
@@ -263,7 +272,7 @@ class Fleet:
         try:
             await self._ingest.submit_work(work)
         except Exception:
-            if self._rows[location] == work.probes[-1]:  # no later contact moved on since
+            if self._rows.get(location) == work.probes[-1]:  # no later contact moved on since
                 self._rows[location] = before
             raise
         self.runs.answered(location, results)

@@ -84,13 +84,7 @@ def _rules(
     return Rules(confirm, locations, consensus, stale)  # shared: most monitors have the same
 
 
-RESTART_ONLY = ("backup", "security", "probe", "locations")
-
-
-def _page_routes(config: Config) -> list[tuple[str, str, bool]]:
-    """What the web routes of `status_pages` are built from (titles and components may change
-    on a reload; which pages exist, where, and whether they are private may not)."""
-    return sorted((page.id, page.path, page.private) for page in config.status_pages)
+RESTART_ONLY = ("backup", "security", "probe", "locations")  # the file's (not the API's)
 
 
 class ReloadRefused(Exception):
@@ -442,11 +436,12 @@ class Runtime:
             raise ReloadRefused("this process was not started from a config file")
         async with self._reloading:
             new = with_backup_monitor(await asyncio.to_thread(load_config, self.config_path))
+            # Against the file's own: locations made through the API change at runtime.
             fixed = [
-                name for name in RESTART_ONLY if getattr(new, name) != getattr(self.config, name)
+                name
+                for name in RESTART_ONLY
+                if getattr(new, name) != getattr(self.file_config, name)
             ]
-            if _page_routes(new) != _page_routes(self.config):
-                fixed.append("status_pages (ids, paths, private)")
             if fixed:
                 raise ReloadRefused(f"{', '.join(fixed)} can change only with a restart")
             # API changes are made between reloads, never in the middle of one (or one is lost)

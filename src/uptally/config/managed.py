@@ -29,7 +29,9 @@ class Kind:
 
 MONITOR = Kind("monitor", "monitors")
 COMPONENT = Kind("component", "components")
-KINDS = {kind.name: kind for kind in (MONITOR, COMPONENT)}
+STATUS_PAGE = Kind("status_page", "status_pages")
+LOCATION = Kind("location", "locations", key="name")
+KINDS = {kind.name: kind for kind in (MONITOR, COMPONENT, STATUS_PAGE, LOCATION)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,10 @@ def validate(
             continue
         for path, message in _problems(kind, document, config):
             problems.append(Problem(json_pointer((*base, *path[2:])), message))
+        if kind is STATUS_PAGE:
+            clash = _path_clash(document, config, documents[:index])
+            if clash:
+                problems.append(Problem(json_pointer((*base, "path")), clash))
     if problems:
         raise DocumentInvalid(problems)
     section = Config.model_validate({kind.section: list(documents)})
@@ -82,7 +88,27 @@ def _problems(kind: Kind, document: dict[str, Any], config: Config) -> list[tupl
         for j, ref in enumerate(document.get("monitors") or []):
             if isinstance(ref, str) and ref not in known:
                 found.append((("components", 0, "monitors", j), f"unknown monitor {ref!r}"))
+    if kind is STATUS_PAGE:  # its components are looked up in `config`
+        found = [p for p in found if not p[1].startswith("unknown component")]
+        known = {c.id for c in config.components}
+        for j, ref in enumerate(document.get("components") or []):
+            if isinstance(ref, str) and ref not in known:
+                found.append((("status_pages", 0, "components", j), f"unknown component {ref!r}"))
     return found
+
+
+def _path_clash(document: dict[str, Any], config: Config, earlier: Sequence[Any]) -> str | None:
+    """Another page (not this id) already served at the path this page names."""
+    path, page_id = document.get("path"), document.get("id")
+    if not isinstance(path, str):
+        return None
+    for page in config.status_pages:
+        if page.path == path and page.id != page_id:
+            return f"path {path!r} is already the path of status page {page.id!r}"
+    for other in earlier:
+        if isinstance(other, dict) and other.get("path") == path:
+            return f"path {path!r} is already the path of status page {other.get('id')!r}"
+    return None
 
 
 def merge(file: Config, managed: Mapping[str, Sequence[BaseModel]]) -> Config:

@@ -551,11 +551,16 @@ def canary_target(value: str) -> str:
     return value
 
 
+_TOKEN_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
 class Location(Strict):
-    """A remote probe agent's location; the agent authenticates with the token in `token_env`."""
+    """A remote probe agent's location; the agent authenticates with the token in `token_env`,
+    or (a location made through the API) with the token whose SHA-256 is `token_hash`."""
 
     name: Identifier
     token_env: str | None = None
+    token_hash: str | None = None  # hex; set by uptally when the API makes the location
     # Targets the agent checks to know that its own network works, independent of the hub:
     # http(s)://… (any HTTP answer counts) or tcp://host:port. None: the agent's built-in
     # defaults (see docs/locations.md); []: no canary check at all.
@@ -572,6 +577,19 @@ class Location(Strict):
         if value == "local":
             raise ValueError("'local' is the embedded probe and always exists; do not declare it")
         return value
+
+    @field_validator("token_hash")
+    @classmethod
+    def _sha256(cls, value: str | None) -> str | None:
+        if value is not None and not _TOKEN_HASH_RE.match(value):
+            raise ValueError("token_hash is the SHA-256 of the token: 64 lowercase hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _one_token(self) -> Location:
+        if self.token_env is not None and self.token_hash is not None:
+            raise ValueError("give token_env or token_hash, not both")
+        return self
 
 
 class Component(Strict):

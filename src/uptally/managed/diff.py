@@ -14,7 +14,9 @@ from uptally.config.schema import monitor_document
 from uptally.redaction import Redactor
 
 # Values that may carry credentials: recorded as a digest, so that a change shows but not what.
-SECRET_KEYS = frozenset({"headers", "body", "json", "params", "token", "send", "query"})
+SECRET_KEYS = frozenset(
+    {"headers", "body", "json", "params", "token", "token_hash", "send", "query"}
+)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -32,8 +34,20 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def audit_diff(before: BaseModel | None, after: BaseModel | None) -> dict[str, Any]:
     """{"changes": {pointer: {"before", "after"}}} between two versions of an object."""
-    old = _shown(monitor_document(before)) if before is not None else {}
-    new = _shown(monitor_document(after)) if after is not None else {}
+    return document_diff(
+        monitor_document(before) if before is not None else None,
+        monitor_document(after) if after is not None else None,
+    )
+
+
+def document_diff(
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    secret_keys: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """`audit_diff` of plain documents; `secret_keys` are digested too (at the top level)."""
+    old = _shown(before, secret_keys) if before is not None else {}
+    new = _shown(after, secret_keys) if after is not None else {}
     changes: dict[str, Any] = {}
     _compare(old, new, (), changes)
     return {"changes": changes}
@@ -47,15 +61,22 @@ def _compare(old: Any, new: Any, path: tuple[str | int, ...], out: dict[str, Any
         out[json_pointer(path) or "/"] = {"before": old, "after": new}
 
 
-def _shown(document: dict[str, Any]) -> dict[str, Any]:
+def _shown(document: dict[str, Any], secret_keys: frozenset[str]) -> dict[str, Any]:
     redactor = Redactor()
-    return {key: _value(key, value, redactor) for key, value in document.items()}
+    return {
+        key: _digest(value) if key in secret_keys else _value(key, value, redactor)
+        for key, value in document.items()
+    }
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _value(key: str, value: Any, redactor: Redactor) -> Any:
     if key in SECRET_KEYS:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _digest(value)
     if key == "url" and isinstance(value, str):
         return redactor.url(value)
     if isinstance(value, dict):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from uptally.config.managed import COMPONENT, MONITOR, Kind
-from uptally.config.schema import Config
+from uptally.config.managed import COMPONENT, LOCATION, MONITOR, Kind
+from uptally.config.schema import ActiveMonitor, Config
 
 
 def users_of(config: Config, kind: Kind, object_id: str) -> list[str]:
@@ -36,6 +36,12 @@ def users_of(config: Config, kind: Kind, object_id: str) -> list[str]:
         ]
         if object_id in config.incidents.automation.components:
             found.append("incidents/automation")
+    elif kind is LOCATION:
+        found += [
+            f"monitors/{m.id}"
+            for m in config.monitors
+            if isinstance(m, ActiveMonitor) and object_id in m.locations
+        ]
     return [_with_origin(config, user) for user in found]
 
 

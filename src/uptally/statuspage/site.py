@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,8 @@ class StatusSite:
         self.page = page  # an id of `status_pages`; None for the main page
         self._scoped = (runtime.config, page_scope(runtime.config, page))  # KeyError: no page
         scope = self._scoped[1]
-        # Routes and the fast path are built from these: fixed for the life of the process.
+        # Routes and the fast path are built from these: fixed for the life of the site (the
+        # server makes a new site when a page moves or turns private, web/page_sites.py).
         self.path = scope.path
         self.private = scope.private
         self._base_url = base_url  # export-site's --base-url
@@ -108,8 +109,17 @@ class StatusSite:
         resolved once per config, not per request."""
         config = self.runtime.config
         if self._scoped[0] is not config:
-            self._scoped = (config, page_scope(config, self.page))
+            try:
+                self._scoped = (config, page_scope(config, self.page))
+            except KeyError:  # deleted at runtime: a request already in flight ends as it began
+                return self._scoped[1]
         return self._scoped[1]
+
+    def close(self) -> None:
+        """The page is gone or moved: no more rebuilds, no more evaluations heard."""
+        with contextlib.suppress(ValueError):
+            self.runtime.ingest.listeners.remove(self._on_evaluation)
+        self.cache.close()
 
     def _on_evaluation(self, evaluation: Evaluation) -> None:
         if (
@@ -221,18 +231,19 @@ class StatusSite:
         return await export_site(model, out, self.history_page, older)
 
 
-async def watch(sites: Sequence[StatusSite], every_s: float = WATCH_EVERY_S) -> None:
+async def watch(sites: Callable[[], Sequence[StatusSite]], every_s: float = WATCH_EVERY_S) -> None:
     """While the server runs: notice changes written elsewhere for every site (one query for
-    all), so that each rebuilds within a moment of a change, without waiting for a visitor."""
-    if not sites:
+    all), so that each rebuilds within a moment of a change, without waiting for a visitor.
+    `sites` is asked each time: pages come and go at runtime."""
+    if not sites():
         return
-    db = sites[0].runtime.db
+    db = sites()[0].runtime.db
     failing = False
     while True:
         try:
             async with db.connect() as conn:
                 mark = await outbox_mark(conn)
-            for site in sites:
+            for site in sites():
                 site.notice(mark)
             failing = False
         except Exception as error:
@@ -243,7 +254,7 @@ async def watch(sites: Sequence[StatusSite], every_s: float = WATCH_EVERY_S) -> 
 
 
 @contextlib.asynccontextmanager
-async def watching(sites: Sequence[StatusSite]) -> AsyncIterator[None]:
+async def watching(sites: Callable[[], Sequence[StatusSite]]) -> AsyncIterator[None]:
     """`watch` the sites for the duration; then stop their background rebuilds."""
     task = asyncio.get_running_loop().create_task(watch(sites), name="status-pages")
     try:
@@ -251,7 +262,7 @@ async def watching(sites: Sequence[StatusSite]) -> AsyncIterator[None]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        for site in sites:
+        for site in sites():
             site.cache.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,20 +73,26 @@ async def save_channel(conn: AsyncConnection, channel: StoredChannel) -> bool:
 
 async def load_channels(conn: AsyncConnection) -> list[StoredChannel]:
     rows = await conn.execute(select(channels).order_by(channels.c.id))
-    return [
-        StoredChannel(
-            r.id,
-            r.url,
-            r.secret,
-            json.loads(r.events),
-            json.loads(r.components),
-            json.loads(r.monitors),
-            r.created_at,
-            r.updated_at,
-            r.created_by,
-        )
-        for r in rows
-    ]
+    return [_stored(r) for r in rows]
+
+
+async def get_channel(conn: AsyncConnection, channel_id: str) -> StoredChannel | None:
+    row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
+    return None if row is None else _stored(row)
+
+
+def _stored(r: Any) -> StoredChannel:
+    return StoredChannel(
+        r.id,
+        r.url,
+        r.secret,
+        json.loads(r.events),
+        json.loads(r.components),
+        json.loads(r.monitors),
+        r.created_at,
+        r.updated_at,
+        r.created_by,
+    )
 
 
 async def delete_channel(conn: AsyncConnection, channel_id: str) -> bool:

@@ -1,22 +1,21 @@
-"""Admin API: notification channels (secrets never shown), deliveries and subscribers."""
+"""Admin API: notification channels (secrets never shown), deliveries and subscribers.
+Channels are made and changed in api_channel_edit.py."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from uptally import audit
 from uptally.clock import iso
 from uptally.config.schema import ID_PATTERN, Channel, SecretRef
-from uptally.netguard import Guard, UnsafeTarget, check_url
 from uptally.notify.targets import CHANNEL
 from uptally.notify.webhook import PREFIX
 from uptally.store import channels as channel_store
 from uptally.store import deliveries as delivery_store
 from uptally.store import subscribers as subscriber_store
-from uptally.store.channels import StoredChannel, sealed
+from uptally.store.channels import StoredChannel
 from uptally.subscribers.service import remove
 from uptally.web.auth import principal_of, require_admin, require_scope
 from uptally.web.deps import runtime_of
@@ -115,7 +114,7 @@ class SubscriberList(Model):
     counts: dict[str, dict[str, int]]
 
 
-def _scheme(url: str | SecretRef) -> tuple[str | None, str | None]:
+def scheme_of(url: str | SecretRef) -> tuple[str | None, str | None]:
     if isinstance(url, SecretRef):
         return None, None
     scheme = url.split("://", 1)[0].lower()
@@ -132,7 +131,7 @@ async def _stats(request: Request, channel_id: str) -> ChannelStats:
     return ChannelStats(pending=pending, failing_since=iso(failing_since), last_error=last_error)
 
 
-async def _channel_out(
+async def channel_out(
     request: Request,
     channel: Channel | StoredChannel,
     source: Literal["config", "api"],
@@ -166,21 +165,21 @@ async def list_channels(request: Request) -> ChannelList:
     runtime = runtime_of(request)
     configured = runtime.config.notifications.channels
     found = [
-        await _channel_out(request, c, "config", _scheme(c.url), c.secret is not None)
+        await channel_out(request, c, "config", scheme_of(c.url), c.secret is not None)
         for c in configured
     ]
     async with runtime.db.connect() as conn:
         stored = await channel_store.load_channels(conn)
     ids = {c.id for c in configured}
     found += [
-        await _channel_out(request, c, "api", _stored_scheme(request, c), c.secret is not None)
+        await channel_out(request, c, "api", stored_scheme(request, c), c.secret is not None)
         for c in stored
         if c.id not in ids
     ]
     return ChannelList(channels=found)
 
 
-def _stored_scheme(request: Request, item: StoredChannel) -> tuple[str | None, str | None]:
+def stored_scheme(request: Request, item: StoredChannel) -> tuple[str | None, str | None]:
     keyring = runtime_of(request).keyring
     if keyring is None:
         return None, None
@@ -188,127 +187,7 @@ def _stored_scheme(request: Request, item: StoredChannel) -> tuple[str | None, s
         url, _ = item.opened(keyring)
     except Exception:
         return None, None
-    return _scheme(url)
-
-
-@router.put(
-    "/channels/{channel_id}",
-    response_model=ChannelOut,
-    tags=["channels"],
-    dependencies=[Depends(require_scope("admin"))],
-)
-async def put_channel(request: Request, channel_id: ChannelId, body: ChannelIn) -> ChannelOut:
-    """Create or replace a channel; its URL and secret are stored encrypted (admin scope)."""
-    runtime = runtime_of(request)
-    if any(c.id == channel_id for c in runtime.config.notifications.channels):
-        raise ApiError(409, f"channel {channel_id!r} is defined in the config file")
-    if runtime.keyring is None:
-        raise ApiError(409, "channels with URLs cannot be stored: set UPTALLY_SECRET_KEY first")
-    try:
-        checked = Channel(
-            id=channel_id,
-            url=body.url,
-            secret=body.secret,
-            events=body.events,
-            components=body.components,
-            monitors=body.monitors,
-        )
-    except ValidationError as error:
-        problems = "; ".join(str(e.get("msg", "invalid")) for e in error.errors()[:5])
-        raise ApiError(422, problems) from None
-    config = runtime.config
-    unknown = sorted(set(checked.components) - {c.id for c in config.components}) + sorted(
-        set(checked.monitors) - {m.id for m in config.monitors}
-    )
-    if unknown:
-        raise ApiError(422, f"unknown component(s) or monitor(s): {', '.join(unknown)}")
-    if config.security.ssrf_guard:
-        await _reachable(body.url, config.security.guard)
-    now = runtime.clock.now_ms()
-    url, secret = sealed(runtime.keyring, channel_id, body.url, body.secret)
-    stored = StoredChannel(
-        channel_id,
-        url,
-        secret,
-        checked.events,
-        checked.components,
-        checked.monitors,
-        now,
-        now,
-        principal_of(request).actor,
-    )
-    async with runtime.db.begin() as conn:
-        created = await channel_store.save_channel(conn, stored)
-        await audit.append(
-            conn,
-            principal_of(request).actor,
-            "channel.created" if created else "channel.changed",
-            f"channel:{channel_id}",
-            {
-                "events": checked.events,
-                "components": checked.components,
-                "monitors": checked.monitors,
-                "secret_set": body.secret is not None,
-            },
-            at=now,
-        )
-    return await _channel_out(request, stored, "api", _scheme(body.url), body.secret is not None)
-
-
-# Apprise schemes whose URL host is the host posted to; other Apprise targets are named
-# services (slack://, discord://: tokens, not hosts) and are checked when they are delivered.
-_HTTP_SCHEMES = {
-    "json": "http",
-    "jsons": "https",
-    "xml": "http",
-    "xmls": "https",
-    "form": "http",
-    "forms": "https",
-}
-
-
-async def _reachable(url: str, guard: Guard) -> None:
-    """422 unless the channel's host is one the SSRF guard lets through (security.ssrf_guard)."""
-    scheme, _, rest = url.partition("://")
-    scheme = scheme.lower()
-    if scheme.startswith(PREFIX):
-        target = url[len(PREFIX) :]
-    elif scheme in _HTTP_SCHEMES:
-        target = f"{_HTTP_SCHEMES[scheme]}://{rest}"
-    else:
-        return
-    try:
-        await check_url(target, guard)
-    except UnsafeTarget as error:
-        raise ApiError(
-            422, f"channel refused by the SSRF guard (see security.allow_internal): {error}"
-        ) from None
-
-
-@router.delete(
-    "/channels/{channel_id}",
-    status_code=204,
-    tags=["channels"],
-    dependencies=[Depends(require_scope("admin"))],
-)
-async def delete_channel(request: Request, channel_id: ChannelId) -> None:
-    """Remove a channel made through the API; its pending deliveries are given up."""
-    runtime = runtime_of(request)
-    if any(c.id == channel_id for c in runtime.config.notifications.channels):
-        raise ApiError(409, f"channel {channel_id!r} is defined in the config file")
-    now = runtime.clock.now_ms()
-    async with runtime.db.begin() as conn:
-        if not await channel_store.delete_channel(conn, channel_id):
-            raise ApiError(404, f"no channel {channel_id!r}")
-        await delivery_store.cancel_pending(conn, CHANNEL + channel_id, "the channel was removed")
-        await audit.append(
-            conn,
-            principal_of(request).actor,
-            "channel.deleted",
-            f"channel:{channel_id}",
-            {},
-            at=now,
-        )
+    return scheme_of(url)
 
 
 def _delivery_out(row: delivery_store.DeliveryRow) -> DeliveryOut:

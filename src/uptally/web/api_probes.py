@@ -176,6 +176,14 @@ def require_location(request: Request) -> str:
 
 
 Location = Annotated[str, Depends(require_location)]
+
+
+def _still_there(request: Request, location: str) -> None:
+    """401 for a location deleted (through the API) since its token was checked."""
+    if not runtime_of(request).fleet.knows(location):
+        raise ApiError(401, "invalid probe token", headers=_CHALLENGE)
+
+
 _AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut},
     401: {"model": ErrorOut},
@@ -192,6 +200,7 @@ _AGENT_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.get("/assignments", response_model=AssignmentOut, responses={304: {}, **_AGENT_ERRORS})
 async def assignments(request: Request, location: Location) -> Response:
     """The monitors this location runs; answers 304 while If-None-Match is current."""
+    _still_there(request, location)
     assignment = runtime_of(request).fleet.assignment(location)
     etag = f'"{assignment.version}"'
     if request.headers.get("if-none-match") == etag:
@@ -222,6 +231,7 @@ async def runs(
 @router.post("/results", response_model=BatchOut, responses=_AGENT_ERRORS)
 async def push_results(request: Request, batch: ResultBatch, location: Location) -> Any:
     """Ingest a batch of results (idempotent by result id) with the agent's report."""
+    _still_there(request, location)
     runtime = runtime_of(request)
     fleet = runtime.fleet
     metrics = runtime.metrics

@@ -13,11 +13,13 @@ from uptally.runtime import Runtime
 from uptally.statuspage.site import StatusSite, watching
 from uptally.web import (
     api_audit,
+    api_channel_edit,
     api_channels,
     api_components,
     api_config,
     api_dr,
     api_incidents,
+    api_locations,
     api_maintenance,
     api_monitor_edit,
     api_monitor_history,
@@ -27,6 +29,7 @@ from uptally.web import (
     api_outages,
     api_probes,
     api_sla,
+    api_status_pages,
     api_tokens,
     apidocs,
     errors,
@@ -36,6 +39,7 @@ from uptally.web import (
     statuspage,
     subscribe,
 )
+from uptally.web.page_sites import PageSites, PagesRoute
 from uptally.web.ratelimit import FailureLimiter
 
 
@@ -45,13 +49,13 @@ class App:
     def __init__(self, api: FastAPI, runtime: Runtime) -> None:
         self.api = api
         self.runtime = runtime
-        self.fast_paths: statuspage.FastPaths = api.state.fast_paths
+        self.pages: PageSites = api.state.status_pages
 
     async def __call__(self, scope: ping.Scope, receive: ping.Receive, send: ping.Send) -> None:
         if scope["type"] != "http":
             await self.api(scope, receive, send)
             return
-        if await statuspage.fast_path(scope, send, self.fast_paths):
+        if await statuspage.fast_path(scope, send, self.pages.fast_paths()):
             return  # cached bytes with prepared headers, security headers among them
         send = security.with_headers(send, scope["path"])
         if scope["path"].startswith(ping.PREFIX):
@@ -69,15 +73,17 @@ def listening(app: App, url: str) -> None:
     """`serve` listens on `url`: links use it when site.url is unset and the Host of a request
     is not an allowed one (web/hosts.py)."""
     app.api.state.listen_url = url
-    for site in [app.api.state.status_site, *app.api.state.status_pages.values()]:
+    for site in [app.api.state.status_site, *app.api.state.status_pages.sites()]:
         site.listening(url)
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(api: FastAPI) -> AsyncIterator[None]:
     """While served (ASGI lifespan): the status pages rebuild after every change by themselves."""
-    async with watching([api.state.status_site, *api.state.status_pages.values()]):
+    pages: PageSites = api.state.status_pages
+    async with watching(lambda: [api.state.status_site, *pages.sites()]):
         yield
+    pages.close()
 
 
 def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
@@ -102,13 +108,10 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     errors.install(app)
     apidocs.install(app)
     app.state.status_site = StatusSite(runtime)
-    # The pages of `status_pages`, each with its own cache; their ids and paths are fixed for
-    # the life of the process (a reload that changes them is refused).
-    app.state.status_pages = {
-        page.id: StatusSite(runtime, page=page.id) for page in runtime.config.status_pages
-    }
-    sites = [app.state.status_site, *app.state.status_pages.values()]
-    app.state.fast_paths = statuspage.fast_paths(sites)
+    # The pages of `status_pages`, each with its own cache, as the running config has them.
+    app.state.status_pages = PageSites(
+        runtime, app.state.status_site, lambda: str(app.state.listen_url)
+    )
     app.include_router(health.router)
     app.include_router(api_monitor_run.router)  # before /{monitor_id}: /test is no id
     app.include_router(api_monitors.router)
@@ -126,10 +129,13 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_sla.router)
     app.include_router(api_incidents.router)
     app.include_router(api_channels.router)
+    app.include_router(api_channel_edit.router)
     app.include_router(subscribe.router)
-    for site in sites:
-        app.include_router(statuspage.page_router(site))
+    app.include_router(api_status_pages.router)
+    app.include_router(api_locations.router)
+    app.include_router(statuspage.page_router(app.state.status_site))
     app.include_router(statuspage.router)
+    app.router.routes.append(PagesRoute(app.state.status_pages))  # after every fixed path
     _prepare_routes(app)
     return app
 
