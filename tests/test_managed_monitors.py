@@ -4,6 +4,7 @@ deleted while uptally runs, audited, refused whole when invalid, and never over 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from uptally.managed.changes import ManagedObjects
 from uptally.managed.load import ProvisioningConflict
 from uptally.metrics import Metrics
 from uptally.runtime import Runtime
+from uptally.secrets import Key, Keyring
 from uptally.store.database import Database
 from uptally.store.tables import results
 from uptally.web.app import create_app
@@ -81,7 +83,11 @@ async def target() -> AsyncIterator[HttpTarget]:
 @pytest.fixture
 async def hub(db_url: str, target: HttpTarget) -> AsyncIterator[tuple[Api, Runtime]]:
     runtime = Runtime(
-        config_from(file_text(target)), Database(db_url), clock=SystemClock(), metrics=Metrics()
+        config_from(file_text(target)),
+        Database(db_url),
+        clock=SystemClock(),
+        metrics=Metrics(),
+        keyring=Keyring(Key.from_bytes(os.urandom(32))),  # channels with URLs are sealed
     )
     await runtime.start()
     async with serve_app(create_app(runtime, TOKEN)) as url, aiohttp.ClientSession() as session:
@@ -234,6 +240,13 @@ async def test_provisioned_objects_are_read_only_and_users_keep_an_object_alive(
         {"path": "/monitors/0", "message": "unknown monitor 'nope'"}
     ]
 
+    # A channel made through the API that routes by the component keeps it too.
+    chat = {"id": "chat", "url": "slack://a/b/c", "components": ["shop-front"]}
+    assert (await api.call("POST", "/api/v1/channels", chat))[0] == 201
+    status, refused, _ = await api.call("DELETE", "/api/v1/components/shop-front")
+    assert status == 409
+    assert "channels/chat" in refused["error"]["message"]
+    assert (await api.call("DELETE", "/api/v1/channels/chat"))[0] in (200, 204)
     assert (await api.call("DELETE", "/api/v1/components/shop-front"))[0] == 204
     assert (await api.call("DELETE", "/api/v1/monitors/shop"))[0] == 204
     assert "shop" not in runtime.probe.scheduler.scheduled()  # no further check

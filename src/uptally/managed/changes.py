@@ -12,7 +12,16 @@ from pydantic import BaseModel
 
 from uptally import audit
 from uptally.clock import Clock
-from uptally.config.managed import KINDS, MONITOR, DocumentInvalid, Kind, Problem, merge, validate
+from uptally.config.managed import (
+    COMPONENT,
+    KINDS,
+    MONITOR,
+    DocumentInvalid,
+    Kind,
+    Problem,
+    merge,
+    validate,
+)
 from uptally.config.pointers import json_pointer
 from uptally.config.schema import Config, HeartbeatMonitor, monitor_document
 from uptally.managed.desired import desired
@@ -20,6 +29,7 @@ from uptally.managed.diff import audit_diff, merge_patch
 from uptally.managed.load import parse
 from uptally.managed.plan import Action, Step, Stored, plan
 from uptally.managed.users import users_of
+from uptally.store import channels as channel_store
 from uptally.store import managed as store
 from uptally.store.database import Database
 from uptally.store.managed import ManagedRow
@@ -151,12 +161,21 @@ class ManagedObjects:
             row = await self._managed(kind, object_id)
             if expected is not None and expected != row.version:
                 raise PreconditionFailed(f"{kind.name} {object_id!r} is at version {row.version}")
-            users = users_of(config, kind, object_id)
+            users = users_of(config, kind, object_id) + await self._channel_users(kind, object_id)
             if users:
                 raise InUse(kind, object_id, users)
             before = _find(config, kind, object_id)
             (change,) = await self._write([(kind, object_id, before, None, row.version)], actor)
             return change
+
+    async def _channel_users(self, kind: Kind, object_id: str) -> list[str]:
+        """Channels made through the API (kept apart from the config) that route by it."""
+        async with self._db.connect() as conn:
+            channels = await channel_store.load_channels(conn)
+        field = {MONITOR.name: "monitors", COMPONENT.name: "components"}.get(kind.name)
+        if field is None:
+            return []
+        return [f"channels/{c.id}" for c in channels if object_id in getattr(c, field)]
 
     async def apply_plan(
         self, data: Any, actor: str, *, prune: bool = False, dry_run: bool = False
