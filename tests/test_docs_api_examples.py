@@ -18,8 +18,8 @@ from tests.procs import serving
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "api.md"
 SECTION = "## Managing monitors and components"
-# Built elsewhere (pause/resume, check now, test): documented, not run here.
-NOT_RUN = "### Pausing, checking now and testing"
+# Examples shown as text (they need an agent or a secret key): documented, not run here.
+NOT_RUN = "### Status pages, locations and channels"
 TOKEN = "adm-Doc5Kq8Rt2Wz7Lm4Xv1N"  # the one the doc exports
 EXPECTED = re.compile(r"^# → (\d{3})$")
 
@@ -81,8 +81,10 @@ def test_the_section_documents_every_operation_and_gives_each_command_its_status
         "?deleted=true",
     ):
         assert route in commands, route
-    later = text[text.index(NOT_RUN) :]
     for route in ("/pause", "/resume", "/check", "/api/v1/monitors/test"):
+        assert route in commands, route
+    later = text[text.index(NOT_RUN) :]
+    for route in ("/api/v1/status-pages", "/api/v1/locations", "/api/v1/channels"):
         assert route in later, route
 
 
