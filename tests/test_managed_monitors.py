@@ -394,3 +394,37 @@ async def test_an_api_change_during_a_reload_is_neither_lost_nor_half_applied(
         assert {"filed", "later", "made"} <= set(runtime.probe.scheduler.scheduled())
     finally:
         await runtime.stop()
+
+
+async def test_secrets_in_a_monitor_are_masked_when_shown_and_never_saved_masked(
+    hub: tuple[Api, Runtime], target: HttpTarget
+) -> None:
+    api, runtime = hub
+    url = target.url("/a").replace("http://", "http://ops:pa55word@") + "?token=t0k3n-q7&page=2"
+    body = {
+        "id": "vault",
+        "kind": "http",
+        "url": url,
+        "interval": "1h",
+        "headers": {"Authorization": "Bearer s3cr3t-value", "X-Ref": "${secret:api_key}"},
+    }
+    status, made, _ = await api.call("POST", "/api/v1/monitors", body)
+    assert status == 201, made
+    for shown in (made, (await api.call("GET", "/api/v1/monitors/vault"))[1]):
+        text = str(shown)
+        assert "pa55word" not in text
+        assert "t0k3n-q7" not in text
+        assert "s3cr3t-value" not in text
+        assert shown["config"]["headers"] == {"Authorization": "***", "X-Ref": "${secret:api_key}"}
+    # What GET shows, sent back as is, would store the mask: refused, naming each field.
+    status, refused, _ = await api.call("PUT", "/api/v1/monitors/vault", made["config"])
+    assert status == 422
+    paths = {d["path"] for d in refused["error"]["details"]}
+    assert paths == {"/url", "/headers/Authorization"}
+    # A PATCH of other fields keeps the secrets as they are.
+    status, patched, _ = await api.call("PATCH", "/api/v1/monitors/vault", {"interval": "30m"})
+    assert status == 200, patched
+    kept = runtime.config.monitor("vault")
+    assert kept is not None
+    assert kept.url == url  # type: ignore[union-attr]
+    assert kept.headers["Authorization"] == "Bearer s3cr3t-value"  # type: ignore[union-attr]

@@ -274,7 +274,8 @@ class ManagedObjects:
                     action = "created" if before is None else "updated"
                 if row is None:  # another process changed it since it was read
                     raise PreconditionFailed(f"{kind.name} {object_id!r} changed meanwhile")
-                details = {"version": row.version, **audit_diff(before, after)}
+                keys = self._current().security.secret_query_keys
+                details = {"version": row.version, **audit_diff(before, after, keys)}
                 target = f"{kind.name}:{object_id}"
                 await audit.append(conn, actor, f"{kind.name}.{action}", target, details, at=now)
                 changes.append(Change(kind, object_id, before, after, row))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,11 +33,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def audit_diff(before: BaseModel | None, after: BaseModel | None) -> dict[str, Any]:
-    """{"changes": {pointer: {"before", "after"}}} between two versions of an object."""
+def audit_diff(
+    before: BaseModel | None, after: BaseModel | None, query_keys: Iterable[str] = ()
+) -> dict[str, Any]:
+    """{"changes": {pointer: {"before", "after"}}} between two versions of an object
+    (`query_keys`: secret URL query keys besides the defaults, masked in URLs)."""
     return document_diff(
         monitor_document(before) if before is not None else None,
         monitor_document(after) if after is not None else None,
+        query_keys=query_keys,
     )
 
 
@@ -44,10 +49,12 @@ def document_diff(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
     secret_keys: frozenset[str] = frozenset(),
+    query_keys: Iterable[str] = (),
 ) -> dict[str, Any]:
     """`audit_diff` of plain documents; `secret_keys` are digested too (at the top level)."""
-    old = _shown(before, secret_keys) if before is not None else {}
-    new = _shown(after, secret_keys) if after is not None else {}
+    redactor = Redactor.with_keys(query_keys)
+    old = _shown(before, secret_keys, redactor) if before is not None else {}
+    new = _shown(after, secret_keys, redactor) if after is not None else {}
     changes: dict[str, Any] = {}
     _compare(old, new, (), changes)
     return {"changes": changes}
@@ -61,8 +68,9 @@ def _compare(old: Any, new: Any, path: tuple[str | int, ...], out: dict[str, Any
         out[json_pointer(path) or "/"] = {"before": old, "after": new}
 
 
-def _shown(document: dict[str, Any], secret_keys: frozenset[str]) -> dict[str, Any]:
-    redactor = Redactor()
+def _shown(
+    document: dict[str, Any], secret_keys: frozenset[str], redactor: Redactor
+) -> dict[str, Any]:
     return {
         key: _digest(value) if key in secret_keys else _value(key, value, redactor)
         for key, value in document.items()

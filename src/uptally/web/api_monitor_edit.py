@@ -9,12 +9,13 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from uptally.config.managed import MONITOR
 from uptally.config.schema import HeartbeatMonitor, monitor_document
 from uptally.managed.changes import Change
+from uptally.redaction import MASK
 from uptally.web.auth import principal_of, require_scope
 from uptally.web.deps import base_url, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.managed_http import expected_version, refusals, tag_response
 from uptally.web.schemas import ErrorOut, Model, MonitorList, MonitorOut
-from uptally.web.views import monitor_out
+from uptally.web.views import masked_values, monitor_out, shown_config
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 412, 413, 422, 429)
@@ -44,6 +45,18 @@ class CloneIn(Model):
     name: str | None = None
 
 
+def _unmasked(body: Any) -> None:
+    """422 for a value still holding the mask a GET shows in place of a secret."""
+    found = masked_values(body)
+    if found:
+        message = (
+            f"masked as shown ({MASK}): send the real value or a ${{secret:NAME}} reference, "
+            "or leave the field out of a PATCH"
+        )
+        details = [{"path": path, "message": message} for path in found]
+        raise ApiError(422, f"{found[0]}: {message}", details=details)
+
+
 def _out(request: Request, change: Change, response: Response) -> MonitorOut:
     runtime = runtime_of(request)
     monitor = runtime.config.monitor(change.id)
@@ -51,7 +64,7 @@ def _out(request: Request, change: Change, response: Response) -> MonitorOut:
         raise ApiError(404, f"no monitor {change.id!r}")
     out = monitor_out(runtime, monitor, base_url(request))
     out.version = change.row.version
-    out.config = monitor_document(monitor)
+    out.config = shown_config(monitor, runtime.config.security.secret_query_keys)
     tag_response(response, change.row.version)
     return out
 
@@ -61,6 +74,7 @@ async def create_monitor(request: Request, body: MonitorBody, response: Response
     """The monitor is checked within a second, at every location it names; a heartbeat's ping
     URL is in the answer."""
     runtime = runtime_of(request)
+    _unmasked(body)
     with refusals():
         change = await runtime.changes.create(MONITOR, body, principal_of(request).actor)
     response.headers["Location"] = f"/api/v1/monitors/{change.id}"
@@ -81,6 +95,7 @@ async def create_monitors(request: Request, body: BatchIn) -> MonitorList:
         raise ApiError(422, "monitors: give at least one", details=[])
     if len(body.monitors) > 10_000:
         raise ApiError(422, "monitors: at most 10000 in one batch", details=[])
+    _unmasked({"monitors": body.monitors})
     with refusals():
         changes = await runtime.changes.batch(MONITOR, body.monitors, principal_of(request).actor)
     url = base_url(request)
@@ -101,6 +116,7 @@ async def replace_monitor(
     """Its results, outages and SLA history stay; the change is a marker on its timeline (the
     audit log). `If-Match` with the ETag refuses a lost update (412)."""
     runtime = runtime_of(request)
+    _unmasked(body)
     with refusals():
         change = await runtime.changes.replace(
             MONITOR, monitor_id, body, principal_of(request).actor, expected_version(request)
@@ -114,6 +130,7 @@ async def patch_monitor(
 ) -> MonitorOut:
     """A JSON merge patch (RFC 7396): the keys given replace, `null` removes a key."""
     runtime = runtime_of(request)
+    _unmasked(body)
     with refusals():
         change = await runtime.changes.patch(
             MONITOR, monitor_id, body, principal_of(request).actor, expected_version(request)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from uptally import offloop
 from uptally.clock import iso
 from uptally.config.managed import MONITOR
-from uptally.config.schema import monitor_document
 from uptally.store import results as result_store
 from uptally.web import api_monitor_history, monitor_list, monitor_order
 from uptally.web.auth import principal_of, require_admin
@@ -17,7 +16,7 @@ from uptally.web.deps import TimeParam, base_url, millis, runtime_of, storable
 from uptally.web.errors import ApiError
 from uptally.web.managed_http import deleted_monitor, is_id, tag_response
 from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, ResultList
-from uptally.web.views import monitor_out, result_out
+from uptally.web.views import monitor_out, result_out, shown_config
 
 router = APIRouter(
     prefix="/api/v1/monitors",
@@ -112,7 +111,7 @@ async def get_monitor(request: Request, monitor_id: str, response: Response) -> 
         out.version = row.version
         tag_response(response, row.version)
     if principal_of(request).allows("write"):
-        out.config = monitor_document(monitor)
+        out.config = shown_config(monitor, runtime.config.security.secret_query_keys)
     return out
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from uptally.clock import iso
-from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
+from uptally.config.pointers import json_pointer
+from uptally.config.schema import ActiveMonitor, HeartbeatMonitor, monitor_document
 from uptally.evaluator import LocationSnapshot
-from uptally.redaction import Redactor
+from uptally.redaction import MASK, Redactor
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.store.outages import StoredOutage
@@ -47,6 +49,45 @@ def outage_out(stored: StoredOutage, monitor_deleted: bool = False) -> OutageOut
         duration_s=None if outage.end is None else (outage.end - outage.start) / 1000,
         monitor_deleted=monitor_deleted,
     )
+
+
+_SECRET_REF = re.compile(r"\$\{secret:[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}\}")
+
+
+def shown_config(monitor: Any, secret_keys: Iterable[str]) -> dict[str, Any]:
+    """A monitor as config data, as the API shows it: credentials and secret query values in
+    URLs and every header value masked (`${secret:NAME}` references stay as written). What is
+    masked is sent again in full (or as a reference) to change it: see `masked_values`."""
+    redactor = Redactor.with_keys(secret_keys)
+    shown: dict[str, Any] = _masked(monitor_document(monitor), redactor)
+    return shown
+
+
+def masked_values(document: Any, path: tuple[str | int, ...] = ()) -> list[str]:
+    """JSON pointers of values in a body that hold the mask a GET shows in place of a secret
+    (sent back unchanged, they would replace the secret with the mask)."""
+    found: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            found += masked_values(value, (*path, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            found += masked_values(value, (*path, index))
+    elif isinstance(document, str) and MASK in document:
+        found.append(json_pointer(path))
+    return found
+
+
+def _masked(value: Any, redactor: Redactor, key: str = "") -> Any:
+    if isinstance(value, dict):
+        if key == "headers":
+            return {name: v if _SECRET_REF.fullmatch(str(v)) else MASK for name, v in value.items()}
+        return {k: _masked(v, redactor, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, redactor, key) for item in value]
+    if key == "url" and isinstance(value, str):
+        return redactor.url(value)
+    return value
 
 
 def shown_target(monitor: Any, secret_keys: Iterable[str]) -> str | None:
