@@ -86,6 +86,7 @@ class ManagedObjects:
             many = len(documents) > 1
             problems: list[Problem] = []
             seen: set[str] = set()
+            existing = {kind.key_of(obj) for obj in getattr(config, kind.section)}
             for index, document in enumerate(documents):
                 key = document.get(kind.key) if isinstance(document, dict) else None
                 if not isinstance(key, str):
@@ -93,7 +94,7 @@ class ManagedObjects:
                 at = pointer((kind.section, index, kind.key) if many else (kind.key,))
                 if key in seen:
                     problems.append(Problem(at, f"{key!r} is already in this batch"))
-                elif _find(config, kind, key) is not None:
+                elif key in existing:
                     origin = config.origin(kind.section, key)
                     where = f" (provisioned by {origin})" if origin else ""
                     problems.append(Problem(at, f"{kind.name} {key!r} already exists{where}"))
@@ -181,6 +182,13 @@ class ManagedObjects:
         now = self._clock.now_ms()
         changes: list[Change] = []
         async with self._db.begin() as conn:
+            puts = [(i, a) for i, _, a, _ in items if a is not None]
+            stored: dict[str, ManagedRow | None] = {}
+            if puts:
+                documents = [(i, monitor_document(a), v) for i, _, a, v in items if a is not None]
+                rows = await store.put_many(self._db, conn, kind.name, documents, actor, now)
+                stored = {object_id: row for (object_id, _), row in zip(puts, rows, strict=True)}
+            entries: list[tuple[str, str, dict[str, Any]]] = []
             for object_id, before, after, version in items:
                 if after is None:
                     row = await store.delete(
@@ -188,17 +196,14 @@ class ManagedObjects:
                     )
                     action = "deleted"
                 else:
-                    document = monitor_document(after)
-                    row = await store.put(
-                        self._db, conn, kind.name, object_id, document, actor, now, expected=version
-                    )
+                    row = stored[object_id]
                     action = "created" if before is None else "updated"
                 if row is None:  # another process changed it since it was read
                     raise PreconditionFailed(f"{kind.name} {object_id!r} changed meanwhile")
                 details = {"version": row.version, **audit_diff(before, after)}
-                target = f"{kind.name}:{object_id}"
-                await audit.append(conn, actor, f"{kind.name}.{action}", target, details, at=now)
+                entries.append((f"{kind.name}.{action}", f"{kind.name}:{object_id}", details))
                 changes.append(Change(kind, object_id, before, after, row))
+            await audit.append_many(conn, actor, entries, at=now)
         await self._apply(changes)
         return changes
 
