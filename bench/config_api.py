@@ -302,6 +302,13 @@ async def lists(session: aiohttp.ClientSession, url: str, run: Run) -> None:
         run.lists.append(time.monotonic() - sent)
 
 
+def brief(run: Run) -> str:
+    return (
+        f"created in {run.create_s:.1f} s, all stored after {run.stored_s:.1f} s, lateness p99 "
+        f"{run.lateness_during} while creating, {run.lateness_after} after"
+    )
+
+
 def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q) * 1000:.0f} ms" if values else "-"
 
@@ -316,10 +323,10 @@ async def measure(args: argparse.Namespace, nginx_port: int) -> int:
     try:
         if not args.skip_baseline:
             runs.append(await baseline(args, docs))
-            print(f"baseline done: {runs[-1]}", flush=True)
+            print(f"baseline: {brief(runs[-1])}", flush=True)
         for index, size in enumerate(sizes):
             runs.append(await batched(args, docs, size, targets, index == len(sizes) - 1))
-            print(f"batch {size} done: {runs[-1]}", flush=True)
+            print(f"batches of {size}: {brief(runs[-1])}", flush=True)
     finally:
         await runner.cleanup()
     rows = [("run", "create", "all stored", "lateness p99 (creating)", "after")]
