@@ -123,6 +123,32 @@ async def test_filters_combine_and_keep_paging(
     assert body["monitors"][12]["state"] == "down"
 
 
+async def test_a_window_in_effect_lists_its_monitors_under_maintenance(
+    http: tuple[Any, str, Runtime],
+) -> None:
+    """Covered directly (m002) or through a component (shop: m001, m003, m007)."""
+    session, base, runtime = http
+    window = {
+        "title": "Now",
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T02:00:00Z",
+        "monitors": ["m002"],
+        "components": ["shop"],
+    }
+    async with session.post(f"{base}/api/v1/maintenance", json=window, headers=AUTH) as response:
+        assert response.status == 201, await response.text()
+    await runtime.maintenance.step()
+    covered = ["m001", "m002", "m003", "m007"]
+    assert await walk(http, "state=maintenance&limit=3") == [covered[:3], covered[3:]]
+    assert await walk(http, "state=maintenance&sort=-id") == [covered[::-1]]
+    pages = await walk(http, "state=unknown,maintenance&sort=state&limit=1000")
+    assert pages[0][:4] == covered  # maintenance sorts before unknown
+    status, body, _ = await get(http, "state=unknown&limit=1000")
+    assert status == 200
+    assert {m["id"] for m in body["monitors"]} & set(covered) == set()
+    assert len(body["monitors"]) == COUNT - len(covered)
+
+
 @pytest.mark.parametrize(
     "query",
     [

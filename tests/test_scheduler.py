@@ -78,6 +78,29 @@ def test_a_failing_monitor_is_retried_at_the_retry_interval_then_returns_to_its_
     assert next_due >= retry_due + 100 + 10_000
 
 
+def test_a_monitor_made_while_running_runs_within_its_window_then_on_its_grid() -> None:
+    plan = Plan()
+    now = 123_456.0
+    plan.upsert("new", MINUTE, 10_000, now=now, start_within=1000)
+    [(entry, due)] = plan.pop_due(now + 1000)  # within the second, not at its grid slot
+    assert now <= due < now + 1000
+    following = plan.completed(entry, True, due, now=due + 50)
+    assert following is not None
+    assert (following - entry.offset) % MINUTE == 0  # back on its own grid
+    assert following >= due + MINUTE / 2  # and not twice in a row
+
+
+def test_many_made_at_once_are_spread_over_their_window() -> None:
+    plan = Plan()
+    for i in range(10_000):
+        plan.upsert(f"m{i}", MINUTE, 10_000, now=0, start_within=10_000)
+    due = plan.pop_due(10_000)
+    assert len(due) == 10_000
+    per_second = Counter(int(at // 1000) for _, at in due)
+    assert len(per_second) == 10
+    assert max(per_second.values()) < 2 * 1000
+
+
 def test_a_failing_monitor_is_never_retried_later_than_its_interval() -> None:
     plan = Plan()
     plan.upsert("fast", 1000.0, 10_000.0, now=0)  # interval 1 s, the default retry of 10 s

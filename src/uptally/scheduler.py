@@ -67,11 +67,12 @@ class Plan:
         retry: float,
         now: float,
         failed_at: float | None = None,
-        start_now: bool = False,
+        start_within: float | None = None,
     ) -> None:
         """Schedule `key` (or apply new timings). `failed_at`: a new entry's last check failed
         then (before a restart): it is retried after `retry_after` from then, not from the grid.
-        `start_now`: a new entry runs at once (one made while running), then on its grid."""
+        `start_within`: a new entry (made while running) runs within this long, at a stable
+        point of it (many made at once are spread over it), then on its grid."""
         old = self._entries.get(key)
         if old is not None and old.interval == interval and old.retry == retry:
             return
@@ -87,9 +88,9 @@ class Plan:
             entry.failing = True
             self._push(entry, max(now, failed_at + entry.retry_after))
             return
-        if old is None and start_now:
+        if old is None and start_within is not None:
             entry.off_grid = True
-            self._push(entry, now)
+            self._push(entry, now + spread_offset(key, start_within))
             return
         self._push(entry, grid_at_or_after(entry, now))
 
@@ -178,13 +179,14 @@ class Scheduler:
         interval_ms: float,
         retry_ms: float,
         failed_ms_ago: float | None = None,
-        start_now: bool = False,
+        start_within_ms: float | None = None,
     ) -> None:
         """Schedule `key`; `failed_ms_ago`: its last check (before a restart) failed this long
-        ago, so it is retried on the failing schedule; `start_now`: a new key runs at once."""
+        ago, so it is retried on the failing schedule; `start_within_ms`: a new key runs within
+        that long (see Plan.upsert)."""
         now = self._now()
         failed_at = None if failed_ms_ago is None else now - failed_ms_ago
-        self.plan.upsert(key, interval_ms, retry_ms, now, failed_at, start_now)
+        self.plan.upsert(key, interval_ms, retry_ms, now, failed_at, start_within_ms)
         self._wake.set()
 
     def remove(self, key: str) -> None:

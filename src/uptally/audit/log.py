@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,16 @@ from uptally.store.audit import AuditFilter
 
 SYSTEM = "system"
 
-__all__ = ["SYSTEM", "AuditFilter", "VerifyReport", "append", "cli_actor", "list_entries", "verify"]
+__all__ = [
+    "SYSTEM",
+    "AuditFilter",
+    "VerifyReport",
+    "append",
+    "append_many",
+    "cli_actor",
+    "list_entries",
+    "verify",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +65,39 @@ async def append(
     Appenders are serialised by the chain head row, so the chain stays linear with several
     writers and several uptally instances on one PostgreSQL.
     """
-    if not actor or len(actor) > 128 or not action or len(action) > 64 or len(target) > 256:
+    (entry,) = await append_many(conn, actor, [(action, target, details)], at=at)
+    return entry
+
+
+async def append_many(
+    conn: AsyncConnection,
+    actor: str,
+    items: Sequence[tuple[str, str, dict[str, Any] | None]],
+    *,
+    at: Millis | None = None,
+) -> list[Entry]:
+    """`append` of several (action, target, details) in order, with a few statements."""
+    if not items:
+        return []
+    if not actor or len(actor) > 128:
         raise ValueError("audit: actor (1-128), action (1-64) and target (0-256 characters)")
-    details = details or {}
-    # Round-trip through canonical JSON now, so what is hashed is exactly what is stored.
-    text = canonical(details).decode()
-    details = json.loads(text)
+    for action, target, _ in items:
+        if not action or len(action) > 64 or len(target) > 256:
+            raise ValueError("audit: actor (1-128), action (1-64) and target (0-256 characters)")
     when = at if at is not None else time.time_ns() // 1_000_000
-    seq, prev_hash = await store.claim_next(conn)
-    digest = entry_hash(seq, when, actor, action, target, details, prev_hash)
-    row = store.AuditRow(seq, when, actor, action, target, text, prev_hash, digest)
-    await store.insert_entry(conn, row)
-    return Entry(seq, when, actor, action, target, details, prev_hash, digest)
+    seq, prev_hash = await store.claim_next(conn, len(items))
+    rows: list[store.AuditRow] = []
+    entries: list[Entry] = []
+    for action, target, given in items:
+        # Round-trip through canonical JSON now, so what is hashed is exactly what is stored.
+        text = canonical(given or {}).decode()
+        details = json.loads(text)
+        digest = entry_hash(seq, when, actor, action, target, details, prev_hash)
+        rows.append(store.AuditRow(seq, when, actor, action, target, text, prev_hash, digest))
+        entries.append(Entry(seq, when, actor, action, target, details, prev_hash, digest))
+        seq, prev_hash = seq + 1, digest
+    await store.insert_entries(conn, rows)
+    return entries
 
 
 async def list_entries(conn: AsyncConnection, where: AuditFilter) -> list[Entry]:

@@ -55,17 +55,24 @@ def validate(
     locations a monitor names, the monitors a component lists). Raise DocumentInvalid naming
     every problem; paths start with `prefix` + the body's index when there are several."""
     problems: list[Problem] = []
-    for index, document in enumerate(documents):
+    # One document alone has no problem that it has among the others (they only add duplicates
+    # and clashes), so a batch valid as a whole needs no look at each (a schema pass apiece).
+    whole = len(documents) > 1 and all(isinstance(d, dict) for d in documents)
+    checked = () if whole and not _problems(kind, list(documents), config) else documents
+    for index, document in enumerate(checked):
         base: PathKey = (*prefix, index) if len(documents) > 1 or prefix else ()
         if not isinstance(document, dict):
             problems.append(Problem(json_pointer(base), "expected a JSON object"))
             continue
-        for path, message in _problems(kind, document, config):
+        for path, message in _problems(kind, [document], config):
             problems.append(Problem(json_pointer((*base, *path[2:])), message))
-        if kind is STATUS_PAGE:
-            clash = _path_clash(document, config, documents[:index])
-            if clash:
-                problems.append(Problem(json_pointer((*base, "path")), clash))
+    if kind is STATUS_PAGE:  # paths must differ from every other page's, also in this batch
+        for index, document in enumerate(documents):
+            if isinstance(document, dict):
+                clash = _path_clash(document, config, list(documents[:index]))
+                if clash:
+                    base = (*prefix, index) if len(documents) > 1 or prefix else ()
+                    problems.append(Problem(json_pointer((*base, "path")), clash))
     if problems:
         raise DocumentInvalid(problems)
     section = Config.model_validate({kind.section: list(documents)})
@@ -75,25 +82,32 @@ def validate(
     return objects
 
 
-def _problems(kind: Kind, document: dict[str, Any], config: Config) -> list[tuple[PathKey, str]]:
-    data: dict[str, Any] = {kind.section: [document]}
+def _problems(
+    kind: Kind, documents: list[dict[str, Any]], config: Config
+) -> list[tuple[PathKey, str]]:
+    data: dict[str, Any] = {kind.section: documents}
     if kind is MONITOR:
         # The locations it may name (stubs: only their names are looked at, their own
         # problems are not this body's).
         data["locations"] = [{"name": name} for name in config.location_names if name != "local"]
-    found = [p for p in schema_problems(data) if p[0][:2] == (kind.section, 0) or not p[0]]
+    found = [
+        p for p in schema_problems(data) if (len(p[0]) > 1 and p[0][0] == kind.section) or not p[0]
+    ]
     if kind is COMPONENT:  # its monitors are looked up in `config`, not in this body
         found = [p for p in found if not p[1].startswith("unknown monitor")]
         known = {m.id for m in config.monitors}
-        for j, ref in enumerate(document.get("monitors") or []):
-            if isinstance(ref, str) and ref not in known:
-                found.append((("components", 0, "monitors", j), f"unknown monitor {ref!r}"))
+        for index, document in enumerate(documents):
+            for j, ref in enumerate(document.get("monitors") or []):
+                if isinstance(ref, str) and ref not in known:
+                    found.append((("components", index, "monitors", j), f"unknown monitor {ref!r}"))
     if kind is STATUS_PAGE:  # its components are looked up in `config`
         found = [p for p in found if not p[1].startswith("unknown component")]
         known = {c.id for c in config.components}
-        for j, ref in enumerate(document.get("components") or []):
-            if isinstance(ref, str) and ref not in known:
-                found.append((("status_pages", 0, "components", j), f"unknown component {ref!r}"))
+        for index, document in enumerate(documents):
+            for j, ref in enumerate(document.get("components") or []):
+                if isinstance(ref, str) and ref not in known:
+                    path = ("status_pages", index, "components", j)
+                    found.append((path, f"unknown component {ref!r}"))
     return found
 
 

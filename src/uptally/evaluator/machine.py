@@ -187,6 +187,11 @@ class Evaluator:
         track = self._tracks.get(monitor)
         return MonitorStatus(monitor, track.state, track.since) if track else None
 
+    def state(self, monitor: str) -> MonitorState | None:
+        """`status(monitor).state` without making the status (a list reads thousands)."""
+        track = self._tracks.get(monitor)
+        return track.state if track else None
+
     def location_snapshots(self, monitor: str) -> list[LocationSnapshot]:
         track = self._tracks.get(monitor)
         if track is None:

@@ -116,6 +116,20 @@ class MaintenanceTimer:
         groups = self._components_of.get(monitor_id, [])
         return covering(self.suppressor.windows, monitor_id, groups, when)
 
+    def covered(self, at: Millis | None = None) -> set[str]:
+        """Every monitor a window in effect now (or at `at`) covers: `covering` of them all."""
+        when = self.clock.now_ms() if at is None else at
+        found: set[str] = set()
+        for window in active_windows(self.suppressor.windows, when):
+            found.update(window.monitors)
+            if window.components:
+                found.update(
+                    monitor
+                    for monitor, groups in self._components_of.items()
+                    if window.covers(monitor, groups)
+                )
+        return found
+
     def monitor_state(self, monitor_id: str, state: MonitorState) -> MonitorState:
         """`maintenance` for a monitor a window covers now, else its state."""
         return MonitorState.MAINTENANCE if self.covering(monitor_id) else state

@@ -110,6 +110,7 @@ class ManagedObjects:
             many = len(documents) > 1
             problems: list[Problem] = []
             seen: set[str] = set()
+            existing = {kind.key_of(obj) for obj in getattr(config, kind.section)}
             for index, document in enumerate(documents):
                 key = document.get(kind.key) if isinstance(document, dict) else None
                 if not isinstance(key, str):
@@ -117,7 +118,7 @@ class ManagedObjects:
                 at = json_pointer((kind.section, index, kind.key) if many else (kind.key,))
                 if key in seen:
                     problems.append(Problem(at, f"{key!r} is already in this batch"))
-                elif _find(config, kind, key) is not None:
+                elif key in existing:
                     origin = config.origin(kind.section, key)
                     where = f" (provisioned by {origin})" if origin else ""
                     problems.append(Problem(at, f"{kind.name} {key!r} already exists{where}"))
@@ -258,8 +259,25 @@ class ManagedObjects:
 
     async def _write(self, items: Sequence[Item], actor: str) -> list[Change]:
         now = self._clock.now_ms()
+        keys = self._current().security.secret_query_keys
         changes: list[Change] = []
         async with self._db.begin() as conn:
+            # Rows of each kind in a few statements (a batch of ten thousand is one call).
+            stored: dict[tuple[str, str], ManagedRow | None] = {}
+            puts: dict[Kind, list[Item]] = {}
+            for item in items:
+                if item[3] is not None:
+                    puts.setdefault(item[0], []).append(item)
+            for kind, kind_items in puts.items():
+                documents = [
+                    (object_id, monitor_document(after), version)
+                    for _, object_id, _, after, version in kind_items
+                    if after is not None
+                ]
+                rows = await store.put_many(self._db, conn, kind.name, documents, actor, now)
+                for (_, object_id, _, _, _), row in zip(kind_items, rows, strict=True):
+                    stored[(kind.name, object_id)] = row
+            entries: list[tuple[str, str, dict[str, Any]]] = []
             for kind, object_id, before, after, version in items:
                 if after is None:
                     row = await store.delete(
@@ -267,18 +285,14 @@ class ManagedObjects:
                     )
                     action = "deleted"
                 else:
-                    document = monitor_document(after)
-                    row = await store.put(
-                        self._db, conn, kind.name, object_id, document, actor, now, expected=version
-                    )
+                    row = stored[(kind.name, object_id)]
                     action = "created" if before is None else "updated"
                 if row is None:  # another process changed it since it was read
                     raise PreconditionFailed(f"{kind.name} {object_id!r} changed meanwhile")
-                keys = self._current().security.secret_query_keys
                 details = {"version": row.version, **audit_diff(before, after, keys)}
-                target = f"{kind.name}:{object_id}"
-                await audit.append(conn, actor, f"{kind.name}.{action}", target, details, at=now)
+                entries.append((f"{kind.name}.{action}", f"{kind.name}:{object_id}", details))
                 changes.append(Change(kind, object_id, before, after, row))
+            await audit.append_many(conn, actor, entries, at=now)
         await self._apply(changes)
         return changes
 

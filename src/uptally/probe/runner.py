@@ -22,6 +22,11 @@ from uptally.scheduler import Scheduler
 SecretSource = Callable[[set[str]], Awaitable[dict[str, str]]]
 
 
+# First checks of monitors made while running, at most this many a second (a batch of ten
+# thousand would otherwise start ten thousand checks at once and make every check late).
+FIRST_CHECKS_PER_S = 1000
+
+
 class ProbeRunner:
     def __init__(
         self,
@@ -79,7 +84,11 @@ class ProbeRunner:
 
     def update(self, changed: Iterable[ActiveMonitor], removed: Iterable[str]) -> None:
         """Apply a few changes while running (the rest stays as it is): a monitor new here is
-        checked at once, a changed one at its next check with its new settings."""
+        checked within a second (many new at once: spread at `FIRST_CHECKS_PER_S`), a changed
+        one at its next check with its new settings."""
+        changed = list(changed)
+        new_here = sum(1 for m in changed if m.id not in self._monitors)
+        within = 1000.0 * max(1.0, new_here / FIRST_CHECKS_PER_S)
         given = {m.id: m for m in self._given}
         for key in removed:
             given.pop(key, None)
@@ -98,7 +107,10 @@ class ProbeRunner:
             self._monitors[monitor.id] = monitor
             self._references[monitor.id] = names_in(monitor)
             self.scheduler.upsert(
-                monitor.id, monitor.interval, monitor.retry_interval, start_now=new
+                monitor.id,
+                monitor.interval,
+                monitor.retry_interval,
+                start_within_ms=min(within, monitor.interval) if new else None,
             )
         self._given = list(given.values())
         self._metrics.scheduled.set(len(self._monitors))

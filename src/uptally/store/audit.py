@@ -42,9 +42,10 @@ class AuditFilter:
     newest_first: bool = True
 
 
-async def claim_next(conn: AsyncConnection) -> tuple[int, str]:
-    """Lock the chain head for this transaction; return (the next seq, the previous hash)."""
-    bump = update(audit_head).where(audit_head.c.id == _HEAD).values(seq=audit_head.c.seq + 1)
+async def claim_next(conn: AsyncConnection, count: int = 1) -> tuple[int, str]:
+    """Lock the chain head for this transaction and take `count` seqs; return (the first of
+    them, the previous hash)."""
+    bump = update(audit_head).where(audit_head.c.id == _HEAD).values(seq=audit_head.c.seq + count)
     if (await conn.execute(bump)).rowcount == 0:
         dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
         genesis: Any = dialect.insert(audit_head).values(id=_HEAD, seq=0, hash=GENESIS_HASH)
@@ -55,12 +56,19 @@ async def claim_next(conn: AsyncConnection) -> tuple[int, str]:
             select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == _HEAD)
         )
     ).one()
-    return int(row.seq), str(row.hash)
+    return int(row.seq) - count + 1, str(row.hash)
 
 
 async def insert_entry(conn: AsyncConnection, row: AuditRow) -> None:
-    await conn.execute(insert(audit_log).values(**_values(row)))
-    await conn.execute(update(audit_head).where(audit_head.c.id == _HEAD).values(hash=row.hash))
+    await insert_entries(conn, [row])
+
+
+async def insert_entries(conn: AsyncConnection, rows: list[AuditRow]) -> None:
+    """Entries that follow each other in the chain, the last one the new head."""
+    await conn.execute(insert(audit_log), [_values(row) for row in rows])
+    await conn.execute(
+        update(audit_head).where(audit_head.c.id == _HEAD).values(hash=rows[-1].hash)
+    )
 
 
 async def head(conn: AsyncConnection) -> tuple[int, str] | None:

@@ -8,6 +8,7 @@ the number locks the counter row until the change commits, so revisions commit i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from uptally.store.tables import meta as meta_table
 from uptally.store.tables_managed import managed_objects
 
 REVISION = "managed_revision"
+_CHUNK = 500  # ids in one IN (...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,13 @@ async def revision(conn: AsyncConnection) -> int:
     return int(value) if value else 0
 
 
-async def _next_revision(db: Database, conn: AsyncConnection) -> int:
+async def _next_revisions(db: Database, conn: AsyncConnection, count: int = 1) -> int:
+    """Take `count` consecutive revisions; return the first."""
     await conn.execute(insert_ignore(db, meta_table, ["key"]), [{"key": REVISION, "value": "0"}])
     locked = select(meta_table.c.value).where(meta_table.c.key == REVISION).with_for_update()
-    value = int((await conn.execute(locked)).scalar() or 0) + 1
-    await meta.put(db, conn, REVISION, str(value))
-    return value
+    value = int((await conn.execute(locked)).scalar() or 0)
+    await meta.put(db, conn, REVISION, str(value + count))
+    return value + 1
 
 
 async def changed_since(conn: AsyncConnection, seen: int) -> list[ManagedRow]:
@@ -97,6 +100,19 @@ async def deleted(conn: AsyncConnection, kind: str) -> list[ManagedRow]:
     return [_row(row) for row in await conn.execute(query)]
 
 
+async def _get_many(conn: AsyncConnection, kind: str, ids: list[str]) -> dict[str, ManagedRow]:
+    found: dict[str, ManagedRow] = {}
+    for offset in range(0, len(ids), _CHUNK):
+        query = select(managed_objects).where(
+            and_(
+                managed_objects.c.kind == kind,
+                managed_objects.c.id.in_(ids[offset : offset + _CHUNK]),
+            )
+        )
+        found.update((row.id, _row(row)) for row in await conn.execute(query))
+    return found
+
+
 async def put(
     db: Database,
     conn: AsyncConnection,
@@ -110,27 +126,69 @@ async def put(
 ) -> ManagedRow | None:
     """Create the object (`expected` 0: it must not exist, or exist deleted) or change it
     (`expected` its current version; None: any). None if the version did not match."""
-    number = await _next_revision(db, conn)
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    current = await get(conn, kind, object_id)
-    if current is None:
-        if expected not in (None, 0):
-            return None
-        await conn.execute(
-            managed_objects.insert().values(
-                kind=kind,
-                id=object_id,
-                document=text,
-                version=1,
-                revision=number,
-                created_at=now,
-                created_by=actor,
-                updated_at=now,
-                updated_by=actor,
-                deleted_at=None,
+    (row,) = await put_many(db, conn, kind, [(object_id, document, expected)], actor, now)
+    return row
+
+
+async def put_many(
+    db: Database,
+    conn: AsyncConnection,
+    kind: str,
+    items: Sequence[tuple[str, dict[str, Any], int | None]],
+    actor: str,
+    now: Millis,
+) -> list[ManagedRow | None]:
+    """`put` of several objects (distinct ids) with a few statements: (id, document, expected)
+    each, revisions in the order given."""
+    ids = [object_id for object_id, _, _ in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("put_many: an id twice")
+    first = await _next_revisions(db, conn, len(items))
+    current = await _get_many(conn, kind, ids)
+    out: list[ManagedRow | None] = []
+    inserts: list[dict[str, Any]] = []
+    for offset, (object_id, document, expected) in enumerate(items):
+        number = first + offset
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        row = current.get(object_id)
+        if row is None:
+            if expected not in (None, 0):
+                out.append(None)
+                continue
+            inserts.append(
+                {
+                    "kind": kind,
+                    "id": object_id,
+                    "document": text,
+                    "version": 1,
+                    "revision": number,
+                    "created_at": now,
+                    "created_by": actor,
+                    "updated_at": now,
+                    "updated_by": actor,
+                    "deleted_at": None,
+                }
             )
-        )
-        return await get(conn, kind, object_id)
+            stored = ManagedRow(
+                kind, object_id, json.loads(text), 1, number, now, actor, now, actor, None
+            )
+            out.append(stored)
+        else:
+            out.append(await _change(conn, row, text, number, actor, now, expected))
+    if inserts:
+        await conn.execute(managed_objects.insert(), inserts)
+    return out
+
+
+async def _change(
+    conn: AsyncConnection,
+    current: ManagedRow,
+    text: str,
+    number: int,
+    actor: str,
+    now: Millis,
+    expected: int | None,
+) -> ManagedRow | None:
     live_version = 0 if current.deleted else current.version
     if expected is not None and expected != live_version:
         return None
@@ -148,14 +206,14 @@ async def put(
         update(managed_objects)
         .where(
             and_(
-                managed_objects.c.kind == kind,
-                managed_objects.c.id == object_id,
+                managed_objects.c.kind == current.kind,
+                managed_objects.c.id == current.id,
                 managed_objects.c.version == current.version,
             )
         )
         .values(**values)
     )
-    return await get(conn, kind, object_id)
+    return await get(conn, current.kind, current.id)
 
 
 async def delete(
@@ -174,7 +232,7 @@ async def delete(
         return None
     if expected is not None and expected != current.version:
         return None
-    number = await _next_revision(db, conn)
+    number = await _next_revisions(db, conn)
     await conn.execute(
         update(managed_objects)
         .where(and_(managed_objects.c.kind == kind, managed_objects.c.id == object_id))

@@ -100,8 +100,9 @@ async def create_monitors(request: Request, body: BatchIn) -> MonitorList:
         changes = await runtime.changes.batch(MONITOR, body.monitors, principal_of(request).actor)
     url = base_url(request)
     shown = []
+    by_id = {m.id: m for m in runtime.config.monitors}
     for change in changes:
-        monitor = runtime.config.monitor(change.id)
+        monitor = by_id.get(change.id)
         if monitor is not None:
             out = monitor_out(runtime, monitor, url, [])
             out.version = change.row.version

@@ -17,6 +17,7 @@ from typing import Any, get_args
 
 from uptally import offloop
 from uptally.config.schema import TAG_PATTERN, TAG_RULE, ActiveMonitor, Config, Monitor
+from uptally.evaluator import MonitorState
 from uptally.runtime import Runtime
 from uptally.web.errors import ApiError
 from uptally.web.monitor_order import (
@@ -138,27 +139,46 @@ def state_of(runtime: Runtime, monitor_id: str) -> str:
     return runtime.monitor_state(monitor_id).value
 
 
+class States:
+    """`state_of` for a scan of many: the maintenance windows are looked at once, not per
+    monitor (at 10,000 monitors that look was most of a filtered page's time)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._evaluator = runtime.evaluator
+        self._paused = runtime.pausing.paused
+        self._covered = runtime.maintenance.covered()
+
+    def of(self, monitor_id: str) -> str:
+        if monitor_id in self._paused:
+            return MonitorState.PAUSED.value
+        if monitor_id in self._covered:
+            return MonitorState.MAINTENANCE.value
+        state: MonitorState = self._evaluator.state(monitor_id) or MonitorState.UNKNOWN
+        return state.value
+
+
 async def matching(
     runtime: Runtime, index: MonitorIndex, filters: Filters, sort: Sort, after: Key | None
 ) -> AsyncIterator[tuple[Key, Any]]:
     """(key, monitor) of the monitors after the key `after` in the order `sort` that match
     `filters` (a scan of many lets the event loop turn every few milliseconds)."""
     pacer = offloop.Pacer()
+    states = States(runtime)
     if sort.field == "state":
-        order = await _by_state(runtime, index, filters, pacer)
+        order = await _by_state(states, index, filters, pacer)
         for key, position in order.after(after, sort.descending):
             yield key, index.monitors[position]
         return
     for key, position in index.orders[sort.field].after(after, sort.descending):
         await pacer.tick()
         if _passes(index, filters, position) and (
-            filters.states is None or state_of(runtime, index.ids[position]) in filters.states
+            filters.states is None or states.of(index.ids[position]) in filters.states
         ):
             yield key, index.monitors[position]
 
 
 async def _by_state(
-    runtime: Runtime, index: MonitorIndex, filters: Filters, pacer: offloop.Pacer
+    states: States, index: MonitorIndex, filters: Filters, pacer: offloop.Pacer
 ) -> Order:
     """The monitors that match `filters`, ordered by state then id: bucketed by state in a
     pass in id order, so the buckets need no sorting."""
@@ -167,7 +187,7 @@ async def _by_state(
         await pacer.tick()
         if not _passes(index, filters, position):
             continue
-        state = state_of(runtime, monitor_id)
+        state = states.of(monitor_id)
         if filters.states is None or state in filters.states:
             buckets[STATE_RANK[state]].append(position)
     keys: list[Key] = []
