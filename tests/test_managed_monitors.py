@@ -428,3 +428,36 @@ async def test_secrets_in_a_monitor_are_masked_when_shown_and_never_saved_masked
     assert kept is not None
     assert kept.url == url  # type: ignore[union-attr]
     assert kept.headers["Authorization"] == "Bearer s3cr3t-value"  # type: ignore[union-attr]
+
+
+async def test_only_admins_may_make_monitors_that_send_secrets_from_the_store(
+    hub: tuple[Api, Runtime], target: HttpTarget
+) -> None:
+    """A check sends its `${secret:…}` values to its target: with the write scope alone, a
+    monitor (or a test run) pointing at a server of one's choosing would read the store."""
+    from uptally import tokens
+
+    api, runtime = hub
+    async with runtime.db.begin() as conn:
+        writer = await tokens.create(conn, "writer", ["read", "write"], "test", 0)
+    as_writer = {"Authorization": f"Bearer {writer.token}"}
+    sending = {
+        "id": "leaky",
+        "kind": "http",
+        "url": target.url("/a"),
+        "headers": {"X-Key": "${secret:db_password}"},
+    }
+    status, refused, _ = await api.call("POST", "/api/v1/monitors", sending, as_writer)
+    assert status == 403, refused
+    assert "admin scope" in refused["error"]["message"]
+    status, _, _ = await api.call("POST", "/api/v1/monitors/test", sending, as_writer)
+    assert status == 403
+    # An admin made it: a writer may neither point it elsewhere nor clone it.
+    assert (await api.call("POST", "/api/v1/monitors", sending))[0] == 201
+    elsewhere = {"url": target.url("/b")}
+    status, _, _ = await api.call("PATCH", "/api/v1/monitors/leaky", elsewhere, as_writer)
+    assert status == 403
+    status, _, _ = await api.call("POST", "/api/v1/monitors/leaky/clone", {"id": "x"}, as_writer)
+    assert status == 403
+    plain = {"id": "plain", "kind": "http", "url": target.url("/a"), "interval": "1h"}
+    assert (await api.call("POST", "/api/v1/monitors", plain, as_writer))[0] == 201

@@ -4,6 +4,7 @@ tell the running parts (`apply`). The admin API and `uptally config apply` both 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,17 @@ class PreconditionFailed(Exception):
     """If-Match named another version than the current one (a lost update)."""
 
 
+class SecretsNeedAdmin(Exception):
+    """`${secret:NAME}` in an object made by a principal that may not read the secret store:
+    the object's checks would send the secret wherever its URL points."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "referring to the secret store (${secret:…}) needs the admin scope: a check sends "
+            "the secret to the monitor's target"
+        )
+
+
 class InUse(Exception):
     def __init__(self, kind: Kind, object_id: str, users: list[str]) -> None:
         self.users = users
@@ -70,6 +82,7 @@ class Change:
     row: ManagedRow
 
 
+SECRET_REFERENCE = "${secret:"
 Apply = Callable[[Sequence[Change]], Awaitable[None]]
 # Problems with objects that need I/O to find (the SSRF guard resolves names); many: a batch
 Screen = Callable[[Kind, Sequence[BaseModel], bool], Awaitable[list[Problem]]]
@@ -99,12 +112,19 @@ class ManagedObjects:
         async with self._db.connect() as conn:
             return await store.get(conn, kind.name, object_id)
 
-    async def create(self, kind: Kind, document: Any, actor: str) -> Change:
-        (change,) = await self.batch(kind, [document], actor)
+    async def create(
+        self, kind: Kind, document: Any, actor: str, *, secrets: bool = True
+    ) -> Change:
+        (change,) = await self.batch(kind, [document], actor, secrets=secrets)
         return change
 
-    async def batch(self, kind: Kind, documents: Sequence[Any], actor: str) -> list[Change]:
-        """Create every object or none (a problem anywhere refuses the whole batch)."""
+    async def batch(
+        self, kind: Kind, documents: Sequence[Any], actor: str, *, secrets: bool = True
+    ) -> list[Change]:
+        """Create every object or none (a problem anywhere refuses the whole batch). `secrets`:
+        whether the objects may refer to the secret store (see SecretsNeedAdmin)."""
+        if not secrets:
+            _no_secret_references(documents)
         async with self.lock:
             config = self._current()
             many = len(documents) > 1
@@ -137,13 +157,29 @@ class ManagedObjects:
             )
 
     async def replace(
-        self, kind: Kind, object_id: str, document: Any, actor: str, expected: int | None
+        self,
+        kind: Kind,
+        object_id: str,
+        document: Any,
+        actor: str,
+        expected: int | None,
+        *,
+        secrets: bool = True,
     ) -> Change:
+        if not secrets:
+            _no_secret_references([document])
         async with self.lock:
             return await self._replace(kind, object_id, document, actor, expected)
 
     async def patch(
-        self, kind: Kind, object_id: str, patch: Any, actor: str, expected: int | None
+        self,
+        kind: Kind,
+        object_id: str,
+        patch: Any,
+        actor: str,
+        expected: int | None,
+        *,
+        secrets: bool = True,
     ) -> Change:
         """Apply a JSON merge patch (RFC 7396) to the object's document."""
         async with self.lock:
@@ -152,9 +188,10 @@ class ManagedObjects:
                 raise DocumentInvalid([Problem("", "a merge patch is a JSON object")])
             if expected is None:
                 expected = row.version
-            return await self._replace(
-                kind, object_id, merge_patch(row.document, patch), actor, expected
-            )
+            document = merge_patch(row.document, patch)
+            if not secrets:  # what it keeps counts too: a new URL would carry an old secret
+                _no_secret_references([document])
+            return await self._replace(kind, object_id, document, actor, expected)
 
     async def delete(self, kind: Kind, object_id: str, actor: str, expected: int | None) -> Change:
         async with self.lock:
@@ -328,6 +365,11 @@ def _after(
     return merge(provisioned, {kind.name: list(objs.values()) for kind, objs in objects.items()})
 
 
+def _no_secret_references(documents: Sequence[Any]) -> None:
+    if any(SECRET_REFERENCE in json.dumps(document) for document in documents):
+        raise SecretsNeedAdmin()
+
+
 def _find(config: Config, kind: Kind, object_id: str) -> BaseModel | None:
     items: list[BaseModel] = getattr(config, kind.section)
     return next((obj for obj in items if kind.key_of(obj) == object_id), None)
@@ -366,4 +408,5 @@ __all__ = [
     "NotFound",
     "PreconditionFailed",
     "Provisioned",
+    "SecretsNeedAdmin",
 ]

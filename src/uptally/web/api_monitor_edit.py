@@ -45,6 +45,12 @@ class CloneIn(Model):
     name: str | None = None
 
 
+def _who(request: Request) -> tuple[str, bool]:
+    """The actor, and whether it may refer to the secret store (admin scope only)."""
+    principal = principal_of(request)
+    return principal.actor, principal.allows("admin")
+
+
 def _unmasked(body: Any) -> None:
     """422 for a value still holding the mask a GET shows in place of a secret."""
     found = masked_values(body)
@@ -76,7 +82,8 @@ async def create_monitor(request: Request, body: MonitorBody, response: Response
     runtime = runtime_of(request)
     _unmasked(body)
     with refusals():
-        change = await runtime.changes.create(MONITOR, body, principal_of(request).actor)
+        actor, admin = _who(request)
+        change = await runtime.changes.create(MONITOR, body, actor, secrets=admin)
     response.headers["Location"] = f"/api/v1/monitors/{change.id}"
     return _out(request, change, response)
 
@@ -97,7 +104,8 @@ async def create_monitors(request: Request, body: BatchIn) -> MonitorList:
         raise ApiError(422, "monitors: at most 10000 in one batch", details=[])
     _unmasked({"monitors": body.monitors})
     with refusals():
-        changes = await runtime.changes.batch(MONITOR, body.monitors, principal_of(request).actor)
+        actor, admin = _who(request)
+        changes = await runtime.changes.batch(MONITOR, body.monitors, actor, secrets=admin)
     url = base_url(request)
     shown = []
     by_id = {m.id: m for m in runtime.config.monitors}
@@ -119,8 +127,9 @@ async def replace_monitor(
     runtime = runtime_of(request)
     _unmasked(body)
     with refusals():
+        actor, admin = _who(request)
         change = await runtime.changes.replace(
-            MONITOR, monitor_id, body, principal_of(request).actor, expected_version(request)
+            MONITOR, monitor_id, body, actor, expected_version(request), secrets=admin
         )
     return _out(request, change, response)
 
@@ -133,8 +142,9 @@ async def patch_monitor(
     runtime = runtime_of(request)
     _unmasked(body)
     with refusals():
+        actor, admin = _who(request)
         change = await runtime.changes.patch(
-            MONITOR, monitor_id, body, principal_of(request).actor, expected_version(request)
+            MONITOR, monitor_id, body, actor, expected_version(request), secrets=admin
         )
     return _out(request, change, response)
 
@@ -172,6 +182,7 @@ async def clone_monitor(
     if isinstance(source, HeartbeatMonitor):
         document.pop("token", None)
     with refusals():
-        change = await runtime.changes.create(MONITOR, document, principal_of(request).actor)
+        actor, admin = _who(request)
+        change = await runtime.changes.create(MONITOR, document, actor, secrets=admin)
     response.headers["Location"] = f"/api/v1/monitors/{change.id}"
     return _out(request, change, response)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -17,6 +18,7 @@ from uptally.config.pointers import pointer_issues
 from uptally.config.schema import ActiveMonitor, HeartbeatMonitor, monitor_document
 from uptally.config.schema import monitor_from_document as read_monitor
 from uptally.ingest import Work
+from uptally.managed.changes import SECRET_REFERENCE, SecretsNeedAdmin
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.web.auth import principal_of, require_admin
@@ -192,11 +194,14 @@ def _silent(monitor_id: str, location: str, wait: float) -> CheckedOut:
     "once from the hub (location `local`, whatever `locations` says; `timeout` at most 30 s) "
     "and nothing is stored or audit-logged. The hub probes public addresses only, unless "
     "`security.allow_internal` names the target or `security.ssrf_guard` is false (422 "
-    "otherwise). `${secret:…}` references are resolved as for a saved monitor. `steps`: "
+    "otherwise). `${secret:…}` references are resolved as for a saved monitor (admin scope "
+    "only: 403 otherwise). `steps`: "
     "where the time went (scenario steps, or dns/connect/tls/ttfb/body).",
 )
 async def test_monitor(request: Request, document: Annotated[Any, Body()]) -> TestOut:
     runtime = runtime_of(request)
+    if not principal_of(request).allows("admin") and SECRET_REFERENCE in json.dumps(document):
+        raise ApiError(403, str(SecretsNeedAdmin()))
     monitor = _readable(document)
     settings = runtime.config.security
     bounded = monitor.model_copy(

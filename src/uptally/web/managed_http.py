@@ -16,6 +16,7 @@ from uptally.managed.changes import (
     NotFound,
     PreconditionFailed,
     Provisioned,
+    SecretsNeedAdmin,
 )
 from uptally.runtime import Runtime
 from uptally.web.errors import ApiError
@@ -55,6 +56,8 @@ def refusals() -> Iterator[None]:
         raise ApiError(409, str(error), "in_use") from None
     except NotFound as error:
         raise ApiError(404, str(error)) from None
+    except SecretsNeedAdmin as error:
+        raise ApiError(403, str(error)) from None
     except PreconditionFailed as error:
         raise ApiError(412, str(error), "precondition_failed") from None
 
