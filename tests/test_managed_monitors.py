@@ -461,3 +461,28 @@ async def test_only_admins_may_make_monitors_that_send_secrets_from_the_store(
     assert status == 403
     plain = {"id": "plain", "kind": "http", "url": target.url("/a"), "interval": "1h"}
     assert (await api.call("POST", "/api/v1/monitors", plain, as_writer))[0] == 201
+
+
+async def test_a_paused_monitor_deleted_and_made_again_is_not_paused(
+    hub: tuple[Api, Runtime], target: HttpTarget
+) -> None:
+    api, runtime = hub
+    body = {"id": "shop", "kind": "http", "url": target.url("/a"), "interval": "1h"}
+    assert (await api.call("POST", "/api/v1/monitors", body))[0] == 201
+    assert (await api.call("POST", "/api/v1/monitors/shop/pause"))[0] == 200
+    assert (await api.call("DELETE", "/api/v1/monitors/shop"))[0] == 204
+    assert not runtime.pausing.is_paused("shop")
+    status, made, _ = await api.call("POST", "/api/v1/monitors", body)
+    assert status == 201
+    assert made["state"] != "paused"
+    assert "shop" in runtime.probe.scheduler.scheduled()
+    async with runtime.db.connect() as conn:
+        entries = await list_entries(conn, AuditFilter(target="monitor:shop", newest_first=False))
+    actions = [e.action for e in entries]
+    assert actions == [
+        "monitor.created",
+        "monitor.paused",
+        "monitor.deleted",
+        "monitor.resumed",
+        "monitor.created",
+    ]

@@ -36,7 +36,7 @@ from uptally.managed.targets import screen as screen_targets
 from uptally.metrics import Metrics
 from uptally.netguard import Guard
 from uptally.notify.service import Notifier
-from uptally.pausing import Pausing
+from uptally.pausing import PauseConflict, Pausing
 from uptally.probe.runner import ProbeRunner
 from uptally.probe.secretsource import StoreSecrets
 from uptally.redaction import Redactor
@@ -567,6 +567,9 @@ class Runtime:
         gone = ids - {m.id for m in now_there}
         for key in gone:
             self.evaluator.forget(key)
+            if self.pausing.is_paused(key):  # its pause ends with it (made again: not paused)
+                with contextlib.suppress(PauseConflict):  # ended by another instance already
+                    await self.pausing.resume(key, SYSTEM)
         for monitor in now_there:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
         heartbeats = [m for m in before.values() if isinstance(m, HeartbeatMonitor)]
