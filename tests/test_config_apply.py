@@ -16,6 +16,8 @@ from uptally.audit.log import AuditFilter, list_entries
 from uptally.cli import app
 from uptally.config.managed import COMPONENT, MONITOR
 from uptally.managed.plan import Action, FieldChange, Stored, plan
+from uptally.store import channels as channel_store
+from uptally.store.channels import StoredChannel
 from uptally.store.database import Database
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
@@ -217,6 +219,38 @@ def test_a_monitor_a_kept_component_names_cannot_be_pruned(site: Path) -> None:
     code, output = cli("apply", "none.yaml", "--prune")
     assert code == 0, output
     assert output.splitlines()[:3] == ["- component store", "- monitor api", "- monitor shop"]
+
+
+def test_a_component_a_channel_made_through_the_api_routes_by_cannot_be_pruned(
+    site: Path, db_url: str
+) -> None:
+    assert cli("apply", "apply.yaml")[0] == 0
+
+    async def add_channel() -> None:
+        db = Database(db_url)
+        try:
+            async with db.begin() as conn:
+                channel = StoredChannel(
+                    "pager",
+                    "enc:v1:not-opened-here",
+                    None,
+                    ["incident.*"],
+                    ["store"],
+                    [],
+                    0,
+                    0,
+                    "t",
+                )
+                await channel_store.save_channel(conn, channel)
+        finally:
+            await db.close()
+
+    asyncio.run(add_channel())
+    Path("none.yaml").write_text("monitors: []\ncomponents: []\n")
+    code, output = cli("apply", "none.yaml", "--prune")
+    assert code == 2
+    assert output.strip() == "none.yaml: component 'store' is still used by channels/pager"
+    assert "id: store" in cli("export", "--source", "db")[1]  # nothing deleted
 
 
 def test_an_id_the_file_takes_over_is_the_files_in_export_and_refused_in_apply(

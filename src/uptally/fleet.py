@@ -147,6 +147,7 @@ class Fleet:
         self._hashes: dict[str, bytes] = {}
         self._assignments: dict[str, Assignment] = {}
         self._documents: dict[str, tuple[ActiveMonitor, dict[str, Any]]] = {}
+        self._tokenless: set[str] = set()  # locations without a token, warned about once
         self._stopping = False
         self._wake = asyncio.Event()
         self.config = config
@@ -158,6 +159,7 @@ class Fleet:
     def configure(self, config: Config) -> None:
         self.config = config
         self._hashes = {}
+        tokenless = set()
         for location in config.locations:
             token = os.environ.get(location.token_env) if location.token_env else None
             if location.token_hash:  # made through the API: only the hash was ever kept
@@ -165,11 +167,14 @@ class Fleet:
             elif token:
                 self._hashes[location.name] = token_hash(token)
             else:
-                log.warning(
-                    "location %s has no token (set %s): its agent cannot connect",
-                    location.name,
-                    location.token_env or "token_env",
-                )
+                tokenless.add(location.name)
+                if location.name not in self._tokenless:  # said once, not at every API change
+                    log.warning(
+                        "location %s has no token (set %s): its agent cannot connect",
+                        location.name,
+                        location.token_env or "token_env",
+                    )
+        self._tokenless = tokenless
         self._assign()
 
     def set_paused(self, paused: frozenset[str]) -> None:

@@ -267,14 +267,8 @@ class Runtime:
         """Read-only: load current states from the database (for commands beside a serve)."""
         async with self.db.connect() as conn:
             loaded = await managed_load.load(conn)
-        self.managed = {
-            name: {
-                k: v
-                for k, v in by_id.items()
-                if self.file_config.origin(KINDS[name].section, k) is None
-            }
-            for name, by_id in loaded.objects.items()
-        }
+        # Read-only: an id the file also declares is the file's (serve settles it at start).
+        self.managed = managed_load.unprovisioned(self.file_config, loaded.objects)
         self._use(self._effective())
         for monitor in self.config.monitors:
             self.evaluator.set_rules(monitor.id, rules_for(monitor))
@@ -501,10 +495,6 @@ class Runtime:
         if kind is not MONITOR or not security.ssrf_guard:
             return []
         return await screen_targets(objects, security.guard, many)
-
-    async def _revision(self) -> int:
-        async with self.db.connect() as conn:
-            return await managed_store.revision(conn)
 
     async def apply_changes(self, changes: Sequence[Change]) -> None:
         """Changes this process made (stored and audited): in effect from now on."""

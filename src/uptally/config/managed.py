@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from uptally.config.loader import schema_problems
 from uptally.config.pointers import PathKey, json_pointer
-from uptally.config.schema import Config, HeartbeatMonitor, Monitor
+from uptally.config.schema import Config, HeartbeatMonitor
 from uptally.config.sharing import compact_monitors
 
 
@@ -135,6 +135,18 @@ def merge(file: Config, managed: Mapping[str, Sequence[BaseModel]]) -> Config:
     return file.model_copy(update=update) if update else file
 
 
-def heartbeat_tokens(monitors: Iterable[Monitor]) -> dict[str, str]:
-    """Token -> monitor id of every heartbeat that sets its own token."""
-    return {m.token: m.id for m in monitors if isinstance(m, HeartbeatMonitor) and m.token}
+def token_problems(
+    taken_by: Iterable[BaseModel], monitors: Sequence[BaseModel], many: bool
+) -> list[Problem]:
+    """A heartbeat's own token must be no other heartbeat's: neither one of `taken_by` nor an
+    earlier one of `monitors` (`many`: paths name the index, /monitors/3/token)."""
+    taken = {m.token: m.id for m in taken_by if isinstance(m, HeartbeatMonitor) and m.token}
+    problems = []
+    for index, monitor in enumerate(monitors):
+        if isinstance(monitor, HeartbeatMonitor) and monitor.token:
+            other = taken.get(monitor.token)
+            if other is not None and other != monitor.id:
+                at = json_pointer(("monitors", index, "token") if many else ("token",))
+                problems.append(Problem(at, f"token already used by monitor {other!r}"))
+            taken[monitor.token] = monitor.id
+    return problems

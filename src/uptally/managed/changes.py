@@ -14,24 +14,25 @@ from pydantic import BaseModel
 from uptally import audit
 from uptally.clock import Clock
 from uptally.config.managed import (
-    COMPONENT,
     KINDS,
     MONITOR,
     DocumentInvalid,
     Kind,
     Problem,
     merge,
+    token_problems,
     validate,
 )
 from uptally.config.pointers import json_pointer
-from uptally.config.schema import Config, HeartbeatMonitor, monitor_document
+from uptally.config.schema import Config, monitor_document
 from uptally.managed.desired import desired
 from uptally.managed.diff import audit_diff, merge_patch
 from uptally.managed.load import parse
 from uptally.managed.plan import Action, Step, Stored, plan
-from uptally.managed.users import users_of
+from uptally.managed.users import channel_users, users_of
 from uptally.store import channels as channel_store
 from uptally.store import managed as store
+from uptally.store.channels import StoredChannel
 from uptally.store.database import Database
 from uptally.store.managed import ManagedRow
 
@@ -46,10 +47,6 @@ class Provisioned(Exception):
     def __init__(self, kind: Kind, object_id: str, origin: str) -> None:
         self.origin = origin
         super().__init__(f"{kind.name} {object_id!r} is provisioned by {origin}: change it there")
-
-
-class Conflict(Exception):
-    pass
 
 
 class PreconditionFailed(Exception):
@@ -199,21 +196,19 @@ class ManagedObjects:
             row = await self._managed(kind, object_id)
             if expected is not None and expected != row.version:
                 raise PreconditionFailed(f"{kind.name} {object_id!r} is at version {row.version}")
-            users = users_of(config, kind, object_id) + await self._channel_users(kind, object_id)
+            channels = await self._api_channels()
+            users = users_of(config, kind, object_id) + channel_users(channels, kind, object_id)
             if users:
                 raise InUse(kind, object_id, users)
             before = _find(config, kind, object_id)
             (change,) = await self._write([(kind, object_id, before, None, row.version)], actor)
             return change
 
-    async def _channel_users(self, kind: Kind, object_id: str) -> list[str]:
-        """Channels made through the API (kept apart from the config) that route by it."""
+    async def _api_channels(self) -> list[StoredChannel]:
+        """Channels made through the API: kept apart from the config, they route by monitors
+        and components too (what they name may not go either)."""
         async with self._db.connect() as conn:
-            channels = await channel_store.load_channels(conn)
-        field = {MONITOR.name: "monitors", COMPONENT.name: "components"}.get(kind.name)
-        if field is None:
-            return []
-        return [f"channels/{c.id}" for c in channels if object_id in getattr(c, field)]
+            return await channel_store.load_channels(conn)
 
     async def apply_plan(
         self, data: Any, actor: str, *, prune: bool = False, dry_run: bool = False
@@ -242,9 +237,11 @@ class ManagedObjects:
             }
             steps = plan(current, documents, wanted.sections if prune else ())
             after = _after(provisioned, managed, wanted.objects, steps)
+            channels = await self._api_channels()
             for step in steps:
                 if step.action is Action.DELETE:
                     users = users_of(after, step.kind, step.id)
+                    users += channel_users(channels, step.kind, step.id)
                     if users:
                         raise InUse(step.kind, step.id, users)
             if dry_run or not steps:
@@ -383,25 +380,12 @@ def _without(config: Config, kind: Kind, object_id: str) -> list[BaseModel]:
 def _token_problems(
     kind: Kind, objects: Sequence[BaseModel], config: Config, many: bool
 ) -> list[Problem]:
-    """A heartbeat's own token must be no other heartbeat's."""
-    if kind is not MONITOR:
-        return []
-    taken = {m.token: m.id for m in config.monitors if isinstance(m, HeartbeatMonitor) and m.token}
-    problems = []
-    for index, obj in enumerate(objects):
-        if isinstance(obj, HeartbeatMonitor) and obj.token:
-            other = taken.get(obj.token)
-            if other is not None:
-                at = json_pointer(("monitors", index, "token") if many else ("token",))
-                problems.append(Problem(at, f"token already used by monitor {other!r}"))
-            taken[obj.token] = obj.id
-    return problems
+    return token_problems(config.monitors, objects, many) if kind is MONITOR else []
 
 
 __all__ = [
     "KINDS",
     "Change",
-    "Conflict",
     "DocumentInvalid",
     "InUse",
     "ManagedObjects",

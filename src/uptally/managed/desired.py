@@ -15,11 +15,11 @@ from uptally.config.managed import (
     DocumentInvalid,
     Kind,
     Problem,
-    heartbeat_tokens,
+    token_problems,
     validate,
 )
 from uptally.config.pointers import json_pointer
-from uptally.config.schema import Config, HeartbeatMonitor
+from uptally.config.schema import Config
 
 APPLIED = (MONITOR, COMPONENT)  # the sections `config apply` takes, in the order they apply
 
@@ -65,7 +65,7 @@ def desired(
     monitors = _valid(MONITOR, documents.get(MONITOR, []), provisioned, problems)
     objects[MONITOR] = {MONITOR.key_of(m): m for m in monitors}
     kept = _kept(managed, MONITOR, objects[MONITOR], prune and MONITOR in sections)
-    problems += _token_problems(provisioned, kept, monitors)
+    problems += token_problems([*provisioned.monitors, *kept], monitors, many=True)
     context = provisioned.model_copy(update={"monitors": [*provisioned.monitors, *kept, *monitors]})
     named = {d.get("id") for d in documents.get(MONITOR, []) if isinstance(d, dict)}
     components = _valid(COMPONENT, documents.get(COMPONENT, []), context, problems, named)
@@ -128,19 +128,3 @@ def _kept(
         return []
     found = sorted(managed.get(kind, {}).items())
     return [obj for object_id, obj in found if object_id not in wanted]
-
-
-def _token_problems(
-    provisioned: Config, kept: list[BaseModel], monitors: list[BaseModel]
-) -> list[Problem]:
-    """A heartbeat's own token must be no other heartbeat's."""
-    taken = heartbeat_tokens([*provisioned.monitors, *kept])  # type: ignore[list-item]
-    problems = []
-    for index, monitor in enumerate(monitors):
-        if isinstance(monitor, HeartbeatMonitor) and monitor.token:
-            other = taken.get(monitor.token)
-            if other is not None and other != monitor.id:
-                at = json_pointer(("monitors", index, "token"))
-                problems.append(Problem(at, f"token already used by monitor {other!r}"))
-            taken[monitor.token] = monitor.id
-    return problems

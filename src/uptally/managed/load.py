@@ -89,6 +89,15 @@ def collisions(file: Config, objects: Objects) -> list[tuple[Kind, str, str]]:
     return found
 
 
+def unprovisioned(file: Config, objects: Objects) -> Objects:
+    """`objects` without those whose ids the file declares (see `collisions`)."""
+    clashes = {(kind.name, object_id) for kind, object_id, _ in collisions(file, objects)}
+    return {
+        name: {k: v for k, v in by_id.items() if (name, k) not in clashes}
+        for name, by_id in objects.items()
+    }
+
+
 async def settle(
     db: Database, conn: AsyncConnection, file: Config, objects: Objects, actor: str, now: Millis
 ) -> Objects:
@@ -105,11 +114,9 @@ async def settle(
             for kind, object_id, origin in clashes
         ]
         raise ProvisioningConflict("\n".join(lines))
-    kept = {name: dict(by_id) for name, by_id in objects.items()}
     for kind, object_id, origin in clashes:
         await store.delete(db, conn, kind.name, object_id, actor, now, expected=None)
         details = {"provisioned_by": origin}
         await audit.append(conn, actor, f"{kind.name}.adopted", f"{kind.name}:{object_id}", details)
-        kept[kind.name].pop(object_id, None)
         log.info("%s %r is provisioned by %s from now on (adopted)", kind.name, object_id, origin)
-    return kept
+    return unprovisioned(file, objects)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from uptally.config.managed import COMPONENT, LOCATION, MONITOR, Kind
 from uptally.config.schema import ActiveMonitor, Config
+from uptally.store.channels import StoredChannel
 
 
 def users_of(config: Config, kind: Kind, object_id: str) -> list[str]:
@@ -49,3 +52,11 @@ def _with_origin(config: Config, user: str) -> str:
     section, _, object_id = user.partition("/")
     origin = config.origin(section, object_id)
     return f"{user} ({origin})" if origin else user
+
+
+def channel_users(channels: Iterable[StoredChannel], kind: Kind, object_id: str) -> list[str]:
+    """`channels/id` of each channel made through the API that routes by the object."""
+    field = {MONITOR.name: "monitors", COMPONENT.name: "components"}.get(kind.name)
+    if field is None:
+        return []
+    return [f"channels/{c.id}" for c in channels if object_id in getattr(c, field)]

@@ -23,13 +23,9 @@ from uptally.web.api_channels import ChannelIn, ChannelOut, channel_out, scheme_
 from uptally.web.auth import principal_of, require_admin, require_scope
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError, json_pointer
-from uptally.web.managed_http import etag, expected_version, tag_response
-from uptally.web.schemas import ErrorOut
+from uptally.web.managed_http import ERRORS, etag, expected_version, tag_response
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429)
-}
-router = APIRouter(prefix="/api/v1/channels", tags=["channels"], responses=_RESPONSES)
+router = APIRouter(prefix="/api/v1/channels", tags=["channels"], responses=ERRORS)
 ChannelId = Annotated[str, Path(pattern=ID_PATTERN)]
 _SECRETS = frozenset({"url", "secret"})  # digested in the audit log
 _writing = asyncio.Lock()  # one change at a time: each is checked against the one before

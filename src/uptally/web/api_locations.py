@@ -15,17 +15,14 @@ from uptally.runtime import Runtime
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
-from uptally.web.managed_http import expected_version, refusals, tag_response
-from uptally.web.schemas import ErrorOut, Model
+from uptally.web.managed_http import ERRORS, expected_version, refusals, tag_response
+from uptally.web.schemas import Model
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 412, 413, 422, 429)
-}
 router = APIRouter(
     prefix="/api/v1/locations",
     tags=["locations"],
     dependencies=[Depends(require_admin)],  # read for GET, write for changes
-    responses=_ERRORS,
+    responses=ERRORS,
 )
 # The token is shown once, in the answer that makes it; only its SHA-256 is kept, as
 # `token_hash` in the location's own document: it is stored, audited (as a digest), deleted

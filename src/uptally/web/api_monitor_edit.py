@@ -13,18 +13,15 @@ from uptally.redaction import MASK
 from uptally.web.auth import principal_of, require_scope
 from uptally.web.deps import base_url, runtime_of
 from uptally.web.errors import ApiError
-from uptally.web.managed_http import expected_version, refusals, tag_response
-from uptally.web.schemas import ErrorOut, Model, MonitorList, MonitorOut
+from uptally.web.managed_http import ERRORS, expected_version, refusals, tag_response
+from uptally.web.schemas import Model, MonitorList, MonitorOut
 from uptally.web.views import masked_values, monitor_out, shown_config
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 412, 413, 422, 429)
-}
 router = APIRouter(
     prefix="/api/v1/monitors",
     tags=["monitors"],
     dependencies=[Depends(require_scope("write"))],
-    responses=_ERRORS,
+    responses=ERRORS,
 )
 
 MonitorBody = Annotated[

@@ -10,17 +10,15 @@ from uptally.config.managed import STATUS_PAGE
 from uptally.config.schema import StatusPage, monitor_document
 from uptally.runtime import Runtime
 from uptally.web.auth import require_admin
+from uptally.web.managed_http import ERRORS
 from uptally.web.managed_routes import Resource, add_routes
-from uptally.web.schemas import ErrorOut, Model
+from uptally.web.schemas import Model
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 412, 413, 422, 429)
-}
 router = APIRouter(
     prefix="/api/v1/status-pages",
     tags=["status pages"],
     dependencies=[Depends(require_admin)],  # read for GET, write for changes
-    responses=_ERRORS,
+    responses=ERRORS,
 )
 
 

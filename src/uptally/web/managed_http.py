@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import Request, Response
 
@@ -20,6 +21,12 @@ from uptally.managed.changes import (
 )
 from uptally.runtime import Runtime
 from uptally.web.errors import ApiError
+from uptally.web.schemas import ErrorOut
+
+# What the routes of managed objects may answer besides success (the OpenAPI document).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 412, 413, 422, 429)
+}
 
 
 def etag(version: int) -> str:
