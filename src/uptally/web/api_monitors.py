@@ -36,7 +36,8 @@ router = APIRouter(
     response_model=MonitorPage,
     summary="List monitors, a page at a time",
     description="`limit` at a time (default 100, at most 1000), in the order `sort`: `id` "
-    "(the default), `name`, `state` (up, maintenance, unknown, degraded, down) or `kind`, "
+    "(the default), `name`, `state` (up, paused, maintenance, unknown, degraded, down) or "
+    "`kind`, "
     "each then by id; a `-` first sorts descending (`-state`: the worst first). The answer's "
     '`next_cursor` (also a `Link: <…>; rel="next"` header) fetches the next page with the '
     "same filters and sort, null on the last page; a cursor given with another sort answers "
