@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from uptally.store import (
+    tables_accounts,  # noqa: F401  (registers its tables)
     tables_incidents,  # noqa: F401  (registers its tables)
     tables_maintenance,  # noqa: F401  (registers its tables)
     tables_managed,  # noqa: F401  (registers its tables)

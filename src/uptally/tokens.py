@@ -2,7 +2,7 @@
 
 A token reads `ut_<id>_<secret>`: the id finds the row, only a SHA-256 of the secret is stored
 (the secret is 256 random bits, so a fast hash is enough) and compared in constant time.
-Scopes: `read` ⊂ `write` ⊂ `admin`, and `page:<id>` (reading one private status page).
+Scopes: `read` ⊂ `respond` ⊂ `write` ⊂ `admin`, and `page:<id>` (reading one private status page).
 
 Whoever acts is a `Principal`: a token, the bootstrap token (UPTALLY_ADMIN_TOKEN), the system
 or a CLI user; operator accounts (argon2 passwords, TOTP) will be one more kind, carrying
@@ -27,8 +27,8 @@ from uptally.store import tokens as store
 from uptally.store.tokens import TokenRow
 
 PREFIX = "ut"
-LEVELS = ("read", "write", "admin")
-_SCOPE_RE = re.compile(r"^(read|write|admin|page:[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})$")
+LEVELS = ("read", "respond", "write", "admin")
+_SCOPE_RE = re.compile(r"^(read|respond|write|admin|page:[A-Za-z0-9][A-Za-z0-9_.\-]{0,63})$")
 _TOKEN_RE = re.compile(r"^ut_([0-9a-f]{12})_([A-Za-z0-9_\-]{43})$")
 TOUCH_EVERY_MS = 60_000  # last-used is written at most this often per token
 
@@ -62,7 +62,8 @@ BOOTSTRAP = Principal(Kind.BOOTSTRAP, "UPTALLY_ADMIN_TOKEN", frozenset({"admin"}
 
 
 def allows(scopes: frozenset[str] | set[str], required: str) -> bool:
-    """Whether granted scopes cover the required one (admin ⊃ write ⊃ read ⊃ page:<id>)."""
+    """Whether granted scopes cover the required one (admin ⊃ write ⊃ respond ⊃ read ⊃
+    page:<id>)."""
     if required in scopes:
         return True
     if required in LEVELS:
@@ -76,10 +77,14 @@ def allows(scopes: frozenset[str] | set[str], required: str) -> bool:
 def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Validated, de-duplicated scopes; ValueError naming a bad one."""
     if not scopes:
-        raise ValueError("a token needs at least one scope: read, write, admin or page:<id>")
+        raise ValueError(
+            "a token needs at least one scope: read, respond, write, admin or page:<id>"
+        )
     for scope in scopes:
         if not _SCOPE_RE.match(scope):
-            raise ValueError(f"unknown scope {scope!r}: use read, write, admin or page:<id>")
+            raise ValueError(
+                f"unknown scope {scope!r}: use read, respond, write, admin or page:<id>"
+            )
     return tuple(dict.fromkeys(scopes))
 
 

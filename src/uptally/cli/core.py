@@ -160,9 +160,42 @@ def serve(
             access_log,
             config_path=config,
             export_dir=export_dir,
+            demo=demo,
         )
     )
     raise typer.Exit(code)
+
+
+DEMO_USER = "demo@example.com"
+DEMO_PASSWORD = "uptally-demo-console"
+
+
+async def _welcome(runtime: Runtime, url: str, demo: bool) -> None:
+    """How to reach the console: with --demo a demo admin (made once, printed); with no user
+    yet a one-time setup link for the first admin (valid 1 h)."""
+    from uptally.accounts import links, users
+    from uptally.accounts.roles import Role
+    from uptally.store import accounts as account_store
+
+    now = runtime.clock.now_ms()
+    async with runtime.db.begin() as conn:
+        if demo and await account_store.user_by_email(conn, DEMO_USER) is None:
+            await users.create(
+                conn, DEMO_USER, Role.ADMIN, DEMO_PASSWORD, "demo", now, runtime.config.console
+            )
+        token = await links.setup_link(conn, now)
+    if demo:
+        out.print(
+            f"console: {url}/console/ (sign in as {DEMO_USER}, password {DEMO_PASSWORD})",
+            markup=False,
+        )
+    elif token is not None:
+        out.print(
+            f"no console user yet: create the first admin at {url}/console/setup?token={token} "
+            "(works once, for 1 hour; or `uptally users create`)",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _check_admin_token(token: str | None, demo: bool) -> None:
@@ -252,6 +285,7 @@ async def _serve(
     access_log: bool,
     config_path: Path | None = None,
     export_dir: Path | None = None,
+    demo: bool = False,
 ) -> int:
     from uptally.store.database import Database, InUse, database_url
 
@@ -275,7 +309,9 @@ async def _serve(
         await db.close()
         return EXIT_USAGE
     try:
-        return await _run(config, db, host, port, log_level, access_log, config_path, export_dir)
+        return await _run(
+            config, db, host, port, log_level, access_log, config_path, export_dir, demo
+        )
     finally:
         await claim.release()  # after the runtime has written its last results
 
@@ -289,6 +325,7 @@ async def _run(
     access_log: bool,
     config_path: Path | None,
     export_dir: Path | None,
+    demo: bool = False,
 ) -> int:
     from uptally.backup.offsite import OffsiteError
     from uptally.managed.load import ProvisioningConflict
@@ -363,6 +400,7 @@ async def _run(
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         listening(app_, f"http://{shown}:{bound[1]}")
         out.print(f"uptally {__version__} listening on http://{shown}:{bound[1]}", markup=False)
+        await _welcome(runtime, f"http://{shown}:{bound[1]}", demo)
     exporting = None
     if export_dir is not None and server.started:
         site = app_.api.state.status_site

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from uptally.conditions import Capture, Condition, ConditionError, parse_capture, parse_condition
+from uptally.config.console import Console
 from uptally.durations import parse_duration_ms, parse_size
 from uptally.events import EventKind
 from uptally.netguard import Guard, allowance
@@ -1172,6 +1173,7 @@ class Config(Strict):
     dr: DisasterRecovery = Field(default_factory=DisasterRecovery)
     security: Security = Field(default_factory=Security)
     incidents: Incidents = Field(default_factory=Incidents)
+    console: Console = Field(default_factory=Console)
     # Who owns an object at runtime: what the config file declares is provisioned (read-only
     # through the API). Refused whole, or with `adopt` the file takes over a managed object.
     provisioning: Literal["refuse", "adopt"] = "refuse"

@@ -16,7 +16,7 @@ from uptally.notify.render import link
 from uptally.status import ComponentStatus
 from uptally.store import commitments as commitment_store
 from uptally.store import incidents as store
-from uptally.web.auth import principal_of, require_admin
+from uptally.web.auth import principal_of, require_responder
 from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut
@@ -44,7 +44,7 @@ _EARLIEST: Millis = 946_684_800_000  # 2000-01-01: an earlier start is surely a 
 router = APIRouter(
     prefix="/api/v1",
     tags=["incidents"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(require_responder)],
     responses={
         400: {"model": ErrorOut},
         401: {"model": ErrorOut},

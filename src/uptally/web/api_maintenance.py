@@ -21,7 +21,7 @@ from uptally.maintenance.windows import WindowView
 from uptally.runtime import Runtime
 from uptally.store import maintenance as store
 from uptally.store.maintenance import SeriesRow
-from uptally.web.auth import principal_of, require_admin
+from uptally.web.auth import principal_of, require_responder
 from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.schemas import ErrorOut, Model
@@ -29,7 +29,7 @@ from uptally.web.schemas import ErrorOut, Model
 router = APIRouter(
     prefix="/api/v1/maintenance",
     tags=["maintenance"],
-    dependencies=[Depends(require_admin)],
+    dependencies=[Depends(require_responder)],
     responses={
         400: {"model": ErrorOut},
         401: {"model": ErrorOut},

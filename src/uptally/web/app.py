@@ -39,6 +39,7 @@ from uptally.web import (
     statuspage,
     subscribe,
 )
+from uptally.web.console.install import install as install_console
 from uptally.web.page_sites import PageSites, PagesRoute
 from uptally.web.ratelimit import FailureLimiter
 
@@ -133,6 +134,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(subscribe.router)
     app.include_router(api_status_pages.router)
     app.include_router(api_locations.router)
+    install_console(app)
     app.include_router(statuspage.page_router(app.state.status_site))
     app.include_router(statuspage.router)
     app.router.routes.append(PagesRoute(app.state.status_pages))  # after every fixed path

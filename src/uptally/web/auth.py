@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from uptally import tokens
+from uptally.accounts import sessions, users
 from uptally.tokens import BOOTSTRAP, Principal
+from uptally.web.console.session import COOKIE, signed_of
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.ratelimit import FailureLimiter
@@ -88,6 +90,17 @@ async def authenticate(request: Request, basic_realm: str | None = None) -> Prin
     refuse_if_limited(limiter, client, "too many failed authentication attempts")
     challenge = _CHALLENGE if basic_realm is None else basic_challenge(basic_realm)
     presented = _presented(request.headers.get("authorization", ""), basic_realm is not None)
+    if presented is None and request.cookies.get(COOKIE):
+        # A signed-in console user calls the API from the console's pages (fetch with the
+        # session cookie); a change must carry the session's CSRF token in X-CSRF-Token.
+        signed = await signed_of(request)
+        if signed is not None and signed.complete:
+            if request.method not in _SAFE and not sessions.csrf_matches(
+                signed.session, request.headers.get("x-csrf-token")
+            ):
+                raise ApiError(403, "a change from the console needs its X-CSRF-Token header")
+            request.state.principal = users.principal(signed.user)
+            return request.state.principal  # type: ignore[no-any-return]
     if presented is None:
         missing = (
             "missing bearer token (Authorization: Bearer <token>)"
@@ -126,6 +139,12 @@ async def require_admin(request: Request) -> Principal:
     """The admin API guard: `read` for GET/HEAD, `write` for changes."""
     principal = await authenticate(request)
     return _check(principal, "read" if request.method in _SAFE else "write")
+
+
+async def require_responder(request: Request) -> Principal:
+    """The guard of incidents and maintenance: `read` for GET/HEAD, `respond` for changes."""
+    principal = await authenticate(request)
+    return _check(principal, "read" if request.method in _SAFE else "respond")
 
 
 def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from uptally.store import (
+    tables_accounts,  # noqa: F401  (registers its tables)
     tables_incidents,  # noqa: F401  (registers its tables)
     tables_maintenance,  # noqa: F401  (registers its tables)
     tables_managed,  # noqa: F401  (registers its tables)

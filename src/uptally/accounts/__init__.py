@@ -1,0 +1,1 @@
+"""Operator accounts: users with roles, passwords, sessions, second factors, single sign-on."""

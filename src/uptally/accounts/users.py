@@ -1,0 +1,285 @@
+"""Operator accounts: create, change role, disable, set passwords, and sign in with lockout.
+
+Every change and every sign-in attempt is audit-logged in the caller's transaction. Password
+hashing (argon2id, ~0.1 s of CPU) runs off the event loop (`offloop`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from uptally import audit, offloop
+from uptally.accounts import passwords
+from uptally.accounts.roles import SCOPE, Role
+from uptally.clock import Millis
+from uptally.config.console import Console
+from uptally.store import accounts as store
+from uptally.store.accounts import UserRow
+from uptally.tokens import Kind, Principal
+
+_EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}$")
+
+
+class AccountError(ValueError):
+    """A change refused, with a message to show (bad input, unknown user)."""
+
+
+def check_email(email: str) -> str:
+    normalised = email.strip().lower()
+    if not _EMAIL_RE.match(normalised):
+        raise AccountError(f"{email!r} is not an e-mail address")
+    return normalised
+
+
+def principal(user: UserRow) -> Principal:
+    """How an operator acts: the scope of their role, named by e-mail in the audit log."""
+    return Principal(Kind.OPERATOR, user.email, frozenset({SCOPE[Role(user.role)]}))
+
+
+def role_of(user: UserRow) -> Role:
+    return Role(user.role)
+
+
+async def check_password(password: str, email: str, settings: Console) -> None:
+    found = passwords.problems(password, email, settings.min_password)
+    if found:
+        raise AccountError("; ".join(found))
+
+
+async def create(
+    conn: AsyncConnection,
+    email: str,
+    role: Role,
+    password: str | None,
+    actor: str,
+    now: Millis,
+    settings: Console,
+    *,
+    name: str = "",
+    sso_subject: str | None = None,
+) -> UserRow:
+    """A new user (audit-logged); AccountError for a taken e-mail or a weak password. A user
+    without a password signs in through single sign-on or a reset link only."""
+    email = check_email(email)
+    if await store.user_by_email(conn, email) is not None:
+        raise AccountError(f"a user with e-mail {email} exists already")
+    hashed = None
+    if password is not None:
+        await check_password(password, email, settings)
+        hashed = await offloop.run(passwords.hash_password, password)
+    row = UserRow(
+        id=secrets.token_hex(8),
+        email=email,
+        name=(name.strip() or email.partition("@")[0])[:128],
+        role=role.value,
+        password_hash=hashed,
+        sso_subject=sso_subject,
+        totp_secret=None,
+        totp_enabled_at=None,
+        failed_logins=0,
+        locked_until=None,
+        created_at=now,
+        created_by=actor,
+        disabled_at=None,
+        last_login_at=None,
+        password_changed_at=now if hashed else None,
+    )
+    await store.insert_user(conn, row)
+    await audit.append(
+        conn,
+        actor,
+        "user.created",
+        f"user:{email}",
+        {"role": role.value, "sso": bool(sso_subject)},
+        at=now,
+    )
+    return row
+
+
+async def existing(conn: AsyncConnection, email: str) -> UserRow:
+    user = await store.user_by_email(conn, email.strip())
+    if user is None:
+        raise AccountError(f"no user with e-mail {email.strip().lower()}")
+    return user
+
+
+async def set_role(
+    conn: AsyncConnection, email: str, role: Role, actor: str, now: Millis
+) -> UserRow:
+    user = await existing(conn, email)
+    if user.role != role.value:
+        if user.role == Role.ADMIN and not await _other_admin(conn, user.id):
+            raise AccountError("the last active admin keeps the admin role")
+        await store.update_user(conn, user.id, role=role.value)
+        await audit.append(
+            conn,
+            actor,
+            "user.role_changed",
+            f"user:{user.email}",
+            {"from": user.role, "to": role.value},
+            at=now,
+        )
+    return await existing(conn, email)
+
+
+async def set_disabled(
+    conn: AsyncConnection, email: str, disabled: bool, actor: str, now: Millis
+) -> UserRow:
+    """Disable (ending every session) or enable a user."""
+    user = await existing(conn, email)
+    if disabled and user.disabled_at is None:
+        if user.role == Role.ADMIN and not await _other_admin(conn, user.id):
+            raise AccountError("the last active admin cannot be disabled")
+        await store.update_user(conn, user.id, disabled_at=now)
+        ended = await store.revoke_sessions(conn, user.id, now)
+        await audit.append(
+            conn, actor, "user.disabled", f"user:{user.email}", {"sessions_ended": ended}, at=now
+        )
+    elif not disabled and user.disabled_at is not None:
+        await store.update_user(conn, user.id, disabled_at=None, failed_logins=0, locked_until=None)
+        await audit.append(conn, actor, "user.enabled", f"user:{user.email}", {}, at=now)
+    return await existing(conn, email)
+
+
+async def set_password(
+    conn: AsyncConnection, user: UserRow, password: str, actor: str, now: Millis, settings: Console
+) -> None:
+    """A new password (checked); every session of the user ends and a lockout is lifted."""
+    await check_password(password, user.email, settings)
+    hashed = await offloop.run(passwords.hash_password, password)
+    await store.update_user(
+        conn,
+        user.id,
+        password_hash=hashed,
+        password_changed_at=now,
+        failed_logins=0,
+        locked_until=None,
+    )
+    ended = await store.revoke_sessions(conn, user.id, now)
+    await audit.append(
+        conn, actor, "user.password_set", f"user:{user.email}", {"sessions_ended": ended}, at=now
+    )
+
+
+async def _other_admin(conn: AsyncConnection, user_id: str) -> bool:
+    return any(
+        u.role == Role.ADMIN and u.disabled_at is None and u.id != user_id
+        for u in await store.list_users(conn)
+    )
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    INVALID = "invalid"  # unknown e-mail or wrong password (the same answer for both)
+    LOCKED = "locked"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    outcome: Outcome
+    user: UserRow | None = None
+    locked_until: Millis | None = None
+
+
+async def sign_in(
+    conn: AsyncConnection, email: str, password: str, now: Millis, client: str, settings: Console
+) -> SignIn:
+    """Check a password (audit-logged either way). `lockout_failures` wrong passwords in a row
+    lock the account for `lockout_time`; a locked account answers LOCKED even to the right
+    password, so guessing on cannot tell."""
+    user = await store.user_by_email(conn, email.strip())
+    target = f"user:{email.strip().lower()[:200]}"
+    matches = await offloop.run(passwords.verify, user.password_hash if user else None, password)
+    if user is None:
+        await audit.append(
+            conn,
+            "anonymous",
+            "user.sign_in_failed",
+            target,
+            {"ip": client, "reason": "unknown"},
+            at=now,
+        )
+        return SignIn(Outcome.INVALID)
+    if user.disabled_at is not None:
+        await audit.append(
+            conn,
+            "anonymous",
+            "user.sign_in_failed",
+            target,
+            {"ip": client, "reason": "disabled"},
+            at=now,
+        )
+        return SignIn(Outcome.DISABLED)
+    if user.locked_until is not None and user.locked_until > now:
+        await audit.append(
+            conn,
+            "anonymous",
+            "user.sign_in_failed",
+            target,
+            {"ip": client, "reason": "locked"},
+            at=now,
+        )
+        return SignIn(Outcome.LOCKED, user, user.locked_until)
+    if not matches:
+        failures = user.failed_logins + 1
+        locked = now + settings.lockout_time if failures >= settings.lockout_failures else None
+        await store.update_user(
+            conn, user.id, failed_logins=0 if locked else failures, locked_until=locked
+        )
+        await audit.append(
+            conn,
+            "anonymous",
+            "user.sign_in_failed",
+            target,
+            {"ip": client, "reason": "password"},
+            at=now,
+        )
+        if locked is not None:
+            await audit.append(
+                conn,
+                "system",
+                "user.locked",
+                target,
+                {"until": locked, "failures": failures},
+                at=now,
+            )
+            return SignIn(Outcome.LOCKED, user, locked)
+        return SignIn(Outcome.INVALID)
+    await store.update_user(conn, user.id, failed_logins=0, locked_until=None)
+    if user.password_hash and passwords.needs_rehash(user.password_hash):
+        hashed = await offloop.run(passwords.hash_password, password)
+        await store.update_user(conn, user.id, password_hash=hashed)
+    return SignIn(Outcome.OK, user)
+
+
+async def signed_in(
+    conn: AsyncConnection, user: UserRow, how: str, client: str, now: Millis
+) -> None:
+    """Record a completed sign-in (after every factor)."""
+    await store.update_user(conn, user.id, last_login_at=now)
+    await audit.append(
+        conn,
+        principal(user).actor,
+        "user.signed_in",
+        f"user:{user.email}",
+        {"ip": client, "method": how},
+        at=now,
+    )
+
+
+async def code_refused(conn: AsyncConnection, user: UserRow, client: str, now: Millis) -> None:
+    """A wrong second-factor code (after the right password): audit-logged."""
+    await audit.append(
+        conn,
+        "anonymous",
+        "user.sign_in_failed",
+        f"user:{user.email}",
+        {"ip": client, "reason": "second_factor"},
+        at=now,
+    )

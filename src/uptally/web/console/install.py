@@ -1,0 +1,60 @@
+"""Mount the console on the application: its routes, static files and error pages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from uptally.web.console import render, routes_auth, routes_overview
+from uptally.web.console.session import (
+    Forbidden,
+    SignInRequired,
+    Viewer,
+    login_url,
+    signed_of,
+)
+
+ROUTERS = [routes_auth.router, routes_overview.router]
+
+
+async def _sign_in(request: Request, error: Exception) -> Response:
+    assert isinstance(error, SignInRequired)
+    return RedirectResponse(login_url(error.next_path), status_code=303, headers=render.NO_STORE)
+
+
+async def _forbidden(request: Request, error: Exception) -> Response:
+    assert isinstance(error, Forbidden)
+    return await render.page(
+        request,
+        await signed_of(request),
+        "message.html",
+        status=403,
+        title="Not allowed",
+        message=error.message,
+    )
+
+
+async def _not_found(request: Request, signed: Viewer) -> Response:
+    """Any other console path: signed out, to the sign-in form (it may exist); else 404."""
+    return await render.page(
+        request,
+        signed,
+        "message.html",
+        status=404,
+        title="Not found",
+        message="There is no console page at this address.",
+    )
+
+
+def install(app: FastAPI) -> None:
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount(
+        "/console/static",
+        StaticFiles(packages=[("uptally.web.console", "static")]),
+        name="console-static",
+    )
+    app.add_api_route("/console/{rest:path}", _not_found, methods=["GET"], include_in_schema=False)
+    app.add_exception_handler(SignInRequired, _sign_in)
+    app.add_exception_handler(Forbidden, _forbidden)
