@@ -6,7 +6,13 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from uptally.web.console import render, routes_auth, routes_overview
+from uptally.web.console import (
+    render,
+    routes_auth,
+    routes_notifications,
+    routes_overview,
+    routes_sla,
+)
 from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
@@ -15,7 +21,12 @@ from uptally.web.console.session import (
     signed_of,
 )
 
-ROUTERS = [routes_auth.router, routes_overview.router]
+ROUTERS = [
+    routes_auth.router,
+    routes_overview.router,
+    routes_notifications.router,
+    routes_sla.router,
+]
 
 
 async def _sign_in(request: Request, error: Exception) -> Response:
