@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 WIDTH = 640
 HEIGHT = 180
-LEFT = 52  # room for the axis labels
+LEFT = 72  # room for the axis labels ("99.975 %" whole: figures are never cut)
 BOTTOM = 26  # room for the month labels
 TOP = 10
 
