@@ -11,6 +11,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,10 @@ def page_rows(html: str) -> dict[tuple[str, str], dict[str, str]]:
         cells = dict(re.findall(r'data-field="([a-z_]+)">(.*?)</td>', body, re.S))
         found[(policy, component)] = {k: unescape(v).strip() for k, v in cells.items()}
     return found
+
+
+def iso_at(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
 def same(cell: str, value: float) -> bool:
@@ -167,6 +172,25 @@ async def test_the_sla_page_shows_the_apis_numbers_and_gives_its_csv(
         )
         assert (code, printed) == (0, page_csv)
 
+        # Burning now: 20 minutes down in the last hour (the 1 h and 6 h windows hold all of it)
+        now = time.time()
+        await api(
+            admin,
+            console.url + "/api/v1/outages",
+            "POST",
+            json={"component": "db", "start": iso_at(now - 1800), "end": iso_at(now - 600)},
+        )
+        burning = await get_html(http, console.url + "/console/sla")
+        rates = (await api(admin, console.url + "/api/v1/sla/burn-rates"))["burn_rates"]
+        db = next(r for r in rates if r["component"] == "db")
+        assert (db["rates"]["1h"], db["rates"]["6h"]) == (333.333, 55.556)
+        cells = re.search(r'<tr data-burn="gold/db">(.*?)</tr>', burning, re.S)
+        assert cells is not None
+        assert ">333.333×<" in cells[1]
+        assert ">55.556×<" in cells[1]
+        assert "1h/5m ≥ 14.4×: quiet" in cells[1]  # the last 5 minutes burn nothing
+        assert "6h/30m ≥ 6×: firing" in cells[1]
+
         bad = await get_html(http, console.url + "/console/sla?year=20x6&month=10")
         assert 'aria-invalid="true"' in bad
         assert "four digits" in bad
@@ -231,6 +255,12 @@ async def test_send_test_reaches_a_webhook_and_a_failed_delivery_is_retried(
             assert states == ["delivered", "delivered"]
             async with http.post(retry, data={"csrf": csrf}, allow_redirects=False) as r:
                 assert r.status == 404  # only a failed delivery is retried
+        for path in ("/channels/nope/test", f"/deliveries/{broken['id']}/retry"):
+            async with admin.post(console.url + "/api/v1" + path, headers=AUTH) as r:
+                assert r.status == 404, await r.text()
+        queued = await api(admin, console.url + "/api/v1/channels/hook/test", "POST")
+        assert queued["target"] == "channel:hook"
+        await receiver.wait_for(lambda: len(receiver.requests) == 4)
         audit = await api(admin, console.url + "/api/v1/audit?action=delivery.retried")
         assert [e["target"] for e in audit["entries"]] == [f"delivery:{broken['id']}"]
 
