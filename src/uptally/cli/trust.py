@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # imported when used: other commands need not load SQLAlchemy
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 tokens_app = typer.Typer(
-    help="Scoped API tokens (read, write, admin, page:<id>).", no_args_is_help=True
+    help="Scoped API tokens (read, respond, write, admin, page:<id>).", no_args_is_help=True
 )
 secrets_app = typer.Typer(
     help="Secrets encrypted at rest (UPTALLY_SECRET_KEY).", no_args_is_help=True
@@ -194,7 +194,9 @@ async def _head(
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Option(help="What the token is for, e.g. 'grafana'.")],
-    scope: Annotated[list[str], typer.Option(help="read, write, admin or page:<id> (repeat).")],
+    scope: Annotated[
+        list[str], typer.Option(help="read, respond, write, admin or page:<id> (repeat).")
+    ],
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d.")] = None,
     config: OptionalConfig = None,
     data_dir: DataDirOption = DEFAULT_DIR,

@@ -157,7 +157,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
 def require_page(
     page: str, realm: Callable[[], str], headers: dict[str, str]
 ) -> Callable[[Request], Awaitable[Principal]]:
-    """The guard of a private status page: scope `page:<page>` (or read, write, admin), by
+    """The guard of a private status page: scope `page:<page>` (or read, respond, write, admin), by
     bearer token or Basic credentials; `headers` go on its refusals too (no caching)."""
 
     async def dependency(request: Request) -> Principal:
