@@ -68,7 +68,13 @@ async def latency_by_location(
 ) -> dict[str, list[HourLatency]]:
     """{location: the hours from `since` to `until` that have checks, oldest first}."""
     async with runtime.db.connect() as conn:
-        rows = await rollup_store.list_rollups(conn, [monitor_id], since, until)
+        stored = await rollup_store.list_rollups(conn, [monitor_id], since, until)
+    # The current hour is flushed once a minute: what is in memory is newer.
+    keyed = {(r.location, r.hour): r for r in stored}
+    for row in runtime.ingest.rollups.unwritten(monitor_id):
+        if since <= row.hour < until:
+            keyed[(row.location, row.hour)] = row
+    rows = sorted(keyed.values(), key=lambda r: r.hour)
     found: dict[str, list[HourLatency]] = {}
     for row in rows:
         if row.histogram:

@@ -114,14 +114,12 @@ def chart(
 def _x_ticks(
     since: Millis, until: Millis, zone: ZoneInfo, x: Callable[[Millis], float]
 ) -> list[Tick]:
-    """A tick every 6 hours over a day, every day over a week (labels in the site's zone)."""
+    """A tick every 6 hours over a day, at each midnight over a week (in the site's zone)."""
     days = (until - since) > 2 * 86_400_000
-    step = 24 * HOUR_MS if days else 6 * HOUR_MS
     ticks = []
-    at = since - since % step + step
-    while at < until:
+    for at in range(since - since % HOUR_MS + HOUR_MS, until, HOUR_MS):
         local = datetime.fromtimestamp(at / 1000, zone)
-        label = local.strftime("%a %d") if days else local.strftime("%H:%M")
-        ticks.append(Tick(x(at - HOUR_MS // 2), label))
-        at += step
+        if local.minute == 0 and local.hour % (24 if days else 6) == 0:
+            label = local.strftime("%a %d") if days else local.strftime("%H:%M")
+            ticks.append(Tick(x(at - HOUR_MS // 2), label))
     return ticks

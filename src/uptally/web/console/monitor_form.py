@@ -270,8 +270,15 @@ def _yaml(text: str, form: Form, name: str) -> Any:
 
 
 def place(form: Form, built: Built, problems: Iterable[Problem]) -> None:
-    """Each problem next to the field its pointer names (else at the top of the form)."""
+    """Each problem next to the field its pointer names (else at the top of the form); a field
+    whose text did not parse keeps that message only (the schema saw it missing)."""
     kind = form.kind
+    unparsed = set(form.errors)
+
+    def put(name: str, message: str) -> None:
+        if name not in unparsed:
+            form.add(name, message)
+
     own = dict(KIND_FIELDS.get(kind, []))
     for problem in problems:
         parts = [_unescape(p) for p in problem.pointer.split("/")[1:]]
@@ -283,22 +290,22 @@ def place(form: Form, built: Built, problems: Iterable[Problem]) -> None:
                 index = int(rest[0])
                 numbers = built.lines.get(key, [])
                 line = numbers[index] if index < len(numbers) else index + 1
-                form.add(name, f"line {line}: {problem.message}")
+                put(name, f"line {line}: {problem.message}")
             elif rest:
-                form.add(name, f"{_path_text(rest)}: {problem.message}")
+                put(name, f"{_path_text(rest)}: {problem.message}")
             else:
-                form.add(name, problem.message)
+                put(name, problem.message)
         elif key in ("id", "name", "description", "kind", "confirm", *TIMING_KEYS):
-            form.add(key, problem.message)
+            put(key, problem.message)
         elif key in ("tags", "locations"):
             where = f"{key[:-1]} {int(rest[0]) + 1}: " if rest and rest[0].isdigit() else ""
-            form.add(key, where + problem.message)
+            put(key, where + problem.message)
         elif key == "consensus":
-            form.add("consensus", problem.message)
+            put("consensus", problem.message)
         elif key and key not in covered(kind):
-            form.add("extra", f"{_path_text(parts)}: {problem.message}")
+            put("extra", f"{_path_text(parts)}: {problem.message}")
         else:
-            form.add(FORM_LEVEL, problem.message)
+            put(FORM_LEVEL, problem.message)
 
 
 def _unescape(part: str) -> str:
