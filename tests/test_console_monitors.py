@@ -66,6 +66,8 @@ async def test_a_viewer_sees_latency_but_no_controls_and_is_refused_every_change
         assert '<th scope="row">' in html
         for control in ("/edit", "/delete", "/check", "/pause", "Check now"):
             assert control not in html
+        async with http.get(console.url + "/console/monitors/nightly") as r:
+            assert "/ping/" not in await r.text()  # a ping URL records pings
         csrf = await page_csrf(http, page)  # the viewer's own, valid token
         for path in ("new", "shop/edit", "shop/delete", "shop/check", "shop/pause"):
             data = {"csrf": csrf, "kind": "http", "id": "x", "http.url": "http://127.0.0.1:9/"}
@@ -129,6 +131,8 @@ async def test_a_provisioned_monitor_is_read_only(console: Console) -> None:
         assert "Check now" in html
         assert "/console/monitors/api/edit" not in html
         assert "/delete" not in html
+        async with http.get(console.url + "/console/monitors/nightly") as r:
+            assert f"{console.url}/ping/" in await r.text()
         async with http.get(console.url + "/console/monitors/api/edit") as r:
             assert r.status == 409
             assert "provisioned by" in await r.text()

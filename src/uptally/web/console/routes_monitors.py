@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from uptally.accounts import users
 from uptally.config.managed import MONITOR
 from uptally.config.schema import ActiveMonitor
 from uptally.managed.changes import InUse, NotFound, Provisioned
@@ -21,7 +22,7 @@ from uptally.web import monitor_reads, monitor_runs
 from uptally.web.console import latency_chart, monitor_text, render
 from uptally.web.console.latency_chart import Hour
 from uptally.web.console.session import Editor, Viewer, principal
-from uptally.web.deps import runtime_of
+from uptally.web.deps import base_url, runtime_of
 from uptally.web.errors import ApiError
 from uptally.web.views import monitor_out
 
@@ -69,7 +70,9 @@ async def monitor_page(
     until = now - now % monitor_reads.HOUR_MS + monitor_reads.HOUR_MS
     since = until - RANGES[span] * monitor_reads.HOUR_MS
     found = await monitor_reads.latency_by_location(runtime, monitor_id, since, until)
-    out = monitor_out(runtime, monitor, None)
+    # A heartbeat's ping URL records pings: shown to whoever may change the monitor.
+    can_edit = render.Can.of(users.role_of(signed.user)).edit
+    out = monitor_out(runtime, monitor, base_url(request) if can_edit else None)
     charts = [
         latency_chart.chart(
             location,
