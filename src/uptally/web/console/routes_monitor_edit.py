@@ -14,7 +14,7 @@ from uptally.config.managed import MONITOR, DocumentInvalid, Problem, validate
 from uptally.config.schema import MONITOR_KINDS, monitor_document
 from uptally.managed.changes import NotFound, Provisioned, SecretsNeedAdmin
 from uptally.web import monitor_runs
-from uptally.web.console import monitor_form, render
+from uptally.web.console import monitor_form, monitor_labels, render
 from uptally.web.console.monitor_form import Built, Form
 from uptally.web.console.session import Editor, principal
 from uptally.web.deps import runtime_of
@@ -52,8 +52,8 @@ async def _editor(
         kind_fields=monitor_form.KIND_FIELDS,
         location_names=runtime.config.location_names,
         form_level=monitor_form.FORM_LEVEL,
-        text_of=monitor_form.text_of,
-        options=monitor_form.OPTIONS,
+        text_of=monitor_labels.text_of,
+        options=monitor_labels.OPTIONS,
         active_kinds=monitor_form.ACTIVE_KINDS,
         **values,
     )
