@@ -6,7 +6,13 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from uptally.web.console import render, routes_auth, routes_overview
+from uptally.web.console import (
+    render,
+    routes_auth,
+    routes_monitor_edit,
+    routes_monitors,
+    routes_overview,
+)
 from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
@@ -15,7 +21,12 @@ from uptally.web.console.session import (
     signed_of,
 )
 
-ROUTERS = [routes_auth.router, routes_overview.router]
+ROUTERS = [
+    routes_auth.router,
+    routes_overview.router,
+    routes_monitor_edit.router,  # before routes_monitors: /new is no monitor's id
+    routes_monitors.router,
+]
 
 
 async def _sign_in(request: Request, error: Exception) -> Response:
