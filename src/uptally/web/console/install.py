@@ -6,7 +6,15 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from uptally.web.console import render, routes_auth, routes_overview
+from uptally.web.console import (
+    render,
+    routes_auth,
+    routes_overview,
+    routes_trust,
+    routes_trust_admin,
+    routes_trust_backups,
+    routes_trust_users,
+)
 from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
@@ -15,7 +23,14 @@ from uptally.web.console.session import (
     signed_of,
 )
 
-ROUTERS = [routes_auth.router, routes_overview.router]
+ROUTERS = [
+    routes_auth.router,
+    routes_overview.router,
+    routes_trust.router,
+    routes_trust_users.router,
+    routes_trust_admin.router,
+    routes_trust_backups.router,
+]
 
 
 async def _sign_in(request: Request, error: Exception) -> Response:
