@@ -24,6 +24,7 @@ from tests.console_support import (
     signed_in_session,
 )
 from uptally.accounts.roles import Role
+from uptally.backup.drill import run_drill
 
 TRUST = "/console/trust"
 NEW_MONITOR = {"id": "new", "kind": "http", "url": "http://127.0.0.1:9/"}
@@ -46,7 +47,8 @@ async def test_an_admin_adds_a_user_who_can_then_sign_in(console: Console) -> No
             admin, users, {"email": "Weak@Example.com", "role": "editor", "password": "short"}
         )
         assert status == 422
-        assert 'aria-invalid="true"' in html and "new-password-error" in html
+        assert 'aria-invalid="true"' in html
+        assert "new-password-error" in html
         assert "weak@example.com" not in html  # nothing created
         status, html = await _post(
             admin, users, {"email": "ops@example.com", "role": "editor", "password": PASSWORD}
@@ -55,12 +57,14 @@ async def test_an_admin_adds_a_user_who_can_then_sign_in(console: Console) -> No
         assert "User ops@example.com (editor) created." in html
         status, html = await _post(admin, users, {"email": "link@example.com", "role": "viewer"})
         link = re.search(r"(http://[^<\s]+/console/reset\?token=[\w-]+)", html)
-        assert status == 200 and link, html
+        assert status == 200
+        assert link, html
     ops = await signed_in_session(console.url, "ops@example.com")
     async with ops, ops.get(console.url + "/console/") as r:
         assert r.status == 200
     async with aiohttp.ClientSession() as anonymous, anonymous.get(link[1]) as r:
-        assert r.status == 200 and 'name="password"' in await r.text()  # a live link
+        assert r.status == 200
+        assert 'name="password"' in await r.text()
 
 
 async def test_a_role_change_is_audited_and_refuses_the_users_next_change(
@@ -75,24 +79,31 @@ async def test_a_role_change_is_audited_and_refuses_the_users_next_change(
         ) as r:
             assert r.status == 201, await r.text()
         status, html = await _post(
-            admin, console.url + TRUST + "/users/role",
-            {"email": email_of(Role.EDITOR), "role": "viewer"}, console.url + TRUST + "/users",
+            admin,
+            console.url + TRUST + "/users/role",
+            {"email": email_of(Role.EDITOR), "role": "viewer"},
+            console.url + TRUST + "/users",
         )
-        assert status == 200 and "editor@example.com is now viewer." in html
+        assert status == 200
+        assert "editor@example.com is now viewer." in html
         async with editor.delete(console.url + "/api/v1/monitors/new", headers=headers) as r:
             assert r.status == 403  # the same session, its next request: a viewer now
         async with admin.get(
             console.url + TRUST + "/audit", params={"action": "user.role_changed"}
         ) as r:
             html = await r.text()
-        assert "operator:admin@example.com" in html and "user:editor@example.com" in html
+        assert "operator:admin@example.com" in html
+        assert "user:editor@example.com" in html
         assert "from=editor, to=viewer" in html
         # the last admin keeps the role: refused inline, nothing changed
         status, html = await _post(
-            admin, console.url + TRUST + "/users/role",
-            {"email": email_of(Role.ADMIN), "role": "editor"}, console.url + TRUST + "/users",
+            admin,
+            console.url + TRUST + "/users/role",
+            {"email": email_of(Role.ADMIN), "role": "editor"},
+            console.url + TRUST + "/users",
         )
-        assert status == 409 and "the last active admin keeps the admin role" in html
+        assert status == 409
+        assert "the last active admin keeps the admin role" in html
 
 
 async def test_ending_a_users_sessions_signs_them_out(console: Console) -> None:
@@ -102,10 +113,13 @@ async def test_ending_a_users_sessions_signs_them_out(console: Console) -> None:
         async with viewer.get(console.url + "/console/", allow_redirects=False) as r:
             assert r.status == 200
         status, html = await _post(
-            admin, console.url + TRUST + "/users/sessions", {"email": email_of(Role.VIEWER)},
+            admin,
+            console.url + TRUST + "/users/sessions",
+            {"email": email_of(Role.VIEWER)},
             console.url + TRUST + "/users",
         )
-        assert status == 200 and "Ended 1 session of viewer@example.com." in html
+        assert status == 200
+        assert "Ended 1 session of viewer@example.com." in html
         async with viewer.get(console.url + "/console/", allow_redirects=False) as r:
             assert r.status == 303  # to the sign-in form
         async with admin.get(console.url + TRUST + "/users", allow_redirects=False) as r:
@@ -121,7 +135,8 @@ async def test_a_token_made_in_the_console_works_on_the_api_until_revoked(
         status, html = await _post(
             admin, tokens, {"name": "grafana", "scope": "read", "expires": "soon"}
         )
-        assert status == 422 and 'id="token-expires-error"' in html
+        assert status == 422
+        assert 'id="token-expires-error"' in html
         status, html = await _post(
             admin, tokens, {"name": "grafana", "scope": "respond", "expires": "30d"}
         )
@@ -134,7 +149,8 @@ async def test_a_token_made_in_the_console_works_on_the_api_until_revoked(
             async with api.get(console.url + "/api/v1/monitors", headers=bearer) as r:
                 assert r.status == 200
             status, html = await _post(admin, tokens + "/revoke", {"id": token_id}, tokens)
-            assert status == 200 and f"Token {token_id} (grafana) revoked." in html
+            assert status == 200
+            assert f"Token {token_id} (grafana) revoked." in html
             assert token not in html  # shown once, at creation only
             async with api.get(console.url + "/api/v1/monitors", headers=bearer) as r:
                 assert r.status == 401
@@ -151,21 +167,23 @@ async def test_the_audit_page_filters_and_masks_personal_data_below_admin(
         async with admin.get(audit, params={"action": "token.*"}) as r:
             html = await r.text()
         assert r.status == 200
-        assert "token.created" in html and "user.created" not in html
-        async with admin.get(audit, params={"actor": "test", "target": email_of(Role.EDITOR)}):
-            pass
+        assert "token.created" in html
+        assert "user.created" not in html
         async with admin.get(audit, params={"actor": "test", "action": "user.created"}) as r:
             html = await r.text()
         assert html.count("<code>user.created</code>") == 4  # one per role, made by "test"
         async with admin.get(audit, params={"since": "yesterday"}) as r:
             html = await r.text()
-        assert r.status == 422 and 'id="f-since-error"' in html
+        assert r.status == 422
+        assert 'id="f-since-error"' in html
         async with admin.get(audit, params={"until": "2000-01-01T00:00:00Z"}) as r:
             assert "No entries match these filters" in await r.text()
         async with viewer.get(audit, params={"action": "user.created"}) as r:
             html = await r.text()
-        assert r.status == 200 and "user.created" in html
-        assert "editor@example.com" not in html and "[redacted]" in html
+        assert r.status == 200
+        assert "user.created" in html
+        assert "editor@example.com" not in html
+        assert "[redacted]" in html
 
 
 async def test_verify_chain_says_ok_and_names_the_entry_edited_in_the_database(
@@ -177,7 +195,8 @@ async def test_verify_chain_says_ok_and_names_the_entry_edited_in_the_database(
         status, html = await _post(viewer, verify, {}, console.url + TRUST + "/audit")
         assert status == 200
         counted = re.search(r"<strong>Chain OK</strong>: (\d+) entries verified", html)
-        assert counted and int(counted[1]) >= 5, html
+        assert counted, html
+        assert int(counted[1]) >= 5
         path = Path(console.runtime.db.url.split("///", 1)[1])
         with sqlite3.connect(path) as db:
             db.execute("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2")
@@ -194,7 +213,8 @@ async def test_non_admins_are_refused_the_admin_pages_and_forged_posts(console: 
                 assert r.status == 403, page
         async with editor.get(console.url + TRUST) as r:
             html = await r.text()
-        assert r.status == 200 and "/console/trust/audit" in html
+        assert r.status == 200
+        assert "/console/trust/audit" in html
         assert "/console/trust/users" not in html  # no links to what the role cannot use
         csrf = await page_csrf(editor, console.url + TRUST + "/audit")
         forged = [
@@ -215,5 +235,88 @@ async def test_non_admins_are_refused_the_admin_pages_and_forged_posts(console: 
             assert r.status == 403
         async with admin.get(console.url + TRUST + "/users") as r:
             html = await r.text()
-        assert "mallory@example.com" not in html and "nocsrf@example.com" not in html
+        assert "mallory@example.com" not in html
+        assert "nocsrf@example.com" not in html
         assert '<option value="editor" selected>' in html  # the editor is still an editor
+
+
+@pytest.fixture
+def backups_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Ask for it before `console`: that runtime backs up to a directory of its own."""
+    text = CONFIG + f"backup: {{dir: {tmp_path / 'backups'}, every: 1d}}\n"
+    monkeypatch.setattr(request.module, "CONSOLE_CONFIG", text, raising=False)
+
+
+async def test_create_now_makes_a_verified_backup_and_a_drill_shows_rto_and_rpo(
+    backups_on: None, console: Console
+) -> None:
+    backups = console.url + TRUST + "/backups"
+    admin = await signed_in_session(console.url, email_of(Role.ADMIN))
+    async with admin:
+        async with admin.get(backups) as r:
+            html = await r.text()
+        assert "No drill yet" in html
+        status, html = await _post(admin, backups, {})
+        assert status == 200, html
+        made = re.search(r"Backup (uptally-\S+\.sqlite\.gz) created", html)
+        assert made, html
+        assert f"<strong>{made[1]}: verified</strong>" in html
+        assert "checksum: ok" in html
+        assert f'<th scope="row" class="mono">{made[1]}</th>' in html
+        path = Path(console.runtime.config.backup.dir or "") / made[1]
+        intact = path.stat().st_size
+        with path.open("ab") as damaged:
+            damaged.write(b"x")
+        status, html = await _post(admin, backups + "/verify", {"file": made[1]}, backups)
+        assert status == 200
+        assert f"<strong>{made[1]}: FAILED verification</strong>" in html
+        assert "checksum: failed" in html
+        with path.open("r+b") as repaired:
+            repaired.truncate(intact)
+        status, html = await _post(admin, backups + "/verify", {"file": "../u.db"}, backups)
+        assert status == 404
+        runtime = console.runtime
+        report = await run_drill(
+            runtime.db,
+            Path(runtime.config.backup.dir or ""),
+            None,
+            runtime.config.dr,
+            actor="test",
+        )
+        async with admin.get(backups) as r:
+            html = await r.text()
+        assert report.ok, report.checks
+        assert '<span class="pill state-up">passed</span>' in html
+        assert "RTO achieved" in html
+        assert "(target 4h)" in html
+        assert "(target 1d)" in html
+        async with admin.get(console.url + TRUST) as r:
+            html = await r.text()
+        assert re.search(
+            r'<span class="pill state-\w+">\w+</span> <span class="muted">newest', html
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+async def test_the_trust_pages_are_accessible(
+    backups_on: None, console: Console, browser: Any, scheme: str
+) -> None:
+    page = await browser_sign_in(browser, console.url, Role.ADMIN, color_scheme=scheme)
+    await page.goto(console.url + TRUST + "/audit")
+    await page.click("text=Verify chain")
+    await page.wait_for_selector(".verdict-ok")
+    await assert_accessible(page)
+    await page.goto(console.url + TRUST + "/users")
+    await assert_accessible(page)
+    await page.goto(console.url + TRUST + "/tokens")
+    await page.fill("#token-name", "dashboard")
+    await page.click("text=Create token")
+    await page.wait_for_selector("#new-token")
+    await assert_accessible(page)
+    await page.goto(console.url + TRUST + "/backups")
+    await page.click("text=Create now")
+    await page.wait_for_selector(".verdict-ok")
+    await assert_accessible(page)

@@ -6,7 +6,8 @@ personal data is masked), and verified as `uptally audit verify` verifies it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,16 +15,17 @@ from fastapi import Request
 from fastapi.routing import APIRouter
 from starlette.responses import Response
 
-from uptally import audit
+from uptally import audit, tokens, vault
 from uptally.accounts import users
 from uptally.accounts.roles import Role
 from uptally.accounts.sessions import Signed
 from uptally.audit import personal
 from uptally.audit.log import VerifyReport
+from uptally.backup import schedule as backup_schedule
 from uptally.store import audit as audit_store
 from uptally.web.console import render
 from uptally.web.console.session import Viewer
-from uptally.web.console.trust_format import summary, when
+from uptally.web.console.trust_format import ago, summary, when
 from uptally.web.deps import millis, runtime_of
 from uptally.web.errors import ApiError
 
@@ -55,12 +57,49 @@ class Listing:
     masked: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The landing page's figure per area (admin areas only for admins)."""
+
+    entries: int
+    users: int = 0
+    disabled: int = 0
+    tokens: int = 0
+    secrets: int = 0
+    newest_backup: str = ""
+    currency: str = ""  # the backup-currency monitor's state; "" when backups are off
+
+
 @router.get("")
 async def landing(request: Request, signed: Viewer) -> Response:
-    async with runtime_of(request).db.connect() as conn:
+    runtime = runtime_of(request)
+    now = runtime.clock.now_ms()
+    async with runtime.db.connect() as conn:
         head = await audit_store.head(conn)
+        figures = Figures(head[0] if head else 0)
+        admin = users.role_of(signed.user) is Role.ADMIN
+        if admin:
+            people = await users.listed(conn)
+            figures = Figures(
+                figures.entries,
+                users=len(people),
+                disabled=sum(users.state_of(u, now) == "disabled" for u in people),
+                tokens=sum(
+                    t.revoked_at is None and (t.expires_at is None or t.expires_at > now)
+                    for t in await tokens.listed(conn)
+                ),
+                secrets=len(await vault.listed(conn)),
+            )
+    schedule = runtime.backups
+    if schedule is not None and admin:
+        newest = await asyncio.to_thread(backup_schedule.newest, schedule.directory)
+        figures = replace(
+            figures,
+            newest_backup=ago(newest.created_at_ms, now) if newest else "never",
+            currency=runtime.monitor_state(schedule.settings.monitor).value,
+        )
     return await render.page(
-        request, signed, "trust_index.html", nav="trust", sub="", entries=head[0] if head else 0
+        request, signed, "trust_index.html", nav="trust", sub="", figures=figures
     )
 
 

@@ -77,8 +77,8 @@ async def _tokens_page(
         )
         for row in sorted(rows, key=lambda r: (r.revoked_at is not None, -r.created_at))
     ]
-    values.setdefault("notice", "")
-    values.setdefault("error", "")
+    values.setdefault("done", "")
+    values.setdefault("problem", "")
     values.setdefault("issued", None)
     return await render.page(
         request,
@@ -132,7 +132,7 @@ async def create_token(request: Request, signed: Admin) -> Response:
             conn, given.name, scopes, users.principal(signed.user).actor, now, expires_at
         )
     return await _tokens_page(
-        request, signed, notice=f"Token {issued.row.id} ({issued.row.name}) created.", issued=issued
+        request, signed, done=f"Token {issued.row.id} ({issued.row.name}) created.", issued=issued
     )
 
 
@@ -145,8 +145,8 @@ async def revoke_token(request: Request, signed: Admin) -> Response:
             conn, token_id, users.principal(signed.user).actor, runtime.clock.now_ms()
         )
     if row is None:
-        return await _tokens_page(request, signed, error=f"No token {token_id!r}.", status=404)
-    return await _tokens_page(request, signed, notice=f"Token {row.id} ({row.name}) revoked.")
+        return await _tokens_page(request, signed, problem=f"No token {token_id!r}.", status=404)
+    return await _tokens_page(request, signed, done=f"Token {row.id} ({row.name}) revoked.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ async def _secrets_page(
     async with runtime.db.connect() as conn:
         found = await vault.listed(conn)
     shown = [SecretView(s.name, s.key_id, when(s.created_at), when(s.updated_at)) for s in found]
-    for name in ("notice", "error", "name"):
+    for name in ("done", "problem", "name"):
         values.setdefault(name, "")
     values.setdefault("errors", {})
     return await render.page(
@@ -193,7 +193,7 @@ async def set_secret(request: Request, signed: Admin) -> Response:
     name, value = form_field(form, "name", 200).strip(), form_field(form, "value", 70_000)
     if runtime.keyring is None:
         return await _secrets_page(
-            request, signed, error="Secrets cannot be stored: set UPTALLY_SECRET_KEY.", status=409
+            request, signed, problem="Secrets cannot be stored: set UPTALLY_SECRET_KEY.", status=409
         )
     errors: dict[str, str] = {}
     try:
@@ -218,7 +218,7 @@ async def set_secret(request: Request, signed: Admin) -> Response:
             errors["value"] = str(error).capitalize() + "."
     if errors:
         return await _secrets_page(request, signed, name=name, errors=errors, status=422)
-    return await _secrets_page(request, signed, notice=f"Secret {name} set.")
+    return await _secrets_page(request, signed, done=f"Secret {name} set.")
 
 
 @router.post("/secrets/delete")
@@ -230,5 +230,5 @@ async def delete_secret(request: Request, signed: Admin) -> Response:
             conn, name, users.principal(signed.user).actor, runtime.clock.now_ms()
         )
     if not deleted:
-        return await _secrets_page(request, signed, error=f"No secret {name!r}.", status=404)
-    return await _secrets_page(request, signed, notice=f"Secret {name} deleted.")
+        return await _secrets_page(request, signed, problem=f"No secret {name!r}.", status=404)
+    return await _secrets_page(request, signed, done=f"Secret {name} deleted.")

@@ -108,7 +108,7 @@ async def _page(request: Request, signed: Signed, status: int = 200, **values: A
             _duration(d.rpo_target_ms),
             d.rpo_ms is not None and d.rpo_ms <= d.rpo_target_ms,
         )
-    for name in ("notice", "error"):
+    for name in ("done", "problem"):
         values.setdefault(name, "")
     values.setdefault("verification", None)
     return await render.page(
@@ -138,20 +138,20 @@ async def create_now(request: Request, signed: Admin) -> Response:
     runtime = runtime_of(request)
     schedule = runtime.backups
     if schedule is None:
-        return await _page(request, signed, error="Backups are off: set backup.dir.", status=409)
+        return await _page(request, signed, problem="Backups are off: set backup.dir.", status=409)
     try:
         created = await schedule.run_once()
     except (BackupError, SecretKeyError, OSError) as error:
-        return await _page(request, signed, error=f"The backup failed: {error}", status=503)
+        return await _page(request, signed, problem=f"The backup failed: {error}", status=503)
     if created is None:
         return await _page(
-            request, signed, notice="Another instance is making a backup right now.", status=409
+            request, signed, done="Another instance is making a backup right now.", status=409
         )
     checked = await verify_backup(created.path, runtime.keyring)
     return await _page(
         request,
         signed,
-        notice=f"Backup {created.manifest.file} created ({size(created.manifest.size)}).",
+        done=f"Backup {created.manifest.file} created ({size(created.manifest.size)}).",
         verification=checked,
     )
 
@@ -165,6 +165,6 @@ async def verify(request: Request, signed: Admin) -> Response:
     found = await asyncio.to_thread(list_backups, schedule.directory) if schedule else []
     path: Path | None = next((p for p, m in found if m.file == name), None)
     if path is None:
-        return await _page(request, signed, error=f"No backup {name!r} here.", status=404)
+        return await _page(request, signed, problem=f"No backup {name!r} here.", status=404)
     checked: Verification = await verify_backup(path, runtime.keyring)
     return await _page(request, signed, verification=checked)

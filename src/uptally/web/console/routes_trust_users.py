@@ -72,8 +72,8 @@ async def _page(
         )
         for u in found
     ]
-    values.setdefault("notice", "")
-    values.setdefault("error", "")
+    values.setdefault("done", "")
+    values.setdefault("problem", "")
     values.setdefault("link", None)
     return await render.page(
         request,
@@ -132,7 +132,7 @@ async def create_user(request: Request, signed: Admin) -> Response:
     return await _page(
         request,
         signed,
-        notice=f"User {user.email} ({user.role}) created.",
+        done=f"User {user.email} ({user.role}) created.",
         link=link,
         link_for=user.email,
     )
@@ -158,15 +158,15 @@ async def _change(request: Request, signed: Admin, what: str) -> Response:
             elif what == "reset":
                 user = await users.existing(conn, email)
                 link = reset_url(request, await links.issue(conn, links.RESET, user.id, now))
-                notice = f"A password-reset link for {user.email} (works once, for 1 hour):"
+                notice = f"A password-reset link for {user.email} is below."
             else:
                 user = await users.existing(conn, email)
                 keep = signed.session if user.id == signed.user.id else None
                 ended = await sessions.end_all(conn, user, actor, now, keep)
                 notice = f"Ended {ended} session{'s' * (ended != 1)} of {user.email}."
     except (AccountError, ValueError) as error:
-        return await _page(request, signed, error=f"Nothing changed: {error}", status=409)
-    return await _page(request, signed, notice=notice, link=link, link_for=email)
+        return await _page(request, signed, problem=f"Nothing changed: {error}", status=409)
+    return await _page(request, signed, done=notice, link=link, link_for=email)
 
 
 @router.post("/role")
