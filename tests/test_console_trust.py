@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.console_support import (
     signed_in_session,
 )
 from uptally.accounts.roles import Role
+from uptally.audit import append_many
 from uptally.backup.drill import run_drill
 
 TRUST = "/console/trust"
@@ -37,6 +39,20 @@ async def _post(
     csrf = await page_csrf(http, page or url)
     async with http.post(url, data={**data, "csrf": csrf}, allow_redirects=False) as r:
         return r.status, await r.text()
+
+
+async def _audit_page(http: aiohttp.ClientSession, url: str) -> tuple[list[int], str]:
+    """The `item:N` targets on an audit page, in order, and the page."""
+    async with http.get(url) as r:
+        html = await r.text()
+    assert r.status == 200, html
+    return [int(n) for n in re.findall(r"item:(\d+)", html)], html
+
+
+def _link(html: str, rel: str) -> str:
+    found = re.search(rf'href="([^"]+)" rel="{rel}"', html)
+    assert found, html
+    return html_unescape(found[1])
 
 
 async def test_an_admin_adds_a_user_who_can_then_sign_in(console: Console) -> None:
@@ -178,6 +194,16 @@ async def test_the_audit_page_filters_and_masks_personal_data_below_admin(
         assert 'id="f-since-error"' in html
         async with admin.get(audit, params={"until": "2000-01-01T00:00:00Z"}) as r:
             assert "No entries match these filters" in await r.text()
+        async with console.runtime.db.begin() as conn:
+            items = [("bulk.entry", f"item:{n}", {"n": n}) for n in range(1, 61)]
+            await append_many(conn, "test", items)
+        shown, html = await _audit_page(admin, audit + "?action=bulk.*")
+        assert shown == list(range(60, 10, -1))  # newest first, 50 to a page
+        shown, html = await _audit_page(admin, console.url + _link(html, "next"))
+        assert shown == list(range(10, 0, -1))
+        assert 'rel="next"' not in html  # the oldest page
+        shown, html = await _audit_page(admin, console.url + _link(html, "prev"))
+        assert shown == list(range(60, 10, -1))
         async with viewer.get(audit, params={"action": "user.created"}) as r:
             html = await r.text()
         assert r.status == 200
