@@ -148,14 +148,14 @@ async def listing(request: Request, signed_admin: bool) -> Listing:
     rows = [
         Row(
             e["seq"],
-            when(entries[i].at),
+            when(entry.at),
             e["at"],
             e["actor"],
             e["action"],
             e["target"],
             summary(e["details"]),
         )
-        for i, e in enumerate(shown)
+        for entry, e in zip(entries, shown, strict=True)
     ]
     kept = {name: value for name, value in values.items() if value}
     older = newer = None
