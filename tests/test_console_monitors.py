@@ -14,9 +14,7 @@ from tests.console_support import (
     ADMIN_TOKEN,
     Console,
     assert_accessible,
-    browser,
     browser_sign_in,
-    console,
     email_of,
     page_csrf,
     signed_in_session,
@@ -27,7 +25,6 @@ from uptally.config.schema import monitor_document, monitor_from_document
 from uptally.store.rollups import HOUR_MS, Rollup, save_rollups
 from uptally.web.console import monitor_form
 
-FIXTURES = (browser, console)  # pytest finds them in this module by name
 MANAGED = {"id": "shop", "kind": "http", "url": "http://127.0.0.1:9/", "confirm": 1}
 
 

@@ -45,6 +45,20 @@ def role_of(user: UserRow) -> Role:
     return Role(user.role)
 
 
+def state_of(user: UserRow, now: Millis) -> str:
+    """ "disabled", "locked" (too many failed sign-ins, for now) or "active"."""
+    if user.disabled_at is not None:
+        return "disabled"
+    if user.locked_until is not None and user.locked_until > now:
+        return "locked"
+    return "active"
+
+
+async def listed(conn: AsyncConnection) -> list[UserRow]:
+    """Every user (the CLI's `users list`, the console's users page)."""
+    return await store.list_users(conn)
+
+
 async def check_password(password: str, email: str, settings: Console) -> None:
     found = passwords.problems(password, email, settings.min_password)
     if found:

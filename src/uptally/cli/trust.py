@@ -334,15 +334,17 @@ def secrets_set(
 
 
 async def _set(data_dir: Path, ring: Any, name: str, value: str) -> str:
-    from uptally import audit
-    from uptally.store import secrets as secret_store
+    from uptally import audit, vault
 
     now = SystemClock().now_ms()
     async with opened(data_dir) as db:
         ring = await salted(ring, db)
-        async with db.begin() as conn:
-            await secret_store.put_secret(db, conn, ring, name, value, now)
-            await audit.append(conn, audit.cli_actor(), "secret.set", f"secret:{name}", at=now)
+        try:
+            async with db.begin() as conn:
+                await vault.set_secret(db, conn, ring, name, value, audit.cli_actor(), now)
+        except ValueError as error:
+            err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
     return str(ring.current.id)
 
 

@@ -108,6 +108,8 @@ def users_list(
     output: ReportFormatOption = "table",
 ) -> None:
     """Users with role, second factor, state and last sign-in (never password hashes)."""
+    from uptally.accounts import users
+
     check_format(output, REPORT_FORMATS)
     settings(config)
     rows = run_async(_list(data_dir))
@@ -117,11 +119,7 @@ def users_list(
             "email": row.email,
             "name": row.name,
             "role": row.role,
-            "state": "disabled"
-            if row.disabled_at
-            else "locked"
-            if row.locked_until and row.locked_until > now
-            else "active",
+            "state": users.state_of(row, now),
             "second_factor": row.totp_enabled_at is not None,
             "sso": row.sso_subject is not None,
             "created_at": iso(row.created_at),
@@ -155,10 +153,10 @@ def users_list(
 
 
 async def _list(data_dir: Path) -> list[UserRow]:
-    from uptally.store import accounts as store
+    from uptally.accounts import users
 
     async with opened(data_dir) as db, db.connect() as conn:
-        return await store.list_users(conn)
+        return await users.listed(conn)
 
 
 def _change(data_dir: Path, change: Any) -> Any:

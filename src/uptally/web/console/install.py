@@ -12,6 +12,10 @@ from uptally.web.console import (
     routes_monitor_edit,
     routes_monitors,
     routes_overview,
+    routes_trust,
+    routes_trust_admin,
+    routes_trust_backups,
+    routes_trust_users,
 )
 from uptally.web.console.session import (
     Forbidden,
@@ -26,6 +30,10 @@ ROUTERS = [
     routes_overview.router,
     routes_monitor_edit.router,  # before routes_monitors: /new is no monitor's id
     routes_monitors.router,
+    routes_trust.router,
+    routes_trust_users.router,
+    routes_trust_admin.router,
+    routes_trust_backups.router,
 ]
 
 
