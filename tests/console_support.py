@@ -115,9 +115,7 @@ def csrf_in(html: str) -> str:
     return match[1]
 
 
-async def signed_in_session(
-    url: str, email: str, password: str = PASSWORD
-) -> aiohttp.ClientSession:
+async def signed_in_session(url: str, email: str, password: str = PASSWORD) -> aiohttp.ClientSession:
     """An HTTP client with a console session (its cookie jar holds the session cookie)."""
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     async with http.post(

@@ -107,13 +107,8 @@ async def test_a_responder_may_declare_an_incident_but_not_edit_monitors(console
     responder = await signed_in_session(console.url, email_of(Role.RESPONDER))
     async with responder:
         headers = {"X-CSRF-Token": await page_csrf(responder, console.url + "/console/")}
-        incident = {
-            "title": "Slow API",
-            "status": "investigating",
-            "impact": "minor",
-            "components": ["api"],
-            "message": "Looking into it.",
-        }
+        incident = {"title": "Slow API", "status": "investigating", "impact": "minor",
+                    "components": ["api"], "message": "Looking into it."}
         async with responder.post(
             console.url + "/api/v1/incidents", json=incident, headers=headers
         ) as r:

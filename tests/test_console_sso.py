@@ -23,7 +23,7 @@ from tests.console_support import (
     email_of,
     running_console,
 )
-from uptally.accounts import sso
+from uptally.accounts import sso, users
 from uptally.accounts.roles import Role
 from uptally.config.console import Oidc
 from uptally.store import accounts as store
@@ -206,13 +206,25 @@ async def test_an_existing_account_is_linked_by_email_and_takes_the_role_of_its_
     assert ("user.role_changed", "oidc") in actions
 
 
-async def test_a_callback_not_started_in_this_browser_is_refused(console: Console) -> None:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(console.url + "/console/sso/callback?code=x&state=forged") as r,
-    ):
-        assert r.status == 400
-        assert "does not belong to a sign-in started in this browser" in await r.text()
+async def test_a_forged_answer_a_provider_error_and_a_disabled_account_are_refused_with_a_message(
+    console: Console,
+) -> None:
+    callback = console.url + "/console/sso/callback"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(callback + "?code=x&state=forged") as r:
+            assert r.status == 400
+            assert "does not belong to a sign-in started in this browser" in await r.text()
+        async with http.get(callback + "?error=access_denied&error_description=No+way") as r:
+            assert r.status == 403
+            assert f"{IDP} did not sign you in: No way" in await r.text()
+    async with console.runtime.db.begin() as conn:
+        await users.set_disabled(conn, email_of(Role.VIEWER), True, "test", 0)
+    status, html, http = await sso_over_http(console.url, "vic", "vic-pass")
+    async with http:
+        assert status == 403
+        assert f"The uptally account {email_of(Role.VIEWER)} is disabled" in html
+        async with http.get(console.url + "/console/", allow_redirects=False) as r:
+            assert r.status == 303  # to the sign-in form: no session
 
 
 async def test_an_unreachable_provider_is_a_message_not_an_error(
