@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,16 +106,18 @@ async def console(
         yield served
 
 
-async def sso_over_http(url: str, login: str, password: str) -> tuple[int, str, Any]:
-    """Sign in through the provider's form with a plain HTTP client: the final status, page
-    and the client (its cookie jar holds the console session)."""
+async def sso_over_http(
+    url: str, login: str, password: str, start: str = "/console/sso/login"
+) -> tuple[int, str, str, Any]:
+    """Sign in through the provider's form with a plain HTTP client: the final status, URL,
+    page and the client (its cookie jar holds the console session)."""
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    async with http.get(url + "/console/sso/login") as form:
+    async with http.get(url + start) as form:
         assert form.status == 200, await form.text()
         assert "Test identity provider" in await form.text()
         action = str(form.url) + "/login"
     async with http.post(action, data={"login": login, "password": password}) as done:
-        return done.status, await done.text(), http
+        return done.status, str(done.url), await done.text(), http
 
 
 async def audit_of(console: Console, email: str) -> list[dict[str, Any]]:
@@ -181,10 +184,20 @@ async def test_a_user_in_no_mapped_group_is_refused_with_a_message(
     ]
 
 
-async def test_the_admins_group_gives_admin(console: Console) -> None:
-    status, _, http = await sso_over_http(console.url, "adam", "adam-pass")
+async def test_the_admins_group_gives_admin_and_the_sign_in_returns_to_the_page_asked_for(
+    console: Console,
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(console.url + "/console/login?next=/console/%3Fstate%3Ddown") as r,
+    ):
+        start = re.search(r'href="(/console/sso/login[^"]*)"', await r.text())
+    assert start is not None
+    assert start[1] == "/console/sso/login?next=/console/%3Fstate%3Ddown"
+    status, landed, _, http = await sso_over_http(console.url, "adam", "adam-pass", start[1])
     async with http:
-        assert status == 200
+        assert (status, landed) == (200, console.url + "/console/?state=down")
+        assert "uptally_sso" not in {c.key for c in http.cookie_jar}  # the flow is over
         async with http.get(console.url + "/api/v1/tokens") as r:
             assert r.status == 200  # admin + oncall: the highest role wins
 
@@ -193,7 +206,7 @@ async def test_an_existing_account_is_linked_by_email_and_takes_the_role_of_its_
     console: Console, issuer: str
 ) -> None:
     email = email_of(Role.VIEWER)  # made with a password as a viewer; "vic" at the provider
-    status, html, http = await sso_over_http(console.url, "vic", "vic-pass")
+    status, _, html, http = await sso_over_http(console.url, "vic", "vic-pass")
     await http.close()
     assert status == 200, html
     async with console.runtime.db.connect() as conn:
@@ -219,7 +232,7 @@ async def test_a_forged_answer_a_provider_error_and_a_disabled_account_are_refus
             assert f"{IDP} did not sign you in: No way" in await r.text()
     async with console.runtime.db.begin() as conn:
         await users.set_disabled(conn, email_of(Role.VIEWER), True, "test", 0)
-    status, html, http = await sso_over_http(console.url, "vic", "vic-pass")
+    status, _, html, http = await sso_over_http(console.url, "vic", "vic-pass")
     async with http:
         assert status == 403
         assert f"The uptally account {email_of(Role.VIEWER)} is disabled" in html
