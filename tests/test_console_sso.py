@@ -297,3 +297,42 @@ def test_the_flow_values_come_from_the_browser_secret_and_only_it() -> None:
     assert not sso.state_matches(sso.new_flow_secret(1_000), flow.state)
     assert len({flow.state, flow.nonce, flow.verifier}) == 3
     assert 43 <= len(flow.verifier) <= 128  # RFC 7636
+
+
+async def test_an_id_token_with_the_wrong_nonce_issuer_audience_key_or_age_is_refused() -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet, RSAKey
+
+    from uptally.accounts.oidc import Metadata, OidcError, RelyingParty
+
+    # the same key id: a token signed by a stranger must fail on its signature
+    key, stranger = (RSAKey.generate_key(2048, parameters={"kid": "k1"}) for _ in range(2))
+    issuer, now = "https://id.example.com", 1_800_000_000_000
+    party = RelyingParty(oidc())
+    party._keys = (now, KeySet([key]))  # as if fetched from jwks_uri
+    meta = Metadata(
+        issuer, f"{issuer}/auth", f"{issuer}/token", f"{issuer}/jwks", None, ("RS256",), True
+    )
+    flow = sso.flow_of(sso.new_flow_secret(now))
+    good = {
+        "iss": issuer,
+        "sub": "42",
+        "aud": "uptally",
+        "iat": now // 1000,
+        "exp": now // 1000 + 300,
+        "nonce": flow.nonce,
+    }
+
+    def signed(claims: dict[str, Any], by: RSAKey = key) -> str:
+        return jwt.encode({"alg": "RS256", "kid": by.kid}, claims, by)
+
+    assert (await party._validated(meta, signed(good), flow, None, now))["sub"] == "42"
+    for bad, why in (
+        (signed({**good, "nonce": "replayed"}), "nonce"),
+        (signed({**good, "iss": "https://evil.example.com"}), "iss"),
+        (signed({**good, "aud": "someone-else"}), "aud"),
+        (signed({**good, "exp": now // 1000 - 600}), "expired"),
+        (signed(good, stranger), "signature"),
+    ):
+        with pytest.raises(OidcError, match=why):
+            await party._validated(meta, bad, flow, None, now)
