@@ -7,6 +7,7 @@ Use: `from tests.console_support import *` style imports of what a test needs; t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -84,22 +85,35 @@ async def make_users(runtime: Runtime) -> None:
             await store.update_user(conn, user.id, password_hash=hashed, password_changed_at=now)
 
 
-@pytest.fixture
-async def console(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
-    """A running console (SQLite, no probe unless the test's module sets CONSOLE_PROBE)."""
-    text = getattr(request.module, "CONSOLE_CONFIG", CONFIG)
+@contextlib.asynccontextmanager
+async def running_console(
+    tmp_path: Path, text: str = CONFIG, probe: bool = False
+) -> AsyncIterator[Console]:
+    """A console served on 127.0.0.1 with the config `text` (SQLite) and one user per role."""
     runtime = Runtime(
         config_from(text),
         Database(f"sqlite+aiosqlite:///{tmp_path}/u.db"),
         clock=SystemClock(),
         metrics=Metrics(),
-        run_probe=getattr(request.module, "CONSOLE_PROBE", False),
+        run_probe=probe,
     )
     await runtime.start()
-    await make_users(runtime)
-    async with serve_app(create_app(runtime, ADMIN_TOKEN)) as url:
-        yield Console(url, runtime)
-    await runtime.stop()
+    try:
+        await make_users(runtime)
+        async with serve_app(create_app(runtime, ADMIN_TOKEN)) as url:
+            yield Console(url, runtime)
+    finally:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def console(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
+    """A running console (SQLite, no probe unless the test's module sets CONSOLE_PROBE)."""
+    text = getattr(request.module, "CONSOLE_CONFIG", CONFIG)
+    async with running_console(
+        tmp_path, text, getattr(request.module, "CONSOLE_PROBE", False)
+    ) as served:
+        yield served
 
 
 _CSRF_RE = re.compile(r'name="csrf" value="([0-9a-f]+)"')

@@ -12,6 +12,7 @@ from uptally.web.console import (
     routes_monitor_edit,
     routes_monitors,
     routes_overview,
+    routes_sso,
     routes_trust,
     routes_trust_admin,
     routes_trust_backups,
@@ -27,6 +28,7 @@ from uptally.web.console.session import (
 
 ROUTERS = [
     routes_auth.router,
+    routes_sso.router,
     routes_overview.router,
     routes_monitor_edit.router,  # before routes_monitors: /new is no monitor's id
     routes_monitors.router,

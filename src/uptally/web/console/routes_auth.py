@@ -4,6 +4,7 @@ link, password-reset links, sign-out. Each outcome is audit-logged (accounts/use
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
@@ -69,7 +70,11 @@ async def _login_page(
 
 def sso_buttons(request: Request) -> list[dict[str, str]]:
     oidc = runtime_of(request).config.console.oidc
-    return [{"name": oidc.name, "href": "/console/sso/login"}] if oidc else []
+    if oidc is None:
+        return []
+    target = safe_next(request.query_params.get("next", "/console/"))
+    query = "" if target == "/console/" else "?next=" + quote(target, safe="/")
+    return [{"name": oidc.name, "href": "/console/sso/login" + query}]
 
 
 @router.get("/login")
