@@ -1,0 +1,220 @@
+"""The console's incidents and maintenance pages: declaring from a real outage, updates on the
+public page, the clocks, the postmortem, short-notice maintenance, and what a viewer may do."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from tests.console_support import (
+    Console,
+    assert_accessible,
+    browser,  # noqa: F401 - fixture
+    browser_sign_in,
+    console,  # noqa: F401 - fixture
+    email_of,
+    page_csrf,
+    signed_in_session,
+)
+from uptally.accounts.roles import Role
+from uptally.results import Result
+from uptally.store import incidents as incident_store
+from uptally.store import outages as outage_store
+
+CONSOLE_CONFIG = """
+site: {title: Acme Cloud, timezone: Europe/Berlin}
+monitors:
+  - {id: api, name: Public API, kind: http, url: "http://127.0.0.1:9/", confirm: 1}
+  - {id: db, name: Database, kind: tcp, host: 127.0.0.1, port: 9, confirm: 1}
+components:
+  - {id: api, name: Public API, group: Platform, monitors: [api]}
+  - {id: db, name: Database, monitors: [db]}
+incidents:
+  runbooks:
+    outage:
+      - {phase: notification, steps: [Page the on-call lead, Post the first update]}
+      - {phase: recovery, steps: [Fail over the database]}
+      - {phase: resolution, steps: [Confirm recovery, Write the postmortem]}
+"""
+
+
+async def _outage(console: Console, monitor: str = "db") -> str:
+    """A real verified outage: a failing check result through the ingest pipeline."""
+    runtime = console.runtime
+    now = runtime.clock.now_ms()
+    runtime.ingest.submit(
+        Result("r1", monitor, "local", now, False, None, "refused", "connection refused")
+    )
+    await runtime.ingest.drained()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        async with runtime.db.connect() as conn:
+            found = await outage_store.list_outages(conn, since=now, verified_only=True)
+        if found:
+            return found[0].outage.id
+        await asyncio.sleep(0.02)
+    raise AssertionError("no verified outage")
+
+
+async def _form(http: aiohttp.ClientSession, url: str, data: dict[str, str]) -> tuple[int, str]:
+    async with http.post(url, data=data, allow_redirects=True) as response:
+        return response.status, await response.text()
+
+
+async def test_a_viewer_sees_no_controls_and_a_forged_post_is_refused(console: Console) -> None:
+    await _outage(console)
+    http = await signed_in_session(console.url, email_of(Role.VIEWER))
+    async with http:
+        csrf = await page_csrf(http, console.url + "/console/incidents")
+        async with http.get(console.url + "/console/incidents") as r:
+            html = await r.text()
+        assert "Database" in html  # the outage is listed …
+        assert "Declare incident" not in html  # … without the control
+        for path, data in [
+            ("/console/incidents/new", {"title": "Forged", "impact": "major"}),
+            ("/console/maintenance", {"title": "Forged", "components": "db"}),
+        ]:
+            status, text = await _form(http, console.url + path, {"csrf": csrf, **data})
+            assert status == 403, text
+    async with console.runtime.db.connect() as conn:
+        assert await incident_store.find_incidents(conn) == []
+
+
+async def test_a_bad_update_is_refused_inline_and_the_preview_is_the_subscribers_mail(
+    console: Console,
+) -> None:
+    outage = await _outage(console)
+    http = await signed_in_session(console.url, email_of(Role.RESPONDER))
+    async with http:
+        csrf = await page_csrf(http, console.url + "/console/incidents")
+        status, html = await _form(
+            http, console.url + "/console/incidents/declare", {"csrf": csrf, "outage": outage}
+        )
+        assert status == 200
+        incident = re.search(r'action="/console/incidents/([0-9a-f]{26})/update"', html)
+        assert incident, html
+        path = f"/console/incidents/{incident[1]}"
+        assert "Database is down" in html
+        assert "first post due" not in html  # the template's message was the first post
+        assert "next update due in 29 min" in html or "next update due in 30 min" in html
+        status, html = await _form(
+            http, console.url + path + "/update", {"csrf": csrf, "status": "identified"}
+        )
+        assert status == 422
+        assert "an update needs a message" in html
+        assert 'aria-invalid="true"' in html
+        data = {
+            "csrf": csrf,
+            "status": "identified",
+            "message": "The **primary** failed over.",
+            "action": "preview",
+        }
+        status, html = await _form(http, console.url + path + "/update", data)
+        assert status == 200
+        assert "[Acme Cloud] Database is down (identified)" in html
+        assert "You receive this because you subscribed" in html
+        async with console.runtime.db.connect() as conn:
+            updates = await incident_store.load_updates(conn, [incident[1]])
+        assert len(updates) == 1  # a preview posts nothing
+
+
+@pytest.mark.slow
+async def test_a_responder_runs_an_incident_from_an_outage_to_its_postmortem(
+    console: Console, browser: object
+) -> None:
+    await _outage(console)
+    page = await browser_sign_in(browser, console.url, Role.RESPONDER)
+    await page.goto(console.url + "/console/incidents")
+    await assert_accessible(page)
+    await page.get_by_role("button", name="Declare incident for Database").click()
+    await page.wait_for_url(re.compile(r"/console/incidents/[0-9a-f]{26}\?done=declared"))
+    incident_url = page.url.split("?")[0]
+    clock = page.locator(".clocks.big li").first
+    assert re.fullmatch(r"next update due in (29|30) min", await clock.inner_text())
+    assert await clock.get_attribute("class") == "clock-ok"
+    await assert_accessible(page)
+
+    await page.select_option("#status", "identified")
+    await page.fill("#message", "The primary database failed over; replicas catch up.")
+    await page.get_by_role("button", name="Post update").click()
+    await page.wait_for_url(re.compile(r"done=posted"))
+    public = await browser.new_context()  # a visitor, not signed in
+    visitor = await public.new_page()
+    deadline = time.monotonic() + 1.0
+    seen = False
+    while not seen and time.monotonic() < deadline:
+        await visitor.goto(console.url + "/")
+        seen = "replicas catch up" in await visitor.content()
+    assert seen, "the update is not on the public page within 1 s"
+
+    await page.get_by_role("button", name=re.compile("Page the on-call lead")).click()
+    await page.wait_for_url(re.compile(r"done=step"))
+    assert await page.locator(".checklist li.done").count() == 1
+
+    await page.select_option("#status", "resolved")
+    await page.fill("#message", "Resolved: the database is healthy.")
+    await page.get_by_role("button", name="Post update").click()
+    await page.wait_for_url(re.compile(r"done=posted"))
+    await page.fill("#pm-body", "## What happened\n\nThe primary **failed over**.")
+    await page.get_by_role("button", name="Preview", exact=True).click()
+    await page.locator(".pm-preview h2", has_text="What happened").wait_for()
+    await page.get_by_role("button", name="Publish").click()
+    await page.wait_for_url(re.compile(r"done=published"))
+    assert "published" in await page.locator("#pm-h").inner_text()
+    await visitor.goto(incident_url.replace("/console", ""))
+    assert "failed over" in await visitor.content()
+    await public.close()
+
+
+@pytest.mark.slow
+async def test_maintenance_with_short_notice_warns_and_ends_early(
+    console: Console, browser: object
+) -> None:
+    page = await browser_sign_in(browser, console.url, Role.RESPONDER)
+    await page.goto(console.url + "/console/maintenance")
+    berlin = datetime.now(ZoneInfo("Europe/Berlin")).replace(second=0, microsecond=0)
+    await page.fill("#title", "Database upgrade")
+    await page.fill("#start", (berlin + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M"))
+    await page.fill("#end", (berlin + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    await page.check("input[name=components][value=db]")
+    await page.get_by_role("button", name="Schedule").click()
+    warning = page.locator(".warning-box")
+    await warning.wait_for()
+    assert "less than 24 h" in await warning.inner_text()
+    await page.get_by_role("button", name="Schedule anyway").click()
+    await page.wait_for_url(re.compile(r"done=scheduled"))
+    assert await page.locator("text=short notice").count() >= 1
+    await assert_accessible(page)
+    await page.emulate_media(color_scheme="dark")
+    await assert_accessible(page)
+    await page.emulate_media(color_scheme="light")
+    # Start it now (reschedule to now), then end it early.
+    window = console.runtime.maintenance
+    async with console.runtime.db.begin() as conn:
+        listed = await _windows(console)
+        await window.service.change(
+            conn, listed[0], "test", start=console.runtime.clock.now_ms(), refuse_short=False
+        )
+    window.changed()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        await page.goto(console.url + "/console/maintenance")
+        if await page.get_by_role("button", name=re.compile("End now")).count():
+            break
+        await asyncio.sleep(0.05)
+    await page.get_by_role("button", name=re.compile("End now")).click()
+    await page.wait_for_url(re.compile(r"done=ended"))
+    assert await page.locator(".window-status-completed").count() >= 1
+
+
+async def _windows(console: Console) -> list[str]:
+    from uptally.store import maintenance as store
+
+    async with console.runtime.db.connect() as conn:
+        return [w.id for w in await store.list_windows(conn)]
