@@ -25,6 +25,7 @@ from tests.console_support import (
 from uptally.accounts.roles import Role
 from uptally.results import Result
 from uptally.store import incidents as incident_store
+from uptally.store import maintenance as maintenance_store
 from uptally.store import outages as outage_store
 
 CONSOLE_CONFIG = """
@@ -36,6 +37,7 @@ components:
   - {id: api, name: Public API, group: Platform, monitors: [api]}
   - {id: db, name: Database, monitors: [db]}
 incidents:
+  automation: {default: "off", runbook: outage}  # people declare; the template names the runbook
   runbooks:
     outage:
       - {phase: notification, steps: [Page the on-call lead, Post the first update]}
@@ -139,6 +141,12 @@ async def test_a_responder_runs_an_incident_from_an_outage_to_its_postmortem(
     assert re.fullmatch(r"next update due in (29|30) min", await clock.inner_text())
     assert await clock.get_attribute("class") == "clock-ok"
     await assert_accessible(page)
+    await page.emulate_media(color_scheme="dark")
+    await assert_accessible(page)
+    await page.goto(console.url + "/console/incidents")
+    await assert_accessible(page)
+    await page.emulate_media(color_scheme="light")
+    await page.goto(incident_url)
 
     await page.select_option("#status", "identified")
     await page.fill("#message", "The primary database failed over; replicas catch up.")
@@ -177,44 +185,36 @@ async def test_maintenance_with_short_notice_warns_and_ends_early(
     console: Console, browser: object
 ) -> None:
     page = await browser_sign_in(browser, console.url, Role.RESPONDER)
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await page.goto(console.url + "/console/maintenance")
     berlin = datetime.now(ZoneInfo("Europe/Berlin")).replace(second=0, microsecond=0)
     await page.fill("#title", "Database upgrade")
-    await page.fill("#start", (berlin + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M"))
+    await page.fill("#start", berlin.strftime("%Y-%m-%dT%H:%M"))  # now: less than 24 h
     await page.fill("#end", (berlin + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
     await page.check("input[name=components][value=db]")
-    await page.get_by_role("button", name="Schedule").click()
+    await page.get_by_role("button", name="Schedule", exact=True).click()
     warning = page.locator(".warning-box")
     await warning.wait_for()
     assert "less than 24 h" in await warning.inner_text()
+    async with console.runtime.db.connect() as conn:
+        assert await maintenance_store.list_windows(conn) == []  # nothing until confirmed
     await page.get_by_role("button", name="Schedule anyway").click()
     await page.wait_for_url(re.compile(r"done=scheduled"))
-    assert await page.locator("text=short notice").count() >= 1
+    assert await page.locator(".tag", has_text="short notice").count() >= 1
     await assert_accessible(page)
     await page.emulate_media(color_scheme="dark")
     await assert_accessible(page)
     await page.emulate_media(color_scheme="light")
-    # Start it now (reschedule to now), then end it early.
-    window = console.runtime.maintenance
-    async with console.runtime.db.begin() as conn:
-        listed = await _windows(console)
-        await window.service.change(
-            conn, listed[0], "test", start=console.runtime.clock.now_ms(), refuse_short=False
-        )
-    window.changed()
+    # The timer starts it (it began now); then it ends early.
+    running = page.locator(".window-status-in_progress")
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        await page.goto(console.url + "/console/maintenance")
-        if await page.get_by_role("button", name=re.compile("End now")).count():
-            break
-        await asyncio.sleep(0.05)
-    await page.get_by_role("button", name=re.compile("End now")).click()
+    while not await running.count() and time.monotonic() < deadline:
+        await page.reload()
+    await page.get_by_role("button", name=re.compile(r"^End now")).click()
     await page.wait_for_url(re.compile(r"done=ended"))
-    assert await page.locator(".window-status-completed").count() >= 1
-
-
-async def _windows(console: Console) -> list[str]:
-    from uptally.store import maintenance as store
-
+    assert await page.locator(".window-status-completed").count() == 1
     async with console.runtime.db.connect() as conn:
-        return [w.id for w in await store.list_windows(conn)]
+        (window,) = await maintenance_store.list_windows(conn)
+    assert window.status == "completed"
+    assert window.completed_at is not None
+    assert window.completed_at < window.scheduled_until - 3_600_000  # ended early

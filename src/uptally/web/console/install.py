@@ -6,7 +6,13 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from uptally.web.console import render, routes_auth, routes_incidents, routes_overview
+from uptally.web.console import (
+    render,
+    routes_auth,
+    routes_incidents,
+    routes_maintenance,
+    routes_overview,
+)
 from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
@@ -15,7 +21,12 @@ from uptally.web.console.session import (
     signed_of,
 )
 
-ROUTERS = [routes_auth.router, routes_overview.router, routes_incidents.router]
+ROUTERS = [
+    routes_auth.router,
+    routes_overview.router,
+    routes_incidents.router,
+    routes_maintenance.router,
+]
 
 
 async def _sign_in(request: Request, error: Exception) -> Response:
