@@ -12,12 +12,11 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from tests import console_support
 from tests.console_support import (
     Console,
     assert_accessible,
-    browser,  # noqa: F401 - fixture
     browser_sign_in,
-    console,  # noqa: F401 - fixture
     email_of,
     page_csrf,
     signed_in_session,
@@ -28,6 +27,8 @@ from uptally.store import incidents as incident_store
 from uptally.store import maintenance as maintenance_store
 from uptally.store import outages as outage_store
 
+console = console_support.console  # the fixtures, by the names the tests use
+browser = console_support.browser
 CONSOLE_CONFIG = """
 site: {title: Acme Cloud, timezone: Europe/Berlin}
 monitors:
@@ -46,9 +47,9 @@ incidents:
 """
 
 
-async def _outage(console: Console, monitor: str = "db") -> str:
+async def _outage(served: Console, monitor: str = "db") -> str:
     """A real verified outage: a failing check result through the ingest pipeline."""
-    runtime = console.runtime
+    runtime = served.runtime
     now = runtime.clock.now_ms()
     runtime.ingest.submit(
         Result("r1", monitor, "local", now, False, None, "refused", "connection refused")
@@ -218,3 +219,39 @@ async def test_maintenance_with_short_notice_warns_and_ends_early(
     assert window.status == "completed"
     assert window.completed_at is not None
     assert window.completed_at < window.scheduled_until - 3_600_000  # ended early
+
+
+async def test_bad_maintenance_input_is_refused_inline_and_nothing_changes(
+    console: Console,
+) -> None:
+    http = await signed_in_session(console.url, email_of(Role.RESPONDER))
+    async with http:
+        url = console.url + "/console/maintenance"
+        csrf = await page_csrf(http, url)
+        base = {"csrf": csrf, "title": "Vacuum", "components": "db", "kind": "once"}
+        for data, expected in [
+            ({"start": "2027-06-01T10:00", "end": "2027-06-01T09:00"}, "end must be after start"),
+            ({"start": "not a time", "end": "2027-06-01T09:00"}, "start"),
+            ({"kind": "recurring", "rrule": "FREQ=WEEKLY"}, "duration"),
+            (
+                {"start": "2027-06-01T10:00", "end": "2027-06-01T12:00", "components": "nope"},
+                "nope",
+            ),
+        ]:
+            status, html = await _form(http, url, {**base, **data})
+            assert status == 422, html
+            assert expected in html
+            assert 'aria-invalid="true"' in html
+        status, html = await _form(http, url + "/nope/extend", {"csrf": csrf, "by": "1h"})
+        assert status == 404
+        assert "no maintenance window" in html
+        async with http.get(console.url + "/console/incidents/" + "0" * 26) as r:
+            assert r.status == 404
+        async with console.runtime.db.connect() as conn:
+            assert await maintenance_store.list_windows(conn) == []
+        daily = {**base, "kind": "recurring", "rrule": "FREQ=DAILY", "duration": "2h"}
+        first = datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=2)
+        status, html = await _form(http, url, {**daily, "start": first.strftime("%Y-%m-%dT02:00")})
+        assert status == 200, html
+        assert "Maintenance scheduled" in html
+        assert "recurring" in html

@@ -188,6 +188,8 @@ async def create_maintenance(request: Request, body: WindowIn) -> WindowOut:
     recurring one the answer is its first occurrence."""
     runtime = runtime_of(request)
     window = await plans.schedule(runtime, body, principal_of(request).actor)
+    if window is None:
+        raise ApiError(422, "no occurrence could be scheduled (short notice refused)")
     return window_out(window, runtime.clock.now_ms())
 
 

@@ -90,9 +90,10 @@ def series_plan(runtime: Runtime, body: WindowIn) -> SeriesPlan:
     )
 
 
-async def schedule(runtime: Runtime, body: WindowIn, actor: str) -> WindowView:
+async def schedule(runtime: Runtime, body: WindowIn, actor: str) -> WindowView | None:
     """A one-off window (start, end) or a recurring one (rrule or cron, duration); for a
-    recurring one, its first occurrence."""
+    recurring one, its first occurrence (None: none is scheduled yet, e.g. none within the
+    scheduling horizon, or short notice refused)."""
     timer = runtime.maintenance
     try:
         if body.rrule is not None or body.cron is not None:
@@ -103,9 +104,7 @@ async def schedule(runtime: Runtime, body: WindowIn, actor: str) -> WindowView:
                     conn, series=plan.id, limit=1, newest_first=False
                 )
             timer.changed()
-            if not upcoming:
-                raise ApiError(422, "no occurrence could be scheduled (short notice refused)")
-            return upcoming[0]
+            return upcoming[0] if upcoming else None
         if body.start is None or body.end is None:
             raise ApiError(422, "give start and end (or rrule/cron and duration)")
         if body.duration is not None or body.until is not None or body.id is not None:

@@ -275,7 +275,7 @@ async def post_update(request: Request, signed: Responder, incident_id: Incident
     runtime = runtime_of(request)
     form = await request.form()
     message, chosen = _text(form, "message"), _text(form, "status")
-    typed = {"update_status": chosen, "update_message": message}
+    typed: dict[str, Any] = {"update_status": chosen, "update_message": message}
     try:
         status = Status(chosen)
         components = _update_components(form)

@@ -32,6 +32,8 @@ NOTICES = {
     "ended": "Maintenance ended.",
     "cancelled": "Maintenance cancelled.",
     "extended": "Maintenance extended.",
+    "series": "Recurring maintenance saved; no occurrence is scheduled yet (they are scheduled "
+    "a week ahead).",
 }
 FIELDS = ("title", "kind", "start", "end", "rrule", "duration", "until", "message")
 
@@ -48,7 +50,7 @@ def _text(form: FormData, name: str) -> str:
 
 
 def _span(window: WindowView, timezone: str) -> str:
-    """Thu 3 Dec 20:00 – 22:00 CET (the end's day too when it differs)."""
+    """Thu 3 Dec 20:00 to 22:00 CET, shown with a dash (the end's day too if it differs)."""
     zone = ZoneInfo(timezone)
     start = to_datetime(window.scheduled_for).astimezone(zone)
     end = to_datetime(window.completed_at or window.scheduled_until).astimezone(zone)
@@ -180,7 +182,8 @@ async def schedule(request: Request, signed: Responder) -> Response:
                     "notice, and the window is marked so on the status page."
                 )
                 return await _page(request, signed, 200, values, warning=warning)
-        await plans.schedule(runtime, body, principal(signed).actor)
+        if await plans.schedule(runtime, body, principal(signed).actor) is None:
+            return RedirectResponse("/console/maintenance?done=series", status_code=303)
     except ApiError as error:
         return await _page(request, signed, 422, values, form_error=error.message)
     except WindowError as error:
