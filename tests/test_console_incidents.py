@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests import console_support
+from tests.conftest import config_from
 from tests.console_support import (
     Console,
     assert_accessible,
@@ -22,10 +23,14 @@ from tests.console_support import (
     signed_in_session,
 )
 from uptally.accounts.roles import Role
+from uptally.clock import from_datetime
+from uptally.incidents.commitments import Commitment, Kind
+from uptally.notify.desk import rules_for
 from uptally.results import Result
 from uptally.store import incidents as incident_store
 from uptally.store import maintenance as maintenance_store
 from uptally.store import outages as outage_store
+from uptally.web.console.incidents_view import clock_of
 
 console = console_support.console  # the fixtures, by the names the tests use
 browser = console_support.browser
@@ -68,6 +73,23 @@ async def _outage(served: Console, monitor: str = "db") -> str:
 async def _form(http: aiohttp.ClientSession, url: str, data: dict[str, str]) -> tuple[int, str]:
     async with http.post(url, data=data, allow_redirects=True) as response:
         return response.status, await response.text()
+
+
+def test_the_clocks_say_what_is_due_when_in_words_and_colour() -> None:
+    config = config_from(CONSOLE_CONFIG)
+    rules, tz = rules_for(config), config.site.timezone
+    now = from_datetime(datetime(2026, 12, 3, 18, 0, tzinfo=ZoneInfo(tz)))
+    tuesday_ends = from_datetime(datetime(2026, 12, 9, tzinfo=ZoneInfo(tz)))
+    cases = [
+        (Kind.UPDATE, now + 12 * 60_000 + 30_000, "next update due in 12 min", "clock-ok"),
+        (Kind.UPDATE, now + 3 * 60_000, "next update due in 3 min", "clock-soon"),
+        (Kind.FIRST_POST, now - 5 * 60_000, "first post overdue by 5 min", "clock-late"),
+        (Kind.FIRST_POST, now + 65 * 60_000, "first post due in 1 h 5 min", "clock-ok"),
+        (Kind.POSTMORTEM, tuesday_ends, "postmortem due Tue 8 Dec", "clock-ok"),
+    ]
+    for kind, due, text, css in cases:
+        shown = clock_of(Commitment("c", "i", kind, now - 1, due), now, rules, tz)
+        assert (shown.text, shown.css) == (text, css)
 
 
 async def test_a_viewer_sees_no_controls_and_a_forged_post_is_refused(console: Console) -> None:

@@ -30,6 +30,8 @@ class ClockView:
     text: str
     css: str  # clock-ok | clock-soon | clock-late
     due_at: Millis
+    what: str = ""  # for the page's script to count on: "" for postmortems (a day, not minutes)
+    remind: Millis = 0
 
 
 _WHAT = {Kind.FIRST_POST: "first post", Kind.UPDATE: "next update", Kind.POSTMORTEM: "postmortem"}
@@ -59,9 +61,11 @@ def clock_of(commitment: Commitment, now: Millis, rules: Rules, timezone: str) -
     css = "clock-ok"
     if left <= 0:
         css = "clock-late"
-    elif left <= rules.remind.get(commitment.kind, 0):
+    elif left <= rules.remind.get(commitment.kind, 0):  # the reminder has gone out
         css = "clock-soon"
-    return ClockView(commitment.kind.value, text, css, commitment.due_at)
+    remind = rules.remind.get(commitment.kind, 0)
+    counting = "" if commitment.kind is Kind.POSTMORTEM else what
+    return ClockView(commitment.kind.value, text, css, commitment.due_at, counting, remind)
 
 
 def clocks(
