@@ -9,6 +9,7 @@ from starlette.staticfiles import StaticFiles
 from uptally.web.console import (
     render,
     routes_auth,
+    routes_incident,
     routes_incidents,
     routes_maintenance,
     routes_overview,
@@ -25,6 +26,7 @@ ROUTERS = [
     routes_auth.router,
     routes_overview.router,
     routes_incidents.router,
+    routes_incident.router,
     routes_maintenance.router,
 ]
 

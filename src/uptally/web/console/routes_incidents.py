@@ -1,5 +1,6 @@
-"""The commander's screen: incidents with their clocks, declaring from an outage, updates,
-the runbook checklist and the postmortem, through the incident desk the API uses."""
+"""The incidents list (open ones with their clocks, outages without an incident, resolved ones)
+and declaring an incident, from an outage in one click or by the form, through the incident
+desk the API uses. One incident's page is in `routes_incident`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from fastapi import APIRouter, Path, Request
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from uptally import markdown
 from uptally.clock import iso
 from uptally.incidents.model import UPDATE_STATUSES, Impact, Status
 from uptally.incidents.texts import format_duration, format_time
-from uptally.incidents.transitions import Components, IncidentError
-from uptally.notify.desk import Desk, NotFound, rules_for
-from uptally.status import ComponentStatus
+from uptally.incidents.transitions import IncidentError
+from uptally.notify.desk import Desk, rules_for
 from uptally.store import commitments as commitment_store
 from uptally.store import incidents as store
 from uptally.web.console import render
@@ -24,7 +23,6 @@ from uptally.web.console.incidents_view import (
     clocks,
     open_outages,
     outage_draft,
-    subscriber_preview,
 )
 from uptally.web.console.session import Responder, Viewer, principal
 from uptally.web.deps import runtime_of
@@ -32,7 +30,6 @@ from uptally.web.deps import runtime_of
 router = APIRouter(prefix="/console/incidents", include_in_schema=False)
 IncidentId = Annotated[str, Path(max_length=64)]  # an unknown one: a 404 page
 PAGE = 20
-STATUSES = [ComponentStatus(s) for s in ComponentStatus if s != ComponentStatus.UNDER_MAINTENANCE]
 NOTICES = {
     "declared": "Incident declared.",
     "posted": "Update posted: it is on the status page and on its way to subscribers.",
@@ -50,16 +47,16 @@ render.ENV.filters.update(
 )
 
 
-def _desk(request: Request) -> Desk:
+def desk_of(request: Request) -> Desk:
     return runtime_of(request).notifier.desk
 
 
-def _text(form: FormData, name: str) -> str:
+def text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
 
 
-def _see(path: str, done: str) -> Response:
+def see(path: str, done: str) -> Response:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
@@ -104,14 +101,14 @@ async def declare_from_outage(request: Request, signed: Responder) -> Response:
     async with runtime.db.connect() as conn:
         open_ = await store.open_incidents(conn)
         found = await open_outages(conn, runtime.config, now, open_)
-    outage = next((o for o in found if o.outage.id == _text(form, "outage")), None)
+    outage = next((o for o in found if o.outage.id == text(form, "outage")), None)
     if outage is None:
         return await _new_form(request, signed, {}, "That outage has ended or is not verified.")
     if outage.incident is not None:
-        return _see(f"/console/incidents/{outage.incident.id}", "declared")
+        return see(f"/console/incidents/{outage.incident.id}", "declared")
     worded = outage_draft(outage.outage, runtime.config, now)
     try:
-        incident = await _desk(request).declare(
+        incident = await desk_of(request).declare(
             title=worded.title,
             status=Status.INVESTIGATING,
             impact=worded.impact,
@@ -124,7 +121,7 @@ async def declare_from_outage(request: Request, signed: Responder) -> Response:
         )
     except IncidentError as error:
         return await _new_form(request, signed, {}, str(error))
-    return _see(f"/console/incidents/{incident.id}", "declared")
+    return see(f"/console/incidents/{incident.id}", "declared")
 
 
 async def _new_form(
@@ -175,7 +172,7 @@ async def declare_incident(request: Request, signed: Responder) -> Response:
     runtime = runtime_of(request)
     form = await request.form()
     values: dict[str, Any] = {
-        name: _text(form, name)
+        name: text(form, name)
         for name in ("title", "impact", "status", "message", "runbook", "outage")
     }
     values["components"] = [c for c in form.getlist("components") if isinstance(c, str)]
@@ -189,7 +186,7 @@ async def declare_incident(request: Request, signed: Responder) -> Response:
             found = await open_outages(conn, runtime.config, runtime.clock.now_ms(), [])
         outages = {o.outage.monitor: o.outage.id for o in found if o.outage.id == values["outage"]}
     try:
-        incident = await _desk(request).declare(
+        incident = await desk_of(request).declare(
             title=values["title"],
             status=status,
             impact=impact,
@@ -201,164 +198,4 @@ async def declare_incident(request: Request, signed: Responder) -> Response:
         )
     except IncidentError as error:
         return await _new_form(request, signed, values, str(error))
-    return _see(f"/console/incidents/{incident.id}", "declared")
-
-
-async def _detail(
-    request: Request, signed: Any, incident_id: str, status: int = 200, **extra: Any
-) -> Response:
-    runtime = runtime_of(request)
-    config, now = runtime.config, runtime.clock.now_ms()
-    try:
-        detail = await _desk(request).detail(incident_id)
-    except NotFound:
-        return await render.page(
-            request, signed, "message.html", status=404, title="Not found",
-            message=f"There is no incident {incident_id}.",
-        )  # fmt: skip
-    incident = detail.incident
-    phases: dict[str, list[Any]] = {}
-    for step in detail.steps:
-        phases.setdefault(step.phase, []).append(step)
-    values: dict[str, Any] = {
-        "update_status": incident.status.value if incident.status.open else "resolved",
-        "update_message": "",
-        "postmortem_body": detail.postmortem.body if detail.postmortem else "",
-        "preview": None,
-        "postmortem_preview": None,
-        "update_error": "",
-        "postmortem_error": "",
-        **extra,
-    }
-    if values["preview"] is None and incident.status.open:
-        values["preview"] = subscriber_preview(
-            config, incident, Status(values["update_status"]), "", None, now
-        )
-    return await render.page(
-        request,
-        signed,
-        "incidents_detail.html",
-        nav="incidents",
-        status=status,
-        incident=incident,
-        detail=detail,
-        phases=phases,
-        clocks=clocks(detail.commitments, now, rules_for(config), config.site.timezone),
-        components=config.components,
-        component_statuses=STATUSES,
-        statuses=UPDATE_STATUSES,
-        impacts=list(Impact),
-        runbooks=sorted(config.incidents.runbooks),
-        names=lambda components: affected_names(components, config),
-        tz=config.site.timezone,
-        notice=NOTICES.get(request.query_params.get("done", "")),
-        **values,
-    )
-
-
-@router.get("/{incident_id}")
-async def incident_page(request: Request, signed: Viewer, incident_id: IncidentId) -> Response:
-    return await _detail(request, signed, incident_id)
-
-
-def _update_components(form: FormData) -> Components:
-    chosen: dict[str, ComponentStatus | None] = {}
-    for key, value in form.multi_items():
-        if key.startswith("component:") and isinstance(value, str) and value:
-            chosen[key.removeprefix("component:")] = ComponentStatus(value)
-    return chosen
-
-
-@router.post("/{incident_id}/update")
-async def post_update(request: Request, signed: Responder, incident_id: IncidentId) -> Response:
-    """Post an update (its status moves the incident), or preview what subscribers receive."""
-    runtime = runtime_of(request)
-    form = await request.form()
-    message, chosen = _text(form, "message"), _text(form, "status")
-    typed: dict[str, Any] = {"update_status": chosen, "update_message": message}
-    try:
-        status = Status(chosen)
-        components = _update_components(form)
-        impact = Impact(_text(form, "impact")) if _text(form, "impact") else None
-    except ValueError:
-        return await _detail(
-            request, signed, incident_id, 422, update_error="Choose a status.", **typed
-        )
-    desk = _desk(request)
-    try:
-        if _text(form, "action") == "preview":
-            incident = (await desk.detail(incident_id)).incident
-            now = runtime.clock.now_ms()
-            preview = subscriber_preview(runtime.config, incident, status, message, components, now)
-            return await _detail(request, signed, incident_id, preview=preview, **typed)
-        actor = principal(signed).actor
-        current = (await desk.detail(incident_id)).incident
-        if not message.strip():
-            raise IncidentError("an update needs a message")
-        if impact is not None and impact is not current.impact:
-            await desk.edit(incident_id, actor=actor, impact=impact)
-        await desk.post_update(
-            incident_id, status=status, message=message, components=components, actor=actor
-        )
-    except NotFound:
-        return await _detail(request, signed, incident_id)
-    except IncidentError as error:
-        return await _detail(request, signed, incident_id, 422, update_error=str(error), **typed)
-    return _see(f"/console/incidents/{incident_id}", "posted")
-
-
-@router.post("/{incident_id}/steps/{position}")
-async def check_step(
-    request: Request,
-    signed: Responder,
-    incident_id: IncidentId,
-    position: Annotated[int, Path(ge=1, le=10_000)],
-) -> Response:
-    form = await request.form()
-    try:
-        await _desk(request).check_step(
-            incident_id, position, _text(form, "done") == "1", principal(signed).actor
-        )
-    except NotFound:
-        return await _detail(request, signed, incident_id, 404)
-    return _see(f"/console/incidents/{incident_id}", "step")
-
-
-@router.post("/{incident_id}/runbook")
-async def attach_runbook(request: Request, signed: Responder, incident_id: IncidentId) -> Response:
-    form = await request.form()
-    try:
-        await _desk(request).attach_runbook(
-            incident_id, _text(form, "template"), principal(signed).actor
-        )
-    except (IncidentError, NotFound) as error:
-        return await _detail(request, signed, incident_id, 422, update_error=str(error))
-    return _see(f"/console/incidents/{incident_id}", "runbook")
-
-
-@router.post("/{incident_id}/postmortem")
-async def postmortem(request: Request, signed: Responder, incident_id: IncidentId) -> Response:
-    """Preview (rendered, not saved), save the draft, or save and publish the postmortem."""
-    form = await request.form()
-    body, action = _text(form, "body"), _text(form, "action")
-    if action == "preview":
-        shown = markdown.render(body)
-        return await _detail(
-            request, signed, incident_id, postmortem_body=body, postmortem_preview=shown
-        )
-    desk, actor = _desk(request), principal(signed).actor
-    try:
-        if not body.strip():
-            raise IncidentError("write the postmortem first")
-        await desk.write_postmortem(incident_id, body, actor)
-        if action == "publish":
-            await desk.publish_postmortem(incident_id, actor)
-    except NotFound:
-        return await _detail(request, signed, incident_id, 404)
-    except IncidentError as error:
-        return await _detail(
-            request, signed, incident_id, 422, postmortem_body=body, postmortem_error=str(error)
-        )
-    return _see(
-        f"/console/incidents/{incident_id}", "published" if action == "publish" else "saved"
-    )
+    return see(f"/console/incidents/{incident.id}", "declared")
