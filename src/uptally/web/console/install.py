@@ -9,6 +9,9 @@ from starlette.staticfiles import StaticFiles
 from uptally.web.console import (
     render,
     routes_auth,
+    routes_incident,
+    routes_incidents,
+    routes_maintenance,
     routes_monitor_edit,
     routes_monitors,
     routes_overview,
@@ -36,6 +39,9 @@ ROUTERS = [
     routes_trust_users.router,
     routes_trust_admin.router,
     routes_trust_backups.router,
+    routes_incidents.router,
+    routes_incident.router,
+    routes_maintenance.router,
 ]
 
 
