@@ -6,21 +6,33 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from uptally.web.console import render, routes_auth, routes_overview
+from uptally.web.console import (
+    render,
+    routes_account,
+    routes_account_passkeys,
+    routes_account_totp,
+    routes_auth,
+    routes_overview,
+)
 from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
     Viewer,
-    login_url,
     signed_of,
 )
 
-ROUTERS = [routes_auth.router, routes_overview.router]
+ROUTERS = [
+    routes_auth.router,
+    routes_overview.router,
+    routes_account.router,
+    routes_account_totp.router,
+    routes_account_passkeys.router,
+]
 
 
 async def _sign_in(request: Request, error: Exception) -> Response:
     assert isinstance(error, SignInRequired)
-    return RedirectResponse(login_url(error.next_path), status_code=303, headers=render.NO_STORE)
+    return RedirectResponse(error.location, status_code=303, headers=render.NO_STORE)
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:

@@ -1,0 +1,183 @@
+"""Passkeys (WebAuthn, the `webauthn` package): register one from the account page, give it as
+the second factor at sign-in, remove it (audit-logged).
+
+The challenge of each ceremony is stored on the browser's server-side session and used up by
+the answer, so an answer works once and on any instance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import (
+    base64url_to_bytes,
+    bytes_to_base64url,
+    parse_authentication_credential_json,
+)
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from uptally import audit
+from uptally.clock import Millis
+from uptally.store import accounts as store
+from uptally.store.accounts import PasskeyRow, SessionRow, UserRow
+
+MAX_NAME = 64
+MAX_ANSWER = 64 * 1024  # a browser's answer is a few KiB
+
+
+class PasskeyError(ValueError):
+    """A passkey refused, with a message to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelyingParty:
+    """Who asks for the passkey: the console's origin (scheme, host, port) and host name."""
+
+    id: str
+    name: str
+    origin: str
+
+    @staticmethod
+    def of(base_url: str, name: str) -> RelyingParty:
+        parts = urlsplit(base_url)
+        return RelyingParty(parts.hostname or "localhost", name, f"{parts.scheme}://{parts.netloc}")
+
+
+def _descriptors(keys: list[PasskeyRow]) -> list[PublicKeyCredentialDescriptor]:
+    return [PublicKeyCredentialDescriptor(id=base64url_to_bytes(k.id)) for k in keys]
+
+
+async def registration_options(
+    conn: AsyncConnection, session: SessionRow, user: UserRow, rp: RelyingParty
+) -> str:
+    """The options for navigator.credentials.create() (JSON); its challenge is kept on the
+    session."""
+    options = generate_registration_options(
+        rp_id=rp.id,
+        rp_name=rp.name,
+        user_name=user.email,
+        user_id=user.id.encode(),
+        user_display_name=user.name,
+        exclude_credentials=_descriptors(await store.passkeys_of(conn, user.id)),
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.PREFERRED,
+        ),
+    )
+    await store.set_challenge(conn, session.id, bytes_to_base64url(options.challenge))
+    return options_to_json(options)
+
+
+async def register(
+    conn: AsyncConnection,
+    session: SessionRow,
+    user: UserRow,
+    answer: str,
+    name: str,
+    rp: RelyingParty,
+    actor: str,
+    now: Millis,
+) -> PasskeyRow:
+    """Keep the passkey the browser made (PasskeyError if its answer does not check out)."""
+    challenge = await store.take_challenge(conn, session.id)
+    if challenge is None or len(answer) > MAX_ANSWER:
+        raise PasskeyError("no passkey registration is under way here; start again")
+    try:
+        verified = verify_registration_response(
+            credential=answer,
+            expected_challenge=base64url_to_bytes(challenge),
+            expected_rp_id=rp.id,
+            expected_origin=rp.origin,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
+        raise PasskeyError(f"the passkey was not accepted: {error}") from None
+    label = " ".join(name.split())[:MAX_NAME] or "Passkey"
+    row = PasskeyRow(
+        id=bytes_to_base64url(verified.credential_id),
+        user_id=user.id,
+        name=label,
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        created_at=now,
+        last_used_at=None,
+    )
+    await store.insert_passkey(conn, row)
+    await audit.append(
+        conn, actor, "user.passkey_added", f"user:{user.email}", {"name": label}, at=now
+    )
+    return row
+
+
+async def authentication_options(
+    conn: AsyncConnection, session: SessionRow, user: UserRow, rp: RelyingParty
+) -> str | None:
+    """The options for navigator.credentials.get() (JSON), or None without passkeys."""
+    keys = await store.passkeys_of(conn, user.id)
+    if not keys:
+        return None
+    options = generate_authentication_options(
+        rp_id=rp.id,
+        allow_credentials=_descriptors(keys),
+        user_verification=UserVerificationRequirement.PREFERRED,
+    )
+    await store.set_challenge(conn, session.id, bytes_to_base64url(options.challenge))
+    return options_to_json(options)
+
+
+async def authenticate(
+    conn: AsyncConnection,
+    session: SessionRow,
+    user: UserRow,
+    answer: str,
+    rp: RelyingParty,
+    now: Millis,
+) -> bool:
+    """Whether the browser's answer proves one of the user's passkeys (challenge used up)."""
+    challenge = await store.take_challenge(conn, session.id)
+    if challenge is None or len(answer) > MAX_ANSWER:
+        return False
+    try:
+        credential = parse_authentication_credential_json(answer)
+        key = next(
+            (k for k in await store.passkeys_of(conn, user.id) if k.id == credential.id), None
+        )
+        if key is None:
+            return False
+        verified = verify_authentication_response(
+            credential=credential,
+            expected_challenge=base64url_to_bytes(challenge),
+            expected_rp_id=rp.id,
+            expected_origin=rp.origin,
+            credential_public_key=key.public_key,
+            credential_current_sign_count=key.sign_count,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return False
+    return await store.used_passkey(conn, key.id, key.sign_count, verified.new_sign_count, now)
+
+
+async def remove(
+    conn: AsyncConnection, user: UserRow, credential_id: str, actor: str, now: Millis
+) -> bool:
+    removed = await store.delete_passkey(conn, user.id, credential_id[:512])
+    if removed:
+        await audit.append(
+            conn, actor, "user.passkey_removed", f"user:{user.email}", {"id": credential_id}, at=now
+        )
+    return removed
