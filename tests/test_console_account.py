@@ -4,6 +4,7 @@ signing out everywhere else. Browser tests are in test_console_account_browser.p
 
 from __future__ import annotations
 
+import base64
 import re
 
 import aiohttp
@@ -20,9 +21,10 @@ from tests.console_support import (
     signed_in_session,
 )
 from uptally.accounts.roles import Role
+from uptally.secrets import is_sealed_text, load_keyring
 from uptally.store import accounts as store
 
-NEW_PASSWORD = "plum-orbit-cactus-lantern-42"  # noqa: S105 - a test account's
+NEW_PASSWORD = "plum-orbit-cactus-lantern-42"
 
 
 @pytest.fixture
@@ -59,8 +61,8 @@ async def enrol(http: aiohttp.ClientSession, url: str) -> tuple[str, list[str]]:
     return secret, codes
 
 
-async def last_step(console: Console, email: str) -> int:
-    async with console.runtime.db.connect() as conn:
+async def last_step(site: Console, email: str) -> int:
+    async with site.runtime.db.connect() as conn:
         user = await store.user_by_email(conn, email)
     assert user is not None
     assert user.totp_last_step is not None
@@ -133,10 +135,21 @@ async def test_wrong_codes_lock_the_account_like_wrong_passwords(site: Console) 
         assert user.locked_until is not None
 
 
-async def test_turning_totp_off_needs_a_current_code(site: Console) -> None:
+async def test_a_sealed_secret_works_and_turning_totp_off_needs_a_current_code(
+    site: Console,
+) -> None:
+    site.runtime.keyring = load_keyring(
+        {"UPTALLY_SECRET_KEY": base64.b64encode(b"k" * 32).decode()}
+    )
     email = email_of(Role.VIEWER)
     async with await signed_in_session(site.url, email) as http:
         secret, _ = await enrol(http, site.url)
+        async with site.runtime.db.connect() as conn:
+            user = await store.user_by_email(conn, email)
+        assert user is not None
+        assert user.totp_secret is not None
+        assert is_sealed_text(user.totp_secret)
+        assert secret not in user.totp_secret
         csrf = await page_csrf(http, site.url + "/console/account")
         step = await last_step(site, email)
         data = {"csrf": csrf, "code": pyotp.TOTP(secret).generate_otp(step)}  # used already
@@ -158,8 +171,12 @@ async def test_changing_the_password_ends_the_other_sessions_only(site: Console)
     other = await signed_in_session(site.url, email)
     async with other, await signed_in_session(site.url, email) as http:
         csrf = await page_csrf(http, site.url + "/console/account")
-        form = {"csrf": csrf, "current": "not-my-password", "new": NEW_PASSWORD,
-                "confirm": NEW_PASSWORD}
+        form = {
+            "csrf": csrf,
+            "current": "not-my-password",
+            "new": NEW_PASSWORD,
+            "confirm": NEW_PASSWORD,
+        }
         async with http.post(site.url + "/console/account/password", data=form) as r:
             assert r.status == 422
             assert "not your current password" in await r.text()
@@ -173,9 +190,9 @@ async def test_changing_the_password_ends_the_other_sessions_only(site: Console)
             assert "your other sessions have ended" in await r.text()
         async with other.get(site.url + "/console/account", allow_redirects=False) as r:
             assert r.status == 303
-    async with await signed_in_session(site.url, email, NEW_PASSWORD) as http:
-        async with http.get(site.url + "/console/account") as r:
-            html = await r.text()
-            assert r.status == 200
-            assert "this one" in html
-            assert html.count("<tr") == 3  # the head, the session that changed it, this one
+    http = await signed_in_session(site.url, email, NEW_PASSWORD)
+    async with http, http.get(site.url + "/console/account") as r:
+        html = await r.text()
+        assert r.status == 200
+        assert "this one" in html
+        assert html.count("<tr") == 3  # the head, the session that changed it, this one

@@ -175,8 +175,11 @@ async def authenticate(
 async def remove(
     conn: AsyncConnection, user: UserRow, credential_id: str, actor: str, now: Millis
 ) -> bool:
+    """Forget a passkey; with the last factor gone, the recovery codes go too."""
     removed = await store.delete_passkey(conn, user.id, credential_id[:512])
     if removed:
+        if user.totp_enabled_at is None and not await store.count_passkeys(conn, user.id):
+            await store.replace_recovery_codes(conn, user.id, [], now)
         await audit.append(
             conn, actor, "user.passkey_removed", f"user:{user.email}", {"id": credential_id}, at=now
         )
