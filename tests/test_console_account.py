@@ -196,3 +196,50 @@ async def test_changing_the_password_ends_the_other_sessions_only(site: Console)
         assert r.status == 200
         assert "this one" in html
         assert html.count("<tr") == 3  # the head, the session that changed it, this one
+
+
+async def test_a_forged_passkey_answer_is_refused_and_audited(site: Console) -> None:
+    email = email_of(Role.VIEWER)
+    async with site.runtime.db.begin() as conn:
+        user = await store.user_by_email(conn, email)
+        assert user is not None
+        key = store.PasskeyRow(
+            "AAAA", user.id, "Key", b"\x00", 0, site.runtime.clock.now_ms(), None
+        )
+        await store.insert_passkey(conn, key)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        data = {"email": email, "password": PASSWORD}
+        async with http.post(site.url + "/console/login", data=data, allow_redirects=False) as r:
+            assert r.headers["Location"].startswith("/console/login?next=")  # a passkey is owed
+        async with http.get(site.url + "/console/login") as r:
+            html = await r.text()
+            assert 'data-passkey="sign-in"' in html
+        options_url = site.url + "/console/login/passkey/options"
+        async with http.post(options_url) as r:
+            assert r.status == 403  # no X-CSRF-Token
+        headers = {"X-CSRF-Token": field(html, "csrf")}
+        async with http.post(options_url, headers=headers) as r:
+            options = await r.json()
+            assert r.status == 200
+            assert [c["id"] for c in options["allowCredentials"]] == ["AAAA"]
+            assert options["challenge"]
+        forged = {
+            "credential": {
+                "id": "AAAA",
+                "rawId": "AAAA",
+                "type": "public-key",
+                "response": {
+                    "clientDataJSON": "e30",
+                    "authenticatorData": "AAAA",
+                    "signature": "AAAA",
+                },
+            }
+        }
+        for _ in range(2):  # the second time the challenge is used up as well
+            async with http.post(
+                site.url + "/console/login/passkey", json=forged, headers=headers
+            ) as r:
+                assert r.status == 401
+        async with http.get(site.url + "/console/", allow_redirects=False) as r:
+            assert r.status == 303
+    assert (await audit_reasons(site.url, email)).count("second_factor") == 2

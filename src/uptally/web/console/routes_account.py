@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -113,7 +112,6 @@ async def account_page(
     status: int = 200,
     errors: dict[str, str] | None = None,
     notice: str = "",
-    **values: Any,
 ) -> Response:
     runtime = runtime_of(request)
     async with runtime.db.connect() as conn:
@@ -148,7 +146,6 @@ async def account_page(
         min_password=runtime.config.console.min_password,
         errors=errors or {},
         notice=notice,
-        values=values,
     )
 
 
@@ -170,14 +167,19 @@ async def profile(request: Request, signed: Viewer) -> Response:
     return see_other("/console/account?done=name")
 
 
-async def password_matches(request: Request, signed: Signed, password: str) -> bool:
-    """The signed-in user's current password (a wrong one counts as a failed attempt from the
-    client, so a borrowed session cannot guess at it)."""
-    matches = await offloop.run(passwords.verify, signed.user.password_hash, password)
-    if not matches:
-        limiter: FailureLimiter = request.app.state.auth_limiter
-        limiter.fail(client_of(request))
-    return matches
+async def password_problem(request: Request, signed: Signed, password: str) -> str | None:
+    """Why the signed-in user's current password was not confirmed (None: it was). A wrong one
+    counts as a failed attempt from the client, so a borrowed session cannot guess at it."""
+    if signed.user.password_hash is None:
+        return "you sign in with single sign-on; there is no password"
+    limiter: FailureLimiter = request.app.state.auth_limiter
+    client = client_of(request)
+    if limiter.retry_after(client) is not None:
+        return "too many failed attempts from your address; wait a minute"
+    if await offloop.run(passwords.verify, signed.user.password_hash, password):
+        return None
+    limiter.fail(client)
+    return "this is not your current password"
 
 
 @router.post("/password")
@@ -187,13 +189,9 @@ async def change_password(request: Request, signed: Viewer) -> Response:
     form = await request.form()
     current, new = text(form, "current"), text(form, "new")
     errors: dict[str, str] = {}
-    limiter: FailureLimiter = request.app.state.auth_limiter
-    if signed.user.password_hash is None:
-        errors["current"] = "you sign in with single sign-on; there is no password to change"
-    elif limiter.retry_after(client_of(request)) is not None:
-        errors["current"] = "too many failed attempts from your address; wait a minute"
-    elif not await password_matches(request, signed, current):
-        errors["current"] = "this is not your current password"
+    problem = await password_problem(request, signed, current)
+    if problem:
+        errors["current"] = problem
     elif new != text(form, "confirm"):
         errors["confirm"] = "the two new passwords differ"
     else:
@@ -246,9 +244,9 @@ async def new_recovery_codes(request: Request, signed: Viewer) -> Response:
     """Replace the recovery codes (the current password is asked: they stand in for a factor)."""
     runtime = runtime_of(request)
     password = text(await request.form(), "password")
-    if signed.user.password_hash is None or not await password_matches(request, signed, password):
-        errors = {"codes_password": "this is not your current password"}
-        return await account_page(request, signed, status=422, errors=errors)
+    problem = await password_problem(request, signed, password)
+    if problem:
+        return await account_page(request, signed, status=422, errors={"codes_password": problem})
     async with runtime.db.begin() as conn:
         factors = signed.user.totp_enabled_at is not None
         factors = factors or await store.count_passkeys(conn, signed.user.id) > 0

@@ -16,7 +16,7 @@ from uptally.store import accounts as store
 from uptally.web.console import render
 from uptally.web.console.routes_account import (
     account_page,
-    password_matches,
+    password_problem,
     see_other,
     text,
     when,
@@ -95,10 +95,8 @@ async def enrol(request: Request, signed: Enrolling) -> Response:
     step = totp.matching_step(secret, text(form, "code", 64), now)
     if signed.user.totp_enabled_at is not None:
         errors["code"] = "an authenticator app is set up already; turn it off first"
-    elif signed.user.password_hash is None:
-        errors["code"] = "you sign in with single sign-on; its provider asks for the second factor"
-    elif not await password_matches(request, signed, text(form, "password")):
-        errors["password"] = "this is not your current password"
+    elif problem := await password_problem(request, signed, text(form, "password")):
+        errors["password"] = problem
     if step is None and not errors:
         errors["code"] = "that code does not match; check the phone's clock and try the next one"
     if errors or step is None:
