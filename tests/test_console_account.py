@@ -4,8 +4,10 @@ signing out everywhere else. Browser tests are in test_console_account_browser.p
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
+from pathlib import Path
 
 import aiohttp
 import pyotp
@@ -20,9 +22,13 @@ from tests.console_support import (
     page_csrf,
     signed_in_session,
 )
+from uptally import audit
+from uptally.accounts import totp, users
 from uptally.accounts.roles import Role
+from uptally.config.console import Console as ConsoleSettings
 from uptally.secrets import is_sealed_text, load_keyring
 from uptally.store import accounts as store
+from uptally.store.database import Database, database_url
 
 NEW_PASSWORD = "plum-orbit-cactus-lantern-42"
 
@@ -243,3 +249,38 @@ async def test_a_forged_passkey_answer_is_refused_and_audited(site: Console) -> 
         async with http.get(site.url + "/console/", allow_redirects=False) as r:
             assert r.status == 303
     assert (await audit_reasons(site.url, email)).count("second_factor") == 2
+
+
+async def test_an_admin_resets_a_users_lost_second_factors_from_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from uptally.cli import app
+
+    db = Database(database_url(tmp_path))
+    await db.migrate()
+    async with db.begin() as conn:
+        user = await users.create(
+            conn, "lost@example.com", Role.EDITOR, PASSWORD, "test", 1, ConsoleSettings()
+        )
+        await totp.enable(conn, user, totp.new_secret(), 1, None, "test", 1)
+        await store.insert_passkey(
+            conn, store.PasskeyRow("AAAA", user.id, "Key", b"\0", 0, 1, None)
+        )
+    await db.close()
+    args = ["users", "reset-2fa", "lost@example.com", "--data-dir", str(tmp_path)]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "second factors of lost@example.com removed" in result.output
+    db = Database(database_url(tmp_path))
+    async with db.connect() as conn:
+        after = await store.user_by_email(conn, "lost@example.com")
+        assert after is not None
+        assert after.totp_secret is None
+        assert after.totp_enabled_at is None
+        assert await store.count_passkeys(conn, after.id) == 0
+        assert await store.unused_recovery_codes(conn, after.id) == 0
+        entries = await audit.list_entries(
+            conn, audit.AuditFilter(action="user.second_factors_reset")
+        )
+        assert len(entries) == 1
+    await db.close()

@@ -160,3 +160,20 @@ async def disable(
     if not keep_codes:
         await store.replace_recovery_codes(conn, user.id, [], now)
     await audit.append(conn, actor, "user.totp_disabled", f"user:{user.email}", {}, at=now)
+
+
+async def reset(conn: AsyncConnection, user: UserRow, actor: str, now: Millis) -> int:
+    """An admin's way back in for a user who lost every factor: the authenticator app, the
+    passkeys and the recovery codes go, and every session ends (audit-logged). How many
+    sessions ended."""
+    await store.update_user(
+        conn, user.id, totp_secret=None, totp_enabled_at=None, totp_last_step=None
+    )
+    await store.replace_recovery_codes(conn, user.id, [], now)
+    passkeys = await store.delete_passkeys(conn, user.id)
+    ended = await store.revoke_sessions(conn, user.id, now)
+    details = {"passkeys": passkeys, "sessions_ended": ended}
+    await audit.append(
+        conn, actor, "user.second_factors_reset", f"user:{user.email}", details, at=now
+    )
+    return ended

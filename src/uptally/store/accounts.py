@@ -307,3 +307,8 @@ async def delete_passkey(conn: AsyncConnection, user_id: str, credential_id: str
         )
     )
     return bool(result.rowcount)
+
+
+async def delete_passkeys(conn: AsyncConnection, user_id: str) -> int:
+    query = delete(webauthn_credentials).where(webauthn_credentials.c.user_id == user_id)
+    return int((await conn.execute(query)).rowcount)
