@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tests.console_support import (
     signed_in_session,
 )
 from uptally import audit
-from uptally.accounts import totp, users
+from uptally.accounts import passkeys, totp, users
 from uptally.accounts.roles import Role
 from uptally.config.console import Console as ConsoleSettings
 from uptally.secrets import is_sealed_text, load_keyring
@@ -249,6 +250,20 @@ async def test_a_forged_passkey_answer_is_refused_and_audited(site: Console) -> 
         async with http.get(site.url + "/console/", allow_redirects=False) as r:
             assert r.status == 303
     assert (await audit_reasons(site.url, email)).count("second_factor") == 2
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.post(site.url + "/console/login/passkey/start") as r:
+            challenge = (await r.json())["challenge"]  # signing in with a passkey alone
+        client_data = {"type": "webauthn.get", "challenge": challenge, "origin": site.url}
+        encoded = base64.urlsafe_b64encode(json.dumps(client_data).encode()).decode()
+        forged["credential"]["response"]["clientDataJSON"] = encoded.rstrip("=")
+        for _ in range(2):
+            async with http.post(site.url + "/console/login/passkey/finish", json=forged) as r:
+                assert r.status == 401
+        assert not [c for c in http.cookie_jar if c.key == "uptally_session"]
+    async with site.runtime.db.connect() as conn:
+        assert not await store.link_is_live(
+            conn, passkeys.challenge_id(challenge), passkeys.LINK, site.runtime.clock.now_ms()
+        )  # used up by the first answer
 
 
 async def test_an_admin_resets_a_users_lost_second_factors_from_the_cli(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Your account in Debian's Chromium: set up an authenticator app and sign in with its code,
 "sign out everywhere" ends another browser's session, a passkey (CDP virtual authenticator)
-signs in as the second factor; axe-core on the account page in light and dark."""
+signs in as the second factor or alone; axe-core on the account page in light and dark."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ async def test_enrol_totp_then_sign_in_with_the_code(site: Console, chromium: An
 
     await sign_in_with_password(page, site.url, Role.ADMIN)
     await page.wait_for_selector("text=Enter the 6-digit code")
+    await assert_accessible(page)  # the second step, dark
     async with site.runtime.db.connect() as conn:
         user = await store.user_by_email(conn, email_of(Role.ADMIN))
     assert user is not None
@@ -94,7 +95,9 @@ async def test_sign_out_everywhere_ends_another_browsers_session(
     await other.context.close()
 
 
-async def test_a_passkey_signs_in_as_the_second_factor(site: Console, chromium: Any) -> None:
+async def test_a_passkey_signs_in_as_the_second_factor_or_alone(
+    site: Console, chromium: Any
+) -> None:
     url = site.url.replace("127.0.0.1", "localhost")  # a passkey's site is a name, not an IP
     ctx = await chromium.new_context()
     page = await ctx.new_page()
@@ -126,4 +129,9 @@ async def test_a_passkey_signs_in_as_the_second_factor(site: Console, chromium: 
         assert user is not None
         (key,) = await store.passkeys_of(conn, user.id)
     assert key.last_used_at is not None
+
+    await page.click("header button:has-text('Sign out')")
+    await page.wait_for_url(url + "/console/login")
+    await page.click("button:has-text('Sign in with a passkey')")  # no password at all
+    await page.wait_for_url(url + "/console/")
     await ctx.close()

@@ -1,13 +1,14 @@
 """Passkeys (WebAuthn, the `webauthn` package): register one from the account page, give it as
-the second factor at sign-in, remove it (audit-logged).
+the second factor at sign-in or sign in with it alone, remove it (audit-logged).
 
-The challenge of each ceremony is stored on the browser's server-side session and used up by
-the answer, so an answer works once and on any instance.
+The challenge of each ceremony is stored on the server and used up by the answer, so an answer
+works once and on any instance: on the browser's session, or, before there is one (signing in
+with the passkey alone), as a one-time link (`account_links`, kind "passkey", 5 minutes).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from webauthn.helpers import (
     base64url_to_bytes,
     bytes_to_base64url,
     parse_authentication_credential_json,
+    parse_client_data_json,
 )
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
@@ -39,6 +41,9 @@ from uptally.store.accounts import PasskeyRow, SessionRow, UserRow
 
 MAX_NAME = 64
 MAX_ANSWER = 64 * 1024  # a browser's answer is a few KiB
+LINK = "passkey"  # the account_links kind of a challenge given before sign-in
+CHALLENGE_MS = 5 * 60_000
+_ANSWER_ERRORS = (WebAuthnException, ValueError, KeyError, TypeError)
 
 
 class PasskeyError(ValueError):
@@ -105,7 +110,7 @@ async def register(
             expected_rp_id=rp.id,
             expected_origin=rp.origin,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError) as error:
+    except _ANSWER_ERRORS as error:
         raise PasskeyError(f"the passkey was not accepted: {error}") from None
     label = " ".join(name.split())[:MAX_NAME] or "Passkey"
     row = PasskeyRow(
@@ -167,9 +172,57 @@ async def authenticate(
             credential_public_key=key.public_key,
             credential_current_sign_count=key.sign_count,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except _ANSWER_ERRORS:
         return False
     return await store.used_passkey(conn, key.id, key.sign_count, verified.new_sign_count, now)
+
+
+def challenge_id(challenge: str) -> str:
+    """The stored form of a challenge given before sign-in (its SHA-256, like a link's)."""
+    return hashlib.sha256(challenge.encode()).hexdigest()
+
+
+async def sign_in_options(conn: AsyncConnection, rp: RelyingParty, now: Millis) -> str:
+    """Options for signing in with a passkey alone (any of this site's passkeys, verified by
+    the device's PIN or biometrics); the challenge is kept for 5 minutes, expired ones go."""
+    options = generate_authentication_options(
+        rp_id=rp.id, user_verification=UserVerificationRequirement.REQUIRED
+    )
+    await store.prune_links(conn, LINK, now)
+    challenge = challenge_id(bytes_to_base64url(options.challenge))
+    await store.insert_link(conn, challenge, LINK, None, now, now + CHALLENGE_MS)
+    return options_to_json(options)
+
+
+async def passwordless(
+    conn: AsyncConnection, answer: str, rp: RelyingParty, now: Millis
+) -> UserRow | None:
+    """The user whose passkey (with user verification: something they have and know or are)
+    made this answer to a challenge of sign_in_options(), which is used up; else None."""
+    if len(answer) > MAX_ANSWER:
+        return None
+    try:
+        credential = parse_authentication_credential_json(answer)
+        client_data = parse_client_data_json(credential.response.client_data_json)
+        challenge = bytes_to_base64url(client_data.challenge)
+        taken, _ = await store.take_link(conn, challenge_id(challenge), LINK, now)
+        key = await store.passkey_by_id(conn, credential.id) if taken else None
+        if key is None:
+            return None
+        verified = verify_authentication_response(
+            credential=credential,
+            expected_challenge=client_data.challenge,
+            expected_rp_id=rp.id,
+            expected_origin=rp.origin,
+            credential_public_key=key.public_key,
+            credential_current_sign_count=key.sign_count,
+            require_user_verification=True,
+        )
+    except _ANSWER_ERRORS:
+        return None
+    if not await store.used_passkey(conn, key.id, key.sign_count, verified.new_sign_count, now):
+        return None
+    return await store.user_by_id(conn, key.user_id)
 
 
 async def remove(

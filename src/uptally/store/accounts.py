@@ -201,6 +201,14 @@ async def take_link(
     return (True, row.user_id) if row else (False, None)
 
 
+async def prune_links(conn: AsyncConnection, kind: str, now: Millis) -> int:
+    """Forget expired links of a kind."""
+    query = delete(account_links).where(
+        account_links.c.kind == kind, account_links.c.expires_at <= now
+    )
+    return int((await conn.execute(query)).rowcount)
+
+
 async def link_is_live(conn: AsyncConnection, link_id: str, kind: str, now: Millis) -> bool:
     query = select(account_links.c.id).where(
         account_links.c.id == link_id,
@@ -277,6 +285,12 @@ async def passkeys_of(conn: AsyncConnection, user_id: str) -> list[PasskeyRow]:
         PasskeyRow(**{f.name: getattr(r, f.name) for f in fields(PasskeyRow)})
         for r in await conn.execute(query)
     ]
+
+
+async def passkey_by_id(conn: AsyncConnection, credential_id: str) -> PasskeyRow | None:
+    query = select(webauthn_credentials).where(webauthn_credentials.c.id == credential_id[:512])
+    row = (await conn.execute(query)).first()
+    return PasskeyRow(**{f.name: getattr(row, f.name) for f in fields(PasskeyRow)}) if row else None
 
 
 async def count_passkeys(conn: AsyncConnection, user_id: str) -> int:

@@ -148,3 +148,53 @@ async def sign_in(request: Request) -> Response:
     response = _json({"next": safe_next(str(body.get("next", "")))})
     set_cookie(request, response, opened.token)
     return response
+
+
+@router.post("/login/passkey/start")
+async def passwordless_options(request: Request) -> Response:
+    """Signing in with a passkey alone: the options (no session yet)."""
+    runtime = runtime_of(request)
+    limiter: FailureLimiter = request.app.state.auth_limiter
+    if limiter.retry_after(client_of(request)) is not None:
+        return _json({"error": "too many failed attempts; wait a minute"}, 429)
+    async with runtime.db.begin() as conn:
+        options = await passkeys.sign_in_options(
+            conn, relying_party(request), runtime.clock.now_ms()
+        )
+    return _options(options)
+
+
+@router.post("/login/passkey/finish")
+async def passwordless(request: Request) -> Response:
+    """The passkey's answer: its user signed in (a full session), unless disabled or locked."""
+    runtime = runtime_of(request)
+    limiter: FailureLimiter = request.app.state.auth_limiter
+    client = client_of(request)
+    if limiter.retry_after(client) is not None:
+        return _json({"error": "too many failed attempts; wait a minute"}, 429)
+    body = await _body(request)
+    now = runtime.clock.now_ms()
+    async with runtime.db.begin() as conn:
+        user = await passkeys.passwordless(
+            conn, json.dumps(body.get("credential")), relying_party(request), now
+        )
+        usable = user is not None and user.disabled_at is None
+        if user is not None and usable and (user.locked_until or 0) <= now:
+            opened = await sessions.open_session(
+                conn,
+                user,
+                now,
+                runtime.config.console,
+                ip=client,
+                user_agent=request.headers.get("user-agent", ""),
+            )
+            await users.signed_in(conn, user, "passkey", client, now)
+        else:
+            user = None
+    if user is None:
+        limiter.fail(client)
+        runtime.metrics.auth_failures.labels("console").inc()
+        return _json({"error": "this passkey does not sign in here; use your password"}, 401)
+    response = _json({"next": safe_next(str(body.get("next", "")))})
+    set_cookie(request, response, opened.token)
+    return response

@@ -1,5 +1,5 @@
-// uptally console: passkeys (WebAuthn). Adds one from the account page and signs in with one at
-// the second step. Buttons marked data-passkey stay hidden where the browser has no WebAuthn.
+// uptally console: passkeys (WebAuthn). Adds one from the account page, signs in with one at
+// the second step or alone. Buttons marked data-passkey stay hidden where the browser has no WebAuthn.
 "use strict";
 (function () {
   if (!window.PublicKeyCredential || !navigator.credentials) return;
@@ -81,10 +81,24 @@
       .then(function () { button.disabled = false; });
   }
 
+  function passwordless(button) {
+    showError("");
+    button.disabled = true;
+    post("/console/login/passkey/start").then(function (options) {
+      options.challenge = toBytes(options.challenge);
+      options.allowCredentials = descriptors(options.allowCredentials);
+      return navigator.credentials.get({ publicKey: options });
+    }).then(function (cred) {
+      return post("/console/login/passkey/finish", { next: button.getAttribute("data-next") || "", credential: credentialJSON(cred) });
+    }).then(function (data) { window.location.assign(data.next); }, failed)
+      .then(function () { button.disabled = false; });
+  }
+
   document.querySelectorAll("[data-passkey]").forEach(function (el) {
     var role = el.getAttribute("data-passkey");
     el.hidden = false;
     if (role === "register") el.addEventListener("click", function () { register(el); });
     if (role === "sign-in") el.addEventListener("click", function () { signIn(el); });
+    if (role === "passwordless") el.addEventListener("click", function () { passwordless(el); });
   });
 })();
