@@ -299,3 +299,28 @@ async def test_an_admin_resets_a_users_lost_second_factors_from_the_cli(tmp_path
         )
         assert len(entries) == 1
     await db.close()
+
+
+async def test_one_browser_is_signed_out_from_the_list_and_only_your_own(site: Console) -> None:
+    email = email_of(Role.RESPONDER)
+    other = await signed_in_session(site.url, email)
+    stranger = await signed_in_session(site.url, email_of(Role.ADMIN))
+    async with other, stranger, await signed_in_session(site.url, email) as http:
+        async with site.runtime.db.connect() as conn:
+            admin = await store.user_by_email(conn, email_of(Role.ADMIN))
+            assert admin is not None
+            (strangers,) = await store.sessions_of(conn, admin.id, site.runtime.clock.now_ms())
+        strangers_id = strangers.id
+        async with http.get(site.url + "/console/account") as r:
+            html = await r.text()
+        csrf, others_id = field(html, "csrf"), field(html, "session")
+        url = site.url + "/console/account/sessions/end"
+        async with http.post(url, data={"csrf": csrf, "session": strangers_id}) as r:
+            assert r.status == 200  # not this user's: nothing happens
+        async with http.post(url, data={"csrf": csrf, "session": others_id}) as r:
+            assert "That browser has been signed out." in await r.text()
+        async with other.get(site.url + "/console/account", allow_redirects=False) as r:
+            assert r.status == 303
+        for client in (http, stranger):
+            async with client.get(site.url + "/console/account", allow_redirects=False) as r:
+                assert r.status == 200

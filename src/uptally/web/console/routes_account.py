@@ -29,6 +29,7 @@ DONE = {  # ?done=… after a change: what the page says happened
     "name": "Your name has been saved.",
     "password": "Your password has been changed; your other sessions have ended.",
     "others": "You have been signed out everywhere else.",
+    "one": "That browser has been signed out.",
     "totp-off": "Two-factor authentication with an authenticator app is off.",
     "passkey": "The passkey has been added.",
     "passkey-removed": "The passkey has been removed.",
@@ -72,6 +73,7 @@ def browser_of(agent: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SessionView:
+    id: str  # the stored id (a SHA-256 of the cookie's token: it opens nothing)
     created: str
     created_iso: str
     last_seen: str
@@ -91,6 +93,7 @@ async def live_sessions(request: Request, signed: Signed) -> list[SessionView]:
         rows = await store.sessions_of(conn, signed.user.id, now)
     return [
         SessionView(
+            id=row.id,
             created=when(request, row.created_at),
             created_iso=iso(row.created_at),
             last_seen=when(request, row.last_seen_at),
@@ -225,6 +228,18 @@ async def end_others(request: Request, signed: Viewer) -> Response:
             keep=signed.session,
         )
     return see_other("/console/account?done=others")
+
+
+@router.post("/sessions/end")
+async def end_one(request: Request, signed: Viewer) -> Response:
+    runtime = runtime_of(request)
+    session_id = text(await request.form(), "session", 64)
+    if session_id == signed.session.id:
+        return see_other("/console/account")  # this browser signs out with "Sign out"
+    async with runtime.db.begin() as conn:
+        actor = users.principal(signed.user).actor
+        await sessions.end_one(conn, signed.user, session_id, actor, runtime.clock.now_ms())
+    return see_other("/console/account?done=one")
 
 
 @router.post("/sessions/all")
