@@ -1,4 +1,5 @@
-"""`uptally users create|list|disable|enable|set-role|reset-password|sign-out`: console accounts."""
+"""`uptally users create|list|disable|enable|set-role|reset-password|reset-2fa|sign-out`:
+console accounts."""
 
 from __future__ import annotations
 
@@ -248,6 +249,28 @@ def users_reset_password(
             markup=False,
             soft_wrap=True,
         )
+
+
+@users_app.command("reset-2fa")
+def users_reset_second_factors(
+    email: EmailArgument, config: OptionalConfig = None, data_dir: DataDirOption = DEFAULT_DIR
+) -> None:
+    """Remove a user's authenticator app, passkeys and recovery codes (they lost them) and end
+    their sessions: the password alone signs them in again (with console.require_totp, straight
+    to setting up a new app)."""
+    from uptally.accounts import totp, users
+
+    settings(config)
+
+    async def change(conn: Any, actor: str, now: int) -> int:
+        return await totp.reset(conn, await users.existing(conn, email), actor, now)
+
+    ended = _change(data_dir, change)
+    out.print(
+        f"second factors of {email.strip().lower()} removed; {ended} session(s) ended",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @users_app.command("sign-out")

@@ -8,6 +8,9 @@ from starlette.staticfiles import StaticFiles
 
 from uptally.web.console import (
     render,
+    routes_account,
+    routes_account_passkeys,
+    routes_account_totp,
     routes_auth,
     routes_incident,
     routes_incidents,
@@ -25,7 +28,6 @@ from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
     Viewer,
-    login_url,
     signed_of,
 )
 
@@ -42,12 +44,15 @@ ROUTERS = [
     routes_incidents.router,
     routes_incident.router,
     routes_maintenance.router,
+    routes_account.router,
+    routes_account_totp.router,
+    routes_account_passkeys.router,
 ]
 
 
 async def _sign_in(request: Request, error: Exception) -> Response:
     assert isinstance(error, SignInRequired)
-    return RedirectResponse(login_url(error.next_path), status_code=303, headers=render.NO_STORE)
+    return RedirectResponse(error.location, status_code=303, headers=render.NO_STORE)
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:
