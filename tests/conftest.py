@@ -17,6 +17,9 @@ from uptally.clock import FakeClock
 from uptally.config import Config, parse_config
 from uptally.store.database import Database
 
+# Console fixtures (`console`, `browser`) for every test module.
+pytest_plugins = ["tests.console_support"]
+
 PG_ADMIN = os.environ.get("UPTALLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PG_TEMPLATE = f"uptally_test_template_{os.getpid()}"  # concurrent sessions keep apart
 REQUIRE_PG = os.environ.get("UPTALLY_REQUIRE_PG") == "1"

@@ -7,6 +7,8 @@ Use: `from tests.console_support import *` style imports of what a test needs; t
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 from collections.abc import AsyncIterator
@@ -18,11 +20,12 @@ import aiohttp
 import pytest
 
 from tests.conftest import config_from, serve_app
-from uptally.accounts import users
+from uptally.accounts import passwords, users
 from uptally.accounts.roles import Role
 from uptally.clock import SystemClock
 from uptally.metrics import Metrics
 from uptally.runtime import Runtime
+from uptally.store import accounts as store
 from uptally.store.database import Database
 from uptally.web.app import create_app
 
@@ -36,8 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PASSWORD = "correct-horse-battery-staple-7"  # noqa: S105 - test accounts only
-ADMIN_TOKEN = "adm-7Hq2LmZx9Wv4Rt8Ys1Nb"  # noqa: S105
+PASSWORD = "correct-horse-battery-staple-7"
+ADMIN_TOKEN = "adm-7Hq2LmZx9Wv4Rt8Ys1Nb"
 CONFIG = """
 site: {title: Acme Cloud, timezone: Europe/Berlin}
 security: {allow_internal: ["127.0.0.0/8"]}
@@ -64,32 +67,53 @@ class Console:
         return self.url + "/console/login"
 
 
+@functools.cache
+def _password_hash() -> str:
+    """PASSWORD's argon2id hash, made once per test session (each costs ~0.1-0.8 s of CPU)."""
+    return passwords.hash_password(PASSWORD)
+
+
 async def make_users(runtime: Runtime) -> None:
     """One user per role, `<role>@example.com` with PASSWORD."""
     now = runtime.clock.now_ms()
+    hashed = _password_hash()
     async with runtime.db.begin() as conn:
         for role in Role:
-            await users.create(
-                conn, email_of(role), role, PASSWORD, "test", now, runtime.config.console
+            user = await users.create(
+                conn, email_of(role), role, None, "test", now, runtime.config.console
             )
+            await store.update_user(conn, user.id, password_hash=hashed, password_changed_at=now)
+
+
+@contextlib.asynccontextmanager
+async def running_console(
+    tmp_path: Path, text: str = CONFIG, probe: bool = False
+) -> AsyncIterator[Console]:
+    """A console served on 127.0.0.1 with the config `text` (SQLite) and one user per role."""
+    runtime = Runtime(
+        config_from(text),
+        Database(f"sqlite+aiosqlite:///{tmp_path}/u.db"),
+        clock=SystemClock(),
+        metrics=Metrics(),
+        run_probe=probe,
+    )
+    await runtime.start()
+    try:
+        await make_users(runtime)
+        async with serve_app(create_app(runtime, ADMIN_TOKEN)) as url:
+            yield Console(url, runtime)
+    finally:
+        await runtime.stop()
 
 
 @pytest.fixture
 async def console(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Console]:
     """A running console (SQLite, no probe unless the test's module sets CONSOLE_PROBE)."""
     text = getattr(request.module, "CONSOLE_CONFIG", CONFIG)
-    runtime = Runtime(
-        config_from(text),
-        Database(f"sqlite+aiosqlite:///{tmp_path}/u.db"),
-        clock=SystemClock(),
-        metrics=Metrics(),
-        run_probe=getattr(request.module, "CONSOLE_PROBE", False),
-    )
-    await runtime.start()
-    await make_users(runtime)
-    async with serve_app(create_app(runtime, ADMIN_TOKEN)) as url:
-        yield Console(url, runtime)
-    await runtime.stop()
+    async with running_console(
+        tmp_path, text, getattr(request.module, "CONSOLE_PROBE", False)
+    ) as served:
+        yield served
 
 
 _CSRF_RE = re.compile(r'name="csrf" value="([0-9a-f]+)"')
@@ -101,7 +125,9 @@ def csrf_in(html: str) -> str:
     return match[1]
 
 
-async def signed_in_session(url: str, email: str, password: str = PASSWORD) -> aiohttp.ClientSession:
+async def signed_in_session(
+    url: str, email: str, password: str = PASSWORD
+) -> aiohttp.ClientSession:
     """An HTTP client with a console session (its cookie jar holds the session cookie)."""
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     async with http.post(

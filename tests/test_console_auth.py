@@ -9,7 +9,6 @@ import pytest
 from tests.console_support import (
     PASSWORD,
     Console,
-    console,  # noqa: F401 - fixture
     email_of,
     page_csrf,
     signed_in_session,
@@ -68,7 +67,8 @@ async def test_a_wrong_password_is_refused_and_audited_and_five_lock_the_account
             assert "locked" in text or "Too many" in text
     async with console.runtime.db.connect() as conn:
         user = await store.user_by_email(conn, email)
-        assert user is not None and user.locked_until is not None
+        assert user is not None
+        assert user.locked_until is not None
     async with aiohttp.ClientSession() as http:
         headers = {"Authorization": "Bearer adm-7Hq2LmZx9Wv4Rt8Ys1Nb"}
         async with http.get(
@@ -107,8 +107,13 @@ async def test_a_responder_may_declare_an_incident_but_not_edit_monitors(console
     responder = await signed_in_session(console.url, email_of(Role.RESPONDER))
     async with responder:
         headers = {"X-CSRF-Token": await page_csrf(responder, console.url + "/console/")}
-        incident = {"title": "Slow API", "status": "investigating", "impact": "minor",
-                    "components": ["api"], "message": "Looking into it."}
+        incident = {
+            "title": "Slow API",
+            "status": "investigating",
+            "impact": "minor",
+            "components": ["api"],
+            "message": "Looking into it.",
+        }
         async with responder.post(
             console.url + "/api/v1/incidents", json=incident, headers=headers
         ) as r:

@@ -148,6 +148,12 @@ async def create(
     return Issued(f"{PREFIX}_{token_id}_{secret}", row)
 
 
+async def listed(conn: AsyncConnection) -> list[TokenRow]:
+    """Every token, revoked and expired ones too (their hashes never leave this package's
+    callers: views show names, scopes and dates)."""
+    return await store.list_tokens(conn)
+
+
 async def revoke(conn: AsyncConnection, token_id: str, actor: str, now: Millis) -> TokenRow | None:
     """Revoke a token (audit-logged); None if unknown. Revoking twice changes nothing."""
     row = await store.get_token(conn, token_id)

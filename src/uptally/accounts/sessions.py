@@ -113,6 +113,20 @@ async def end(conn: AsyncConnection, session: SessionRow, now: Millis) -> None:
     await store.update_session(conn, session.id, revoked_at=now)
 
 
+async def end_one(
+    conn: AsyncConnection, user: UserRow, session_id: str, actor: str, now: Millis
+) -> bool:
+    """End one of a user's sessions, named by its stored id (from their own list of sessions);
+    audit-logged. False if it is not theirs or has ended already."""
+    session = await store.session_by_id(conn, session_id[:64])
+    if session is None or session.user_id != user.id or session.revoked_at is not None:
+        return False
+    await store.update_session(conn, session.id, revoked_at=now)
+    details = {"ip": session.ip, "created_at": session.created_at}
+    await audit.append(conn, actor, "user.session_ended", f"user:{user.email}", details, at=now)
+    return True
+
+
 async def end_all(
     conn: AsyncConnection, user: UserRow, actor: str, now: Millis, keep: SessionRow | None = None
 ) -> int:

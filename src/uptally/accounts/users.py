@@ -45,6 +45,20 @@ def role_of(user: UserRow) -> Role:
     return Role(user.role)
 
 
+def state_of(user: UserRow, now: Millis) -> str:
+    """ "disabled", "locked" (too many failed sign-ins, for now) or "active"."""
+    if user.disabled_at is not None:
+        return "disabled"
+    if user.locked_until is not None and user.locked_until > now:
+        return "locked"
+    return "active"
+
+
+async def listed(conn: AsyncConnection) -> list[UserRow]:
+    """Every user (the CLI's `users list`, the console's users page)."""
+    return await store.list_users(conn)
+
+
 async def check_password(password: str, email: str, settings: Console) -> None:
     found = passwords.problems(password, email, settings.min_password)
     if found:
@@ -147,9 +161,17 @@ async def set_disabled(
 
 
 async def set_password(
-    conn: AsyncConnection, user: UserRow, password: str, actor: str, now: Millis, settings: Console
+    conn: AsyncConnection,
+    user: UserRow,
+    password: str,
+    actor: str,
+    now: Millis,
+    settings: Console,
+    *,
+    keep_session: str | None = None,
 ) -> None:
-    """A new password (checked); every session of the user ends and a lockout is lifted."""
+    """A new password (checked); every session of the user ends (but `keep_session`, the one
+    changing its own password) and a lockout is lifted."""
     await check_password(password, user.email, settings)
     hashed = await offloop.run(passwords.hash_password, password)
     await store.update_user(
@@ -160,7 +182,7 @@ async def set_password(
         failed_logins=0,
         locked_until=None,
     )
-    ended = await store.revoke_sessions(conn, user.id, now)
+    ended = await store.revoke_sessions(conn, user.id, now, keep_session)
     await audit.append(
         conn, actor, "user.password_set", f"user:{user.email}", {"sessions_ended": ended}, at=now
     )
@@ -227,31 +249,10 @@ async def sign_in(
         )
         return SignIn(Outcome.LOCKED, user, user.locked_until)
     if not matches:
-        failures = user.failed_logins + 1
-        locked = now + settings.lockout_time if failures >= settings.lockout_failures else None
-        await store.update_user(
-            conn, user.id, failed_logins=0 if locked else failures, locked_until=locked
-        )
-        await audit.append(
-            conn,
-            "anonymous",
-            "user.sign_in_failed",
-            target,
-            {"ip": client, "reason": "password"},
-            at=now,
-        )
-        if locked is not None:
-            await audit.append(
-                conn,
-                "system",
-                "user.locked",
-                target,
-                {"until": locked, "failures": failures},
-                at=now,
-            )
-            return SignIn(Outcome.LOCKED, user, locked)
-        return SignIn(Outcome.INVALID)
-    await store.update_user(conn, user.id, failed_logins=0, locked_until=None)
+        locked = await _failed(conn, user, "password", client, now, settings)
+        return SignIn(Outcome.INVALID) if locked is None else SignIn(Outcome.LOCKED, user, locked)
+    # The failure count starts again at signed_in(), once every factor is given: a known
+    # password must not reset the count of wrong second-factor codes.
     if user.password_hash and passwords.needs_rehash(user.password_hash):
         hashed = await offloop.run(passwords.hash_password, password)
         await store.update_user(conn, user.id, password_hash=hashed)
@@ -261,8 +262,8 @@ async def sign_in(
 async def signed_in(
     conn: AsyncConnection, user: UserRow, how: str, client: str, now: Millis
 ) -> None:
-    """Record a completed sign-in (after every factor)."""
-    await store.update_user(conn, user.id, last_login_at=now)
+    """Record a completed sign-in (after every factor); the count of failures starts again."""
+    await store.update_user(conn, user.id, last_login_at=now, failed_logins=0, locked_until=None)
     await audit.append(
         conn,
         principal(user).actor,
@@ -273,13 +274,50 @@ async def signed_in(
     )
 
 
-async def code_refused(conn: AsyncConnection, user: UserRow, client: str, now: Millis) -> None:
-    """A wrong second-factor code (after the right password): audit-logged."""
-    await audit.append(
-        conn,
-        "anonymous",
-        "user.sign_in_failed",
-        f"user:{user.email}",
-        {"ip": client, "reason": "second_factor"},
-        at=now,
+async def _failed(
+    conn: AsyncConnection,
+    user: UserRow,
+    reason: str,
+    client: str,
+    now: Millis,
+    settings: Console,
+) -> Millis | None:
+    """A wrong password or second-factor code (audit-logged); `lockout_failures` in a row lock
+    the account for `lockout_time`: when it is locked until, else None."""
+    fresh = await store.user_by_id(conn, user.id) or user
+    failures = fresh.failed_logins + 1
+    locked = now + settings.lockout_time if failures >= settings.lockout_failures else None
+    await store.update_user(
+        conn, user.id, failed_logins=0 if locked else failures, locked_until=locked
     )
+    target = f"user:{user.email}"
+    await audit.append(
+        conn, "anonymous", "user.sign_in_failed", target, {"ip": client, "reason": reason}, at=now
+    )
+    if locked is not None:
+        await audit.append(
+            conn, "system", "user.locked", target, {"until": locked, "failures": failures}, at=now
+        )
+    return locked
+
+
+async def code_refused(
+    conn: AsyncConnection, user: UserRow, client: str, now: Millis, settings: Console
+) -> Millis | None:
+    """A wrong (or replayed) second-factor code after the right password: audit-logged, and
+    counted towards the lockout like a wrong password, so a known password does not give
+    unlimited guesses at the code. When the account is now locked until, else None."""
+    return await _failed(conn, user, "second_factor", client, now, settings)
+
+
+async def set_name(conn: AsyncConnection, user: UserRow, name: str, actor: str, now: Millis) -> str:
+    """A user's display name (AccountError if empty); audit-logged."""
+    cleaned = " ".join(name.split())[:128]
+    if not cleaned:
+        raise AccountError("a name cannot be empty")
+    if cleaned != user.name:
+        await store.update_user(conn, user.id, name=cleaned)
+        await audit.append(
+            conn, actor, "user.renamed", f"user:{user.email}", {"name": cleaned}, at=now
+        )
+    return cleaned

@@ -15,6 +15,17 @@ _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 
 
+def redacted(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry (as JSON) without personal data, for readers without the admin scope (its hash
+    stays the stored entry's)."""
+    return {
+        **entry,
+        "actor": masked_name(entry["actor"]),
+        "target": masked_name(entry["target"]),
+        "details": masked_details(entry["details"]),
+    }
+
+
 def masked_name(value: str) -> str:
     """An actor or target with the person it names masked ("subscriber:[redacted]")."""
     for prefix in _PERSONAL_PREFIXES:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # imported when used: other commands need not load SQLAlchemy
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 tokens_app = typer.Typer(
-    help="Scoped API tokens (read, write, admin, page:<id>).", no_args_is_help=True
+    help="Scoped API tokens (read, respond, write, admin, page:<id>).", no_args_is_help=True
 )
 secrets_app = typer.Typer(
     help="Secrets encrypted at rest (UPTALLY_SECRET_KEY).", no_args_is_help=True
@@ -194,7 +194,9 @@ async def _head(
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Option(help="What the token is for, e.g. 'grafana'.")],
-    scope: Annotated[list[str], typer.Option(help="read, write, admin or page:<id> (repeat).")],
+    scope: Annotated[
+        list[str], typer.Option(help="read, respond, write, admin or page:<id> (repeat).")
+    ],
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d.")] = None,
     config: OptionalConfig = None,
     data_dir: DataDirOption = DEFAULT_DIR,
@@ -332,15 +334,17 @@ def secrets_set(
 
 
 async def _set(data_dir: Path, ring: Any, name: str, value: str) -> str:
-    from uptally import audit
-    from uptally.store import secrets as secret_store
+    from uptally import audit, vault
 
     now = SystemClock().now_ms()
     async with opened(data_dir) as db:
         ring = await salted(ring, db)
-        async with db.begin() as conn:
-            await secret_store.put_secret(db, conn, ring, name, value, now)
-            await audit.append(conn, audit.cli_actor(), "secret.set", f"secret:{name}", at=now)
+        try:
+            async with db.begin() as conn:
+                await vault.set_secret(db, conn, ring, name, value, audit.cli_actor(), now)
+        except ValueError as error:
+            err.print(str(error), markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
     return str(ring.current.id)
 
 

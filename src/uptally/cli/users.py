@@ -1,4 +1,5 @@
-"""`uptally users create|list|disable|enable|set-role|reset-password|sign-out`: console accounts."""
+"""`uptally users create|list|disable|enable|set-role|reset-password|reset-2fa|sign-out`:
+console accounts."""
 
 from __future__ import annotations
 
@@ -108,6 +109,8 @@ def users_list(
     output: ReportFormatOption = "table",
 ) -> None:
     """Users with role, second factor, state and last sign-in (never password hashes)."""
+    from uptally.accounts import users
+
     check_format(output, REPORT_FORMATS)
     settings(config)
     rows = run_async(_list(data_dir))
@@ -117,11 +120,7 @@ def users_list(
             "email": row.email,
             "name": row.name,
             "role": row.role,
-            "state": "disabled"
-            if row.disabled_at
-            else "locked"
-            if row.locked_until and row.locked_until > now
-            else "active",
+            "state": users.state_of(row, now),
             "second_factor": row.totp_enabled_at is not None,
             "sso": row.sso_subject is not None,
             "created_at": iso(row.created_at),
@@ -155,10 +154,10 @@ def users_list(
 
 
 async def _list(data_dir: Path) -> list[UserRow]:
-    from uptally.store import accounts as store
+    from uptally.accounts import users
 
     async with opened(data_dir) as db, db.connect() as conn:
-        return await store.list_users(conn)
+        return await users.listed(conn)
 
 
 def _change(data_dir: Path, change: Any) -> Any:
@@ -250,6 +249,28 @@ def users_reset_password(
             markup=False,
             soft_wrap=True,
         )
+
+
+@users_app.command("reset-2fa")
+def users_reset_second_factors(
+    email: EmailArgument, config: OptionalConfig = None, data_dir: DataDirOption = DEFAULT_DIR
+) -> None:
+    """Remove a user's authenticator app, passkeys and recovery codes (they lost them) and end
+    their sessions: the password alone signs them in again (with console.require_totp, straight
+    to setting up a new app)."""
+    from uptally.accounts import totp, users
+
+    settings(config)
+
+    async def change(conn: Any, actor: str, now: int) -> int:
+        return await totp.reset(conn, await users.existing(conn, email), actor, now)
+
+    ended = _change(data_dir, change)
+    out.print(
+        f"second factors of {email.strip().lower()} removed; {ended} session(s) ended",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @users_app.command("sign-out")

@@ -125,9 +125,20 @@ def _on_down(
     return planned
 
 
-def _declare(
-    signal: Signal, components: list[Component], config: Config, now: Millis, new_id: Ids
-) -> Planned:
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An incident as the template words it for a verified outage (automation and the console
+    declare the same text)."""
+
+    title: str
+    message: str
+    impact: Impact
+    components: dict[str, ComponentStatus | None]
+    started_at: Millis
+    runbook: str | None
+
+
+def draft(signal: Signal, components: Sequence[Component], config: Config) -> Draft:
     names = join_names([c.title for c in components])
     verb = "is" if len(components) == 1 else "are"
     monitor = _monitor_name(signal.monitor, config)
@@ -142,26 +153,39 @@ def _declare(
         )
     else:
         message = (
-            f"We are investigating an outage of {names} since {since}: "
+            f"We are investigating an outage of {names or monitor} since {since}: "
             f"{monitor} is down{_seen_from(signal)}."
         )
     automation = config.incidents.automation
     down = {signal.monitor: signal.outage}
-    statuses: dict[str, ComponentStatus | None] = {c.id: _status(c, down) for c in components}
+    return Draft(
+        title=f"{names} {verb} down" if names else f"{monitor} is down",
+        message=message,
+        impact=Impact(automation.impact),
+        components={c.id: _status(c, down) for c in components},
+        started_at=started,
+        runbook=automation.runbook,
+    )
+
+
+def _declare(
+    signal: Signal, components: list[Component], config: Config, now: Millis, new_id: Ids
+) -> Planned:
+    worded = draft(signal, components, config)
     change = declare(
         new_id(),
-        title=f"{names} {verb} down",
+        title=worded.title,
         status=Status.INVESTIGATING,
-        impact=Impact(automation.impact),
-        components=statuses,
-        message=message,
+        impact=worded.impact,
+        components=worded.components,
+        message=worded.message,
         actor=SYSTEM,
         now=now,
         update_id=new_id(),
-        started_at=started,
+        started_at=worded.started_at,
         automatic=True,
-        outages=down,
-        runbook=automation.runbook,
+        outages={signal.monitor: signal.outage},
+        runbook=worded.runbook,
     )
     return Planned(change, new=True, posted=True)
 

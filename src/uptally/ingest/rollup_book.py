@@ -8,6 +8,7 @@ without it (a crash) the recent hours are recomputed from the raw results, which
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,6 +59,14 @@ class RollupBook:
     def take_dirty(self) -> list[Rollup]:
         """Rollups changed since the last flush; they stay dirty until `flushed` is called."""
         return [self._rows[key] for key in self._dirty]
+
+    def unwritten(self, monitor: str) -> list[Rollup]:
+        """Copies of the monitor's rollups changed since the last flush (newer than stored)."""
+        return [
+            replace(self._rows[key], histogram=dict(self._rows[key].histogram))
+            for key in self._dirty
+            if key[0] == monitor
+        ]
 
     def flushed(self, written: Iterable[Rollup], now: Millis) -> None:
         for rollup in written:

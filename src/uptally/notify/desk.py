@@ -88,7 +88,9 @@ class Desk:
         actor: str,
         started_at: Millis | None = None,
         runbook: str | None = None,
+        outages: Mapping[str, str] | None = None,
     ) -> Incident:
+        """`outages` (monitor → open outage) are followed: their recovery is noted."""
         config = self.config()
         self._known(components, config)
         if runbook is not None and runbook not in config.incidents.runbooks:
@@ -106,6 +108,7 @@ class Desk:
             update_id=new_id(now),
             started_at=started_at,
             runbook=runbook,
+            outages=outages,
         )
         async with self.db.begin() as conn:
             await self.record(conn, change, actor, now, new=True)

@@ -9,7 +9,13 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Millis
-from uptally.store.tables_accounts import account_links, recovery_codes, user_sessions, users
+from uptally.store.tables_accounts import (
+    account_links,
+    recovery_codes,
+    user_sessions,
+    users,
+    webauthn_credentials,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,7 @@ class UserRow:
     disabled_at: Millis | None
     last_login_at: Millis | None
     password_changed_at: Millis | None
+    totp_last_step: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +50,17 @@ class SessionRow:
     revoked_at: Millis | None
     ip: str
     user_agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyRow:
+    id: str  # the credential id, base64url
+    user_id: str
+    name: str
+    public_key: bytes
+    sign_count: int
+    created_at: Millis
+    last_used_at: Millis | None
 
 
 def _user(row: Any) -> UserRow:
@@ -82,6 +100,20 @@ async def count_users(conn: AsyncConnection) -> int:
 
 async def update_user(conn: AsyncConnection, user_id: str, **values: Any) -> None:
     await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+async def use_totp_step(conn: AsyncConnection, user_id: str, step: int) -> bool:
+    """Record `step` as the last TOTP step used, if it is later than the last one (a
+    conditional UPDATE: of two requests with the same code, one wins)."""
+    result = await conn.execute(
+        update(users)
+        .where(
+            users.c.id == user_id,
+            (users.c.totp_last_step.is_(None)) | (users.c.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+    )
+    return bool(result.rowcount)
 
 
 async def insert_session(conn: AsyncConnection, row: SessionRow) -> None:
@@ -169,6 +201,14 @@ async def take_link(
     return (True, row.user_id) if row else (False, None)
 
 
+async def prune_links(conn: AsyncConnection, kind: str, now: Millis) -> int:
+    """Forget expired links of a kind."""
+    query = delete(account_links).where(
+        account_links.c.kind == kind, account_links.c.expires_at <= now
+    )
+    return int((await conn.execute(query)).rowcount)
+
+
 async def link_is_live(conn: AsyncConnection, link_id: str, kind: str, now: Millis) -> bool:
     query = select(account_links.c.id).where(
         account_links.c.id == link_id,
@@ -210,3 +250,79 @@ async def unused_recovery_codes(conn: AsyncConnection, user_id: str) -> int:
         recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None)
     )
     return int((await conn.execute(query)).scalar_one())
+
+
+async def set_challenge(conn: AsyncConnection, session_id: str, challenge: str | None) -> None:
+    await update_session(conn, session_id, challenge=challenge)
+
+
+async def take_challenge(conn: AsyncConnection, session_id: str) -> str | None:
+    """A session's passkey challenge, used up (a conditional UPDATE: it answers once)."""
+    query = select(user_sessions.c.challenge).where(user_sessions.c.id == session_id)
+    challenge = (await conn.execute(query)).scalar_one_or_none()
+    if challenge is None:
+        return None
+    result = await conn.execute(
+        update(user_sessions)
+        .where(user_sessions.c.id == session_id, user_sessions.c.challenge == challenge)
+        .values(challenge=None)
+    )
+    return str(challenge) if result.rowcount else None
+
+
+async def insert_passkey(conn: AsyncConnection, row: PasskeyRow) -> None:
+    values = {f.name: getattr(row, f.name) for f in fields(row)}
+    await conn.execute(insert(webauthn_credentials).values(**values))
+
+
+async def passkeys_of(conn: AsyncConnection, user_id: str) -> list[PasskeyRow]:
+    query = (
+        select(webauthn_credentials)
+        .where(webauthn_credentials.c.user_id == user_id)
+        .order_by(webauthn_credentials.c.created_at)
+    )
+    return [
+        PasskeyRow(**{f.name: getattr(r, f.name) for f in fields(PasskeyRow)})
+        for r in await conn.execute(query)
+    ]
+
+
+async def passkey_by_id(conn: AsyncConnection, credential_id: str) -> PasskeyRow | None:
+    query = select(webauthn_credentials).where(webauthn_credentials.c.id == credential_id[:512])
+    row = (await conn.execute(query)).first()
+    return PasskeyRow(**{f.name: getattr(row, f.name) for f in fields(PasskeyRow)}) if row else None
+
+
+async def count_passkeys(conn: AsyncConnection, user_id: str) -> int:
+    query = select(func.count()).where(webauthn_credentials.c.user_id == user_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def used_passkey(
+    conn: AsyncConnection, credential_id: str, old_count: int, new_count: int, now: Millis
+) -> bool:
+    """Record a sign-in with a passkey (conditional on the count read: two uses of one
+    assertion never both succeed)."""
+    result = await conn.execute(
+        update(webauthn_credentials)
+        .where(
+            webauthn_credentials.c.id == credential_id,
+            webauthn_credentials.c.sign_count == old_count,
+        )
+        .values(sign_count=new_count, last_used_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def delete_passkey(conn: AsyncConnection, user_id: str, credential_id: str) -> bool:
+    result = await conn.execute(
+        delete(webauthn_credentials).where(
+            webauthn_credentials.c.user_id == user_id, webauthn_credentials.c.id == credential_id
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def delete_passkeys(conn: AsyncConnection, user_id: str) -> int:
+    query = delete(webauthn_credentials).where(webauthn_credentials.c.user_id == user_id)
+    return int((await conn.execute(query)).rowcount)

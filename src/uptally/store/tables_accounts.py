@@ -27,6 +27,7 @@ users = Table(
     Column("disabled_at", BigInteger),
     Column("last_login_at", BigInteger),
     Column("password_changed_at", BigInteger),
+    Column("totp_last_step", BigInteger),  # the 30 s step of the last TOTP code used (no replay)
 )
 
 # A signed-in browser. Only a SHA-256 of the cookie's token is stored.
@@ -43,6 +44,7 @@ user_sessions = Table(
     Column("revoked_at", BigInteger),
     Column("ip", String(64), nullable=False),
     Column("user_agent", String(256), nullable=False),
+    Column("challenge", String(128)),  # the passkey challenge this session was last given
     Index("ix_user_sessions_user_id", "user_id"),
 )
 

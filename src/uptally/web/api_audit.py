@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -68,19 +68,8 @@ async def list_audit(
     shown = [entry.as_json() for entry in entries]
     masked = not principal_of(request).allows("admin")
     if masked:
-        shown = [_redacted(entry) for entry in shown]
+        shown = [personal.redacted(entry) for entry in shown]
     return AuditList(entries=[AuditEntryOut(**entry) for entry in shown], redacted=masked)
-
-
-def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry without personal data, for tokens without the admin scope (its hash stays the
-    stored entry's)."""
-    return {
-        **entry,
-        "actor": personal.masked_name(entry["actor"]),
-        "target": personal.masked_name(entry["target"]),
-        "details": personal.masked_details(entry["details"]),
-    }
 
 
 @router.get("/head", response_model=AuditHead)

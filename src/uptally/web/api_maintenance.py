@@ -9,21 +9,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from uptally.clock import Millis, iso
-from uptally.config.schema import MaintenanceWindow
-from uptally.ids import new_id
-from uptally.maintenance.recurrence import local_ms, wall_clock
-from uptally.maintenance.series import SeriesPlan, series_row
-from uptally.maintenance.service import Plan, WindowError
+from uptally.maintenance.series import series_row
+from uptally.maintenance.service import WindowError
 from uptally.maintenance.windows import WindowView
 from uptally.runtime import Runtime
 from uptally.store import maintenance as store
 from uptally.store.maintenance import SeriesRow
+from uptally.web import maintenance_plans as plans
 from uptally.web.auth import principal_of, require_responder
 from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
+from uptally.web.maintenance_plans import Ids, WindowIn
 from uptally.web.schemas import ErrorOut, Model
 
 router = APIRouter(
@@ -40,9 +39,7 @@ router = APIRouter(
 )
 
 WindowId = Annotated[str, Path(min_length=1, max_length=80)]
-_FAR_MS = 2 * 366 * 86_400_000  # windows start within two years
 Status = Literal["scheduled", "in_progress", "completed", "cancelled"]
-Ids = Annotated[list[Annotated[str, Field(max_length=64)]], Field(max_length=500)]
 
 
 class UpdateOut(Model):
@@ -75,22 +72,6 @@ class WindowOut(Model):
 
 class WindowList(Model):
     maintenance: list[WindowOut]
-
-
-class WindowIn(Model):
-    title: str = Field(min_length=1, max_length=200)
-    start: datetime | None = None  # one-off; for recurring windows the first occurrence
-    end: datetime | None = None
-    components: Ids = Field(default_factory=list)
-    monitors: Ids = Field(default_factory=list)
-    message: str = Field(default="", max_length=10_000)
-    rrule: str | None = Field(default=None, max_length=500)
-    cron: str | None = Field(default=None, max_length=128)
-    duration: str | int | None = Field(default=None, description="e.g. 2h (recurring only)")
-    until: datetime | None = None
-    id: str | None = Field(
-        default=None, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-    )  # recurring windows: the series id (default: generated)
 
 
 class WindowChange(Model):
@@ -152,16 +133,6 @@ def window_out(window: WindowView, now: Millis) -> WindowOut:
     )
 
 
-def _ms(runtime: Runtime, value: datetime, name: str) -> Millis:
-    try:
-        at = local_ms(value, runtime.config.site.timezone)
-    except (OverflowError, OSError, ValueError):
-        raise ApiError(422, f"{name}: time out of range") from None
-    if not 0 <= at < runtime.clock.now_ms() + _FAR_MS:
-        raise ApiError(422, f"{name}: maintenance is planned at most two years ahead")
-    return at
-
-
 def _error(error: WindowError) -> ApiError:
     return ApiError(error.status, str(error))
 
@@ -216,76 +187,10 @@ async def create_maintenance(request: Request, body: WindowIn) -> WindowOut:
     """A one-off window (start, end) or a recurring one (rrule or cron, duration); for a
     recurring one the answer is its first occurrence."""
     runtime = runtime_of(request)
-    actor = principal_of(request).actor
-    timer = runtime.maintenance
-    try:
-        if body.rrule is not None or body.cron is not None:
-            plan = _series_plan(runtime, body)
-            async with runtime.db.begin() as conn:
-                await timer.recurring.create(conn, plan, actor)
-                upcoming = await store.list_windows(
-                    conn, series=plan.id, limit=1, newest_first=False
-                )
-            timer.changed()
-            if not upcoming:
-                raise ApiError(422, "no occurrence could be scheduled (short notice refused)")
-            return window_out(upcoming[0], runtime.clock.now_ms())
-        if body.start is None or body.end is None:
-            raise ApiError(422, "give start and end (or rrule/cron and duration)")
-        if body.duration is not None or body.until is not None or body.id is not None:
-            raise ApiError(422, "id, duration and until are for recurring windows")
-        one_off = Plan(
-            body.title,
-            _ms(runtime, body.start, "start"),
-            _ms(runtime, body.end, "end"),
-            list(body.components),
-            list(body.monitors),
-            body.message,
-        )
-        async with runtime.db.begin() as conn:
-            window = await timer.service.create(conn, one_off, actor)
-    except WindowError as error:
-        raise _error(error) from None
-    timer.changed(window)
+    window = await plans.schedule(runtime, body, principal_of(request).actor)
+    if window is None:
+        raise ApiError(422, "no occurrence could be scheduled (short notice refused)")
     return window_out(window, runtime.clock.now_ms())
-
-
-def _series_plan(runtime: Runtime, body: WindowIn) -> SeriesPlan:
-    zone = runtime.config.site.timezone
-    try:
-        checked = MaintenanceWindow(
-            id=body.id or new_id(),
-            title=body.title,
-            start=body.start,
-            end=body.end,
-            rrule=body.rrule,
-            cron=body.cron,
-            duration=body.duration,
-            until=body.until,
-            components=body.components,
-            monitors=body.monitors,
-            message=body.message or None,
-        )
-    except ValidationError as error:
-        problems = "; ".join(str(e.get("msg", "invalid")) for e in error.errors()[:10])
-        raise ApiError(422, problems or "invalid recurring window") from None
-    assert checked.id is not None
-    assert checked.duration is not None
-    first = None
-    if checked.start is not None:
-        first = wall_clock(_ms(runtime, checked.start, "start"), zone)
-    return SeriesPlan(
-        checked.id,
-        checked.title,
-        checked.rrule,
-        checked.cron,
-        first,
-        checked.duration,
-        _ms(runtime, checked.until, "until") if checked.until else None,
-        list(checked.components),
-        list(checked.monitors),
-        body.message,
-    )
 
 
 @router.get("/series", response_model=SeriesList)
@@ -330,7 +235,7 @@ async def replace_series(request: Request, series_id: WindowId, body: WindowIn) 
         raise ApiError(422, "a recurring window needs rrule or cron (and duration)")
     if body.id is not None and body.id != series_id:
         raise ApiError(422, "the id is the identity and cannot change")
-    plan = _series_plan(runtime, body.model_copy(update={"id": series_id}))
+    plan = plans.series_plan(runtime, body.model_copy(update={"id": series_id}))
     actor = principal_of(request).actor
     timer = runtime.maintenance
     try:
@@ -371,8 +276,8 @@ async def change_maintenance(
     runtime = runtime_of(request)
     changes: dict[str, Any] = {
         "title": body.title,
-        "start": _ms(runtime, body.start, "start") if body.start else None,
-        "end": _ms(runtime, body.end, "end") if body.end else None,
+        "start": plans.moment_ms(runtime, body.start, "start") if body.start else None,
+        "end": plans.moment_ms(runtime, body.end, "end") if body.end else None,
         "components": list(body.components) if body.components is not None else None,
         "monitors": list(body.monitors) if body.monitors is not None else None,
         "message": body.message,
@@ -404,15 +309,5 @@ async def _apply(
     request: Request, window_id: str, action: str, arguments: dict[str, Any]
 ) -> WindowOut:
     runtime = runtime_of(request)
-    actor = principal_of(request).actor
-    service = runtime.maintenance.service
-    try:
-        async with runtime.db.begin() as conn:
-            if action == "post_update":
-                window = await service.post_update(conn, window_id, arguments["body"], actor)
-            else:
-                window = await getattr(service, action)(conn, window_id, actor, **arguments)
-    except WindowError as error:
-        raise _error(error) from None
-    runtime.maintenance.changed(window)
+    window = await plans.act(runtime, window_id, action, arguments, principal_of(request).actor)
     return window_out(window, runtime.clock.now_ms())

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from uptally import offloop
 from uptally.clock import iso
 from uptally.config.managed import MONITOR
-from uptally.store import results as result_store
-from uptally.web import api_monitor_history, monitor_list, monitor_order
+from uptally.web import api_monitor_history, monitor_list, monitor_order, monitor_reads
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, base_url, millis, runtime_of, storable
 from uptally.web.errors import ApiError
@@ -137,13 +136,12 @@ async def list_results(
         runtime, monitor_id
     ):
         raise ApiError(404, f"no monitor {monitor_id!r}")
-    async with runtime.db.connect() as conn:
-        rows = await result_store.list_results(
-            conn,
-            monitor_id,
-            location=storable(location, "location"),
-            since=millis(since, "since"),
-            until=millis(until, "until"),
-            limit=limit,
-        )
+    rows = await monitor_reads.results_of(
+        runtime,
+        monitor_id,
+        location=storable(location, "location"),
+        since=millis(since, "since"),
+        until=millis(until, "until"),
+        limit=limit,
+    )
     return ResultList(results=[result_out(r) for r in rows])

@@ -11,6 +11,7 @@ from uptally.clock import Millis, iso
 from uptally.evaluator import Outage
 from uptally.ids import new_id
 from uptally.store import outages as outage_store
+from uptally.web import monitor_reads
 from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, millis, runtime_of
 from uptally.web.errors import ApiError
@@ -55,16 +56,15 @@ async def list_outages(
         if found is None:
             raise ApiError(404, f"no component {component!r}")
         monitors = (monitors or []) + list(found.monitors)
-    async with runtime.db.connect() as conn:
-        rows = await outage_store.list_outages(
-            conn,
-            monitors=monitors,
-            component=component,
-            since=millis(since, "since"),
-            until=millis(until, "until"),
-            verified_only=bool(verified),
-            limit=limit,
-        )
+    rows = await monitor_reads.outages_of(
+        runtime,
+        monitors=monitors,
+        component=component,
+        since=millis(since, "since"),
+        until=millis(until, "until"),
+        verified_only=bool(verified),
+        limit=limit,
+    )
     gone = {
         r.outage.monitor for r in rows if r.outage.monitor and not config.monitor(r.outage.monitor)
     }

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from uptally import audit, tokens
+from uptally import tokens, vault
 from uptally.clock import iso
-from uptally.store import secrets as secret_store
-from uptally.store import tokens as token_store
 from uptally.store.secrets import SecretInfo
 from uptally.store.tokens import TokenRow
 from uptally.web.auth import principal_of, require_scope
@@ -42,8 +39,7 @@ router = APIRouter(
     },
 )
 
-SECRET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
-SecretName = Annotated[str, Path(pattern=SECRET_NAME, max_length=128)]
+SecretName = Annotated[str, Path(pattern=vault.NAME_PATTERN, max_length=128)]
 TokenId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
 
 
@@ -72,7 +68,7 @@ def secret_out(info: SecretInfo) -> SecretOut:
 @router.get("/tokens", response_model=TokenList, tags=["tokens"])
 async def list_tokens(request: Request) -> TokenList:
     async with runtime_of(request).db.connect() as conn:
-        rows = await token_store.list_tokens(conn)
+        rows = await tokens.listed(conn)
     return TokenList(tokens=[token_out(row) for row in rows])
 
 
@@ -109,7 +105,7 @@ async def revoke_token(request: Request, token_id: TokenId) -> TokenOut:
 async def list_secrets(request: Request) -> SecretList:
     """Which secrets are set (never their values)."""
     async with runtime_of(request).db.connect() as conn:
-        found = await secret_store.list_secrets(conn)
+        found = await vault.listed(conn)
     return SecretList(secrets=[secret_out(info) for info in found])
 
 
@@ -119,25 +115,28 @@ async def put_secret(request: Request, name: SecretName, body: SecretIn) -> Secr
     runtime = runtime_of(request)
     if runtime.keyring is None:
         raise ApiError(409, "secrets cannot be stored: set UPTALLY_SECRET_KEY first")
-    if not re.match(SECRET_NAME, name):
-        raise ApiError(422, "invalid secret name")
     now = runtime.clock.now_ms()
-    async with runtime.db.begin() as conn:
-        await secret_store.put_secret(runtime.db, conn, runtime.keyring, name, body.value, now)
-        await audit.append(
-            conn, principal_of(request).actor, "secret.set", f"secret:{name}", {}, at=now
-        )
-        found = next(s for s in await secret_store.list_secrets(conn) if s.name == name)
+    try:
+        async with runtime.db.begin() as conn:
+            found = await vault.set_secret(
+                runtime.db,
+                conn,
+                runtime.keyring,
+                name,
+                body.value,
+                principal_of(request).actor,
+                now,
+            )
+    except ValueError as error:
+        raise ApiError(422, str(error)) from None
     return secret_out(found)
 
 
 @router.delete("/secrets/{name}", status_code=204, tags=["secrets"])
 async def delete_secret(request: Request, name: SecretName) -> None:
     runtime = runtime_of(request)
-    now = runtime.clock.now_ms()
     async with runtime.db.begin() as conn:
-        if not await secret_store.delete_secret(conn, name):
+        if not await vault.delete_secret(
+            conn, name, principal_of(request).actor, runtime.clock.now_ms()
+        ):
             raise ApiError(404, f"no secret {name!r}")
-        await audit.append(
-            conn, principal_of(request).actor, "secret.deleted", f"secret:{name}", {}, at=now
-        )

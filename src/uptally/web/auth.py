@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from uptally import tokens
-from uptally.accounts import sessions, users
+from uptally.accounts import sessions, totp, users
 from uptally.tokens import BOOTSTRAP, Principal
 from uptally.web.console.session import COOKIE, signed_of
 from uptally.web.deps import runtime_of
@@ -94,7 +94,11 @@ async def authenticate(request: Request, basic_realm: str | None = None) -> Prin
         # A signed-in console user calls the API from the console's pages (fetch with the
         # session cookie); a change must carry the session's CSRF token in X-CSRF-Token.
         signed = await signed_of(request)
-        if signed is not None and signed.complete:
+        if (
+            signed is not None
+            and signed.complete
+            and not totp.enrolment_owed(signed.user, runtime.config.console)
+        ):
             if request.method not in _SAFE and not sessions.csrf_matches(
                 signed.session, request.headers.get("x-csrf-token")
             ):
@@ -157,7 +161,7 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Principal]]:
 def require_page(
     page: str, realm: Callable[[], str], headers: dict[str, str]
 ) -> Callable[[Request], Awaitable[Principal]]:
-    """The guard of a private status page: scope `page:<page>` (or read, write, admin), by
+    """The guard of a private status page: scope `page:<page>` (or read, respond, write, admin), by
     bearer token or Basic credentials; `headers` go on its refusals too (no caching)."""
 
     async def dependency(request: Request) -> Principal:

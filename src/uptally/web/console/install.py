@@ -8,22 +8,47 @@ from starlette.staticfiles import StaticFiles
 
 from uptally.web.console import (
     render,
+    routes_account,
+    routes_account_passkeys,
+    routes_account_totp,
     routes_auth,
+    routes_incident,
+    routes_incidents,
+    routes_maintenance,
+    routes_monitor_edit,
+    routes_monitors,
     routes_notifications,
     routes_overview,
     routes_sla,
+    routes_sso,
+    routes_trust,
+    routes_trust_admin,
+    routes_trust_backups,
+    routes_trust_users,
 )
 from uptally.web.console.session import (
     Forbidden,
     SignInRequired,
     Viewer,
-    login_url,
     signed_of,
 )
 
 ROUTERS = [
     routes_auth.router,
+    routes_sso.router,
     routes_overview.router,
+    routes_monitor_edit.router,  # before routes_monitors: /new is no monitor's id
+    routes_monitors.router,
+    routes_trust.router,
+    routes_trust_users.router,
+    routes_trust_admin.router,
+    routes_trust_backups.router,
+    routes_incidents.router,
+    routes_incident.router,
+    routes_maintenance.router,
+    routes_account.router,
+    routes_account_totp.router,
+    routes_account_passkeys.router,
     routes_notifications.router,
     routes_sla.router,
 ]
@@ -31,7 +56,7 @@ ROUTERS = [
 
 async def _sign_in(request: Request, error: Exception) -> Response:
     assert isinstance(error, SignInRequired)
-    return RedirectResponse(login_url(error.next_path), status_code=303, headers=render.NO_STORE)
+    return RedirectResponse(error.location, status_code=303, headers=render.NO_STORE)
 
 
 async def _forbidden(request: Request, error: Exception) -> Response:

@@ -4,15 +4,19 @@ link, password-reset links, sign-out. Each outcome is audit-logged (accounts/use
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from uptally.accounts import links, sessions, totp, users
 from uptally.accounts.roles import Role
+from uptally.accounts.sessions import Opened, Signed
 from uptally.accounts.users import AccountError, Outcome
 from uptally.store import accounts as store
+from uptally.store.accounts import UserRow
 from uptally.web.auth import client_of
 from uptally.web.console import render
 from uptally.web.console.session import (
@@ -54,6 +58,10 @@ async def _login_page(
     stage: str = "password",
 ) -> Response:
     signed = await signed_of(request) if stage == "code" else None
+    passkeys = 0
+    if signed is not None:
+        async with runtime_of(request).db.connect() as conn:
+            passkeys = await store.count_passkeys(conn, signed.user.id)
     return await render.page(
         request,
         signed,
@@ -64,12 +72,18 @@ async def _login_page(
         next=safe_next(next_path),
         stage=stage,
         sso=sso_buttons(request),
+        passkeys=passkeys,
+        totp=signed is not None and signed.user.totp_enabled_at is not None,
     )
 
 
 def sso_buttons(request: Request) -> list[dict[str, str]]:
     oidc = runtime_of(request).config.console.oidc
-    return [{"name": oidc.name, "href": "/console/sso/login"}] if oidc else []
+    if oidc is None:
+        return []
+    target = safe_next(request.query_params.get("next", "/console/"))
+    query = "" if target == "/console/" else "?next=" + quote(target, safe="/")
+    return [{"name": oidc.name, "href": "/console/sso/login" + query}]
 
 
 @router.get("/login")
@@ -108,47 +122,63 @@ async def login(request: Request) -> Response:
         limiter.fail(client)
         runtime.metrics.auth_failures.labels("console").inc()
         if result.outcome is Outcome.LOCKED and result.locked_until is not None:
-            minutes = max(1, -(-(result.locked_until - now) // 60_000))
-            error = (
-                f"This account is locked after too many failed sign-ins; try again in "
-                f"{minutes} min or ask an admin to reset the password."
-            )
+            error = _locked_message(result.locked_until, now)
         else:
             error = "Wrong e-mail or password."
         return await _login_page(request, error=error, email=email, next_path=next_path, status=401)
-    user = result.user
-    agent = request.headers.get("user-agent", "")
+    user, agent = result.user, request.headers.get("user-agent", "")
+    stage, method, locked = sessions.FULL, "password", None
     async with runtime.db.begin() as conn:
-        if user.totp_enabled_at is not None:
+        if await second_factor_owed(conn, user):
             how = (
                 await totp.second_factor_ok(conn, user, code, runtime.keyring, now)
                 if code
                 else None
             )
-            if how is None:
-                opened = await sessions.open_session(
-                    conn,
-                    user,
-                    now,
-                    settings,
-                    ip=client,
-                    user_agent=agent,
-                    stage=sessions.SECOND_FACTOR,
-                )
-                response = _see_other(f"/console/login?next={safe_next(next_path)}")
+            if how is not None:
+                method = f"password+{how}"
+            else:  # the code is asked for on its own page (a wrong one counts as a failure)
+                stage = sessions.SECOND_FACTOR
                 if code:
-                    limiter.fail(client)
-                    await users.code_refused(conn, user, client, now)
-                set_cookie(request, response, opened.token)
-                return response
-            method = f"password+{how}"
-        else:
-            method = "password"
-        opened = await sessions.open_session(conn, user, now, settings, ip=client, user_agent=agent)
-        await users.signed_in(conn, user, method, client, now)
-    response = _see_other(safe_next(next_path))
+                    locked = await users.code_refused(conn, user, client, now, settings)
+        if locked is None:
+            opened = await sessions.open_session(
+                conn, user, now, settings, ip=client, user_agent=agent, stage=stage
+            )
+            if stage == sessions.FULL:
+                await users.signed_in(conn, user, method, client, now)
+    if code and stage != sessions.FULL:
+        limiter.fail(client)
+    if locked is not None:
+        error = _locked_message(locked, now)
+        return await _login_page(request, error=error, email=email, next_path=next_path, status=401)
+    target = safe_next(next_path)
+    response = _see_other(target if stage == sessions.FULL else login_url(target))
     set_cookie(request, response, opened.token)
     return response
+
+
+async def second_factor_owed(conn: AsyncConnection, user: UserRow) -> bool:
+    """Whether a password sign-in must also give a code or a passkey."""
+    return user.totp_enabled_at is not None or await store.count_passkeys(conn, user.id) > 0
+
+
+def _locked_message(until: int, now: int) -> str:
+    minutes = max(1, -(-(until - now) // 60_000))
+    return (
+        f"This account is locked after too many failed sign-ins; try again in "
+        f"{minutes} min or ask an admin to reset the password."
+    )
+
+
+async def complete(
+    conn: AsyncConnection, request: Request, signed: Signed, how: str, now: int
+) -> Opened:
+    """The second factor was given: the pending session becomes a full one (audit-logged)."""
+    runtime = runtime_of(request)
+    opened = await sessions.promote(conn, signed.session, now, runtime.config.console)
+    await users.signed_in(conn, signed.user, f"password+{how}", client_of(request), now)
+    return opened
 
 
 @router.post("/login/code")
@@ -172,20 +202,40 @@ async def login_code(request: Request) -> Response:
             stage="code",
         )
     now = runtime.clock.now_ms()
+    locked: int | None = signed.user.locked_until
+    if locked is not None and locked <= now:
+        locked = None
     async with runtime.db.begin() as conn:
-        how = await totp.second_factor_ok(
-            conn, signed.user, _text(form, "code", 64), runtime.keyring, now
+        how = None
+        if locked is None:
+            how = await totp.second_factor_ok(
+                conn, signed.user, _text(form, "code", 64), runtime.keyring, now
+            )
+            if how is None:
+                locked = await users.code_refused(
+                    conn, signed.user, client, now, runtime.config.console
+                )
+            else:
+                opened = await complete(conn, request, signed, how, now)
+        if locked is not None:
+            await sessions.end(conn, signed.session, now)
+    if locked is not None:  # the pending session has ended: back to the password form
+        limiter.fail(client)
+        request.state.signed = None
+        response = await _login_page(
+            request, error=_locked_message(locked, now), next_path=next_path, status=401
         )
-        if how is None:
-            await users.code_refused(conn, signed.user, client, now)
-        else:
-            opened = await sessions.promote(conn, signed.session, now, runtime.config.console)
-            await users.signed_in(conn, signed.user, f"password+{how}", client, now)
+        clear_cookie(request, response)
+        return response
     if how is None:
         limiter.fail(client)
         request.state.signed = signed
         return await _login_page(
-            request, error="That code is not right.", next_path=next_path, status=401, stage="code"
+            request,
+            error="That code is not right, or it has been used already.",
+            next_path=next_path,
+            status=401,
+            stage="code",
         )
     response = _see_other(safe_next(next_path))
     set_cookie(request, response, opened.token)

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from uptally.accounts import roles, sessions, users
+from uptally.accounts import roles, sessions, totp, users
 from uptally.accounts.roles import Role
 from uptally.accounts.sessions import Signed
 from uptally.tokens import Principal
@@ -27,6 +27,21 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 class SignInRequired(Exception):
     def __init__(self, next_path: str) -> None:
         self.next_path = next_path
+
+    @property
+    def location(self) -> str:
+        return login_url(self.next_path)
+
+
+ENROL_PATH = "/console/account/totp"
+
+
+class EnrolmentRequired(SignInRequired):
+    """`console.require_totp`: signed in, but only the TOTP enrolment page until it is set up."""
+
+    @property
+    def location(self) -> str:
+        return ENROL_PATH
 
 
 class Forbidden(Exception):
@@ -94,15 +109,21 @@ async def check_csrf(request: Request, signed: Signed) -> None:
         )
 
 
-def require(role: Role = Role.VIEWER) -> Callable[[Request], Awaitable[Signed]]:
+def require(
+    role: Role = Role.VIEWER, *, enrolling: bool = False
+) -> Callable[[Request], Awaitable[Signed]]:
     """A console route's guard: signed in (every factor given), at least `role`, and for unsafe
-    methods the CSRF token. Sets `request.state.principal` for the audit log."""
+    methods the CSRF token. Sets `request.state.principal` for the audit log. While
+    `console.require_totp` owes an enrolment, only routes guarded with `enrolling=True` (the
+    enrolment page) answer; the others redirect there."""
 
     async def dependency(request: Request) -> Signed:
         signed = await signed_of(request)
         if signed is None or not signed.complete:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise SignInRequired(target if request.method in _SAFE else "/console/")
+        if not enrolling and totp.enrolment_owed(signed.user, runtime_of(request).config.console):
+            raise EnrolmentRequired("/console/")
         if not roles.covers(users.role_of(signed.user), role):
             raise Forbidden(f"this needs the {role.value} role; you are {signed.user.role}")
         await check_csrf(request, signed)
@@ -127,3 +148,5 @@ Viewer = Annotated[Signed, Depends(require(Role.VIEWER))]
 Responder = Annotated[Signed, Depends(require(Role.RESPONDER))]
 Editor = Annotated[Signed, Depends(require(Role.EDITOR))]
 Admin = Annotated[Signed, Depends(require(Role.ADMIN))]
+# The TOTP enrolment page: reachable while `console.require_totp` still owes the enrolment.
+Enrolling = Annotated[Signed, Depends(require(Role.VIEWER, enrolling=True))]
