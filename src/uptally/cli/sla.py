@@ -209,14 +209,9 @@ def sla_budget(
 
 
 async def _budgets(config: Config, data_dir: Path) -> list[dict[str, Any]]:
+    from uptally.sla import service
     from uptally.sla.export import budget_document
-    from uptally.sla.periods import period_at
-    from uptally.sla.report import budgets
-    from uptally.store import sla as sla_store
 
-    now = SystemClock().now_ms()
-    zone = config.site.timezone
-    since = min((period_at(p.period, now, zone).start for p in config.sla.policies), default=now)
-    async with opened(data_dir) as db, db.connect() as conn:
-        inputs = await sla_store.load_inputs(conn, config, since, now)
-    return [budget_document(row) for row in budgets(config, inputs, now)]
+    async with opened(data_dir) as db:
+        rows = await service.current_budgets(db, config, SystemClock().now_ms())
+    return [budget_document(row) for row in rows]

@@ -24,6 +24,7 @@ from uptally.config.schema import Config, Retry
 from uptally.metrics import Metrics
 from uptally.netguard import Guard, http_session
 from uptally.notify.backoff import delay_ms
+from uptally.notify.operator import timely_shares
 from uptally.notify.recorder import Recorder
 from uptally.notify.render import render
 from uptally.notify.targets import Resolver, Unavailable, label
@@ -41,7 +42,6 @@ PAGE = 200  # deliveries of one queue fetched at a time
 IDLE_S = 1.0
 STATS_EVERY_S = 15.0
 PRUNE_EVERY_S = 3600.0
-HOUR_MS = 3_600_000
 
 
 class Dispatcher:
@@ -322,7 +322,7 @@ class Dispatcher:
     async def refresh_stats(self, now: Millis) -> None:
         async with self.db.connect() as conn:
             pending = await store.pending_counts(conn)
-            timely = await store.timeliness(conn, now, 24 * HOUR_MS, HOUR_MS)
+            timely = await timely_shares(conn, now)
         names = {label("channel:" + c.id) for c in self.config().notifications.channels}
         waiting: dict[str, int] = dict.fromkeys(names, 0)
         for target, count in pending.items():

@@ -120,6 +120,11 @@ def _commitment(kind: str, subject: str, data: Data, config: Config) -> Message:
     return Message(head, body, link(config, f"/incidents/{incident}"))
 
 
+def _test(kind: str, subject: str, data: Data, config: Config) -> Message:
+    text = str(data.get("message") or "A test message.")
+    return Message(f"Test message from {config.site.title}", text, link(config))
+
+
 def _generic(kind: str, subject: str, data: Data, config: Config) -> Message:
     text = str(data.get("message") or data.get("title") or subject)
     return Message(f"{kind}: {subject}", text, link(config))
@@ -138,4 +143,5 @@ _RENDERERS: dict[str, Callable[[str, str, Data, Config], Message]] = {
     "maintenance.*": _maintenance,
     "probe.*": _probe,
     "commitment.*": _commitment,
+    "channel.test": _test,
 }

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from uptally.clock import iso
+from uptally.config.schema import BurnAlert
+from uptally.durations import format_duration_ms
+from uptally.sla.budget import firing
+from uptally.sla.burn import BurnRow
 from uptally.sla.latency import ERROR_BOUND
 from uptally.sla.ledger import Availability, Counted, minutes, percent
 from uptally.sla.periods import Period
@@ -176,6 +181,30 @@ def budget_document(row: BudgetRow) -> dict[str, Any]:
         "remaining_percent": round(float(budget.remaining * 100), 3),
         "exhausted": budget.exhausted,
     }
+
+
+def burn_document(row: BurnRow, alerts: Sequence[BurnAlert]) -> dict[str, Any]:
+    """A row of burn rates, with each alert's windows and whether it fires now."""
+    return {
+        "policy": row.policy.id,
+        "component": row.component,
+        "target": row.policy.target,
+        "rates": {window_label(n): round(float(rate), 3) for n, rate in row.rates.items()},
+        "alerts": [
+            {
+                "long_window": window_label(a.long),
+                "short_window": window_label(a.short),
+                "factor": a.factor,
+                "firing": firing(row.rates, a),
+            }
+            for a in alerts
+        ],
+    }
+
+
+def window_label(ms: int) -> str:
+    """A window's length as alerts and metrics name it: 1h, 5m, 1d12h."""
+    return format_duration_ms(ms).replace(" ", "")
 
 
 def table_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:

@@ -19,13 +19,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from uptally import audit
 from uptally.clock import Clock, Millis, iso
 from uptally.config.schema import BurnAlert, Config
-from uptally.durations import format_duration_ms
 from uptally.events import Event, EventKind
 from uptally.metrics import Metrics
-from uptally.sla.budget import burn_rate, firing, target_fraction
-from uptally.sla.export import budget_document, ledger_document, period_document, row_document
+from uptally.sla.budget import firing
+from uptally.sla.burn import burn_rates
+from uptally.sla.export import (
+    budget_document,
+    ledger_document,
+    period_document,
+    row_document,
+    window_label,
+)
 from uptally.sla.periods import Period, period_at, preceding
-from uptally.sla.report import BudgetRow, Index, Inputs, budgets, policy_components
+from uptally.sla.report import BudgetRow, Inputs, budgets
 from uptally.store import maintenance as maintenance_store
 from uptally.store import meta
 from uptally.store import outbox as outbox_store
@@ -44,8 +50,7 @@ def alert_kind(long_ms: int, short_ms: int) -> str:
     return f"burn:{_short(long_ms)}:{_short(short_ms)}"
 
 
-def _short(ms: int) -> str:
-    return format_duration_ms(ms).replace(" ", "")
+_short = window_label
 
 
 class SlaWatch:
@@ -169,31 +174,26 @@ class SlaWatch:
         events: list[Event],
     ) -> None:
         config = self.config
-        index = Index(config, inputs)
-        lengths = sorted({n for a in config.sla.burn_alerts for n in (a.long, a.short)})
-        for policy in config.sla.policies:
-            if not policy.burn_alerts:
+        zone = config.site.timezone
+        for row in burn_rates(config, inputs, now):
+            if not row.policy.burn_alerts:
                 continue
-            target = target_fraction(policy.target)
-            current = period_at(policy.period, now, config.site.timezone)
-            for component in policy_components(config, policy):
-                rates: dict[int, Fraction] = {}
-                for length in lengths:
-                    window = index.availability(component, policy, now - length, now, now)
-                    rates[length] = burn_rate(window, target)
-                    self.metrics.sla_burn_rate.labels(policy.id, component.id, _short(length)).set(
-                        float(rates[length])
-                    )
-                for alert in config.sla.burn_alerts:
-                    key = (policy.id, component.id, alert_kind(alert.long, alert.short))
-                    state = states.get(key)
-                    on = firing(rates, alert)
-                    if (state is None and not on) or (state is not None and state.firing == on):
-                        continue
-                    saves.append((key, AlertState(current.label, on, now)))
-                    if on:
-                        data = _burn_data(policy.id, component.id, current, alert, rates)
-                        events.append(Event(EventKind.SLA_BURN_RATE, now, component.id, data))
+            rates = row.rates
+            for length, rate in rates.items():
+                self.metrics.sla_burn_rate.labels(row.policy.id, row.component, _short(length)).set(
+                    float(rate)
+                )
+            current = period_at(row.policy.period, now, zone)
+            for alert in config.sla.burn_alerts:
+                key = (row.policy.id, row.component, alert_kind(alert.long, alert.short))
+                state = states.get(key)
+                on = firing(rates, alert)
+                if (state is None and not on) or (state is not None and state.firing == on):
+                    continue
+                saves.append((key, AlertState(current.label, on, now)))
+                if on:
+                    data = _burn_data(row.policy.id, row.component, current, alert, rates)
+                    events.append(Event(EventKind.SLA_BURN_RATE, now, row.component, data))
 
     async def _closing(
         self, conn: AsyncConnection, now: Millis, watch_since: Millis

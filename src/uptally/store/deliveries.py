@@ -345,6 +345,56 @@ async def cancel_pending(conn: AsyncConnection, target: str, reason: str) -> int
     return int(result.rowcount)
 
 
+async def requeue(db: Database, conn: AsyncConnection, delivery: str, now: Millis) -> str | None:
+    """A failed delivery pending again, its queue due now; its target, or None if it was not
+    failed (conditional: two retries at once requeue it once)."""
+    result = await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery, deliveries.c.state == FAILED)
+        .values(state=PENDING, delivered_at=None)
+    )
+    if not result.rowcount:
+        return None
+    target = (
+        await conn.execute(select(deliveries.c.target).where(deliveries.c.id == delivery))
+    ).scalar_one()
+    await due_now(db, conn, target, now)
+    return str(target)
+
+
+async def due_now(db: Database, conn: AsyncConnection, target: str, now: Millis) -> None:
+    """Look at the target's queue now, even while it backs off (an operator asked)."""
+    await conn.execute(
+        insert_ignore(db, delivery_queues, ["target"]), [{"target": target, "next_at": now}]
+    )
+    await conn.execute(
+        update(delivery_queues)
+        .where(delivery_queues.c.target == target, delivery_queues.c.next_at > now)
+        .values(next_at=now)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    target: str
+    next_at: Millis
+    failing_since: Millis | None
+    last_error: str | None
+
+
+async def queues(conn: AsyncConnection, targets: Sequence[str]) -> dict[str, QueueView]:
+    """The queues of these targets: when each is looked at next, since when it fails."""
+    if not targets:
+        return {}
+    q = delivery_queues.c
+    rows = await conn.execute(
+        select(q.target, q.next_at, q.failing_since, q.last_error).where(
+            q.target.in_(list(targets))
+        )
+    )
+    return {r.target: QueueView(r.target, r.next_at, r.failing_since, r.last_error) for r in rows}
+
+
 # -- reading -------------------------------------------------------------------------------
 
 

@@ -32,7 +32,8 @@ router = APIRouter(
 
 @router.get(
     "",
-    response_model=MonitorPage,
+    # deleted=true answers the other shape (the tombstones): the document says both
+    response_model=MonitorPage | api_monitor_history.DeletedMonitorList,
     summary="List monitors, a page at a time",
     description="`limit` at a time (default 100, at most 1000), in the order `sort`: `id` "
     "(the default), `name`, `state` (up, paused, maintenance, unknown, degraded, down) or "

@@ -14,17 +14,18 @@ from uptally.clock import Millis, iso
 from uptally.ids import new_id
 from uptally.maintenance.recurrence import local_ms
 from uptally.runtime import Runtime
+from uptally.sla import service as sla_service
 from uptally.sla.export import (
     LEDGER_COLUMNS,
     budget_document,
+    burn_document,
     ledger_document,
     report_csv,
     report_document,
     table_csv,
 )
 from uptally.sla.ledger import Exclusion
-from uptally.sla.periods import Period, parse_period, period_at
-from uptally.sla.report import budgets
+from uptally.sla.periods import Period, parse_period
 from uptally.store import sla as sla_store
 from uptally.store.sla import StoredExclusion
 from uptally.web.auth import principal_of, require_admin
@@ -113,10 +114,9 @@ async def sla_report(
     wanted = _period(runtime, period)
     if policy is not None and runtime.config.sla.policy(policy) is None:
         raise ApiError(404, f"no SLA policy {policy!r}")
-    async with runtime.db.connect() as conn:
-        report = await sla_store.report(
-            conn, runtime.config, wanted, runtime.clock.now_ms(), {policy} if policy else None
-        )
+    report = await sla_service.report(
+        runtime.db, runtime.config, wanted, runtime.clock.now_ms(), {policy} if policy else None
+    )
     if format == "csv":
         return PlainTextResponse(report_csv(report), media_type="text/csv")
     return JSONResponse(report_document(report))
@@ -151,13 +151,18 @@ async def sla_ledger(request: Request, period: PeriodQuery, format: Format = "js
 async def sla_budgets(request: Request) -> dict[str, Any]:
     """The error budget of every policy and component in the current period."""
     runtime = runtime_of(request)
-    now = runtime.clock.now_ms()
+    rows = await sla_service.current_budgets(runtime.db, runtime.config, runtime.clock.now_ms())
+    return {"budgets": [budget_document(row) for row in rows]}
+
+
+@router.get("/burn-rates")
+async def sla_burn_rates(request: Request) -> dict[str, Any]:
+    """Each policy's components' burn rates over the windows of `sla.burn_alerts`, ending now
+    (1: the budget lasts exactly the period; the alerts fire at their `factor`)."""
+    runtime = runtime_of(request)
     config = runtime.config
-    zone = config.site.timezone
-    starts = [period_at(p.period, now, zone).start for p in config.sla.policies]
-    async with runtime.db.connect() as conn:
-        inputs = await sla_store.load_inputs(conn, config, min(starts, default=now), now)
-    return {"budgets": [budget_document(row) for row in budgets(config, inputs, now)]}
+    rows = await sla_service.current_burn_rates(runtime.db, config, runtime.clock.now_ms())
+    return {"burn_rates": [burn_document(row, config.sla.burn_alerts) for row in rows]}
 
 
 @router.get("/exclusions", response_model=ExclusionList)

@@ -13,6 +13,7 @@ from uptally.runtime import Runtime
 from uptally.statuspage.site import StatusSite, watching
 from uptally.web import (
     api_audit,
+    api_channel_actions,
     api_channel_edit,
     api_channels,
     api_components,
@@ -131,6 +132,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_incidents.router)
     app.include_router(api_channels.router)
     app.include_router(api_channel_edit.router)
+    app.include_router(api_channel_actions.router)
     app.include_router(subscribe.router)
     app.include_router(api_status_pages.router)
     app.include_router(api_locations.router)

@@ -17,7 +17,9 @@ from uptally.web.console import (
     routes_maintenance,
     routes_monitor_edit,
     routes_monitors,
+    routes_notifications,
     routes_overview,
+    routes_sla,
     routes_sso,
     routes_trust,
     routes_trust_admin,
@@ -47,6 +49,8 @@ ROUTERS = [
     routes_account.router,
     routes_account_totp.router,
     routes_account_passkeys.router,
+    routes_notifications.router,
+    routes_sla.router,
 ]
 
 
