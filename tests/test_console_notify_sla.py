@@ -24,9 +24,7 @@ from tests.console_support import (
     CONFIG,
     Console,
     assert_accessible,
-    browser,  # noqa: F401 - fixture
     browser_sign_in,
-    console,  # noqa: F401 - fixture
     email_of,
     page_csrf,
     signed_in_session,
@@ -113,7 +111,7 @@ async def seed_outages(url: str) -> None:
 
 
 async def test_the_sla_page_shows_the_apis_numbers_and_gives_its_csv(
-    console: Console,  # noqa: F811
+    console: Console,
     tmp_path: Path,
 ) -> None:
     await seed_outages(console.url)
@@ -203,7 +201,7 @@ async def channel_log(http: aiohttp.ClientSession, url: str, channel: str) -> li
 
 
 async def test_send_test_reaches_a_webhook_and_a_failed_delivery_is_retried(
-    console: Console,  # noqa: F811
+    console: Console,
 ) -> None:
     console.runtime.keyring = Keyring(Key.from_bytes(os.urandom(32)))
     # the first test is taken; the second refused for good (400); its retry taken
@@ -282,7 +280,7 @@ async def add_subscribers(served: Console) -> None:
 
 
 async def test_a_viewer_sees_no_controls_and_masked_addresses_and_forged_posts_are_refused(
-    console: Console,  # noqa: F811
+    console: Console,
 ) -> None:
     await add_subscribers(console)
     viewer = await signed_in_session(console.url, email_of(Role.VIEWER))
@@ -329,8 +327,8 @@ async def test_a_viewer_sees_no_controls_and_masked_addresses_and_forged_posts_a
 
 @pytest.mark.slow
 async def test_both_pages_are_accessible_in_light_and_dark(
-    console: Console,  # noqa: F811
-    browser: Any,  # noqa: F811
+    console: Console,
+    browser: Any,
 ) -> None:
     await seed_outages(console.url)
     await add_subscribers(console)
