@@ -65,6 +65,38 @@ class History:
     last_latency: float | None
 
 
+class HistoryCache:
+    """Histories shared by every console for `ttl_ms`, or until the monitor's state changes
+    (uptime moves with outages; the hourly rollups are written once a minute anyway)."""
+
+    def __init__(self, ttl_ms: int = 60_000) -> None:
+        self.ttl_ms = ttl_ms
+        self._entries: dict[str, tuple[Millis, str | None, History]] = {}
+        self._runtime: Runtime | None = None
+
+    async def get(self, runtime: Runtime, monitors: Sequence[MonitorBase]) -> dict[str, History]:
+        if runtime is not self._runtime:  # another runtime in this process (tests): start over
+            self._runtime, self._entries = runtime, {}
+        now = runtime.clock.now_ms()
+        found: dict[str, History] = {}
+        missing = []
+        for monitor in monitors:
+            entry = self._entries.get(monitor.id)
+            state = runtime.live.state(monitor.id)
+            if entry is not None and now - entry[0] < self.ttl_ms and entry[1] == state:
+                found[monitor.id] = entry[2]
+            else:
+                missing.append(monitor)
+        if missing:
+            fresh = await histories(runtime, missing)
+            if len(self._entries) > 50_000:  # monitors come and go: forget the old ones
+                self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl_ms}
+            for monitor_id, history in fresh.items():
+                self._entries[monitor_id] = (now, runtime.live.state(monitor_id), history)
+            found.update(fresh)
+        return found
+
+
 async def histories(runtime: Runtime, monitors: Sequence[MonitorBase]) -> dict[str, History]:
     """Uptime and hourly latency of these monitors (a page of them) from the read models."""
     ids = [m.id for m in monitors]

@@ -23,7 +23,7 @@ from uptally.web.console.session import COOKIE, Viewer
 from uptally.web.console.sparkline import Spark, spark
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
-from uptally.web.monitor_triage import TRIAGE, histories, triaged
+from uptally.web.monitor_triage import TRIAGE, HistoryCache, triaged
 from uptally.web.views import shown_target
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -33,6 +33,7 @@ HEARTBEAT_S = 15.0  # a comment keeps proxies from closing the stream; the sessi
 SEND_TIMEOUT_S = 30.0  # a client that takes no bytes for this long is dropped
 COUNTED = ("down", "degraded", "unknown", "maintenance", "paused", "up")
 Text = Annotated[str | None, Query(max_length=200)]
+HISTORIES = HistoryCache()  # shared by every console of this process
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ def _blank(value: str | None) -> str | None:
 
 
 async def _rows(runtime: Runtime, monitors: list[Any]) -> list[Row]:
-    history = await histories(runtime, monitors)
+    history = await HISTORIES.get(runtime, monitors)
     now = runtime.clock.now_ms()
     secret_keys = runtime.config.security.secret_query_keys
     rows = []
