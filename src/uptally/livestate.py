@@ -103,7 +103,8 @@ class LiveStates:
         self._queue = queue
         self._shown: dict[str, Shown] = {}
         self.counts: dict[str, int] = {}
-        self.seq = 0
+        self.seq = 0  # of the newest frame
+        self.version = 0  # moves with every change recorded (before its frame goes out)
         self._pending: dict[str, Shown] = {}
         self._recent: deque[Frame] = deque(maxlen=keep)
         self._subscribers: set[Subscription] = set()
@@ -187,6 +188,7 @@ class LiveStates:
         self._subscribers.discard(subscription)
 
     def _schedule(self) -> None:
+        self.version += 1
         if self._flush is not None or not self._pending:
             return
         try:

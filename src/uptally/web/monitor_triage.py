@@ -36,8 +36,28 @@ HOUR = 3_600_000
 PERIODS = {"24h": DAY, "30d": 30 * DAY}
 
 
+_orders: dict[tuple[Filters, int], list[int]] = {}
+_orders_of: tuple[MonitorIndex | None, Runtime | None] = (None, None)
+
+
 async def triaged(runtime: Runtime, index: MonitorIndex, filters: Filters) -> list[int]:
-    """Positions (in `index.monitors`) of the monitors that match `filters`, in triage order."""
+    """Positions (in `index.monitors`) of the monitors that match `filters`, in triage order;
+    shared by the requests that come while no state changes (runtime.live.version)."""
+    global _orders_of
+    if _orders_of != (index, runtime):
+        _orders.clear()
+        _orders_of = (index, runtime)
+    key = (filters, runtime.live.version)
+    found = _orders.get(key)
+    if found is None:
+        found = await _triaged(runtime, index, filters)
+        if len(_orders) >= 32 or any(v != key[1] for _, v in _orders):
+            _orders.clear()  # states moved on: the orders made before are stale
+        _orders[key] = found
+    return found
+
+
+async def _triaged(runtime: Runtime, index: MonitorIndex, filters: Filters) -> list[int]:
     states = States(runtime)
     evaluator = runtime.evaluator
     pacer = offloop.Pacer()

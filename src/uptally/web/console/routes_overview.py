@@ -3,6 +3,7 @@ latency, open outages first; filters, search and pages; live state over Server-S
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ class Row:
 
 def _duration(ms: int) -> str:
     minutes = max(0, ms) // 60_000
+    if minutes < 1:
+        return "under a minute"
     if minutes < 60:
         return f"{minutes} min"
     if minutes < 48 * 60:
@@ -65,7 +68,8 @@ def _duration(ms: int) -> str:
 def _percent(value: float | None) -> str:
     if value is None:
         return "–"
-    return "100 %" if value >= 99.9995 else f"{value:.3f} %"
+    # rounded down: 100 % only when nothing was lost
+    return "100 %" if value >= 100 else f"{math.floor(value * 1000) / 1000:.3f} %"
 
 
 def _blank(value: str | None) -> str | None:
