@@ -172,7 +172,8 @@ async def timings(http: aiohttp.ClientSession, url: str, count: int, **kw: objec
 async def page_times(base: str, count: int) -> list[tuple[str, list[float]]]:
     http = await sign_in(base)
     async with http:
-        await timings(http, base + "/console/", 3)  # the index is built once per config
+        # the monitor index is built once per config (a page never measured below)
+        await timings(http, base + "/console/?page=100", 3)
         headers = {"Authorization": f"Bearer {ADMIN}"}
         found = [
             (
@@ -403,14 +404,15 @@ def main() -> None:
         process.wait(120)
     print(f"\noverview at {MONITORS} monitors, {args.requests} sequential requests each\n")
     baseline = percentile(pages[0][1], 0.5)
-    rows: list[tuple[str, ...]] = [("", "p50 ms", "p99 ms", "p50 / baseline")]
+    rows: list[tuple[str, ...]] = [("", "first ms", "p50 ms", "p99 ms", "p50 / baseline")]
     for label, times in pages:
-        p50 = percentile(times, 0.5)
-        rows.append(
-            (label, f"{p50:.1f}", f"{percentile(times, 0.99):.1f}", f"{p50 / baseline:.2f}")
-        )
+        p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
+        rows.append((label, f"{times[0]:.1f}", f"{p50:.1f}", f"{p99:.1f}", f"{p50 / baseline:.2f}"))
     print(table(rows))
-    print("aim: p50 < 150 ms, p99 < 400 ms\n")
+    print(
+        "aim: p50 < 150 ms, p99 < 400 ms (first: the first request of each, before the shared "
+        "uptime, latency and order caches hold what it shows)\n"
+    )
     print(
         f"state changes to open consoles over SSE, {args.seconds:.0f} s each; the agent posted "
         f"{one['sent_rate']:.0f} and {fifty['sent_rate']:.0f} flips/s; changes/s: as the first "
