@@ -21,7 +21,7 @@ from uptally.clock import Clock, Millis, SystemClock
 from uptally.config import load_config
 from uptally.config.managed import KINDS, MONITOR, Kind, Problem, merge
 from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
-from uptally.evaluator import Evaluator, MonitorState, Rules
+from uptally.evaluator import Evaluation, Evaluator, MonitorState, Rules
 from uptally.fleet import Fleet
 from uptally.heap import release_free_memory
 from uptally.heartbeats import Heartbeats, PingInput
@@ -29,6 +29,7 @@ from uptally.ids import new_token
 from uptally.ingest import Ingest
 from uptally.ingest.rollup_book import rebuild_recent
 from uptally.ingest.write_health import reason_of
+from uptally.livestate import LiveStates, Shown, location_state
 from uptally.maintenance.timer import MaintenanceTimer
 from uptally.managed import load as managed_load
 from uptally.managed.changes import Change, ManagedObjects
@@ -146,6 +147,11 @@ class Runtime:
             db, config, self.clock, self.ingest, self.evaluator.open_outage, self.metrics
         )
         self.ingest.mark_events = self.maintenance.suppressor.mark  # alerts during maintenance
+        # What each monitor shows, its changes fanned out to live consoles (web/console).
+        self.live = LiveStates(self.shown)
+        self.ingest.listeners.append(self._evaluated)
+        self._covered: set[str] = set()  # monitors under maintenance at the timer's last step
+        self.maintenance.on_step = self._maintenance_stepped
         self.sla = SlaWatch(db, config, self.clock, self.metrics)
         # Monitors, components… created, changed and deleted at runtime (API, config apply).
         self.changes = ManagedObjects(
@@ -234,6 +240,8 @@ class Runtime:
             )
             self.probe.start()
         await self._resume_monitoring(away, clean=not crashed)
+        self._covered = self.maintenance.covered()
+        self.live.reset(m.id for m in self.config.monitors)
         self.started = True
         self.started_at = self.clock.now_ms()
 
@@ -324,13 +332,38 @@ class Runtime:
         state = status.state if status else MonitorState.UNKNOWN
         return self.maintenance.monitor_state(monitor_id, state)
 
+    def shown(self, monitor_id: str) -> Shown:
+        """What a monitor shows: its state and each of its locations' (see uptally.livestate)."""
+        rules = self.evaluator.rules(monitor_id)
+        now = self.clock.now_ms()
+        locations = tuple(
+            (name, location_state(self.evaluator.snapshot(monitor_id, name), rules, now))
+            for name in (rules.locations if rules else ("local",))
+        )
+        return self.monitor_state(monitor_id).value, locations
+
+    def _evaluated(self, evaluation: Evaluation) -> None:
+        if evaluation.statuses or evaluation.locations:
+            self.live.check({*evaluation.statuses, *(m for m, _ in evaluation.locations)})
+
+    def _maintenance_stepped(self) -> None:
+        covered = self.maintenance.covered()
+        changed, self._covered = covered ^ self._covered, covered
+        self.live.check(changed)
+
     async def pause(self, monitor_id: str, actor: str) -> MonitorPause:
         """Pause a monitor (PauseConflict if paused): checks stop at once, see uptally.pausing."""
-        return await self.pausing.pause(monitor_id, actor)
+        try:
+            return await self.pausing.pause(monitor_id, actor)
+        finally:
+            self.live.check([monitor_id])
 
     async def resume(self, monitor_id: str, actor: str) -> MonitorPause:
         """Resume a paused monitor (PauseConflict if it is running)."""
-        return await self.pausing.resume(monitor_id, actor)
+        try:
+            return await self.pausing.resume(monitor_id, actor)
+        finally:
+            self.live.check([monitor_id])
 
     async def _pause_for_gaps(self, conn: Any, horizon: Millis) -> None:
         """The evaluator counts no location's silence while uptally was not running."""
@@ -462,6 +495,7 @@ class Runtime:
                         self.evaluator.forget(monitor.id)
                 for monitor in new.monitors:
                     self.evaluator.set_rules(monitor.id, rules_for(monitor))
+                self.live.reset(m.id for m in new.monitors)
                 self.heartbeats.timezone = new.site.timezone
                 self.fleet.configure(new)
                 await self.sla.configure(new, actor)
@@ -552,6 +586,14 @@ class Runtime:
         ids = {object_id for kind, object_id in touched if kind == MONITOR.name}
         if not ids:
             return
+        try:
+            await self._apply_monitors(old, new, ids)
+        finally:
+            there = {m.id for m in self.config.monitors if m.id in ids}
+            self.live.forget(ids - there)
+            self.live.track(there)
+
+    async def _apply_monitors(self, old: Config, new: Config, ids: set[str]) -> None:
         before = {m.id: m for m in old.monitors if m.id in ids}
         now_there = [m for m in new.monitors if m.id in ids]
         gone = ids - {m.id for m in now_there}

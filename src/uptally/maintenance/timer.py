@@ -68,6 +68,7 @@ class MaintenanceTimer:
         self._stopping = False
         self._idle = asyncio.Event()  # set while no step is running: stop() waits for it
         self._idle.set()
+        self.on_step: Callable[[], None] | None = None  # after each step (windows may have moved)
 
     def _index(self, config: Config) -> None:
         components_of: dict[str, list[str]] = {}
@@ -155,6 +156,8 @@ class MaintenanceTimer:
         self.metrics.maintenance_active.set(len(active_windows(self.suppressor.windows, now)))
         if self.suppressor.pending:
             self._poke_writer()
+        if self.on_step is not None:
+            self.on_step()
         return upcoming
 
     async def _transition(self, window: WindowView, now: Millis) -> None:

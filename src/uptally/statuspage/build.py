@@ -178,7 +178,7 @@ def assemble_page(
     for monitor_id, paused in pauses.items():  # a paused monitor's time is not its downtime
         if monitor_id in per_monitor:
             per_monitor[monitor_id] = iv.subtract(iv.merge(per_monitor[monitor_id]), paused)
-    latency = _latency_by_monitor(hourly, now, zone)
+    latency = latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
     under_maintenance = sources.under_maintenance(maintenance, config, now)
     declared = sources.declared(incidents)
@@ -320,7 +320,7 @@ def _policy_uptimes(
     }
 
 
-def _latency_by_monitor(
+def latency_by_monitor(
     hourly: list[rollup_store.HourTotals], now: Millis, zone: ZoneInfo
 ) -> dict[str, tuple[list[tuple[str, float | None]], float | None]]:
     """Per monitor: 24 hourly average latencies (all locations together) and the newest one."""

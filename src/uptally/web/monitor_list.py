@@ -68,6 +68,7 @@ class MonitorIndex:
         self.tags = [
             tag_sets.setdefault(frozenset(m.tags), frozenset(m.tags)) for m in self.monitors
         ]
+        self.tag_names = sorted({tag for tags in tag_sets for tag in tags})
         self.orders = {
             field: Order.sorted([key_of(field, m) for m in self.monitors])
             for field in SORTS
@@ -171,7 +172,7 @@ async def matching(
         return
     for key, position in index.orders[sort.field].after(after, sort.descending):
         await pacer.tick()
-        if _passes(index, filters, position) and (
+        if passes(index, filters, position) and (
             filters.states is None or states.of(index.ids[position]) in filters.states
         ):
             yield key, index.monitors[position]
@@ -185,7 +186,7 @@ async def _by_state(
     buckets: list[list[int]] = [[] for _ in STATE_ORDER]
     for position, monitor_id in enumerate(index.ids):
         await pacer.tick()
-        if not _passes(index, filters, position):
+        if not passes(index, filters, position):
             continue
         state = states.of(monitor_id)
         if filters.states is None or state in filters.states:
@@ -198,7 +199,7 @@ async def _by_state(
     return Order(keys, positions)
 
 
-def _passes(index: MonitorIndex, filters: Filters, position: int) -> bool:
+def passes(index: MonitorIndex, filters: Filters, position: int) -> bool:
     """Whether the monitor at `position` passes every filter but the state (the costly one)."""
     monitor = index.monitors[position]
     if filters.kinds is not None and monitor.kind not in filters.kinds:

@@ -10,6 +10,7 @@ from uptally.clock import iso
 from uptally.config.pointers import json_pointer
 from uptally.config.schema import ActiveMonitor, HeartbeatMonitor, monitor_document
 from uptally.evaluator import LocationSnapshot
+from uptally.livestate import location_state
 from uptally.redaction import MASK, Redactor
 from uptally.results import Result
 from uptally.runtime import Runtime
@@ -119,14 +120,8 @@ def monitor_out(
     now = runtime.clock.now_ms()
     for name in names:
         snap = snapshots.get(name)
-        state = snap.state.value if snap else "unknown"
-        if snap and snap.last:
-            if rules and rules.stale_ms is not None and now - snap.last.at > rules.stale_ms:
-                state = "offline"
-            elif snap.last.degraded:
-                state = "degraded"
         locations[name] = LocationOut(
-            state=state,
+            state=location_state(snap, rules, now),
             since=iso(snap.since) if snap else None,
             consecutive_failures=snap.consecutive_failures if snap else 0,
             last_result=result_out(snap.last) if snap and snap.last else None,
