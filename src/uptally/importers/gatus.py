@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -501,9 +502,12 @@ def _apprise(name: str, p: dict[str, Any]) -> tuple[str, str] | str:
 def _apprise_takes(url: str) -> bool:
     if url.startswith("webhook+"):
         return True  # uptally's own webhook channel
-    import apprise
+    with warnings.catch_warnings():
+        # Apprise loads its plugins on first use; some import modules Python deprecates.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
 
-    return bool(apprise.Apprise().add(url))
+        return bool(apprise.Apprise().add(url))
 
 
 def _maintenance(
