@@ -218,6 +218,8 @@ def _incident(raw: Any, ids: dict[str, str], report: Report) -> PastIncident | N
     how = f"{len(updates)} update(s), impact {impact}, at their original times"
     if not updates:
         how += "; no update text: declared with the title only"
+    if resolved is None:
+        how += "; still open in the document: imported open (resolve it in uptally)"
     report.mapped(item, how)
     if impact in ("major", "critical") and incident.components and resolved is not None:
         report.approximated(
