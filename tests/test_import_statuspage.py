@@ -77,6 +77,9 @@ def test_a_file_that_is_not_statuspage_json_is_refused(tmp_path: Path) -> None:
     assert "not a Statuspage v2 document" in err
     code, _, err = run(str(tmp_path / "missing"))
     assert code == 2
+    code, _, err = run("http://127.0.0.1:9/")  # nothing listens on the discard port
+    assert code == 2
+    assert "127.0.0.1:9/api/v2/summary.json" in err
 
 
 @pytest.fixture
@@ -90,9 +93,13 @@ def site(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-async def served(db_url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
+Served = tuple[dict[str, Any], dict[str, Any], dict[str, Any], str, tuple[int, str, str]]
+
+
+async def served(db_url: str) -> Served:
     """What uptally itself serves after the import: the admin API, the Statuspage v2 API (the
-    last 90 days and what is open) and the public page of the older, resolved incident."""
+    last 90 days and what is open), the public page of the older, resolved incident; and an
+    import from that live, Statuspage-compatible page by its address."""
     runtime = Runtime(
         config_from("site: {title: Imported}\n"),
         Database(db_url),
@@ -116,9 +123,10 @@ async def served(db_url: str) -> tuple[dict[str, Any], dict[str, Any], dict[str,
             async with s.get(f"{url}/incidents/{resolved['id']}") as r:
                 assert r.status == 200
                 page = await r.text()
+            live = await asyncio.to_thread(run, url)
     finally:
         await runtime.stop()
-    return admin, public, components, page
+    return admin, public, components, page, live
 
 
 VISIT = "visit-www.githubstatus.com-for-more-information"
@@ -143,7 +151,7 @@ def test_apply_keeps_the_incident_history_with_every_update_at_its_time(
     assert code == 0, err
     assert "applied 9 changes (9 to create)" in out
     assert "imported 2 incident(s) with 8 update(s) and 0 backfilled outage(s)" in out
-    admin, public, components, page = asyncio.run(served(db_url))
+    admin, public, components, page, live = asyncio.run(served(db_url))
 
     by_title = {i["title"]: i for i in admin["incidents"]}
     past = by_title["Incident with GitHub Actions, GitHub Pages, and Webhooks"]
@@ -164,6 +172,11 @@ def test_apply_keeps_the_incident_history_with_every_update_at_its_time(
     assert "Webhooks is operating normally." in page
     assert "GitHub Pages is experiencing degraded performance" in page
     assert {"Git Operations", "Webhooks"} <= {c["name"] for c in components["components"]}
+
+    code, out, err = live
+    assert code == 0, err
+    assert "git-operations" in {c["id"] for c in yaml.safe_load(out)["components"]}
+    assert "would import (with --apply) 1 incident(s) with 2 update(s)" in err
 
     outages, announced = asyncio.run(history(db_url, "webhooks"))
     assert outages == []  # a minor incident is not downtime

@@ -52,17 +52,28 @@ def gatus(
 
 @import_app.command("statuspage")
 def statuspage(
-    source: SourceArgument,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A directory with summary.json and incidents.json, one such file, or the "
+            "address of a live page (https://status.example.com)."
+        ),
+    ],
     apply: ApplyOption = False,
     config: OptionalConfig = None,
     data_dir: DataDirOption = Path("uptally-data"),
 ) -> None:
-    """Statuspage v2 JSON (a directory with summary.json and incidents.json, or one file):
-    components and groups, and with --apply the incident history at its original times."""
+    """Statuspage v2 JSON (a directory with summary.json and incidents.json, one file, or a live
+    page's address): components and groups, and with --apply the incident history at its
+    original times."""
     from uptally.importers import statuspage as importer
 
     try:
-        imported = importer.convert(importer.read(source))
+        if source.startswith(("http://", "https://")):
+            data = run_async(importer.fetch(source))
+        else:
+            data = importer.read(Path(source))
+        imported = importer.convert(data)
     except importer.StatuspageError as error:
         fail(str(error))
     report = imported.report

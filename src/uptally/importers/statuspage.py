@@ -65,31 +65,64 @@ def read(source: Path) -> dict[str, Any]:
     if not files:
         raise StatuspageError(f"{source}: no {', '.join(_FILES)} in this directory")
     merged: dict[str, Any] = {}
-    incidents: dict[str, Any] = {}
-    maintenances: dict[str, Any] = {}
     for file in files:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise StatuspageError(f"{file}: cannot read it as JSON: {error}") from None
-        keys = ("components", "incidents", "scheduled_maintenances")
-        if not isinstance(data, dict) or not any(isinstance(data.get(k), list) for k in keys):
-            raise StatuspageError(
-                f"{file}: not a Statuspage v2 document (no components, incidents or "
-                "scheduled_maintenances list)"
-            )
-        merged.setdefault("page", data.get("page"))
-        if isinstance(data.get("components"), list):
-            merged["components"] = data["components"]
-        # summary.json lists the unresolved incidents, incidents.json the last 50: keep all,
-        # the later document's copy of an incident winning (it knows more updates).
-        for item in data.get("incidents") or []:
-            incidents[str(item.get("id") if isinstance(item, dict) else item)] = item
-        for item in data.get("scheduled_maintenances") or []:
-            maintenances[str(item.get("id") if isinstance(item, dict) else item)] = item
-    merged["incidents"] = list(incidents.values())
-    merged["scheduled_maintenances"] = list(maintenances.values())
+        _merge(merged, data, str(file))
+    return _merged(merged)
+
+
+def _merge(merged: dict[str, Any], data: Any, name: str) -> None:
+    keys = ("components", "incidents", "scheduled_maintenances")
+    if not isinstance(data, dict) or not any(isinstance(data.get(k), list) for k in keys):
+        raise StatuspageError(
+            f"{name}: not a Statuspage v2 document (no components, incidents or "
+            "scheduled_maintenances list)"
+        )
+    merged.setdefault("page", data.get("page"))
+    if isinstance(data.get("components"), list):
+        merged["components"] = data["components"]
+    # summary.json lists the unresolved incidents, incidents.json the last 50: keep all, the
+    # later document's copy of an incident winning (it knows more updates).
+    for key in ("incidents", "scheduled_maintenances"):
+        found = merged.setdefault(f"_{key}", {})
+        for item in data.get(key) or []:
+            found[str(item.get("id") if isinstance(item, dict) else item)] = item
+
+
+def _merged(merged: dict[str, Any]) -> dict[str, Any]:
+    for key in ("incidents", "scheduled_maintenances"):
+        merged[key] = list(merged.pop(f"_{key}", {}).values())
     return merged
+
+
+async def fetch(url: str, timeout: float = 30) -> dict[str, Any]:
+    """The v2 documents a live page serves: summary.json and incidents.json under URL (a page's
+    address), or the one document URL names."""
+    import aiohttp
+
+    base = url.rstrip("/")
+    if base.endswith(".json"):
+        urls = [base]
+    else:
+        base = base.removesuffix("/api/v2")
+        urls = [f"{base}/api/v2/summary.json", f"{base}/api/v2/incidents.json"]
+    merged: dict[str, Any] = {}
+    limit = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=limit) as session:
+        for address in urls:
+            try:
+                async with session.get(address, headers={"Accept": "application/json"}) as r:
+                    status = r.status
+                    data = await r.json(content_type=None) if status == 200 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+                raise StatuspageError(f"{address}: {type(error).__name__}: {error}") from None
+            if status != 200:
+                raise StatuspageError(f"{address}: answered HTTP {status}")
+            _merge(merged, data, address)
+    return _merged(merged)
 
 
 def _slug(text: str) -> str:
