@@ -101,6 +101,10 @@ async def _write_history(data_dir: Path, past: Any) -> None:
 
     async with opened(data_dir) as db:
         done = await write(db, past, SystemClock().now_ms())
+    for line in done.refused:
+        err.print(f"not imported: {line}", markup=False, soft_wrap=True)
+    if done.refused:
+        raise typer.Exit(EXIT_FAILED)
     out.print(
         f"imported {done.incidents} incident(s) with {done.updates} update(s) and "
         f"{done.outages} backfilled outage(s); {done.skipped} already present",

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 import yaml
 
 from uptally.conditions import ConditionError, parse_condition
+from uptally.config.schema import DNS_ROOTS, HTTP_ROOTS, TCP_ROOTS
 from uptally.importers.report import Report
 
 SOURCE = "gatus"
@@ -43,6 +44,26 @@ _OWN = {
 
 # alert type -> (monitor, send-on-resolved) of each endpoint alerting through it
 Users = dict[str, list[tuple[str, bool | None]]]
+
+
+ROOTS = {"http": HTTP_ROOTS, "tcp": TCP_ROOTS, "dns": DNS_ROOTS}
+# Endpoint keys this importer reads; any other is reported as left out.
+_READ = {
+    "name",
+    "group",
+    "url",
+    "method",
+    "body",
+    "headers",
+    "graphql",
+    "interval",
+    "conditions",
+    "alerts",
+    "enabled",
+    "client",
+    "dns",
+    "maintenance-windows",
+}
 
 
 class GatusError(ValueError):
@@ -210,6 +231,8 @@ def _endpoint(
         monitor["host"], monitor["port"] = parts.hostname, parts.port
         if scheme == "tls":
             monitor["tls"] = True
+        if raw.get("body"):
+            monitor["send"] = str(raw["body"])
     else:
         dns = raw["dns"]
         monitor["host"] = str(dns.get("query-name", ""))
@@ -222,9 +245,8 @@ def _endpoint(
         monitor["timeout"] = str(client["timeout"])
     if client.get("insecure") and kind in ("http", "tcp"):
         monitor["verify_tls"] = False
-    for key in ("ignore-redirect",):
-        if raw.get(key) and kind == "http":
-            monitor["follow_redirects"] = False
+    if client.get("ignore-redirect") and kind == "http":
+        monitor["follow_redirects"] = False
     if raw.get("enabled") is False:
         monitor["enabled"] = False
     expect = _conditions(raw.get("conditions") or [], kind, label, report)
@@ -243,13 +265,11 @@ def _endpoint(
             "confirms downtime per monitor, then notifies every channel; success-threshold and "
             "per-alert descriptions are not kept)",
         )
-    for key in ("ui", "extra-labels", "ssh", "client"):
-        if key == "client":
-            rest = set(client) - {"timeout", "insecure"}
-            if rest:
-                report.left_out(f"{label}: client {sorted(rest)}", "no uptally equivalent")
-        elif raw.get(key):
-            report.left_out(f"{label}: {key}", "no uptally equivalent")
+    rest = sorted(set(client) - {"timeout", "insecure", "ignore-redirect"})
+    if rest:
+        report.left_out(f"{label}: client {', '.join(rest)}", "no uptally equivalent")
+    for key in sorted(set(raw) - _READ):
+        report.left_out(f"{label}: {key}", "no uptally equivalent")
     for index, window in enumerate(raw.get("maintenance-windows") or []):
         made = _maintenance(
             window, f"{monitor['id']}-maintenance-{index + 1}", [monitor["id"]], report, None, None
@@ -283,7 +303,7 @@ def _conditions(conditions: list[Any], kind: str, label: str, report: Report) ->
                 report.mapped(item, how)
                 continue
             try:
-                parse_condition(made)
+                parse_condition(made, ROOTS[kind])
             except ConditionError as error:
                 report.left_out(item, f"became {made!r}, which uptally cannot parse: {error}")
                 continue
@@ -350,6 +370,15 @@ def _condition(text: str, kind: str) -> tuple[str | None, str] | str:
             f"answers {verb} {_value(right)}",
             "Gatus compares the answer text; uptally checks the value is among the answers",
         )
+    if left == "[BODY]" and kind == "tcp":
+        left = "[REPLY]"  # what a tcp endpoint read back after sending its body
+    if left == "[REPLY]":
+        if pattern:
+            verb = "not matches" if negate else "matches"
+            return f"reply {verb} {json.dumps(_glob(pattern[1]))}", "the pattern became a regex"
+        if op not in ("==", "!="):
+            return f"[BODY] {op} has no meaning for a tcp reply in uptally"
+        return f"reply {op} {_value(right)}", ""
     if left == "[BODY]" or left.startswith("[BODY]."):
         root = "body" if left == "[BODY]" else _json_path(left[len("[BODY].") :])
         if pattern:

@@ -18,7 +18,7 @@ from uptally.evaluator import Outage
 from uptally.ids import new_id
 from uptally.importers.statuspage import PastIncident
 from uptally.incidents.model import Impact, Status
-from uptally.incidents.transitions import Change, declare, post_update
+from uptally.incidents.transitions import Change, IncidentError, declare, post_update
 from uptally.status import ComponentStatus
 from uptally.store import incidents as store
 from uptally.store import outages as outage_store
@@ -34,10 +34,12 @@ class Written:
     updates: int
     outages: int
     skipped: int  # already there (same title and start): a second run changes nothing
+    refused: list[str]  # incidents uptally cannot take, each with why
 
 
 async def write(db: Database, past: Sequence[PastIncident], now: Millis) -> Written:
     written = updates = outages = skipped = 0
+    refused: list[str] = []
     async with db.begin() as conn:
         rows = await conn.execute(select(incidents_table.c.title, incidents_table.c.started_at))
         present = {(r.title, r.started_at) for r in rows}
@@ -45,7 +47,11 @@ async def write(db: Database, past: Sequence[PastIncident], now: Millis) -> Writ
             if (" ".join(item.title.split()), item.started_at) in present:
                 skipped += 1
                 continue
-            made = _replay(item)
+            try:
+                made = _replay(item)
+            except IncidentError as error:
+                refused.append(f"incident {item.title!r} ({item.source_id}): {error}")
+                continue
             await store.insert_incident(conn, made[0].incident)
             last = made[0].incident
             for change in made:
@@ -61,6 +67,8 @@ async def write(db: Database, past: Sequence[PastIncident], now: Millis) -> Writ
                 and item.resolved_at > item.started_at
             ):
                 for component in item.components:
+                    # One interval per component, from the start to the resolution: Statuspage
+                    # keeps no measured downtime, so this is the incident's span.
                     outage = Outage(
                         new_id(item.started_at),
                         "",
@@ -87,7 +95,7 @@ async def write(db: Database, past: Sequence[PastIncident], now: Millis) -> Writ
                 at=now,
             )
             written += 1
-    return Written(written, updates, outages, skipped)
+    return Written(written, updates, outages, skipped, refused)
 
 
 def _replay(item: PastIncident) -> list[Change]:
