@@ -1,0 +1,1 @@
+"""Importers: other tools' configuration and history turned into uptally's, with a report."""
