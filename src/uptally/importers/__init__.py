@@ -1,0 +1,1 @@
+"""Importers: other monitoring tools' configurations turned into uptally YAML, with a report."""

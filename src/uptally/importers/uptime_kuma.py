@@ -1,0 +1,476 @@
+"""Import Uptime Kuma (1.x JSON backup or kuma.db): monitors, notifications, pages, maintenance."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import TypeAdapter, ValidationError
+
+from uptally.config.schema import (
+    TAG_PATTERN,
+    TOKEN_PATTERN,
+    Channel,
+    MaintenanceWindow,
+    Monitor,
+    StatusPage,
+)
+from uptally.importers.kuma_notifications import Unmapped, channel_url
+from uptally.importers.kuma_source import KumaData, Row, read
+from uptally.importers.report import Report
+
+_MONITOR: TypeAdapter[Any] = TypeAdapter(Monitor)
+_HTTP_TYPES = ("http", "keyword", "json-query")
+_RECORDS = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_CONTENT_TYPES = {"json": "application/json", "xml": "text/xml", "form": "application/x-www-form-urlencoded"}
+_SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+_OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "contains")
+_RESERVED = {"api", "badge", "docs", "healthz", "history", "incidents", "maintenance", "metrics",
+             "ping", "readyz", "redoc", "static", "subscribe"}  # fmt: skip
+_WHY_NOT = {
+    "ping": "uptally has no ICMP check; add a tcp monitor on a port the host serves",
+    "group": "uptally has no monitor groups; its members are imported on their own",
+    "docker": "uptally does not watch Docker containers",
+    "push": "",
+}
+
+
+def import_uptime_kuma(path: Path) -> Report:
+    """Read `path` (JSON backup or kuma.db) and map it; raise SourceError if unreadable."""
+    return _Import(read(path)).run()
+
+
+class _Import:
+    def __init__(self, data: KumaData) -> None:
+        self.data = data
+        self.report = Report()
+        self.ids: dict[int, str] = {}  # Kuma monitor id -> uptally id, for imported monitors
+        self.names: dict[int, str] = {}
+        self.taken: set[str] = set()
+
+    def run(self) -> Report:
+        monitors = [m for row in self.data.monitors if (m := self._monitor(row)) is not None]
+        doc: dict[str, Any] = {}
+        if monitors:
+            doc["monitors"] = monitors
+        if self.data.has_pages:
+            components, pages = self._pages()
+            if components:
+                doc["components"] = components
+            if pages:
+                doc["status_pages"] = pages
+            windows = [w for row in self.data.maintenance if (w := self._window(row)) is not None]
+            if windows:
+                doc["maintenance"] = windows
+        else:
+            self.report.add(
+                self.data.origin, "status pages, maintenance", "left out",
+                "a 1.x JSON backup does not contain them; import the kuma.db for those",
+            )  # fmt: skip
+        channels = [c for row in self.data.notifications if (c := self._channel(row)) is not None]
+        if channels:
+            doc["notifications"] = {"channels": channels}
+        self.report.document = doc
+        return self.report
+
+    # -- monitors --------------------------------------------------------------------------
+
+    def _monitor(self, row: Row) -> dict[str, Any] | None:
+        kind = str(row.get("type") or "")
+        name = str(row.get("name") or f"monitor {row.get('id')}")
+        source = f"monitor #{row.get('id')} ({kind})"
+        item = f"monitor {name!r}"
+        if kind not in (*_HTTP_TYPES, "port", "dns", "push"):
+            why = _WHY_NOT.get(kind) or f"uptally has no {kind} check"
+            self.report.add(source, item, "left out", why)
+            return None
+        if row.get("upside_down"):
+            why = "upside-down mode (up when unreachable) has no uptally equivalent"
+            self.report.add(source, item, "left out", why)
+            return None
+        notes: list[tuple[str, str, str]] = []  # (item, outcome, why)
+        doc: dict[str, Any] = {"id": self._id(name, row.get("id")), "name": name}
+        if row.get("description"):
+            doc["description"] = str(row["description"])
+        if not _truthy(row.get("active", 1)):
+            doc["enabled"] = False
+        doc["tags"] = self._tags(row.get("tags") or [], notes)
+        if not doc["tags"]:
+            del doc["tags"]
+        interval = max(int(row.get("interval") or 60), 1)
+        if kind == "push":
+            self._heartbeat(doc, row, interval, notes)
+        else:
+            self._timing(doc, row, interval, notes)
+            if kind in _HTTP_TYPES:
+                self._http(doc, row, kind, notes)
+            elif kind == "port":
+                doc.update(kind="tcp", host=row.get("hostname") or "", port=row.get("port") or 0)
+            else:
+                self._dns(doc, row, notes)
+        for key, why in (
+            ("resend_interval", "uptally notifies on each change of state, never repeats"),
+            ("proxy_id", "uptally checks without a proxy"),
+            ("parent", "the monitor group is flattened; the monitor is imported on its own"),
+            ("expiry_notification", "certificate expiry reminders are not kept; add "
+             "`cert.expires_in > 14d` to expect to make expiry a failure"),
+        ):  # fmt: skip
+            if row.get(key) not in (None, 0, False, ""):
+                notes.append((key, "left out", why))
+        try:
+            _MONITOR.validate_python(doc)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][1:])
+            self.report.add(source, item, "left out", f"not valid here: {where}: {first['msg']}")
+            return None
+        self.ids[int(row["id"])] = doc["id"]
+        self.names[int(row["id"])] = name
+        self.report.add(source, item, "mapped", f"{doc['kind']} monitor {doc['id']!r}")
+        for what, outcome, why in notes:
+            self.report.add(source, f"{item}: {what}", outcome, why)  # type: ignore[arg-type]
+        return doc
+
+    def _id(self, name: str, fallback: Any) -> str:
+        base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:56] or f"kuma-{fallback}"
+        candidate, n = base, 2
+        while candidate in self.taken:
+            candidate, n = f"{base}-{n}", n + 1
+        self.taken.add(candidate)
+        return candidate
+
+    def _tags(self, tags: list[tuple[str, str]], notes: list[tuple[str, str, str]]) -> list[str]:
+        out: list[str] = []
+        for name, value in tags:
+            text = f"{name}:{value}" if value else name
+            tag = re.sub(r"[^A-Za-z0-9_.:/\-]+", "-", text).strip("-")[:64]
+            if not re.match(TAG_PATTERN, tag) or tag in out:
+                notes.append((f"tag {text!r}", "left out", "empty or repeated once cleaned"))
+                continue
+            if tag != text:
+                notes.append((f"tag {text!r}", "approximated", f"written {tag!r}"))
+            out.append(tag)
+        return out
+
+    def _timing(self, doc: dict[str, Any], row: Row, interval: int, notes: list[Any]) -> None:
+        doc["interval"] = f"{interval}s"
+        retry = int(row.get("retry_interval") or 0) or interval
+        doc["retry_interval"] = f"{retry}s"
+        timeout = float(row.get("timeout") or 0)
+        if timeout <= 0:
+            timeout = interval * 0.8
+            notes.append(("timeout", "approximated", "unset in Kuma: its default, 80% of interval"))
+        doc["timeout"] = _seconds(timeout)
+        retries = int(row.get("maxretries") or 0)
+        doc["confirm"] = min(retries + 1, 100)
+        notes.append(
+            ("maxretries", "mapped", f"confirm: {doc['confirm']} (down after {retries} retries)")
+        )
+
+    def _heartbeat(self, doc: dict[str, Any], row: Row, interval: int, notes: list[Any]) -> None:
+        doc.update(kind="heartbeat", period=f"{interval}s")
+        retries = int(row.get("maxretries") or 0)
+        if retries:
+            retry = int(row.get("retry_interval") or 0) or interval
+            doc["grace"] = f"{retries * retry}s"
+        token = row.get("push_token")
+        if isinstance(token, str) and re.match(TOKEN_PATTERN, token):
+            doc["token"] = token
+            notes.append(
+                ("push URL", "approximated", f"pings go to /ping/{token} instead of "
+                 f"/api/push/{token}; ?status=down is taken as a ping, not as a failure")
+            )  # fmt: skip
+        else:
+            notes.append(("push token", "left out", "missing or not a valid uptally token: "
+                          "uptally makes a new one"))  # fmt: skip
+
+    def _http(self, doc: dict[str, Any], row: Row, kind: str, notes: list[Any]) -> None:
+        doc.update(kind="http", url=row.get("url") or "")
+        method = str(row.get("method") or "GET").upper()
+        if method in _METHODS:
+            if method != "GET":
+                doc["method"] = method
+        else:
+            notes.append(("method", "left out", f"{method} is not supported; GET is used"))
+        headers = _headers(row.get("headers"), notes)
+        if row.get("body"):
+            doc["body"] = str(row["body"])
+            content = _CONTENT_TYPES.get(str(row.get("http_body_encoding") or "json"))
+            if content and not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = content
+        auth = row.get("auth_method")
+        if (auth in (None, "", "basic")) and row.get("basic_auth_user"):
+            pair = f"{row['basic_auth_user']}:{row.get('basic_auth_pass') or ''}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            notes.append(("basic auth", "approximated", "an Authorization header; the password "
+                          "is in the YAML: move it into a ${secret:…}"))  # fmt: skip
+        elif auth not in (None, "", "basic"):
+            notes.append(("auth", "left out", f"{auth} authentication has no uptally equivalent"))
+        if headers:
+            doc["headers"] = headers
+        if _truthy(row.get("ignore_tls")):
+            doc["verify_tls"] = False
+        redirects = row.get("maxredirects")
+        if redirects is not None:
+            if int(redirects) == 0:
+                doc["follow_redirects"] = False
+            else:
+                doc["max_redirects"] = min(int(redirects), 30)
+        doc["expect"] = _statuses(row.get("accepted_statuscodes"), notes)
+        if kind == "keyword":
+            op = "not contains" if _truthy(row.get("invert_keyword")) else "contains"
+            doc["expect"].append(f"body {op} {json.dumps(str(row.get('keyword') or ''))}")
+        elif kind == "json-query":
+            doc["expect"].append(_json_query(row, notes))
+        if not doc["expect"]:
+            del doc["expect"]
+
+    def _dns(self, doc: dict[str, Any], row: Row, notes: list[Any]) -> None:
+        doc.update(kind="dns", host=row.get("hostname") or "")
+        record = str(row.get("dns_resolve_type") or "A").upper()
+        if record in _RECORDS:
+            doc["record"] = record
+        else:
+            notes.append(("dns_resolve_type", "left out", f"{record} records: A is checked"))
+        servers = [s.strip() for s in str(row.get("dns_resolve_server") or "").split(",")]
+        servers = [s for s in servers if s]
+        if servers:
+            port = int(row.get("port") or 53)
+            server = servers[0]
+            doc["server"] = f"[{server}]:{port}" if ":" in server and port != 53 else (
+                f"{server}:{port}" if port != 53 else server
+            )
+            if len(servers) > 1:
+                notes.append(("dns_resolve_server", "approximated", f"only {servers[0]} is asked"))
+
+    # -- status pages and their groups ------------------------------------------------------
+
+    def _pages(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        components: dict[str, dict[str, Any]] = {}
+        pages: list[dict[str, Any]] = []
+        paths: set[str] = set()
+        for page in self.data.status_pages:
+            source = f"status page {page.get('slug')!r}"
+            listed: list[str] = []
+            for group, members in page["groups"]:
+                for kuma_id in members:
+                    monitor = self.ids.get(kuma_id)
+                    if monitor is None:
+                        why = f"monitor #{kuma_id} was not imported (see above)"
+                        self.report.add(source, f"group {group!r}", "left out", why)
+                        continue
+                    existing = components.get(monitor)
+                    if existing is None:
+                        components[monitor] = {"id": monitor, "name": self.names[kuma_id],
+                                               "group": group, "monitors": [monitor]}  # fmt: skip
+                    elif existing.get("group") != group:
+                        why = f"also in group {group!r}: a component has one group, the first"
+                        self.report.add(source, f"component {monitor!r}", "approximated", why)
+                    if monitor not in listed:
+                        listed.append(monitor)
+            slug = re.sub(r"[^a-z0-9-]+", "-", str(page.get("slug") or "").lower()).strip("-")
+            path = slug if slug and slug not in _RESERVED else f"status-{slug or page['id']}"
+            while path in paths:
+                path += "-2"
+            paths.add(path)
+            if not listed:
+                self.report.add(source, "status page", "left out", "it shows no imported monitor")
+                continue
+            doc: dict[str, Any] = {"id": path, "path": f"/{path}",
+                                   "title": str(page.get("title") or slug or path)[:200],
+                                   "components": listed}  # fmt: skip
+            if page.get("description"):
+                doc["description"] = str(page["description"])
+            try:
+                StatusPage.model_validate(doc)
+            except ValidationError as error:
+                self.report.add(source, "status page", "left out", _first(error))
+                continue
+            how = f"status_pages {path!r} at /{path}"
+            if path != page.get("slug"):
+                how += f" (Kuma's path was /status/{page.get('slug')})"
+            self.report.add(source, "status page", "mapped", f"{how}; groups are component groups")
+            for key in ("custom_css", "footer_text", "google_analytics_tag_id", "password"):
+                if page.get(key):
+                    self.report.add(source, key, "left out", "no uptally equivalent")
+            pages.append(doc)
+        return list(components.values()), pages
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def _window(self, row: Row) -> dict[str, Any] | None:
+        title = str(row.get("title") or f"maintenance {row.get('id')}")[:200]
+        source, item = f"maintenance #{row.get('id')} ({row.get('strategy')})", repr(title)
+        strategy = str(row.get("strategy") or "")
+        if not _truthy(row.get("active", 1)):
+            self.report.add(source, item, "left out", "inactive in Uptime Kuma")
+            return None
+        monitors = [self.ids[m] for m in row["monitors"] if m in self.ids]
+        if not monitors:
+            why = "it names no imported monitor (status-page-wide windows are not mapped)"
+            self.report.add(source, item, "left out", why)
+            return None
+        zone, tz_note = _zone(row.get("timezone"))
+        doc: dict[str, Any] = {"title": title, "monitors": monitors}
+        if row.get("description"):
+            doc["message"] = str(row["description"])[:10_000]
+        if strategy == "single":
+            start, end = _when(row.get("start_date"), zone), _when(row.get("end_date"), zone)
+            if start is None or end is None:
+                self.report.add(source, item, "left out", "a single window without start or end")
+                return None
+            doc.update(start=start, end=end)
+        elif strategy == "cron" or strategy.startswith("recurring-"):
+            if not row.get("cron") or not row.get("duration"):
+                self.report.add(source, item, "left out", "no cron schedule stored for it")
+                return None
+            doc["id"] = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] + f"-{row['id']}"
+            doc.update(cron=row["cron"], duration=f"{int(row['duration'])}s")
+            start, until = _when(row.get("start_date"), zone), _when(row.get("end_date"), zone)
+            if start:
+                doc["start"] = start
+            if until:
+                doc["until"] = until
+            if zone is not None and str(zone) != "UTC":
+                tz_note = f"the cron runs in site.timezone; Kuma ran it in {zone}"
+        else:
+            why = f"{strategy!r} windows are started by hand in Kuma; use the API or console"
+            self.report.add(source, item, "left out", why)
+            return None
+        try:
+            MaintenanceWindow.model_validate(doc)
+        except ValidationError as error:
+            self.report.add(source, item, "left out", _first(error))
+            return None
+        self.report.add(source, item, "mapped", f"maintenance on {', '.join(monitors)}")
+        if tz_note:
+            self.report.add(source, f"{item}: timezone", "approximated", tz_note)
+        if row["status_pages"]:
+            why = "the window covers its monitors, not whole status pages"
+            self.report.add(source, f"{item}: status pages", "approximated", why)
+        return doc
+
+    # -- notifications --------------------------------------------------------------------
+
+    def _channel(self, row: Row) -> dict[str, Any] | None:
+        config = row.get("config") if isinstance(row.get("config"), dict) else {}
+        assert isinstance(config, dict)
+        name = str(row.get("name") or config.get("name") or f"notification {row.get('id')}")
+        source = f"notification #{row.get('id')} ({config.get('type')})"
+        try:
+            url, note = channel_url(config)
+        except Unmapped as error:
+            self.report.add(source, repr(name), "left out", str(error))
+            return None
+        users = [
+            self.ids[int(m["id"])]
+            for m in self.data.monitors
+            if int(row["id"]) in (m.get("notifications") or []) and int(m["id"]) in self.ids
+        ]
+        doc: dict[str, Any] = {"id": self._id(name, row.get("id")), "url": url,
+                               "events": ["monitor.down", "monitor.up"]}  # fmt: skip
+        if users:
+            doc["monitors"] = users
+        try:
+            Channel.model_validate(doc)
+        except ValidationError as error:
+            self.report.add(source, repr(name), "left out", _first(error))
+            return None
+        self.report.add(source, repr(name), "mapped", f"channel {doc['id']!r}: {url.split(':')[0]}"
+                        "; its URL holds credentials: consider url: {secret: NAME}")  # fmt: skip
+        if note:
+            self.report.add(source, repr(name), "approximated", note)
+        if not users:
+            why = "used by no imported monitor in Kuma; here it hears every monitor"
+            self.report.add(source, f"{name!r}: routing", "approximated", why)
+        return doc
+
+
+def _seconds(value: float) -> str:
+    ms = max(round(value * 1000), 100)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def _truthy(value: Any) -> bool:
+    return value not in (None, 0, False, "", "0", "false")
+
+
+def _first(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"not valid here: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+def _headers(raw: Any, notes: list[Any]) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        notes.append(("headers", "left out", "not a JSON object of names and values"))
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _statuses(codes: Any, notes: list[Any]) -> list[str]:
+    """Kuma's accepted codes (["200-299", "301"]) as status expectations."""
+    if not codes or list(codes) == ["200-299"]:
+        return ["status >= 200", "status <= 299"]
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        low, _, high = str(code).partition("-")
+        ranges.append((int(low), int(high or low)))
+    if len(ranges) == 1:
+        low, high = ranges[0]
+        return [f"status == {low}"] if low == high else [f"status >= {low}", f"status <= {high}"]
+    listed = sorted({c for low, high in ranges for c in range(low, high + 1)})
+    if len(listed) <= 100:
+        return [f"status in {json.dumps(listed)}"]
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    notes.append(("accepted_statuscodes", "approximated", f"{codes}: any status {low}..{high}"))
+    return [f"status >= {low}", f"status <= {high}"]
+
+
+def _json_query(row: Row, notes: list[Any]) -> str:
+    path = str(row.get("json_path") or "").strip().removeprefix("$.").removeprefix("$")
+    expected = str(row.get("expected_value") or "")
+    op = str(row.get("json_path_operator") or "==")
+    if not _SIMPLE_PATH.match(path) or op not in _OPERATORS:
+        notes.append(("json query", "left out", f"JSONata {path!r} {op} has no uptally path"))
+        return "json exists"
+    try:
+        value = json.dumps(float(expected)) if op in ("<", "<=", ">", ">=") else None
+    except ValueError:
+        value = None
+    if value is None:
+        value = expected if expected in ("true", "false", "null") else json.dumps(expected)
+    notes.append(("json query", "mapped", f"json.{path} {op} {value}"))
+    return f"json.{path} {op} {value}"
+
+
+def _zone(name: Any) -> tuple[ZoneInfo | None, str]:
+    if not name or name == "SAME_AS_SERVER":
+        return None, "Kuma used its server's timezone; times are read in site.timezone"
+    try:
+        return ZoneInfo(str(name)), ""
+    except (ZoneInfoNotFoundError, ValueError):
+        return None, f"unknown timezone {name!r}; times are read in site.timezone"
+
+
+def _when(text: Any, zone: ZoneInfo | None) -> str | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace(" ", "T"))
+    except ValueError:
+        return None
+    if zone is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.isoformat()
