@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -122,6 +123,8 @@ def _apprise_takes(url: str) -> bool:
     level = logger.level
     logger.setLevel(logging.CRITICAL)  # a refused URL is reported by us, not logged by it
     try:
-        return bool(apprise.Apprise().add(url))
+        with warnings.catch_warnings():  # its e-mail plugin imports the deprecated imghdr
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(apprise.Apprise().add(url))
     finally:
         logger.setLevel(level)
