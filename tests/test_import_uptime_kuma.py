@@ -146,7 +146,7 @@ def imported(source: Path, tmp_path: Path) -> tuple[dict[str, object], str]:
     assert code == 0, report
     out = tmp_path / "imported.yaml"
     out.write_text(text, encoding="utf-8")
-    code, said, problems = run("validate", "--config", str(out))
+    code, _said, problems = run("validate", "--config", str(out))
     assert code == 0, problems + text
     return yaml.safe_load(text), " ".join(report.replace("│", " ").split())  # the table, as words
 
@@ -169,7 +169,9 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
         "api", "backup-job", "postgres-port", "resolver", "shop-page", "version",
     ]  # fmt: skip
     api = monitors["api"]
-    assert api["kind"] == "http" and api["method"] == "POST" and api["verify_tls"] is False
+    assert api["kind"] == "http"
+    assert api["method"] == "POST"
+    assert api["verify_tls"] is False
     assert (api["interval"], api["retry_interval"], api["timeout"], api["confirm"]) == (
         "30s", "10s", "24s", 3,
     )  # fmt: skip
@@ -179,7 +181,8 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
         "Authorization": "Basic b3BzOnMzY3JldA==",
     }  # fmt: skip
     assert api["expect"] == [f"status in {[*range(200, 300), 304]}".replace("'", "")]
-    assert api["tags"] == ["env:prod"] and api["description"] == "The API"
+    assert api["tags"] == ["env:prod"]
+    assert api["description"] == "The API"
     assert monitors["shop-page"]["expect"][-1] == 'body not contains "Error"'
     assert monitors["shop-page"]["tags"] == ["env:prod", "team-web"]
     assert monitors["version"]["expect"][-1] == "json.build.ok == true"
@@ -200,8 +203,10 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
     assert page["components"] == ["api", "shop-page", "postgres-port"]
 
     windows = doc["maintenance"]
-    assert isinstance(windows, list) and len(windows) == 2
-    assert windows[0]["start"] == "2027-01-10T02:00:00+01:00" and windows[0]["end"]
+    assert isinstance(windows, list)
+    assert len(windows) == 2
+    assert windows[0]["start"] == "2027-01-10T02:00:00+01:00"
+    assert windows[0]["end"]
     assert (windows[1]["cron"], windows[1]["duration"]) == ("0 2 * * 7", "5400s")
 
     channels = by_id(doc["notifications"]["channels"])  # type: ignore[index]
@@ -213,7 +218,8 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
     assert channels["telegram"]["url"] == "tgram://123456789:AAbbCCddEEff/-100200300"
     assert channels["mail"]["url"].startswith("mailtos://kuma:p%40ss%20word@smtp.example.com:465")
     assert channels["hook"]["url"] == "webhook+https://hooks.example.com/kuma"
-    assert "pager" not in channels and "gotify" not in channels
+    assert "pager" not in channels
+    assert "gotify" not in channels
 
     for said in (
         "monitor #5 (ping) monitor 'Router' left out uptally has no ICMP check",

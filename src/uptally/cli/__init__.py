@@ -14,7 +14,20 @@ from uptally.cli import (
 )
 from uptally.cli.app import app
 
-__all__ = ["app", "backup", "configs", "core", "importing", "importing_kuma", "main", "probe", "site", "sla", "trust", "users"]
+__all__ = [
+    "app",
+    "backup",
+    "configs",
+    "core",
+    "importing",
+    "importing_kuma",
+    "main",
+    "probe",
+    "site",
+    "sla",
+    "trust",
+    "users",
+]
 
 
 def main() -> None:

@@ -22,13 +22,19 @@ from uptally.config.schema import (
 )
 from uptally.importers.kuma_notifications import Unmapped, channel_url
 from uptally.importers.kuma_source import KumaData, Row, read
-from uptally.importers.report import Report
+from uptally.importers.report import Outcome, Report
+
+Note = tuple[str, Outcome, str]  # (what, outcome, why) of one field of a monitor
 
 _MONITOR: TypeAdapter[Any] = TypeAdapter(Monitor)
 _HTTP_TYPES = ("http", "keyword", "json-query")
 _RECORDS = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_CONTENT_TYPES = {"json": "application/json", "xml": "text/xml", "form": "application/x-www-form-urlencoded"}
+_CONTENT_TYPES = {
+    "json": "application/json",
+    "xml": "text/xml",
+    "form": "application/x-www-form-urlencoded",
+}
 _SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
 _OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "contains")
 _RESERVED = {"api", "badge", "docs", "healthz", "history", "incidents", "maintenance", "metrics",
@@ -94,7 +100,7 @@ class _Import:
             why = "upside-down mode (up when unreachable) has no uptally equivalent"
             self.report.add(source, item, "left out", why)
             return None
-        notes: list[tuple[str, str, str]] = []  # (item, outcome, why)
+        notes: list[Note] = []
         doc: dict[str, Any] = {"id": self._id(name, row.get("id")), "name": name}
         if row.get("description"):
             doc["description"] = str(row["description"])
@@ -136,7 +142,7 @@ class _Import:
         self.names[int(row["id"])] = name
         self.report.add(source, item, "mapped", f"{doc['kind']} monitor {doc['id']!r}")
         for what, outcome, why in notes:
-            self.report.add(source, f"{item}: {what}", outcome, why)  # type: ignore[arg-type]
+            self.report.add(source, f"{item}: {what}", outcome, why)
         return doc
 
     def _id(self, name: str, fallback: Any) -> str:
@@ -147,7 +153,7 @@ class _Import:
         self.taken.add(candidate)
         return candidate
 
-    def _tags(self, tags: list[tuple[str, str]], notes: list[tuple[str, str, str]]) -> list[str]:
+    def _tags(self, tags: list[tuple[str, str]], notes: list[Note]) -> list[str]:
         out: list[str] = []
         for name, value in tags:
             text = f"{name}:{value}" if value else name
@@ -160,7 +166,7 @@ class _Import:
             out.append(tag)
         return out
 
-    def _timing(self, doc: dict[str, Any], row: Row, interval: int, notes: list[Any]) -> None:
+    def _timing(self, doc: dict[str, Any], row: Row, interval: int, notes: list[Note]) -> None:
         doc["interval"] = f"{interval}s"
         retry = int(row.get("retry_interval") or 0) or interval
         doc["retry_interval"] = f"{retry}s"
@@ -175,7 +181,7 @@ class _Import:
             ("maxretries", "mapped", f"confirm: {doc['confirm']} (down after {retries} retries)")
         )
 
-    def _heartbeat(self, doc: dict[str, Any], row: Row, interval: int, notes: list[Any]) -> None:
+    def _heartbeat(self, doc: dict[str, Any], row: Row, interval: int, notes: list[Note]) -> None:
         doc.update(kind="heartbeat", period=f"{interval}s")
         retries = int(row.get("maxretries") or 0)
         if retries:
@@ -192,7 +198,7 @@ class _Import:
             notes.append(("push token", "left out", "missing or not a valid uptally token: "
                           "uptally makes a new one"))  # fmt: skip
 
-    def _http(self, doc: dict[str, Any], row: Row, kind: str, notes: list[Any]) -> None:
+    def _http(self, doc: dict[str, Any], row: Row, kind: str, notes: list[Note]) -> None:
         doc.update(kind="http", url=row.get("url") or "")
         method = str(row.get("method") or "GET").upper()
         if method in _METHODS:
@@ -233,7 +239,7 @@ class _Import:
         if not doc["expect"]:
             del doc["expect"]
 
-    def _dns(self, doc: dict[str, Any], row: Row, notes: list[Any]) -> None:
+    def _dns(self, doc: dict[str, Any], row: Row, notes: list[Note]) -> None:
         doc.update(kind="dns", host=row.get("hostname") or "")
         record = str(row.get("dns_resolve_type") or "A").upper()
         if record in _RECORDS:
@@ -245,8 +251,10 @@ class _Import:
         if servers:
             port = int(row.get("port") or 53)
             server = servers[0]
-            doc["server"] = f"[{server}]:{port}" if ":" in server and port != 53 else (
-                f"{server}:{port}" if port != 53 else server
+            doc["server"] = (
+                f"[{server}]:{port}"
+                if ":" in server and port != 53
+                else (f"{server}:{port}" if port != 53 else server)
             )
             if len(servers) > 1:
                 notes.append(("dns_resolve_server", "approximated", f"only {servers[0]} is asked"))
@@ -408,7 +416,7 @@ def _first(error: ValidationError) -> str:
     return f"not valid here: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
-def _headers(raw: Any, notes: list[Any]) -> dict[str, str]:
+def _headers(raw: Any, notes: list[Note]) -> dict[str, str]:
     if not raw:
         return {}
     try:
@@ -421,31 +429,37 @@ def _headers(raw: Any, notes: list[Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _statuses(codes: Any, notes: list[Any]) -> list[str]:
+def _statuses(codes: Any, notes: list[Note]) -> list[str]:
     """Kuma's accepted codes (["200-299", "301"]) as status expectations."""
     if not codes or list(codes) == ["200-299"]:
         return ["status >= 200", "status <= 299"]
     ranges: list[tuple[int, int]] = []
     for code in codes:
-        low, _, high = str(code).partition("-")
-        ranges.append((int(low), int(high or low)))
+        first, _, last = str(code).partition("-")
+        if not (first.isdigit() and (last or first).isdigit()):
+            notes.append(("accepted_statuscodes", "left out", f"{code!r} is not a code or range"))
+            continue
+        ranges.append((int(first), int(last or first)))
+    if not ranges:
+        return ["status >= 200", "status <= 299"]
     if len(ranges) == 1:
-        low, high = ranges[0]
-        return [f"status == {low}"] if low == high else [f"status >= {low}", f"status <= {high}"]
-    listed = sorted({c for low, high in ranges for c in range(low, high + 1)})
+        a, b = ranges[0]
+        return [f"status == {a}"] if a == b else [f"status >= {a}", f"status <= {b}"]
+    listed = sorted({c for a, b in ranges for c in range(a, b + 1)})
     if len(listed) <= 200:
         return [f"status in {json.dumps(listed)}"]
-    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    notes.append(("accepted_statuscodes", "approximated", f"{codes}: any status {low}..{high}"))
-    return [f"status >= {low}", f"status <= {high}"]
+    a, b = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    notes.append(("accepted_statuscodes", "approximated", f"{codes}: any status {a}..{b}"))
+    return [f"status >= {a}", f"status <= {b}"]
 
 
-def _json_query(row: Row, notes: list[Any]) -> str:
+def _json_query(row: Row, notes: list[Note]) -> str:
     path = str(row.get("json_path") or "").strip().removeprefix("$.").removeprefix("$")
     expected = str(row.get("expected_value") or "")
     op = str(row.get("json_path_operator") or "==")
     if not _SIMPLE_PATH.match(path) or op not in _OPERATORS:
-        notes.append(("json query", "left out", f"JSONata {path!r} {op} has no uptally path"))
+        why = f"JSONata {path!r} {op} has no uptally path: only that the body is JSON is checked"
+        notes.append(("json query", "approximated", why))
         return "json exists"
     try:
         value = json.dumps(float(expected)) if op in ("<", "<=", ">", ">=") else None
