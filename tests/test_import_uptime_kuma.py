@@ -27,6 +27,8 @@ def build_kuma_db(path: Path) -> Path:
     for patch in migrations.split("\n-- ==== FILE: ")[1:]:  # one file at a time, as Kuma does
         conn.executescript(patch.partition("\n")[2])
     conn.execute("INSERT INTO user (id, username, password, active) VALUES (1, 'admin', 'x', 1)")
+    # The column Kuma 2.x's knex migration 2024-04-26-0000-snmp-monitor.js adds, as it adds it.
+    conn.execute("ALTER TABLE monitor ADD COLUMN json_path_operator VARCHAR(255) DEFAULT NULL")
     slack = {
         "name": "Ops Slack", "type": "slack", "slackchannel": "#ops",
         "slackwebhookURL": "https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/abcdefghijklmnopqrstuvwx",
@@ -45,6 +47,11 @@ def build_kuma_db(path: Path) -> Path:
         (6, "Pager", {"type": "PagerDuty", "pagerdutyIntegrationKey": "R0UTINGKEY",
                       "pagerdutyIntegrationUrl": "https://events.pagerduty.com/v2/enqueue"}),
         (7, "Gotify", {"type": "gotify", "gotifyserverurl": "https://gotify.example.com"}),
+        (8, "Teams", {"type": "teams", "webhookUrl": "https://prod-12.westeurope.logic.azure.com:443"
+                      "/workflows/0123456789abcdef0123456789abcdef/triggers/manual/paths/invoke"
+                      "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=AbCdEf12"}),
+        (9, "Old Teams", {"type": "teams", "webhookUrl":
+                          "https://acme.webhook.office.com/webhookb2/abc@def/IncomingWebhook/1/2"}),
     ]  # fmt: skip
     conn.executemany(
         "INSERT INTO notification (id, name, active, user_id, is_default, config)"
@@ -91,6 +98,11 @@ def build_kuma_db(path: Path) -> Path:
     ]  # fmt: skip
     marks = ", ".join("?" * len(monitors[0]))
     conn.executemany(f"INSERT INTO monitor ({columns}) VALUES ({marks})", monitors)
+    conn.execute(
+        "INSERT INTO monitor (id, name, user_id, interval, url, type, json_path,"
+        " json_path_operator, expected_value) VALUES (11, 'Queue', 1, 60,"
+        " 'https://api.example.com/queue', 'json-query', '$.queue.depth', '<', '100')"
+    )
     conn.executemany(
         "INSERT INTO monitor_notification (monitor_id, notification_id) VALUES (?, ?)",
         [(1, 1), (2, 1), (4, 2), (1, 3), (7, 4), (1, 5), (1, 6)],
@@ -166,8 +178,9 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
 
     monitors = by_id(doc["monitors"])
     assert sorted(monitors) == [
-        "api", "backup-job", "postgres-port", "resolver", "shop-page", "version",
+        "api", "backup-job", "postgres-port", "queue", "resolver", "shop-page", "version",
     ]  # fmt: skip
+    assert monitors["queue"]["expect"][-1] == "json.queue.depth < 100"
     api = monitors["api"]
     assert api["kind"] == "http"
     assert api["method"] == "POST"
@@ -218,6 +231,8 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
     assert channels["telegram"]["url"] == "tgram://123456789:AAbbCCddEEff/-100200300"
     assert channels["mail"]["url"].startswith("mailtos://kuma:p%40ss%20word@smtp.example.com:465")
     assert channels["hook"]["url"] == "webhook+https://hooks.example.com/kuma"
+    assert channels["teams"]["url"].startswith("https://prod-12.westeurope.logic.azure.com")
+    assert "old-teams" not in channels
     assert "pager" not in channels
     assert "gotify" not in channels
 
@@ -234,6 +249,7 @@ def test_a_kuma_db_from_its_own_migrations_becomes_valid_yaml_with_a_report(
         "footer_text left out",
         "monitor #5 was not imported",
         "not Kuma's {heartbeat, monitor, msg}",
+        "'Old Teams' left out Apprise does not accept the URL built from its settings (teams)",
     ):
         assert said in report, said
 
@@ -264,14 +280,14 @@ def test_apply_creates_the_managed_monitors_in_a_data_dir(
 
     code, out, err = run("import", "uptime-kuma", str(db), "--apply", "--data-dir", str(data_dir))
     assert code == 0, err
-    assert "applied 9 changes (9 to create)" in out
+    assert "applied 10 changes (10 to create)" in out
     assert "not applied (sections of the config file): status_pages, maintenance" in err
 
     code, exported, err = run("config", "export", "--source", "db", "--data-dir", str(data_dir))
     assert code == 0, err
     stored = yaml.safe_load(exported)
     assert sorted(m["id"] for m in stored["monitors"]) == [
-        "api", "backup-job", "postgres-port", "resolver", "shop-page", "version",
+        "api", "backup-job", "postgres-port", "queue", "resolver", "shop-page", "version",
     ]  # fmt: skip
     assert sorted(c["id"] for c in stored["components"]) == ["api", "postgres-port", "shop-page"]
 

@@ -36,6 +36,7 @@ _CONTENT_TYPES = {
     "form": "application/x-www-form-urlencoded",
 }
 _SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "contains")
 _RESERVED = {"api", "badge", "docs", "healthz", "history", "incidents", "maintenance", "metrics",
              "ping", "readyz", "redoc", "static", "subscribe"}  # fmt: skip
@@ -59,6 +60,7 @@ class _Import:
         self.ids: dict[int, str] = {}  # Kuma monitor id -> uptally id, for imported monitors
         self.names: dict[int, str] = {}
         self.taken: set[str] = set()
+        self.channel_ids: set[str] = set()
 
     def run(self) -> Report:
         monitors = [m for row in self.data.monitors if (m := self._monitor(row)) is not None]
@@ -145,12 +147,14 @@ class _Import:
             self.report.add(source, f"{item}: {what}", outcome, why)
         return doc
 
-    def _id(self, name: str, fallback: Any) -> str:
+    def _id(self, name: str, fallback: Any, taken: set[str] | None = None) -> str:
+        """A unique id from a name (monitors by default; channels pass their own set)."""
+        taken = self.taken if taken is None else taken
         base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:56] or f"kuma-{fallback}"
         candidate, n = base, 2
-        while candidate in self.taken:
+        while candidate in taken:
             candidate, n = f"{base}-{n}", n + 1
-        self.taken.add(candidate)
+        taken.add(candidate)
         return candidate
 
     def _tags(self, tags: list[tuple[str, str]], notes: list[Note]) -> list[str]:
@@ -383,7 +387,7 @@ class _Import:
             for m in self.data.monitors
             if int(row["id"]) in (m.get("notifications") or []) and int(m["id"]) in self.ids
         ]
-        doc: dict[str, Any] = {"id": self._id(name, row.get("id")), "url": url,
+        doc: dict[str, Any] = {"id": self._id(name, row.get("id"), self.channel_ids), "url": url,
                                "events": ["monitor.down", "monitor.up"]}  # fmt: skip
         if users:
             doc["monitors"] = users
@@ -461,12 +465,10 @@ def _json_query(row: Row, notes: list[Note]) -> str:
         why = f"JSONata {path!r} {op} has no uptally path: only that the body is JSON is checked"
         notes.append(("json query", "approximated", why))
         return "json exists"
-    try:
-        value = json.dumps(float(expected)) if op in ("<", "<=", ">", ">=") else None
-    except ValueError:
-        value = None
-    if value is None:
-        value = expected if expected in ("true", "false", "null") else json.dumps(expected)
+    ordered = op in ("<", "<=", ">", ">=") and _NUMBER.fullmatch(expected) is not None
+    # Kuma compares text; uptally's == takes a number as equal to its decimal text
+    literal = ordered or expected in ("true", "false", "null")
+    value = expected if literal else json.dumps(expected)
     notes.append(("json query", "mapped", f"json.{path} {op} {value}"))
     return f"json.{path} {op} {value}"
 
