@@ -162,3 +162,8 @@ def _json(text: Any, default: Any) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return default
+
+
+def truthy(value: Any) -> bool:
+    """Kuma's booleans: 0/1 in SQLite, true/false in JSON."""
+    return value not in (None, 0, False, "", "0", "false")

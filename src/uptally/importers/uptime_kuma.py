@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -16,12 +14,12 @@ from uptally.config.schema import (
     TAG_PATTERN,
     TOKEN_PATTERN,
     Channel,
-    MaintenanceWindow,
     Monitor,
-    StatusPage,
 )
+from uptally.importers import kuma_pages
 from uptally.importers.kuma_notifications import Unmapped, channel_url
-from uptally.importers.kuma_source import KumaData, Row, read
+from uptally.importers.kuma_pages import invalid
+from uptally.importers.kuma_source import KumaData, Row, read, truthy
 from uptally.importers.report import Outcome, Report
 
 Note = tuple[str, Outcome, str]  # (what, outcome, why) of one field of a monitor
@@ -38,8 +36,6 @@ _CONTENT_TYPES = {
 _SIMPLE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "contains")
-_RESERVED = {"api", "badge", "docs", "healthz", "history", "incidents", "maintenance", "metrics",
-             "ping", "readyz", "redoc", "static", "subscribe"}  # fmt: skip
 _WHY_NOT = {
     "ping": "uptally has no ICMP check; add a tcp monitor on a port the host serves",
     "group": "uptally has no monitor groups; its members are imported on their own",
@@ -68,12 +64,16 @@ class _Import:
         if monitors:
             doc["monitors"] = monitors
         if self.data.has_pages:
-            components, pages = self._pages()
+            components, pages = kuma_pages.pages(self.data, self.ids, self.names, self.report)
             if components:
                 doc["components"] = components
             if pages:
                 doc["status_pages"] = pages
-            windows = [w for row in self.data.maintenance if (w := self._window(row)) is not None]
+            windows = [
+                w
+                for row in self.data.maintenance
+                if (w := kuma_pages.window(row, self.ids, self.report)) is not None
+            ]
             if windows:
                 doc["maintenance"] = windows
         else:
@@ -106,7 +106,7 @@ class _Import:
         doc: dict[str, Any] = {"id": self._id(name, row.get("id")), "name": name}
         if row.get("description"):
             doc["description"] = str(row["description"])
-        if not _truthy(row.get("active", 1)):
+        if not truthy(row.get("active", 1)):
             doc["enabled"] = False
         doc["tags"] = self._tags(row.get("tags") or [], notes)
         if not doc["tags"]:
@@ -226,7 +226,7 @@ class _Import:
             notes.append(("auth", "left out", f"{auth} authentication has no uptally equivalent"))
         if headers:
             doc["headers"] = headers
-        if _truthy(row.get("ignore_tls")):
+        if truthy(row.get("ignore_tls")):
             doc["verify_tls"] = False
         redirects = row.get("maxredirects")
         if redirects is not None:
@@ -236,7 +236,7 @@ class _Import:
                 doc["max_redirects"] = min(int(redirects), 30)
         doc["expect"] = _statuses(row.get("accepted_statuscodes"), notes)
         if kind == "keyword":
-            op = "not contains" if _truthy(row.get("invert_keyword")) else "contains"
+            op = "not contains" if truthy(row.get("invert_keyword")) else "contains"
             doc["expect"].append(f"body {op} {json.dumps(str(row.get('keyword') or ''))}")
         elif kind == "json-query":
             doc["expect"].append(_json_query(row, notes))
@@ -263,113 +263,6 @@ class _Import:
             if len(servers) > 1:
                 notes.append(("dns_resolve_server", "approximated", f"only {servers[0]} is asked"))
 
-    # -- status pages and their groups ------------------------------------------------------
-
-    def _pages(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        components: dict[str, dict[str, Any]] = {}
-        pages: list[dict[str, Any]] = []
-        paths: set[str] = set()
-        for page in self.data.status_pages:
-            source = f"status page {page.get('slug')!r}"
-            listed: list[str] = []
-            for group, members in page["groups"]:
-                for kuma_id in members:
-                    monitor = self.ids.get(kuma_id)
-                    if monitor is None:
-                        why = f"monitor #{kuma_id} was not imported (see above)"
-                        self.report.add(source, f"group {group!r}", "left out", why)
-                        continue
-                    existing = components.get(monitor)
-                    if existing is None:
-                        components[monitor] = {"id": monitor, "name": self.names[kuma_id],
-                                               "group": group, "monitors": [monitor]}  # fmt: skip
-                    elif existing.get("group") != group:
-                        why = f"also in group {group!r}: a component has one group, the first"
-                        self.report.add(source, f"component {monitor!r}", "approximated", why)
-                    if monitor not in listed:
-                        listed.append(monitor)
-            slug = re.sub(r"[^a-z0-9-]+", "-", str(page.get("slug") or "").lower()).strip("-")
-            path = slug if slug and slug not in _RESERVED else f"status-{slug or page['id']}"
-            while path in paths:
-                path += "-2"
-            paths.add(path)
-            if not listed:
-                self.report.add(source, "status page", "left out", "it shows no imported monitor")
-                continue
-            doc: dict[str, Any] = {"id": path, "path": f"/{path}",
-                                   "title": str(page.get("title") or slug or path)[:200],
-                                   "components": listed}  # fmt: skip
-            if page.get("description"):
-                doc["description"] = str(page["description"])
-            try:
-                StatusPage.model_validate(doc)
-            except ValidationError as error:
-                self.report.add(source, "status page", "left out", _first(error))
-                continue
-            how = f"status_pages {path!r} at /{path}"
-            if path != page.get("slug"):
-                how += f" (Kuma's path was /status/{page.get('slug')})"
-            self.report.add(source, "status page", "mapped", f"{how}; groups are component groups")
-            for key in ("custom_css", "footer_text", "google_analytics_tag_id", "password"):
-                if page.get(key):
-                    self.report.add(source, key, "left out", "no uptally equivalent")
-            pages.append(doc)
-        return list(components.values()), pages
-
-    # -- maintenance ----------------------------------------------------------------------
-
-    def _window(self, row: Row) -> dict[str, Any] | None:
-        title = str(row.get("title") or f"maintenance {row.get('id')}")[:200]
-        source, item = f"maintenance #{row.get('id')} ({row.get('strategy')})", repr(title)
-        strategy = str(row.get("strategy") or "")
-        if not _truthy(row.get("active", 1)):
-            self.report.add(source, item, "left out", "inactive in Uptime Kuma")
-            return None
-        monitors = [self.ids[m] for m in row["monitors"] if m in self.ids]
-        if not monitors:
-            why = "it names no imported monitor (status-page-wide windows are not mapped)"
-            self.report.add(source, item, "left out", why)
-            return None
-        zone, tz_note = _zone(row.get("timezone"))
-        doc: dict[str, Any] = {"title": title, "monitors": monitors}
-        if row.get("description"):
-            doc["message"] = str(row["description"])[:10_000]
-        if strategy == "single":
-            start, end = _when(row.get("start_date"), zone), _when(row.get("end_date"), zone)
-            if start is None or end is None:
-                self.report.add(source, item, "left out", "a single window without start or end")
-                return None
-            doc.update(start=start, end=end)
-        elif strategy == "cron" or strategy.startswith("recurring-"):
-            if not row.get("cron") or not row.get("duration"):
-                self.report.add(source, item, "left out", "no cron schedule stored for it")
-                return None
-            doc["id"] = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40] + f"-{row['id']}"
-            doc.update(cron=row["cron"], duration=f"{int(row['duration'])}s")
-            start, until = _when(row.get("start_date"), zone), _when(row.get("end_date"), zone)
-            if start:
-                doc["start"] = start
-            if until:
-                doc["until"] = until
-            if zone is not None and str(zone) != "UTC":
-                tz_note = f"the cron runs in site.timezone; Kuma ran it in {zone}"
-        else:
-            why = f"{strategy!r} windows are started by hand in Kuma; use the API or console"
-            self.report.add(source, item, "left out", why)
-            return None
-        try:
-            MaintenanceWindow.model_validate(doc)
-        except ValidationError as error:
-            self.report.add(source, item, "left out", _first(error))
-            return None
-        self.report.add(source, item, "mapped", f"maintenance on {', '.join(monitors)}")
-        if tz_note:
-            self.report.add(source, f"{item}: timezone", "approximated", tz_note)
-        if row["status_pages"]:
-            why = "the window covers its monitors, not whole status pages"
-            self.report.add(source, f"{item}: status pages", "approximated", why)
-        return doc
-
     # -- notifications --------------------------------------------------------------------
 
     def _channel(self, row: Row) -> dict[str, Any] | None:
@@ -394,7 +287,7 @@ class _Import:
         try:
             Channel.model_validate(doc)
         except ValidationError as error:
-            self.report.add(source, repr(name), "left out", _first(error))
+            self.report.add(source, repr(name), "left out", invalid(error))
             return None
         self.report.add(source, repr(name), "mapped", f"channel {doc['id']!r}: {url.split(':')[0]}"
                         "; its URL holds credentials: consider url: {secret: NAME}")  # fmt: skip
@@ -409,15 +302,6 @@ class _Import:
 def _seconds(value: float) -> str:
     ms = max(round(value * 1000), 100)
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
-def _truthy(value: Any) -> bool:
-    return value not in (None, 0, False, "", "0", "false")
-
-
-def _first(error: ValidationError) -> str:
-    first = error.errors()[0]
-    return f"not valid here: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
 def _headers(raw: Any, notes: list[Note]) -> dict[str, str]:
@@ -471,24 +355,3 @@ def _json_query(row: Row, notes: list[Note]) -> str:
     value = expected if literal else json.dumps(expected)
     notes.append(("json query", "mapped", f"json.{path} {op} {value}"))
     return f"json.{path} {op} {value}"
-
-
-def _zone(name: Any) -> tuple[ZoneInfo | None, str]:
-    if not name or name == "SAME_AS_SERVER":
-        return None, "Kuma used its server's timezone; times are read in site.timezone"
-    try:
-        return ZoneInfo(str(name)), ""
-    except (ZoneInfoNotFoundError, ValueError):
-        return None, f"unknown timezone {name!r}; times are read in site.timezone"
-
-
-def _when(text: Any, zone: ZoneInfo | None) -> str | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(text).replace(" ", "T"))
-    except ValueError:
-        return None
-    if zone is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.isoformat()
