@@ -1,6 +1,17 @@
 """The `uptally` command line; each module registers its commands on the one Typer app."""
 
-from uptally.cli import backup, configs, core, importing, probe, site, sla, trust, users
+from uptally.cli import (
+    backup,
+    configs,
+    core,
+    importing,
+    importing_kuma,
+    probe,
+    site,
+    sla,
+    trust,
+    users,
+)
 from uptally.cli.app import app
 
 __all__ = [
@@ -9,6 +20,7 @@ __all__ = [
     "configs",
     "core",
     "importing",
+    "importing_kuma",
     "main",
     "probe",
     "site",

@@ -34,6 +34,13 @@ class Report:
     def left_out(self, item: str, why: str) -> None:
         self.mappings.append(Mapping(self.source, item, "left out", why))
 
+    def add(self, where: str, item: str, outcome: Outcome, why: str) -> None:
+        """An item found at `where` in the source (e.g. "monitor #3 (http)")."""
+        self.mappings.append(Mapping(self.source, f"{where} {item}", outcome, why))
+
+    def count(self, outcome: Outcome) -> int:
+        return len(self.of(outcome))
+
     def of(self, outcome: Outcome) -> list[Mapping]:
         return [m for m in self.mappings if m.outcome == outcome]
 
