@@ -3,6 +3,7 @@ checks made, changed, paused, listed, read and deleted as heartbeat monitors of 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import warnings
 from collections.abc import AsyncIterator
@@ -67,6 +68,10 @@ async def hub(db_url: str) -> AsyncIterator[tuple[str, Runtime, str, str]]:
 async def call(method: str, url: str, **kwargs: object) -> httpx.Response:
     async with httpx.AsyncClient() as http:
         return await http.request(method, url, **kwargs)  # type: ignore[arg-type]
+
+
+def pings_raw(url: str, uuid: str) -> str:
+    return f"{url}/api/v3/checks/{uuid}/pings/"
 
 
 def client(url: str, key: str) -> hc.AsyncClient:
@@ -171,6 +176,12 @@ async def test_pings_and_flips_of_a_check_are_listed(hub: tuple[str, Runtime, st
             ("success", 2),
             ("start", 1),
         ]
+        body = await call(
+            "GET", pings_raw(url, made.uuid) + "2/body", headers={"X-Api-Key": writer}
+        )
+        assert (body.status_code, body.text) == (200, "done")
+        listed = await call("GET", pings_raw(url, made.uuid), headers={"X-Api-Key": writer})
+        assert listed.json()["pings"][1]["body_url"] == pings_raw(url, made.uuid) + "2/body"
         check = await api.get_check(made.uuid)
         assert check.n_pings == 3
         assert check.status == "down"
@@ -187,6 +198,13 @@ async def test_keys_and_bad_fields_answer_as_healthchecks_does(
     hub: tuple[str, Runtime, str, str],
 ) -> None:
     url, runtime, writer, reader = hub
+
+    def sync_list() -> list[hc.Check]:
+        with hc.Client(api_key=reader, api_url=f"{url}/api/", api_version=3) as sync:
+            return sync.get_checks()
+
+    listed = await asyncio.to_thread(sync_list)  # the client's synchronous flavour
+    assert [c.unique_key is not None and c.ping_url is None for c in listed] == [True]
     async with client(url, reader) as read_only:
         listed = await read_only.get_checks()
         assert [c.unique_key is not None and c.ping_url is None for c in listed] == [True]
