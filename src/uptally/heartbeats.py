@@ -72,7 +72,7 @@ def deadline(
     if monitor.period is not None:
         period = format_duration_ms(monitor.period)
         return due, f"no ping within {period} + {grace} grace ({what})"
-    expected = to_datetime(due - monitor.grace_ms).astimezone(ZoneInfo(timezone))
+    expected = to_datetime(due - monitor.grace_ms).astimezone(ZoneInfo(monitor.tz or timezone))
     schedule = f"schedule {monitor.schedule!r}"
     return due, f"expected a ping at {expected.isoformat()} ({schedule}) + {grace} grace ({what})"
 
@@ -91,7 +91,7 @@ def due_at(
     if monitor.period is not None:
         return base + monitor.period + grace
     assert monitor.schedule is not None  # the schema requires period or schedule
-    start = to_datetime(base).astimezone(ZoneInfo(timezone))
+    start = to_datetime(base).astimezone(ZoneInfo(monitor.tz or timezone))
     expected: datetime = croniter(monitor.schedule, start).get_next(datetime)
     return round(expected.timestamp() * 1000) + grace
 

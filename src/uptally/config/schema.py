@@ -9,6 +9,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from functools import partial
 from typing import Annotated, Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -418,12 +419,25 @@ class HeartbeatMonitor(MonitorBase):
     schedule: str | None = None  # cron, in the site timezone
     grace: Duration | None = None  # default: the period, at most 1h
     token: str | None = Field(default=None, pattern=TOKEN_PATTERN)
+    uuid: UUID | None = None  # Healthchecks-style address: /ping/<uuid>
+    slug: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,100}$")  # /ping/<ping_key>/<slug>
+    tz: str | None = None  # the schedule's timezone (default: the site's)
 
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None and not croniter.is_valid(value):
             raise ValueError(f"invalid cron expression {value!r}")
+        return value
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r} (an IANA name)") from None
         return value
 
     @model_validator(mode="after")

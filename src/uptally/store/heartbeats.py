@@ -135,6 +135,18 @@ async def list_pings(conn: AsyncConnection, monitor: str, limit: int = 50) -> li
     ]
 
 
+async def count_pings(conn: AsyncConnection, monitors: Sequence[str]) -> dict[str, int]:
+    """How many pings each monitor has stored (absent: none)."""
+    if not monitors:
+        return {}
+    query = (
+        select(pings.c.monitor, func.count())
+        .where(pings.c.monitor.in_(list(monitors)))
+        .group_by(pings.c.monitor)
+    )
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}
+
+
 async def prune_pings(conn: AsyncConnection, monitors: Sequence[str], before: Millis) -> int:
     if not monitors:
         return 0

@@ -19,6 +19,8 @@ from uptally.web import (
     api_components,
     api_config,
     api_dr,
+    api_hc,
+    api_hc_history,
     api_incidents,
     api_locations,
     api_maintenance,
@@ -136,6 +138,8 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(subscribe.router)
     app.include_router(api_status_pages.router)
     app.include_router(api_locations.router)
+    app.include_router(api_hc.router)
+    app.include_router(api_hc_history.router)
     install_console(app)
     app.include_router(statuspage.page_router(app.state.status_site))
     app.include_router(statuspage.router)

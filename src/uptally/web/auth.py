@@ -113,6 +113,17 @@ async def authenticate(request: Request, basic_realm: str | None = None) -> Prin
             "as the password)"
         )
         raise ApiError(401, missing, headers=challenge)
+    principal, reason = await token_principal(request, presented)
+    if principal is None:
+        raise ApiError(401, _MESSAGES.get(reason, "invalid token"), headers=challenge)
+    return principal
+
+
+async def token_principal(request: Request, presented: str) -> tuple[Principal | None, str]:
+    """The principal of a presented token (set on the request), or None and why not (the
+    failure logged and counted against the client's limit)."""
+    runtime = runtime_of(request)
+    client = client_of(request)
     bootstrap: str | None = request.app.state.admin_token
     if bootstrap and hmac.compare_digest(presented.encode(), bootstrap.encode()):
         principal = BOOTSTRAP
@@ -121,16 +132,16 @@ async def authenticate(request: Request, basic_realm: str | None = None) -> Prin
         async with runtime.db.connect() as conn:
             verdict = await tokens.authenticate(conn, presented, now)
         if verdict.principal is None:
-            limiter.fail(client)
+            request.app.state.auth_limiter.fail(client)
             runtime.metrics.auth_failures.labels(verdict.reason).inc()
             log.warning("refused an API token from %s: %s", client, verdict.reason)
-            raise ApiError(401, _MESSAGES.get(verdict.reason, "invalid token"), headers=challenge)
+            return None, verdict.reason
         principal = verdict.principal
         if verdict.needs_touch:  # last use is written at most once a minute per token
             async with runtime.db.begin() as conn:
                 await tokens.touch(conn, principal.id, now, client)
     request.state.principal = principal
-    return principal
+    return principal, "ok"
 
 
 def _check(principal: Principal, scope: str) -> Principal:
