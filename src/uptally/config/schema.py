@@ -9,6 +9,7 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 from functools import partial
 from typing import Annotated, Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -418,6 +419,10 @@ class HeartbeatMonitor(MonitorBase):
     schedule: str | None = None  # cron, in the site timezone
     grace: Duration | None = None  # default: the period, at most 1h
     token: str | None = Field(default=None, pattern=TOKEN_PATTERN)
+    uuid: UUID | None = None  # Healthchecks-style address: /ping/<uuid>
+    slug: str | None = Field(
+        default=None, pattern=r"^[a-z0-9_-]{1,100}$"
+    )  # /ping/<ping_key>/<slug>
 
     @field_validator("schedule")
     @classmethod
@@ -1006,6 +1011,15 @@ class Probe(Strict):
     max_result_age: Duration = Field(default=30 * 86_400_000, ge=60_000, le=366 * 86_400_000)
 
 
+class HeartbeatSettings(Strict):
+    """Healthchecks-style pings: the project's ping key for /ping/<ping_key>/<slug> (read from
+    the environment variable `ping_key_env` names) and how much of a ping's body is kept."""
+
+    ping_key_env: VariableName | None = None
+    # Healthchecks' ping body limit (hosted: 100 kB); a longer body is cut, not refused
+    max_body: Size = Field(default=100_000, ge=0, le=1_048_576)
+
+
 class Retention(Strict):
     results: Duration = 30 * 86_400_000
     pings: Duration = 30 * 86_400_000
@@ -1162,6 +1176,7 @@ class Config(Strict):
     site: Site = Field(default_factory=Site)
     locations: list[Location] = Field(default_factory=list)
     monitors: list[Monitor] = Field(default_factory=list)
+    heartbeats: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     components: list[Component] = Field(default_factory=list)
     status_pages: list[StatusPage] = Field(default_factory=list)  # besides the main page at /
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
