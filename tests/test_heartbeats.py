@@ -88,10 +88,14 @@ async def test_an_unknown_token_answers_404_not_found(base: str) -> None:
 async def test_only_the_first_100_kb_of_a_body_are_kept(runtime: Runtime, base: str) -> None:
     """As Healthchecks: a longer body is cut to `heartbeats.max_body`, an absurd one refused."""
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{base}/ping/backup-token-123", data=io.BytesIO(b"x" * 500_000)) as response:
+        async with http.post(
+            f"{base}/ping/backup-token-123", data=io.BytesIO(b"x" * 500_000)
+        ) as response:
             assert response.status == 200
             assert response.headers["Ping-Body-Limit"] == "100000"
-        async with http.post(f"{base}/ping/backup-token-123", data=io.BytesIO(b"x" * 3_000_000)) as response:
+        async with http.post(
+            f"{base}/ping/backup-token-123", data=io.BytesIO(b"x" * 3_000_000)
+        ) as response:
             assert response.status == 413
     async with runtime.db.connect() as conn:
         [row] = (await conn.execute(select(pings))).all()

@@ -20,6 +20,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from hmac import compare_digest
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -189,9 +190,13 @@ class Heartbeats:
         """The monitor a token or a uuid (/ping/<address>) names."""
         return self._by_token.get(address) or self._by_uuid.get(address.lower())
 
+    def is_ping_key(self, given: str) -> bool:
+        key = self.ping_key
+        return bool(key) and compare_digest(given.encode(), (key or "").encode())
+
     def by_slug(self, ping_key: str, slug: str) -> str | None:
         """The monitor /ping/<ping_key>/<slug> names (None: wrong key or unknown slug)."""
-        return self._by_slug.get(slug) if ping_key == self.ping_key else None
+        return self._by_slug.get(slug) if self.is_ping_key(ping_key) else None
 
     async def ping(self, token: str, ping: PingInput) -> bool:
         """Record a ping durably; False if the token is unknown. Returns after the commit;

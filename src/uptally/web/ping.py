@@ -99,7 +99,7 @@ async def _resolve(
     monitor = heartbeats.by_slug(first, slug)
     if monitor is not None:
         return monitor, action, False
-    if query.get("create", [""])[-1] != "1" or heartbeats.ping_key != first:
+    if query.get("create", [""])[-1] != "1" or not heartbeats.is_ping_key(first):
         raise _Refused(404, "not found")
     _kind(action)  # a bad exit status makes nothing
     made = await ping_create.provision(runtime, first, slug)
