@@ -8,6 +8,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,7 @@ from pyhealthchecks.pyhealthchecks import HealthChecks
 
 from tests.conftest import config_from
 from tests.procs import serving
-from uptally.config.loader import ConfigError
+from uptally.config.loader import ConfigError, load_config
 
 ADMIN = "adm-7Hq2LmZx9Wv4Rt8Ys1Nb"
 PING_KEY = "pk-Qe4Zr9Tb2Wm7Xc5Vn8Ls3Jd"
@@ -199,3 +200,11 @@ monitors:
     assert "test.yaml:4: monitors[1].uuid: uuid already used by monitors[0]" in message
     assert "test.yaml:4: monitors[1].slug: slug already used by monitors[0]" in message
     assert "test.yaml:5: monitors[2].slug" in message
+
+
+def test_a_weak_ping_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "uptally.yaml"
+    config.write_text("heartbeats:\n  ping_key_env: HC_PING_KEY\n")
+    assert load_config(config, {"HC_PING_KEY": PING_KEY}).heartbeats.ping_key_env == "HC_PING_KEY"
+    with pytest.raises(ConfigError, match=r"uptally.yaml:2: heartbeats.ping_key_env: the ping key"):
+        load_config(config, {"HC_PING_KEY": "password"})
