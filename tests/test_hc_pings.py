@@ -18,7 +18,14 @@ from pyhealthchecks.pyhealthchecks import HealthChecks
 
 from tests.conftest import config_from
 from tests.procs import serving
+from uptally.clock import FakeClock
 from uptally.config.loader import ConfigError, load_config
+from uptally.heartbeats import PingInput
+from uptally.metrics import Metrics
+from uptally.runtime import Runtime
+from uptally.store import heartbeats as heartbeat_store
+from uptally.store.database import Database
+from uptally.web import monitor_reads
 
 ADMIN = "adm-7Hq2LmZx9Wv4Rt8Ys1Nb"
 PING_KEY = "pk-Qe4Zr9Tb2Wm7Xc5Vn8Ls3Jd"
@@ -208,3 +215,37 @@ def test_a_weak_ping_key_is_refused(tmp_path: Path) -> None:
     assert load_config(config, {"HC_PING_KEY": PING_KEY}).heartbeats.ping_key_env == "HC_PING_KEY"
     with pytest.raises(ConfigError, match=r"uptally.yaml:2: heartbeats.ping_key_env: the ping key"):
         load_config(config, {"HC_PING_KEY": "password"})
+
+
+async def test_a_run_started_before_a_restart_keeps_its_duration(
+    db_url: str, clock: FakeClock
+) -> None:
+    """The start's rid is stored with the heartbeat: the end after a restart still pairs."""
+    rid = str(uuid.uuid4())
+
+    def runtime() -> Runtime:
+        config = config_from(CONFIG)
+        return Runtime(config, Database(db_url), clock=clock, metrics=Metrics(), run_probe=False)
+
+    first = runtime()
+    await first.start()
+    await first.heartbeats.record("backup", PingInput("start", rid=rid))
+    await first.stop()
+    clock.advance(90_000)
+    second = runtime()
+    await second.start()
+    try:
+        await second.heartbeats.record("backup", PingInput("exit", 0, rid=rid))
+        clock.advance(1000)
+        await second.heartbeats.record("backup", PingInput("log", body=b"note"))
+        row = second.heartbeats.row("backup")
+        assert row is not None
+        assert (row.last_ping_at, row.last_kind) == (clock.now_ms() - 1000, "exit")
+        log, end, start = await monitor_reads.pings_of(second, "backup")
+    finally:
+        await second.stop()
+    assert (end.kind, end.rid, end.duration_ms) == ("exit", rid, 90_000)
+    assert (log.kind, log.body, log.duration_ms, start.duration_ms) == ("log", "note", None, None)
+    # a crash repair from the stored pings does not take a log ping for an end
+    repaired = heartbeat_store.repaired(row, {"log": clock.now_ms()})
+    assert repaired.last_ping_at == row.last_ping_at
