@@ -1,5 +1,9 @@
 """Heartbeat ("push") monitors: pings arrive at /ping/<token>; silence past the deadline is down.
 
+A monitor is addressed by its token, its `uuid`, or the project's ping key and its `slug`
+(Healthchecks' addresses). `/log` only records the ping; `?rid=` pairs a start with its end
+(the end ping keeps the run's duration).
+
 A success ping (or exit code 0) is an up result at the ping's time; `/fail` or a non-zero exit
 code is a down result at once. A watchdog turns silence into a down result dated at the
 deadline (last success + period + grace, or the next cron time + grace), with a deterministic
@@ -16,6 +20,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from hmac import compare_digest
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +39,9 @@ from uptally.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
-BODY_LIMIT = 10 * 1024
+BODY_LIMIT = 100_000  # the default of `heartbeats.max_body`
+MAX_RUN_MS = 72 * 3_600_000  # a start older than this is no run's (Healthchecks' MAX_DURATION)
+OPEN_RUNS = 100  # starts kept per monitor awaiting their end (runs with distinct rids)
 LOCATION = "local"
 # How long a ping waits for its commit before answering 503 (the job's curl --retry retries):
 # a hung database must not hang every job that pings.
@@ -47,12 +54,13 @@ class NotStored(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PingInput:
-    kind: str  # success | start | fail | exit
+    kind: str  # success | start | fail | exit | log
     exit_code: int | None = None
     method: str = "GET"
     body: bytes = b""
     remote: str | None = None
     user_agent: str | None = None
+    rid: str | None = None  # a run id (lowercase UUID text)
 
 
 def deadline(
@@ -121,6 +129,11 @@ class Heartbeats:
         self._monitors: dict[str, HeartbeatMonitor] = {}
         self._rows: dict[str, HeartbeatRow] = {}
         self._by_token: dict[str, str] = {}
+        self._by_uuid: dict[str, str] = {}
+        self._by_slug: dict[str, str] = {}
+        self._starts: dict[str, dict[str | None, Millis]] = {}  # monitor -> rid -> start
+        self.ping_key: str | None = None
+        self.max_body = BODY_LIMIT
         self._reported: dict[str, Millis] = {}  # monitor -> deadline already reported as down
         self._due: dict[str, Millis] = {}
         self._paused: frozenset[str] = frozenset()
@@ -129,10 +142,21 @@ class Heartbeats:
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def configure(self, monitors: list[HeartbeatMonitor], rows: dict[str, HeartbeatRow]) -> None:
+    def configure(
+        self,
+        monitors: list[HeartbeatMonitor],
+        rows: dict[str, HeartbeatRow],
+        ping_key: str | None = None,
+        max_body: int = BODY_LIMIT,
+    ) -> None:
         self._monitors = {m.id: m for m in monitors if m.enabled}
         self._rows = {key: row for key, row in rows.items() if key in self._monitors}
         self._by_token = {row.token: key for key, row in self._rows.items()}
+        live = self._monitors.values()
+        self._by_uuid = {str(m.uuid): m.id for m in live if m.uuid and m.id in self._rows}
+        self._by_slug = {m.slug: m.id for m in live if m.slug and m.id in self._rows}
+        self._starts = {k: v for k, v in self._starts.items() if k in self._rows}
+        self.ping_key, self.max_body = ping_key, max_body
         self._recompute()
 
     def set_paused(self, paused: frozenset[str], resumed: dict[str, Millis]) -> None:
@@ -162,16 +186,45 @@ class Heartbeats:
     def next_deadline(self, monitor: str) -> Millis | None:
         return self._due.get(monitor)
 
+    def addressed(self, address: str) -> str | None:
+        """The monitor a token or a uuid (/ping/<address>) names."""
+        return self._by_token.get(address) or self._by_uuid.get(address.lower())
+
+    def is_ping_key(self, given: str) -> bool:
+        key = self.ping_key
+        return bool(key) and compare_digest(given.encode(), (key or "").encode())
+
+    def by_slug(self, ping_key: str, slug: str) -> str | None:
+        """The monitor /ping/<ping_key>/<slug> names (None: wrong key or unknown slug)."""
+        return self._by_slug.get(slug) if self.is_ping_key(ping_key) else None
+
     async def ping(self, token: str, ping: PingInput) -> bool:
         """Record a ping durably; False if the token is unknown. Returns after the commit;
         raises NotStored when it cannot commit within DURABLE_TIMEOUT_S."""
         monitor = self._by_token.get(token)
         if monitor is None:
             return False
+        await self.record(monitor, ping)
+        return True
+
+    def _duration(
+        self, monitor: str, row: HeartbeatRow, rid: str | None, now: Millis
+    ) -> int | None:
+        """How long the run this end ping closes took (its start with the same rid)."""
+        start = self._starts.get(monitor, {}).pop(rid, None)
+        if start is None and row.started_at is not None and row.started_rid == rid:
+            start = row.started_at  # started before a restart
+        return now - start if start is not None and now - start <= MAX_RUN_MS else None
+
+    async def record(self, monitor: str, ping: PingInput) -> None:
+        """Record a ping for a known monitor durably (see `ping`)."""
         now = self._clock.now_ms()
         row = self._rows[monitor]
         self._metrics.pings.labels(ping.kind).inc()
-        body = ping.body[:BODY_LIMIT].decode("utf-8", "replace") if ping.body else None
+        body = ping.body[: self.max_body].decode("utf-8", "replace") if ping.body else None
+        duration = None
+        if ping.kind not in ("start", "log"):
+            duration = self._duration(monitor, row, ping.rid, now)
         stored = Ping(
             new_id(now),
             monitor,
@@ -182,14 +235,33 @@ class Heartbeats:
             ping.remote,
             (ping.user_agent or "")[:256] or None,
             body,
+            ping.rid,
+            duration,
         )
         results: list[Result] = []
         paused = monitor in self._paused
+        if ping.kind == "log":
+            await self._commit(monitor, Work(pings=[stored]), row, row)
+            return
         if ping.kind == "start":
-            row = replace(row, started_at=now)
+            row = replace(row, started_at=now, started_rid=ping.rid)
+            starts = self._starts.setdefault(monitor, {})
+            starts.pop(ping.rid, None)
+            starts[ping.rid] = now
+            if len(starts) > OPEN_RUNS:
+                del starts[next(iter(starts))]
         else:
             ok = ping.kind == "success" or (ping.kind == "exit" and ping.exit_code == 0)
-            row = replace(row, last_ping_at=now, last_kind=ping.kind, started_at=None)
+            # As Healthchecks: an end with another run's rid leaves that run running.
+            other_run = row.started_rid != ping.rid and ok and ping.rid is not None
+            started = (row.started_at, row.started_rid) if other_run else (None, None)
+            row = replace(
+                row,
+                last_ping_at=now,
+                last_kind=ping.kind,
+                started_at=started[0],
+                started_rid=started[1],
+            )
             if ok:
                 message = ""
             elif ping.kind == "exit":
@@ -216,7 +288,13 @@ class Heartbeats:
             due = self._due[monitor] = self._due_of(monitor, row)
             if self._next_wake is None or due < self._next_wake:
                 self._wake.set()  # only a /start can bring a deadline forward
-        work = Work(results=results, pings=[stored], heartbeats=[row])
+        await self._commit(
+            monitor, Work(results=results, pings=[stored], heartbeats=[row]), row, previous
+        )
+
+    async def _commit(
+        self, monitor: str, work: Work, row: HeartbeatRow, previous: HeartbeatRow
+    ) -> None:
         done = self._ingest.submit_work(work)
         try:
             async with asyncio.timeout(DURABLE_TIMEOUT_S):
@@ -232,7 +310,6 @@ class Heartbeats:
                 f"the ping could not be stored within {DURABLE_TIMEOUT_S:g} s "
                 "(the database does not answer); retry"
             ) from None
-        return True
 
     async def run(self) -> None:
         """Watchdog: report silence as down once per deadline."""

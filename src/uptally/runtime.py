@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Coroutine, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -402,8 +403,12 @@ class Runtime:
             rows = {
                 key: heartbeat_store.repaired(row, latest.get(key, {})) for key, row in rows.items()
             }
+        settings = self.config.heartbeats
         self.heartbeats.configure(
-            [m for m in self.config.monitors if isinstance(m, HeartbeatMonitor)], rows
+            [m for m in self.config.monitors if isinstance(m, HeartbeatMonitor)],
+            rows,
+            os.environ.get(settings.ping_key_env) if settings.ping_key_env else None,
+            settings.max_body,
         )
 
     async def _upkeep(self) -> None:

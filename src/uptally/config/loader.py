@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -141,7 +142,8 @@ def schema_problems(data: dict[str, Any]) -> list[Problem]:
 
 def _weak_probe_tokens(data: dict[str, Any], environ: Mapping[str, str]) -> Iterator[Problem]:
     """Locations whose probe token (in the environment variable `token_env` names) is too weak
-    to keep guessing out (see ids.weak_token); an unset variable is not checked here."""
+    to keep guessing out (see ids.weak_token), and so the heartbeats' ping key; an unset
+    variable is not checked here."""
     locations = data.get("locations")
     for index, location in enumerate(locations if isinstance(locations, list) else []):
         name = location.get("token_env") if isinstance(location, dict) else None
@@ -149,6 +151,13 @@ def _weak_probe_tokens(data: dict[str, Any], environ: Mapping[str, str]) -> Iter
         reason = weak_token(token) if token else None
         if reason is not None:
             yield ("locations", index, "token_env"), f"the probe token in ${name}: {reason}"
+    heartbeats = data.get("heartbeats")
+    name = heartbeats.get("ping_key_env") if isinstance(heartbeats, dict) else None
+    key = environ.get(name) if isinstance(name, str) else None
+    if key:  # anyone with the key can ping (and with ?create=1 make) monitors by slug
+        reason = weak_token(key) if re.fullmatch(r"[A-Za-z0-9_-]+", key) else "not a URL slug"
+        if reason is not None:
+            yield ("heartbeats", "ping_key_env"), f"the ping key in ${name}: {reason}"
 
 
 # -- YAML with line numbers -----------------------------------------------------------------------

@@ -138,15 +138,27 @@ def merge(file: Config, managed: Mapping[str, Sequence[BaseModel]]) -> Config:
 def token_problems(
     taken_by: Iterable[BaseModel], monitors: Sequence[BaseModel], many: bool
 ) -> list[Problem]:
-    """A heartbeat's own token must be no other heartbeat's: neither one of `taken_by` nor an
-    earlier one of `monitors` (`many`: paths name the index, /monitors/3/token)."""
-    taken = {m.token: m.id for m in taken_by if isinstance(m, HeartbeatMonitor) and m.token}
+    """A heartbeat's own ping addresses (token, uuid, slug) must be no other heartbeat's:
+    neither one of `taken_by` nor an earlier one of `monitors` (`many`: paths name the index,
+    /monitors/3/token)."""
+    fields = ("token", "uuid", "slug")
+    taken: dict[str, dict[object, str]] = {field: {} for field in fields}
+    for m in taken_by:
+        if isinstance(m, HeartbeatMonitor):
+            for field in fields:
+                if getattr(m, field) is not None:
+                    taken[field][getattr(m, field)] = m.id
     problems = []
     for index, monitor in enumerate(monitors):
-        if isinstance(monitor, HeartbeatMonitor) and monitor.token:
-            other = taken.get(monitor.token)
+        if not isinstance(monitor, HeartbeatMonitor):
+            continue
+        for field in fields:
+            value = getattr(monitor, field)
+            if value is None:
+                continue
+            other = taken[field].get(value)
             if other is not None and other != monitor.id:
-                at = json_pointer(("monitors", index, "token") if many else ("token",))
-                problems.append(Problem(at, f"token already used by monitor {other!r}"))
-            taken[monitor.token] = monitor.id
+                at = json_pointer(("monitors", index, field) if many else (field,))
+                problems.append(Problem(at, f"{field} already used by monitor {other!r}"))
+            taken[field][value] = monitor.id
     return problems

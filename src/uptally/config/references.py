@@ -68,7 +68,8 @@ def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
     component_ids = {c.get("id") for _, c in components}
     location_names = {"local"} | {loc.get("name") for _, loc in locations}
 
-    tokens: dict[str, int] = {}
+    # A heartbeat's ping addresses: each one names one monitor.
+    addresses: dict[str, dict[str, int]] = {"token": {}, "uuid": {}, "slug": {}}
     for index, monitor in monitors:
         locs = monitor.get("locations", ["local"])  # the schema's default
         if isinstance(locs, list):
@@ -90,14 +91,16 @@ def _problems(data: dict[str, Any]) -> Iterator[tuple[PathKey, str]]:
                     f"quorum {quorum} is more than the {count} location(s) of this monitor",
                 )
         yield from _monitor_variables(monitor, ("monitors", index))
-        token = monitor.get("token")
-        if isinstance(token, str):
-            if token in tokens:
-                yield (
-                    ("monitors", index, "token"),
-                    f"token already used by monitors[{tokens[token]}]",
-                )
-            tokens[token] = index
+        for field, taken in addresses.items():
+            value = monitor.get(field)
+            if isinstance(value, str):
+                value = value.lower() if field == "uuid" else value
+                if value in taken:
+                    yield (
+                        ("monitors", index, field),
+                        f"{field} already used by monitors[{taken[value]}]",
+                    )
+                taken[value] = index
 
     for index, component in components:
         refs = component.get("monitors")

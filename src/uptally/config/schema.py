@@ -420,7 +420,8 @@ class HeartbeatMonitor(MonitorBase):
     grace: Duration | None = None  # default: the period, at most 1h
     token: str | None = Field(default=None, pattern=TOKEN_PATTERN)
     uuid: UUID | None = None  # Healthchecks-style address: /ping/<uuid>
-    slug: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,100}$")  # /ping/<ping_key>/<slug>
+    # /ping/<ping_key>/<slug>
+    slug: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,100}$")
     tz: str | None = None  # the schedule's timezone (default: the site's)
 
     @field_validator("schedule")
@@ -1020,6 +1021,15 @@ class Probe(Strict):
     max_result_age: Duration = Field(default=30 * 86_400_000, ge=60_000, le=366 * 86_400_000)
 
 
+class HeartbeatSettings(Strict):
+    """Healthchecks-style pings: the project's ping key for /ping/<ping_key>/<slug> (read from
+    the environment variable `ping_key_env` names) and how much of a ping's body is kept."""
+
+    ping_key_env: VariableName | None = None
+    # Healthchecks' ping body limit (hosted: 100 kB); a longer body is cut, not refused
+    max_body: Size = Field(default=100_000, ge=0, le=1_048_576)
+
+
 class Retention(Strict):
     results: Duration = 30 * 86_400_000
     pings: Duration = 30 * 86_400_000
@@ -1176,6 +1186,7 @@ class Config(Strict):
     site: Site = Field(default_factory=Site)
     locations: list[Location] = Field(default_factory=list)
     monitors: list[Monitor] = Field(default_factory=list)
+    heartbeats: HeartbeatSettings = Field(default_factory=HeartbeatSettings)
     components: list[Component] = Field(default_factory=list)
     status_pages: list[StatusPage] = Field(default_factory=list)  # besides the main page at /
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)

@@ -18,12 +18,14 @@ class Ping:
     id: str
     monitor: str
     at: Millis
-    kind: str  # success | start | fail | exit
+    kind: str  # success | start | fail | exit | log
     exit_code: int | None
     method: str
     remote: str | None
     user_agent: str | None
     body: str | None
+    rid: str | None = None
+    duration_ms: int | None = None  # an end ping's run time, from its start
 
 
 @dataclass(slots=True)
@@ -34,12 +36,21 @@ class HeartbeatRow:
     last_ping_at: Millis | None
     last_kind: str | None
     started_at: Millis | None
+    started_rid: str | None = None
 
 
 async def load_heartbeats(conn: AsyncConnection) -> list[HeartbeatRow]:
     rows = await conn.execute(select(heartbeats))
     return [
-        HeartbeatRow(r.monitor, r.token, r.created_at, r.last_ping_at, r.last_kind, r.started_at)
+        HeartbeatRow(
+            r.monitor,
+            r.token,
+            r.created_at,
+            r.last_ping_at,
+            r.last_kind,
+            r.started_at,
+            r.started_rid,
+        )
         for r in rows
     ]
 
@@ -71,6 +82,8 @@ async def insert_pings(db: Database, conn: AsyncConnection, items: Iterable[Ping
             "remote": p.remote,
             "user_agent": p.user_agent,
             "body": p.body,
+            "rid": p.rid,
+            "duration_ms": p.duration_ms,
         }
         for p in items
     ]
@@ -85,12 +98,23 @@ async def save_last(conn: AsyncConnection, rows: Iterable[HeartbeatRow]) -> None
     statement = (
         update(heartbeats)
         .where(heartbeats.c.monitor == bindparam("m"))
-        .values(last_ping_at=bindparam("p"), last_kind=bindparam("k"), started_at=bindparam("s"))
+        .values(
+            last_ping_at=bindparam("p"),
+            last_kind=bindparam("k"),
+            started_at=bindparam("s"),
+            started_rid=bindparam("r"),
+        )
     )
     await conn.execute(
         statement,
         [
-            {"m": r.monitor, "p": r.last_ping_at, "k": r.last_kind, "s": r.started_at}
+            {
+                "m": r.monitor,
+                "p": r.last_ping_at,
+                "k": r.last_kind,
+                "s": r.started_at,
+                "r": r.started_rid,
+            }
             for r in latest.values()
         ],
     )
@@ -111,26 +135,41 @@ async def recent_pings(conn: AsyncConnection, since: Millis) -> dict[str, dict[s
 
 def repaired(row: HeartbeatRow, latest: dict[str, Millis]) -> HeartbeatRow:
     """The row as the stored pings say it must be (pings are written before they are answered)."""
-    done = [(at, kind) for kind, at in latest.items() if kind != "start"]
+    done = [(at, kind) for kind, at in latest.items() if kind not in ("start", "log")]
     if done:
         at, kind = max(done)
         if row.last_ping_at is None or at > row.last_ping_at:
             row = replace(row, last_ping_at=at, last_kind=kind)
     started = latest.get("start")
     if started is not None and (row.started_at is None or started > row.started_at):
-        row = replace(row, started_at=started)
+        row = replace(row, started_at=started, started_rid=None)
     finished = row.last_ping_at is not None and row.started_at is not None
     if finished and row.started_at < row.last_ping_at:  # type: ignore[operator]
-        row = replace(row, started_at=None)  # that run finished
+        row = replace(row, started_at=None, started_rid=None)  # that run finished
     return row
 
 
 async def list_pings(conn: AsyncConnection, monitor: str, limit: int = 50) -> list[Ping]:
     rows = await conn.execute(
-        select(pings).where(pings.c.monitor == monitor).order_by(pings.c.at.desc()).limit(limit)
+        select(pings)
+        .where(pings.c.monitor == monitor)
+        .order_by(pings.c.at.desc(), pings.c.id.desc())
+        .limit(limit)
     )
     return [
-        Ping(r.id, r.monitor, r.at, r.kind, r.exit_code, r.method, r.remote, r.user_agent, r.body)
+        Ping(
+            r.id,
+            r.monitor,
+            r.at,
+            r.kind,
+            r.exit_code,
+            r.method,
+            r.remote,
+            r.user_agent,
+            r.body,
+            r.rid,
+            r.duration_ms,
+        )
         for r in rows
     ]
 

@@ -60,12 +60,14 @@ pings = Table(
     Column("id", String(ID), primary_key=True),
     Column("monitor", String(NAME), nullable=False),
     Column("at", BigInteger, nullable=False),
-    Column("kind", String(16), nullable=False),  # success | start | fail | exit
+    Column("kind", String(16), nullable=False),  # success | start | fail | exit | log
     Column("exit_code", Integer),
     Column("method", String(8), nullable=False),
     Column("remote", String(64)),
     Column("user_agent", String(256)),
     Column("body", Text),
+    Column("rid", String(36)),  # a Healthchecks run id (?rid=) pairing a start with its end
+    Column("duration_ms", BigInteger),  # an end ping's run time, from its start
     Index("ix_pings_monitor_at", "monitor", "at"),
 )
 
@@ -78,6 +80,7 @@ heartbeats = Table(
     Column("last_ping_at", BigInteger),
     Column("last_kind", String(16)),
     Column("started_at", BigInteger),  # a /start not yet followed by success or failure
+    Column("started_rid", String(36)),  # that /start's run id
 )
 
 location_states = Table(

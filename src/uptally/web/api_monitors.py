@@ -1,4 +1,4 @@
-"""Admin API: monitors with their current state, and their results."""
+"""Admin API: monitors with their current state, their results and (heartbeats) pings."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from uptally.web.auth import principal_of, require_admin
 from uptally.web.deps import TimeParam, base_url, millis, runtime_of, storable
 from uptally.web.errors import ApiError
 from uptally.web.managed_http import deleted_monitor, is_id, tag_response
-from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, ResultList
-from uptally.web.views import monitor_out, result_out, shown_config
+from uptally.web.schemas import ErrorOut, MonitorOut, MonitorPage, PingList, ResultList
+from uptally.web.views import monitor_out, ping_out, result_out, shown_config
 
 router = APIRouter(
     prefix="/api/v1/monitors",
@@ -145,3 +145,20 @@ async def list_results(
         limit=limit,
     )
     return ResultList(results=[result_out(r) for r in rows])
+
+
+@router.get("/{monitor_id}/pings", response_model=PingList)
+async def list_pings(
+    request: Request,
+    monitor_id: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> PingList:
+    """A heartbeat monitor's pings, newest first, with their kind, exit status, run id, run
+    duration (an end ping paired with its start) and body; also of a deleted monitor."""
+    runtime = runtime_of(request)
+    if runtime.config.monitor(monitor_id) is None and not await deleted_monitor(
+        runtime, monitor_id
+    ):
+        raise ApiError(404, f"no monitor {monitor_id!r}")
+    rows = await monitor_reads.pings_of(runtime, monitor_id, limit)
+    return PingList(pings=[ping_out(p) for p in rows])

@@ -1,5 +1,6 @@
-"""Reads of one monitor's history for the admin API and the console: its results, its outages
-and its latency percentiles per location and hour (from the hourly rollups' histograms)."""
+"""Reads of one monitor's history for the admin API and the console: its results, its pings
+(heartbeats), its outages and its latency percentiles per location and hour (from the hourly
+rollups' histograms)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from uptally.clock import Millis
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.sla.latency import Latency, summarize
+from uptally.store import heartbeats as heartbeat_store
 from uptally.store import outages as outage_store
 from uptally.store import results as result_store
 from uptally.store import rollups as rollup_store
+from uptally.store.heartbeats import Ping
 from uptally.store.outages import StoredOutage
 
 HOUR_MS = rollup_store.HOUR_MS
@@ -32,6 +35,12 @@ async def results_of(
         return await result_store.list_results(
             conn, monitor_id, location=location, since=since, until=until, limit=limit
         )
+
+
+async def pings_of(runtime: Runtime, monitor_id: str, limit: int = 100) -> list[Ping]:
+    """A heartbeat monitor's pings, newest first."""
+    async with runtime.db.connect() as conn:
+        return await heartbeat_store.list_pings(conn, monitor_id, limit)
 
 
 async def outages_of(

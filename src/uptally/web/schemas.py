@@ -82,6 +82,24 @@ class ResultList(Model):
     results: list[ResultOut]
 
 
+class PingOut(Model):
+    id: str
+    monitor: str
+    at: str
+    kind: str  # success | start | fail | log (an exit status: 0 success, else fail)
+    exit_status: int | None
+    method: str
+    remote: str | None
+    user_agent: str | None
+    rid: str | None  # the run id (?rid=)
+    duration_s: float | None  # an end ping's run time since its start (same rid)
+    body: str | None  # the first `heartbeats.max_body` bytes
+
+
+class PingList(Model):
+    pings: list[PingOut]
+
+
 class SpanOut(Model):
     start: str
     end: str | None

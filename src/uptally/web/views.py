@@ -14,8 +14,9 @@ from uptally.livestate import location_state
 from uptally.redaction import MASK, Redactor
 from uptally.results import Result
 from uptally.runtime import Runtime
+from uptally.store.heartbeats import Ping
 from uptally.store.outages import StoredOutage
-from uptally.web.schemas import LocationOut, MonitorOut, OutageOut, ResultOut, SpanOut
+from uptally.web.schemas import LocationOut, MonitorOut, OutageOut, PingOut, ResultOut, SpanOut
 
 
 def result_out(result: Result) -> ResultOut:
@@ -28,6 +29,27 @@ def result_out(result: Result) -> ResultOut:
         latency_ms=result.latency_ms,
         error=result.error,
         message=result.message,
+    )
+
+
+def ping_out(ping: Ping) -> PingOut:
+    """A stored ping in Healthchecks' terms: an exit status is a success (0) or a failure."""
+    kind = ping.kind
+    if kind == "exit":
+        kind = "success" if ping.exit_code == 0 else "fail"
+    duration = None if ping.duration_ms is None else round(ping.duration_ms / 1000, 2)
+    return PingOut(
+        id=ping.id,
+        monitor=ping.monitor,
+        at=iso(ping.at) or "",
+        kind=kind,
+        exit_status=ping.exit_code,
+        method=ping.method,
+        remote=ping.remote,
+        user_agent=ping.user_agent,
+        rid=ping.rid,
+        duration_s=duration,
+        body=ping.body,
     )
 
 
