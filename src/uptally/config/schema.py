@@ -626,6 +626,7 @@ RESERVED_PATHS = frozenset(
     {
         "api",
         "badge",
+        "console",
         "docs",
         "favicon.ico",
         "feed.atom",
