@@ -26,6 +26,7 @@ from uptally.notify.webhook import body_of, headers_for
 from uptally.results import Result
 from uptally.runtime import Runtime
 from uptally.secrets import Key, Keyring
+from uptally.signing import Signer
 from uptally.store import secrets as secret_store
 from uptally.store.database import Database
 from uptally.web.app import create_app
@@ -187,12 +188,12 @@ def test_the_webhook_signature_is_an_hmac_of_timestamp_dot_body() -> None:
         b'{"id":"e1","event":"monitor.down","at":"1970-01-01T00:00:00.000Z",'
         b'"data":{"monitor":"api"}}'
     )
-    headers = headers_for(outgoing, body, "s3cret", now_s=1_700_000_000)
+    headers = headers_for(outgoing, body, Signer(secrets=("s3cret",)), now_s=1_700_000_000)
     expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert headers["X-Uptally-Signature"] == f"sha256={expected}"
     assert headers["X-Uptally-Delivery"] == "d1"
     assert headers["X-Uptally-Event"] == "monitor.down"
-    assert "X-Uptally-Signature" not in headers_for(outgoing, body, None)
+    assert "X-Uptally-Signature" not in headers_for(outgoing, body, Signer())
 
 
 # -- end to end, with real receivers ----------------------------------------------------------

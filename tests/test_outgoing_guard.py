@@ -24,6 +24,7 @@ from uptally.notify.transport import DeliveryError, Message, Outgoing
 from uptally.notify.webhook import Webhook
 from uptally.runtime import Runtime
 from uptally.secrets import Key, Keyring
+from uptally.signing import Signer
 from uptally.store.database import Database
 from uptally.web.app import create_app
 
@@ -73,18 +74,18 @@ async def test_a_name_rebound_to_an_internal_address_never_reaches_it(
         url = f"webhook+http://hook.test:{port}/hook"
         async with http_session(guard, lookup_at(server)) as session:
             with pytest.raises(DeliveryError) as first:
-                await Webhook(session, url, None, 5).send(EVENT)
+                await Webhook(session, url, Signer(), 5).send(EVENT)
             assert not first.value.permanent  # connecting to the checked address failed
             assert len(server.queries) == 1  # resolved once: no second answer to connect to
         async with http_session(guard, lookup_at(server)) as session:
             with pytest.raises(DeliveryError) as second:
-                await Webhook(session, url, None, 5).send(EVENT)
+                await Webhook(session, url, Signer(), 5).send(EVENT)
             assert second.value.permanent
             assert "127.0.0.1 is not a public address" in str(second.value)
         assert receiver.requests == []
         # the same name and receiver, with 127.0.0.1 allowed: the rebinding server does work
         async with http_session(Guard.allowing(["127.0.0.0/8"]), lookup_at(server)) as session:
-            assert await Webhook(session, url, None, 5).send(EVENT) == 200
+            assert await Webhook(session, url, Signer(), 5).send(EVENT) == 200
         assert len(receiver.ok("/hook")) == 1
 
 
@@ -95,11 +96,11 @@ async def test_guarded_webhooks_refuse_internal_targets_unless_allowed(
     url = receiver.url.replace("127.0.0.1", host) + "/w"
     async with http_session(Guard()) as session:
         with pytest.raises(DeliveryError, match="not a public address") as refused:
-            await Webhook(session, url, None, 5).send(EVENT)
+            await Webhook(session, url, Signer(), 5).send(EVENT)
         assert refused.value.permanent
     assert receiver.requests == []
     async with http_session(Guard.allowing([host])) as session:
-        assert await Webhook(session, url, None, 5).send(EVENT) == 200
+        assert await Webhook(session, url, Signer(), 5).send(EVENT) == 200
     assert len(receiver.ok("/w")) == 1
 
 

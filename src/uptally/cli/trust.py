@@ -348,6 +348,14 @@ async def _set(data_dir: Path, ring: Any, name: str, value: str) -> str:
     return str(ring.current.id)
 
 
+@secrets_app.command("webhook-secret")
+def secrets_webhook_secret() -> None:
+    """Print a new Standard Webhooks secret (whsec_…) for a channel with signing: standard."""
+    from uptally.signing import generate_secret
+
+    out.print(generate_secret(), markup=False, soft_wrap=True)
+
+
 @secrets_app.command("list")
 def secrets_list(config: OptionalConfig = None, data_dir: DataDirOption = DEFAULT_DIR) -> None:
     """Which secrets are set and under which key (never their values)."""

@@ -23,6 +23,7 @@ from pydantic import (
     PrivateAttr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,7 @@ from uptally.config.console import Console
 from uptally.durations import parse_duration_ms, parse_size
 from uptally.events import EventKind
 from uptally.netguard import Guard, allowance
+from uptally.signing import Scheme, check_secret
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 TOKEN_PATTERN = r"^[A-Za-z0-9_\-]{8,128}$"
@@ -893,21 +895,34 @@ class Channel(Strict):
     # The URL may hold credentials (Slack, Telegram tokens): keep it in the secret store with
     # `url: {secret: NAME}`; likewise a webhook's signing `secret: {secret: NAME}`.
     url: Annotated[str, Field(min_length=1), AfterValidator(check_channel_url)] | SecretRef
+    signing: Scheme = Scheme.UPTALLY  # a webhook's: uptally (X-Uptally-*) or standard
     secret: str | SecretRef | None = None
+    # While rotating: deliveries are signed with both secrets until this one is removed.
+    previous_secret: str | SecretRef | None = None
     events: list[str] = Field(default_factory=lambda: ["monitor.*", "incident.*"])
     components: list[Identifier] = Field(default_factory=list)
     monitors: list[Identifier] = Field(default_factory=list)
 
     _known_events = field_validator("events")(staticmethod(check_event_patterns))
 
+    @field_validator("secret", "previous_secret")
+    @classmethod
+    def _suits_signing(
+        cls, secret: str | SecretRef | None, info: ValidationInfo
+    ) -> str | SecretRef | None:
+        if isinstance(secret, str):  # one from the secret store is checked when it is used
+            check_secret(info.data.get("signing", Scheme.UPTALLY), secret)
+        return secret
+
     @model_validator(mode="after")
     def _secret_for_webhooks(self) -> Channel:
-        if (
-            self.secret is not None
-            and isinstance(self.url, str)
-            and not self.url.lower().startswith("webhook+")
-        ):
+        webhook = not isinstance(self.url, str) or self.url.lower().startswith("webhook+")
+        if self.secret is not None and not webhook:
             raise ValueError("only a webhook+http(s):// channel can have a secret")
+        if self.signing is Scheme.STANDARD and (self.secret is None or not webhook):
+            raise ValueError("signing: standard needs a webhook+http(s):// url and a secret")
+        if self.previous_secret is not None and self.secret is None:
+            raise ValueError("previous_secret needs a secret (the new one)")
         return self
 
 

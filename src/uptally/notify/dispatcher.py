@@ -168,17 +168,6 @@ class Dispatcher:
         try:
             async with self.db.connect() as conn:
                 failing_since, _ = await store.queue_state(conn, target)
-            try:
-                transport: Transport = await self.resolver.resolve(target)
-            except Unavailable as unavailable:
-                if unavailable.permanent:  # e.g. the channel was removed: give its queue up
-                    async with self.db.begin() as conn:
-                        gone = await store.cancel_pending(conn, target, str(unavailable))
-                    self.metrics.deliveries.labels(label(target), "failed").inc(gone)
-                    return
-                # e.g. a secret is missing: each delivery fails like an attempt (recorded,
-                # backing off, given up in the end) until someone fixes it
-                transport = _Unreachable(str(unavailable))
             idle = False
             while not self._stopping:
                 more = self._more[target]
@@ -195,6 +184,10 @@ class Dispatcher:
                     idle = not more.is_set()
                     continue
                 idle = False
+                # resolved for each page: a changed secret or signing applies at once
+                transport = await self._transport(target)
+                if transport is None:
+                    return
                 last: asyncio.Future[None] | None = None
                 for item in page:
                     if self._stopping:
@@ -221,6 +214,20 @@ class Dispatcher:
             self.workers.pop(target, None)
             self._more.pop(target, None)
             self.on_idle()
+
+    async def _transport(self, target: str) -> Transport | None:
+        """The target's transport now; None once its queue was given up (it is gone)."""
+        try:
+            return await self.resolver.resolve(target)
+        except Unavailable as unavailable:
+            if unavailable.permanent:  # e.g. the channel was removed: give its queue up
+                async with self.db.begin() as conn:
+                    gone = await store.cancel_pending(conn, target, str(unavailable))
+                self.metrics.deliveries.labels(label(target), "failed").inc(gone)
+                return None
+            # e.g. a secret is missing: each delivery fails like an attempt (recorded,
+            # backing off, given up in the end) until someone fixes it
+            return _Unreachable(str(unavailable))
 
     async def _release(
         self, target: str, next_at: Millis | None, failing_since: Millis | None, error: str | None

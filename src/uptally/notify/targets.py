@@ -20,6 +20,7 @@ from uptally.notify.email import Mailer, SmtpSettings
 from uptally.notify.transport import DeliveryError, Outgoing, Transport
 from uptally.notify.webhook import PREFIX, Webhook
 from uptally.secrets import Keyring, SecretKeyError
+from uptally.signing import Scheme, Signer, check_secret
 from uptally.store import channels as channel_store
 from uptally.store import secrets as secret_store
 from uptally.store import subscribers as subscriber_store
@@ -65,11 +66,11 @@ class Resolver:
         config = self.config()
         timeout_s = config.notifications.timeout / 1000
         if target.startswith(CHANNEL):
-            url, secret, provisioned = await self._channel(target.removeprefix(CHANNEL), config)
+            url, signer, provisioned = await self._channel(target.removeprefix(CHANNEL), config)
             # the config file's channels are the operator's own; API-made ones are guarded
             guard = None if provisioned or not config.security.ssrf_guard else config.security.guard
             if url.lower().startswith(PREFIX):
-                return Webhook(self.session(guard), url, secret, timeout_s)
+                return Webhook(self.session(guard), url, signer, timeout_s)
             return AppriseChannel(url, timeout_s, guard)
         if target.startswith(SUBSCRIBER):
             async with self.db.connect() as conn:
@@ -79,13 +80,14 @@ class Resolver:
             if found.kind == "webhook":
                 private = config.notifications.subscribers.allow_private_webhooks
                 guard = None if private else config.security.guard
-                hook = Webhook(self.session(guard), found.address, None, timeout_s)
+                signer = await self.subscriber_signer(found)
+                hook = Webhook(self.session(guard), found.address, signer, timeout_s)
                 return SubscriberWebhook(self, found.id, hook)
             return SubscriberMail(self, found.id, found.address)
         raise Unavailable(f"unknown target {target}", permanent=True)
 
-    async def _channel(self, channel_id: str, config: Config) -> tuple[str, str | None, bool]:
-        """The channel's URL and secret, and whether the config file provisions it."""
+    async def _channel(self, channel_id: str, config: Config) -> tuple[str, Signer, bool]:
+        """The channel's URL and signer, and whether the config file provisions it."""
         configured = next((c for c in config.notifications.channels if c.id == channel_id), None)
         if configured is not None:
             return (*await self._configured(configured), True)
@@ -99,15 +101,25 @@ class Resolver:
         if keyring is None:
             raise Unavailable("UPTALLY_SECRET_KEY is needed to open the channel", permanent=False)
         try:
-            return (*stored.opened(keyring), False)
+            url, secret = stored.opened(keyring)
+            previous = stored.opened_previous(keyring)
         except SecretKeyError as error:
             raise Unavailable(str(error), permanent=False) from None
+        return url, _signer(Scheme(stored.signing), secret, previous), False
 
-    async def _configured(self, channel: Channel) -> tuple[str, str | None]:
+    async def _configured(self, channel: Channel) -> tuple[str, Signer]:
         url = await self.secret_value(channel.url)
-        secret = await self.secret_value(channel.secret) if channel.secret is not None else None
+        secret = await self.secret_value(channel.secret)
+        previous = await self.secret_value(channel.previous_secret)
         assert url is not None
-        return url, secret
+        return url, _signer(channel.signing, secret, previous)
+
+    async def subscriber_signer(self, subscriber: subscriber_store.Subscriber) -> Signer:
+        """Unsigned as before, or Standard Webhooks under the subscriber's own secret."""
+        if subscriber.signing != Scheme.STANDARD:
+            return Signer()
+        secret = keys.webhook_secret(await self.link_key(), subscriber.id)
+        return Signer(Scheme.STANDARD, (secret,))
 
     async def secret_value(self, value: str | SecretRef | None) -> str | None:
         if value is None or isinstance(value, str):
@@ -148,6 +160,17 @@ class Resolver:
             async with self.db.begin() as conn:
                 self._link_key = await keys.link_key(self.db, conn, self.keyring(), self.now())
         return self._link_key
+
+
+def _signer(scheme: Scheme, secret: str | None, previous: str | None) -> Signer:
+    """The current secret first, then the previous one while it is kept (rotation)."""
+    chosen = tuple(s for s in (secret, previous) if s)
+    for value in chosen:
+        try:
+            check_secret(scheme, value)
+        except ValueError as error:  # a secret from the store is checked here, when used
+            raise Unavailable(str(error), permanent=False) from None
+    return Signer(scheme, chosen)
 
 
 class SubscriberWebhook:

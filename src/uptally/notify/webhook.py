@@ -1,15 +1,12 @@
-"""Signed webhooks: a JSON POST {id, event, at, data} with the X-Uptally-* headers.
+"""Signed webhooks: a JSON POST {id, event, at, data}, signed as uptally.signing says.
 
-With a secret, `X-Uptally-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, where
-the timestamp is `X-Uptally-Timestamp` (unix seconds, fresh on each attempt) and the body the
-exact bytes sent. `X-Uptally-Delivery` is the same on every attempt of one delivery.
+The timestamp is fresh on each attempt; the delivery id (`X-Uptally-Delivery`, or `webhook-id`
+with Standard Webhooks) is the same on every attempt of one delivery.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
@@ -20,6 +17,7 @@ from uptally import __version__
 from uptally.clock import iso
 from uptally.netguard import UnsafeTarget
 from uptally.notify.transport import DeliveryError, Outgoing, http_failure
+from uptally.signing import Signer
 
 PREFIX = "webhook+"
 
@@ -34,25 +32,15 @@ def body_of(outgoing: Outgoing) -> bytes:
     return json.dumps(document, separators=(",", ":"), default=str).encode()
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
-
-
 def headers_for(
-    outgoing: Outgoing, body: bytes, secret: str | None, now_s: int | None = None
+    outgoing: Outgoing, body: bytes, signer: Signer, now_s: int | None = None
 ) -> dict[str, str]:
-    timestamp = str(int(time.time()) if now_s is None else now_s)
-    headers = {
+    timestamp = int(time.time()) if now_s is None else now_s
+    return {
         "Content-Type": "application/json",
         "User-Agent": f"uptally/{__version__}",
-        "X-Uptally-Event": outgoing.kind,
-        "X-Uptally-Delivery": outgoing.delivery,
-        "X-Uptally-Timestamp": timestamp,
+        **signer.headers(outgoing.delivery, outgoing.kind, body, timestamp),
     }
-    if secret:
-        headers["X-Uptally-Signature"] = signature(secret, timestamp, body)
-    return headers
 
 
 class Webhook:
@@ -63,20 +51,20 @@ class Webhook:
         self,
         session: aiohttp.ClientSession,
         url: str,
-        secret: str | None,
+        signer: Signer,
         timeout_s: float,
         *,
         extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.session = session
         self.url = url.removeprefix(PREFIX)
-        self.secret = secret
+        self.signer = signer
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.extra_headers = dict(extra_headers or {})
 
     async def send(self, outgoing: Outgoing) -> int | None:
         body = body_of(outgoing)
-        headers = {**headers_for(outgoing, body, self.secret), **self.extra_headers}
+        headers = {**headers_for(outgoing, body, self.signer), **self.extra_headers}
         try:
             async with self.session.post(
                 self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False

@@ -25,12 +25,19 @@ class StoredChannel:
     created_at: Millis
     updated_at: Millis
     created_by: str
+    signing: str = "uptally"  # uptally | standard
+    previous_secret: str | None = None  # sealed; signs too while a secret is rotated
 
     def opened(self, keyring: Keyring) -> tuple[str, str | None]:
         """The URL and secret in clear (for a delivery, never for an answer)."""
         url = keyring.open_text(self.url, _aad(self.id, "url"))
         secret = keyring.open_text(self.secret, _aad(self.id, "secret")) if self.secret else None
         return url, secret
+
+    def opened_previous(self, keyring: Keyring) -> str | None:
+        if not self.previous_secret:
+            return None
+        return keyring.open_text(self.previous_secret, _aad(self.id, "previous_secret"))
 
 
 def _aad(channel: str, part: str) -> str:
@@ -44,6 +51,10 @@ def sealed(keyring: Keyring, channel: str, url: str, secret: str | None) -> tupl
     )
 
 
+def sealed_previous(keyring: Keyring, channel: str, secret: str | None) -> str | None:
+    return keyring.seal_text(secret, _aad(channel, "previous_secret")) if secret else None
+
+
 async def save_channel(conn: AsyncConnection, channel: StoredChannel) -> bool:
     """Insert or replace; True if it was new."""
     values = {
@@ -53,6 +64,8 @@ async def save_channel(conn: AsyncConnection, channel: StoredChannel) -> bool:
         "components": json.dumps(channel.components),
         "monitors": json.dumps(channel.monitors),
         "updated_at": channel.updated_at,
+        "signing": None if channel.signing == "uptally" else channel.signing,
+        "previous_secret": channel.previous_secret,
     }
     changed = await conn.execute(update(channels).where(channels.c.id == channel.id).values(values))
     if changed.rowcount:
@@ -92,6 +105,8 @@ def _stored(r: Any) -> StoredChannel:
         r.created_at,
         r.updated_at,
         r.created_by,
+        r.signing or "uptally",
+        r.previous_secret,
     )
 
 

@@ -33,6 +33,7 @@ class Subscriber:
     unsubscribed_at: Millis | None
     window_start: Millis
     window_count: int
+    signing: str = "uptally"  # a webhook's: uptally (unsigned) | standard
 
     @property
     def target(self) -> str:
@@ -75,6 +76,7 @@ async def save(conn: AsyncConnection, subscriber: Subscriber) -> None:
                     "kind": subscriber.kind,
                     "address": subscriber.address,
                     "created_at": subscriber.created_at,
+                    "signing": None if subscriber.signing == "uptally" else subscriber.signing,
                 }
             ],
         )
@@ -120,6 +122,7 @@ def _subscriber(r: Row[object]) -> Subscriber:
         r.unsubscribed_at,
         r.window_start,
         r.window_count,
+        r.signing or "uptally",
     )
 
 

@@ -123,6 +123,8 @@ channels = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("created_by", String(ACTOR), nullable=False),
+    Column("signing", String(16)),  # uptally (null) | standard
+    Column("previous_secret", Text),  # sealed; signs too while a secret is rotated
 )
 
 subscribers = Table(
@@ -138,6 +140,7 @@ subscribers = Table(
     Column("unsubscribed_at", BigInteger),
     Column("window_start", BigInteger, nullable=False),  # confirmation mails sent in this window
     Column("window_count", Integer, nullable=False),
+    Column("signing", String(16)),  # a webhook's: uptally (null, unsigned) | standard
     UniqueConstraint("kind", "address"),
     Index("ix_subscribers_state", "state"),
 )

@@ -1,16 +1,20 @@
-"""The site's key for signing subscriber links: made once, then kept.
+"""The site's key for signing subscriber links (and their webhooks): made once, then kept.
 
 Sealed in the secret store; without UPTALLY_SECRET_KEY, in the meta table.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from uptally.clock import Millis
 from uptally.secrets import Keyring
+from uptally.signing import WHSEC
 from uptally.store import meta
 from uptally.store import secrets as secret_store
 from uptally.store import subscribers as store
@@ -38,3 +42,10 @@ async def link_key(
         value = await meta.get(conn, META_KEY)
     assert value is not None
     return bytes.fromhex(value)
+
+
+def webhook_secret(key: bytes, subscriber: str) -> str:
+    """A webhook subscriber's Standard Webhooks secret (`whsec_…`): derived from the site key,
+    so nothing more is stored; told to the subscriber once, when it subscribes."""
+    derived = hmac.new(key, b"webhook-secret:" + subscriber.encode(), hashlib.sha256).digest()
+    return WHSEC + base64.b64encode(derived).decode()

@@ -22,6 +22,7 @@ from uptally.clock import Millis
 from uptally.config.schema import Config
 from uptally.ids import new_id
 from uptally.netguard import Guard, UnsafeTarget, check_url
+from uptally.signing import Scheme
 from uptally.store import deliveries as delivery_store
 from uptally.store import subscribers as store
 from uptally.store.database import Database
@@ -134,23 +135,26 @@ async def subscribe_webhook(
     now: Millis,
     base_url: str,
     key: bytes,
+    signing: Scheme = Scheme.UPTALLY,
 ) -> Outcome:
     """A new webhook starts at once and is answered its unsubscribe link. A known one is a
     request like any other: its owner confirms it through the webhook itself (whoever asks
-    learns nothing of it, and its filter stays as it was until confirmed)."""
+    learns nothing of it, and its filter and signing stay as they were until confirmed)."""
     existing = await store.find(conn, "webhook", url)
     if existing is not None:
         links_base = {"base": base_url}
         await _ask_to_confirm(db, conn, config, existing, components, actor, now, links_base)
         return Outcome(existing)
-    subscriber = Subscriber(new_id(now), "webhook", url, components, ACTIVE, now, now, None, now, 0)
+    subscriber = Subscriber(
+        new_id(now), "webhook", url, components, ACTIVE, now, now, None, now, 0, signing
+    )
     await store.save(conn, subscriber)
     await audit.append(
         conn,
         actor,
         "subscriber.subscribed",
         f"subscriber:{subscriber.id}",
-        {"kind": "webhook", "components": components},
+        {"kind": "webhook", "components": components, "signing": str(signing)},
         at=now,
     )
     return Outcome(subscriber, links.unsubscribe_url(base_url, key, subscriber.id))

@@ -18,7 +18,7 @@ from uptally.notify.webhook import PREFIX
 from uptally.runtime import Runtime
 from uptally.store import channels as channel_store
 from uptally.store import deliveries as delivery_store
-from uptally.store.channels import StoredChannel, sealed
+from uptally.store.channels import StoredChannel, sealed, sealed_previous
 from uptally.web.api_channels import ChannelIn, ChannelOut, channel_out, scheme_of, stored_scheme
 from uptally.web.auth import principal_of, require_admin, require_scope
 from uptally.web.deps import runtime_of
@@ -27,7 +27,7 @@ from uptally.web.managed_http import ERRORS, etag, expected_version, tag_respons
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"], responses=ERRORS)
 ChannelId = Annotated[str, Path(pattern=ID_PATTERN)]
-_SECRETS = frozenset({"url", "secret"})  # digested in the audit log
+_SECRETS = frozenset({"url", "secret", "previous_secret"})  # digested in the audit log
 _writing = asyncio.Lock()  # one change at a time: each is checked against the one before
 
 
@@ -65,13 +65,16 @@ def _opened(runtime: Runtime, stored: StoredChannel) -> dict[str, Any]:
     assert runtime.keyring is not None
     try:
         url, secret = stored.opened(runtime.keyring)
+        previous = stored.opened_previous(runtime.keyring)
     except Exception:
         message = f"channel {stored.id!r} cannot be opened with this UPTALLY_SECRET_KEY"
         raise ApiError(409, message) from None
     return {
         "id": stored.id,
         "url": url,
+        "signing": stored.signing,
         "secret": secret,
+        "previous_secret": previous,
         "events": stored.events,
         "components": stored.components,
         "monitors": stored.monitors,
@@ -84,7 +87,9 @@ async def _checked(runtime: Runtime, channel_id: str, body: ChannelIn) -> Channe
         checked = Channel(
             id=channel_id,
             url=body.url,
+            signing=body.signing,
             secret=body.secret,
+            previous_secret=body.previous_secret,
             events=body.events,
             components=body.components,
             monitors=body.monitors,
@@ -139,10 +144,13 @@ async def _save(
         now,
         now,
         actor,
+        checked.signing.value,
+        sealed_previous(runtime.keyring, channel_id, body.previous_secret),
     )
     details = {
         **document_diff(before, _document(channel_id, body), _SECRETS),
         "secret_set": body.secret is not None,
+        "previous_secret_set": body.previous_secret is not None,
     }
     async with runtime.db.begin() as conn:
         created = await channel_store.save_channel(conn, stored)

@@ -42,7 +42,16 @@ class ChannelIn(Model):
     url: str = Field(
         min_length=1, max_length=2048, description="an Apprise URL or webhook+https://"
     )
+    signing: Literal["uptally", "standard"] = Field(
+        default="uptally", description="a webhook's: uptally (X-Uptally-*) or standard"
+    )
     secret: str | None = Field(default=None, min_length=1, max_length=512)
+    previous_secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="while rotating: deliveries carry a signature under it too until removed",
+    )
     events: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=lambda: ["monitor.*", "incident.*"], max_length=50
     )
@@ -62,7 +71,9 @@ class ChannelOut(Model):
     kind: Literal["webhook", "apprise"] | None  # None: the URL is in the secret store
     scheme: str | None  # e.g. slack, discord, https: never the URL (it may hold credentials)
     url_set: bool
+    signing: Literal["uptally", "standard"]
     secret_set: bool
+    previous_secret_set: bool
     events: list[str]
     components: list[str]
     monitors: list[str]
@@ -146,7 +157,9 @@ async def channel_out(
         kind=kind,
         scheme=scheme,
         url_set=True,
+        signing="standard" if channel.signing == "standard" else "uptally",
         secret_set=secret_set,
+        previous_secret_set=channel.previous_secret is not None,
         events=channel.events,
         components=channel.components,
         monitors=channel.monitors,

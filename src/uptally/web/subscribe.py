@@ -21,7 +21,9 @@ from pydantic import Field, ValidationError
 
 from uptally.config.schema import ID_PATTERN
 from uptally.runtime import Runtime
+from uptally.signing import Scheme
 from uptally.subscribers import links
+from uptally.subscribers.keys import webhook_secret
 from uptally.subscribers.service import (
     SubscribeError,
     checked_components,
@@ -56,12 +58,20 @@ class SubscribeIn(Model):
     components: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(
         default_factory=list, max_length=1000
     )
+    signing: Literal["uptally", "standard"] = Field(
+        default="uptally",
+        description="a new webhook's: uptally (unsigned) or standard (Standard Webhooks, "
+        "signed with the `secret` answered once)",
+    )
 
 
 class SubscribeOut(Model):
     status: Literal["confirmation_sent", "subscribed"]
     id: str | None = None
     unsubscribe_url: str | None = None
+    secret: str | None = Field(
+        default=None, description="with signing: standard, the webhook's whsec_ secret"
+    )
 
 
 # The JSON form of the request (the HTML form posts the same fields, url-encoded, with a token).
@@ -291,12 +301,25 @@ async def _subscribe(request: Request, runtime: Runtime, wanted: SubscribeIn) ->
     key = await runtime.notifier.link_key()
     async with runtime.db.begin() as conn:
         outcome = await subscribe_webhook(
-            runtime.db, conn, config, url, components, actor, now, base_url(request), key
+            runtime.db,
+            conn,
+            config,
+            url,
+            components,
+            actor,
+            now,
+            base_url(request),
+            key,
+            Scheme(wanted.signing),
         )
     if outcome.unsubscribe_url is None:  # a known webhook: confirmed through itself
         return SubscribeOut(status="confirmation_sent")
+    standard = outcome.subscriber.signing == Scheme.STANDARD
     return SubscribeOut(
-        status="subscribed", id=outcome.subscriber.id, unsubscribe_url=outcome.unsubscribe_url
+        status="subscribed",
+        id=outcome.subscriber.id,
+        unsubscribe_url=outcome.unsubscribe_url,
+        secret=webhook_secret(key, outcome.subscriber.id) if standard else None,
     )
 
 
