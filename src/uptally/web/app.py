@@ -20,6 +20,7 @@ from uptally.web import (
     api_config,
     api_dr,
     api_incidents,
+    api_integrations,
     api_locations,
     api_maintenance,
     api_monitor_edit,
@@ -136,6 +137,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(subscribe.router)
     app.include_router(api_status_pages.router)
     app.include_router(api_locations.router)
+    app.include_router(api_integrations.router)
     install_console(app)
     app.include_router(statuspage.page_router(app.state.status_site))
     app.include_router(statuspage.router)
