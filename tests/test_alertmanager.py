@@ -76,11 +76,9 @@ class Hub:
         return [e.data for e in found if e.subject == monitor]
 
 
-@pytest.fixture
-async def hub(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Hub]:
-    shutil.copyfile(sqlite_template, tmp_path / "uptally.db")
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/uptally.db")
-    runtime = Runtime(config_from(CONFIG), db, clock=SystemClock(), metrics=Metrics())
+@asynccontextmanager
+async def _serving(db_url: str) -> AsyncIterator[Hub]:
+    runtime = Runtime(config_from(CONFIG), Database(db_url), clock=SystemClock(), metrics=Metrics())
     await runtime.start()
     async with runtime.db.begin() as conn:
         writer = await tokens.create(conn, "alertmanager", ["write"], "test", 0)
@@ -92,6 +90,21 @@ async def hub(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Hub]:
             yield Hub(runtime, url, writer.token, http)
     finally:
         await runtime.stop()
+
+
+@pytest.fixture
+async def hub(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[Hub]:
+    """uptally on SQLite, for the tests with real Alertmanager and Prometheus processes."""
+    shutil.copyfile(sqlite_template, tmp_path / "uptally.db")
+    async with _serving(f"sqlite+aiosqlite:///{tmp_path}/uptally.db") as served:
+        yield served
+
+
+@pytest.fixture
+async def any_hub(db_url: str) -> AsyncIterator[Hub]:
+    """uptally on SQLite and on PostgreSQL, for the tests that post payloads themselves."""
+    async with _serving(db_url) as served:
+        yield served
 
 
 @asynccontextmanager
@@ -310,7 +323,7 @@ def _payload(**changes: Any) -> dict[str, Any]:
     return body
 
 
-async def test_payloads_other_than_version_4_are_refused_and_change_nothing(hub: Hub) -> None:
+async def test_payloads_other_than_version_4_are_refused_and_change_nothing(any_hub: Hub) -> None:
     bad_alert = {**_payload()["alerts"][0], "startsAt": "yesterday"}
     for body, words in [
         (_payload(version="3"), "unsupported payload version '3'"),
@@ -320,25 +333,25 @@ async def test_payloads_other_than_version_4_are_refused_and_change_nothing(hub:
         (_payload(alerts=[{"status": "pending"}]), "/alerts/0/status"),
         (_payload(alerts="none"), "/alerts"),
     ]:
-        status, answer = await hub.post(body)
+        status, answer = await any_hub.post(body)
         assert status == 422, (body, answer)
         assert words in answer["error"]["message"], answer
-    async with hub.http.post(
-        f"{hub.url}/api/v1/integrations/alertmanager",
+    async with any_hub.http.post(
+        f"{any_hub.url}/api/v1/integrations/alertmanager",
         data=b"{not json",
-        headers={"Authorization": f"Bearer {hub.token}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {any_hub.token}", "Content-Type": "application/json"},
     ) as response:
         assert response.status == 422
-    async with hub.runtime.db.begin() as conn:
+    async with any_hub.runtime.db.begin() as conn:
         reader = await tokens.create(conn, "viewer", ["read"], "test", 0)
-    status, answer = await hub.post(_payload(), token=reader.token)
+    status, answer = await any_hub.post(_payload(), token=reader.token)
     assert status == 403, answer
-    assert hub.runtime.evaluator.state("db") is MonitorState.UNKNOWN
+    assert any_hub.runtime.evaluator.state("db") is MonitorState.UNKNOWN
     # The same notification, valid, twice: stored once.
-    assert await hub.post(_payload()) == (200, {"alerts": 1, "matched": 1, "recorded": 1})
-    assert await hub.post(_payload()) == (200, {"alerts": 1, "matched": 1, "recorded": 0})
-    await poll_until(lambda: hub.runtime.evaluator.state("db") is MonitorState.DOWN)
-    assert len(await hub.events("monitor.down", "db")) == 1
+    assert await any_hub.post(_payload()) == (200, {"alerts": 1, "matched": 1, "recorded": 1})
+    assert await any_hub.post(_payload()) == (200, {"alerts": 1, "matched": 1, "recorded": 0})
+    await poll_until(lambda: any_hub.runtime.evaluator.state("db") is MonitorState.DOWN)
+    assert len(await any_hub.events("monitor.down", "db")) == 1
 
 
 def _alert(fingerprint: str, status: str, starts: str, ends: str | None = None) -> dict[str, Any]:
@@ -351,21 +364,21 @@ def _alert(fingerprint: str, status: str, starts: str, ends: str | None = None) 
     }
 
 
-async def test_a_monitor_stays_down_while_another_of_its_alerts_still_fires(hub: Hub) -> None:
-    runtime = hub.runtime
+async def test_a_monitor_stays_down_while_another_of_its_alerts_still_fires(any_hub: Hub) -> None:
+    runtime = any_hub.runtime
     one = _alert("f1", "firing", "2026-12-03T10:00:00Z")
     two = _alert("f2", "firing", "2026-12-03T10:05:00Z")
-    assert (await hub.post(_payload(alerts=[two, one])))[0] == 200
+    assert (await any_hub.post(_payload(alerts=[two, one])))[0] == 200
     await poll_until(lambda: runtime.evaluator.state("db") is MonitorState.DOWN)
     # Alertmanager's next notification of the group: f1 resolved, f2 still firing.
     one_resolved = _alert("f1", "resolved", "2026-12-03T10:00:00Z", "2026-12-03T10:10:00Z")
-    status, answer = await hub.post(_payload(status="firing", alerts=[one_resolved, two]))
+    status, answer = await any_hub.post(_payload(status="firing", alerts=[one_resolved, two]))
     assert (status, answer["recorded"]) == (200, 0)  # nothing new: f1's down is known
     assert runtime.evaluator.state("db") is MonitorState.DOWN
     two_resolved = _alert("f2", "resolved", "2026-12-03T10:05:00Z", "2026-12-03T10:20:00Z")
-    assert (await hub.post(_payload(status="resolved", alerts=[two_resolved])))[0] == 200
+    assert (await any_hub.post(_payload(status="resolved", alerts=[two_resolved])))[0] == 200
     await poll_until(lambda: runtime.evaluator.state("db") is MonitorState.UP)
-    (up,) = await hub.events("monitor.up", "db")
+    (up,) = await any_hub.events("monitor.up", "db")
     assert (up["start"], up["end"]) == (
         from_datetime(datetime(2026, 12, 3, 10, 0, tzinfo=UTC)),
         from_datetime(datetime(2026, 12, 3, 10, 20, tzinfo=UTC)),
@@ -373,27 +386,29 @@ async def test_a_monitor_stays_down_while_another_of_its_alerts_still_fires(hub:
 
 
 async def test_a_resolved_alert_whose_firing_was_missed_still_records_its_outage(
-    hub: Hub,
+    any_hub: Hub,
 ) -> None:
     resolved = _alert("f9", "resolved", "2026-12-03T09:00:00Z", "2026-12-03T09:30:00Z")
-    assert await hub.post(_payload(status="resolved", alerts=[resolved])) == (
+    assert await any_hub.post(_payload(status="resolved", alerts=[resolved])) == (
         200,
         {"alerts": 1, "matched": 1, "recorded": 2},
     )
-    await poll_until(lambda: hub.runtime.evaluator.state("db") is MonitorState.UP)
-    (up,) = await hub.events("monitor.up", "db")
+    await poll_until(lambda: any_hub.runtime.evaluator.state("db") is MonitorState.UP)
+    (up,) = await any_hub.events("monitor.up", "db")
     assert up["duration_ms"] == 30 * 60_000
 
 
-async def test_an_external_monitor_made_through_the_api_follows_its_alerts(hub: Hub) -> None:
+async def test_an_external_monitor_made_through_the_api_follows_its_alerts(any_hub: Hub) -> None:
     made = {"id": "cache", "kind": "external", "match": {"alertname": "CacheDown"}}
     admin = {"Authorization": f"Bearer {ADMIN}"}
-    async with hub.http.post(f"{hub.url}/api/v1/monitors", json=made, headers=admin) as response:
+    async with any_hub.http.post(
+        f"{any_hub.url}/api/v1/monitors", json=made, headers=admin
+    ) as response:
         assert response.status == 201, await response.text()
     cache = {**_alert("c1", "firing", "2026-12-03T11:00:00Z"), "labels": {"alertname": "CacheDown"}}
-    assert (await hub.post(_payload(alerts=[cache])))[1]["matched"] == 1
-    await poll_until(lambda: hub.runtime.evaluator.state("cache") is MonitorState.DOWN)
-    assert hub.runtime.evaluator.state("db") is MonitorState.UNKNOWN
+    assert (await any_hub.post(_payload(alerts=[cache])))[1]["matched"] == 1
+    await poll_until(lambda: any_hub.runtime.evaluator.state("cache") is MonitorState.DOWN)
+    assert any_hub.runtime.evaluator.state("db") is MonitorState.UNKNOWN
 
 
 @pytest.mark.parametrize(
