@@ -429,3 +429,17 @@ def test_an_external_monitor_needs_label_matchers_and_takes_no_probe_settings(
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "uptally.yaml")
     assert any(words in line for line in raised.value.lines()), raised.value.lines()
+
+
+async def test_an_alert_resolved_before_another_started_is_an_outage_of_its_own(
+    any_hub: Hub,
+) -> None:
+    earlier = _alert("f5", "resolved", "2026-12-03T09:00:00Z", "2026-12-03T09:10:00Z")
+    later = _alert("f4", "firing", "2026-12-03T09:20:00Z")
+    assert (await any_hub.post(_payload(alerts=[earlier, later])))[0] == 200
+    await poll_until(lambda: any_hub.runtime.evaluator.state("db") is MonitorState.DOWN)
+    (up,) = await any_hub.events("monitor.up", "db")
+    assert up["duration_ms"] == 10 * 60_000
+    outage = any_hub.runtime.evaluator.open_outage("db")
+    assert outage is not None
+    assert outage.start == from_datetime(datetime(2026, 12, 3, 9, 20, tzinfo=UTC))

@@ -5,8 +5,8 @@ a down result dated at the alert's `startsAt` (so the outage starts when the ale
 the notification arrived), resolved is an up result at its `endsAt` (with the down result at
 `startsAt` too, in case the firing notification was never received). Result ids are derived from
 monitor, fingerprint, status and `startsAt`, so the repeats and regroupings Alertmanager sends
-are stored once and judged once: ingestion drops an id it already has. While another alert of
-the same monitor still fires, a resolved one does not bring the monitor up.
+are stored once and judged once: ingestion drops an id it already has. A resolved alert does
+not bring the monitor up while another of its alerts, started before that end, still fires.
 """
 
 from __future__ import annotations
@@ -121,11 +121,11 @@ class AlertReceiver:
                     firing[alert.fingerprint] = starts
                     continue
                 firing.pop(alert.fingerprint, None)
-                if firing:
-                    continue
                 ends = alert.endsAt
                 end = now if ends is None or ends.year < 2 else from_datetime(ends)
                 end = max(min(end, now), starts + 1)
+                if any(start <= end for start in firing.values()):
+                    continue  # another alert kept it down past this one's end
                 up = Result(
                     _result_id(monitor.id, alert, "resolved", began),
                     monitor.id,
