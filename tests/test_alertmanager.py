@@ -75,6 +75,14 @@ class Hub:
             found = await list_events(conn, kind=kind)
         return [e.data for e in found if e.subject == monitor]
 
+    async def committed(self, kind: str, monitor: str = "api") -> None:
+        """Wait until an event is stored (the evaluator's state changes before the commit)."""
+
+        async def stored() -> bool:
+            return bool(await self.events(kind, monitor))
+
+        await poll_until(stored, timeout=20, every=0.05)
+
 
 @asynccontextmanager
 async def _serving(db_url: str) -> AsyncIterator[Hub]:
@@ -204,7 +212,8 @@ async def test_an_amtool_alert_is_down_from_its_start_and_up_when_resolved_once(
     started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=7)
     async with alertmanager(tmp_path, hub) as base:
         await amtool(base, f"--start={_rfc3339(started)}", "--annotation=summary=API 5xx")
-        await poll_until(lambda: runtime.evaluator.state("api") is MonitorState.DOWN, timeout=15)
+        await hub.committed("monitor.down")
+        assert runtime.evaluator.state("api") is MonitorState.DOWN
         outage = runtime.evaluator.open_outage("api")
         assert outage is not None
         # The outage starts when the alert did, not when the notification arrived.
@@ -219,7 +228,8 @@ async def test_an_amtool_alert_is_down_from_its_start_and_up_when_resolved_once(
         assert "ApiDown is firing: API 5xx" in str(downs[0]["reason"])
         ended = datetime.now(UTC).replace(microsecond=0)
         await amtool(base, f"--start={_rfc3339(started)}", f"--end={_rfc3339(ended)}")
-        await poll_until(lambda: runtime.evaluator.state("api") is MonitorState.UP, timeout=15)
+        await hub.committed("monitor.up")
+        assert runtime.evaluator.state("api") is MonitorState.UP
         assert runtime.evaluator.open_outage("api") is None
         ups = await hub.events("monitor.up")
         assert len(ups) == 1, ups
@@ -271,9 +281,8 @@ scrape_configs:
                 f"--web.listen-address=127.0.0.1:{port}",
             ]
             async with running(args, f"http://127.0.0.1:{port}/-/ready"):
-                await poll_until(
-                    lambda: runtime.evaluator.state("api") is MonitorState.DOWN, timeout=20
-                )
+                await hub.committed("monitor.down")
+                assert runtime.evaluator.state("api") is MonitorState.DOWN
                 alerts = await _alerts(am)
                 assert len(alerts) == 1, alerts
                 outage = runtime.evaluator.open_outage("api")
@@ -281,9 +290,8 @@ scrape_configs:
                 starts = datetime.fromisoformat(alerts[0]["startsAt"])
                 assert abs(outage.start - from_datetime(starts)) <= 1000
                 service.routes["/metrics"] = Response(200, b"api_requests_total 1\n")
-                await poll_until(
-                    lambda: runtime.evaluator.state("api") is MonitorState.UP, timeout=20
-                )
+                await hub.committed("monitor.up")
+                assert runtime.evaluator.state("api") is MonitorState.UP
         assert len(await hub.events("monitor.down")) == 1
         ups = await hub.events("monitor.up")
         assert len(ups) == 1
