@@ -120,7 +120,8 @@ class AlertReceiver:
                 if alert.status == "firing":
                     firing[alert.fingerprint] = starts
                     continue
-                firing.pop(alert.fingerprint, None)
+                if firing.get(alert.fingerprint) == starts:  # not a newer firing of the same
+                    del firing[alert.fingerprint]
                 ends = alert.endsAt
                 end = now if ends is None or ends.year < 2 else from_datetime(ends)
                 end = max(min(end, now), starts + 1)
