@@ -533,7 +533,7 @@ monitors:
 """
     assert the_error(text) == (
         "uptally.yaml:3: monitors[0]: unknown kind 'smtp'; expected one of 'http', 'tcp', "
-        "'jsonrpc', 'dns', 'scenario', 'heartbeat', 'metric'"
+        "'jsonrpc', 'dns', 'scenario', 'heartbeat', 'metric', 'external'"
     )
 
 

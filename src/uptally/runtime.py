@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from uptally.alertmanager import AlertReceiver, Notification
 from uptally.audit import SYSTEM
 from uptally.audit.config import record_config
 from uptally.backup.create import Created
@@ -21,13 +22,13 @@ from uptally.backup.schedule import BackupSchedule, newest, with_backup_monitor
 from uptally.clock import Clock, Millis, SystemClock
 from uptally.config import load_config
 from uptally.config.managed import KINDS, MONITOR, Kind, Problem, merge
-from uptally.config.schema import ActiveMonitor, Config, HeartbeatMonitor, Quorum
+from uptally.config.schema import ActiveMonitor, Config, ExternalMonitor, HeartbeatMonitor, Quorum
 from uptally.evaluator import Evaluation, Evaluator, MonitorState, Rules
 from uptally.fleet import Fleet
 from uptally.heap import release_free_memory
 from uptally.heartbeats import Heartbeats, PingInput
 from uptally.ids import new_token
-from uptally.ingest import Ingest
+from uptally.ingest import Ingest, Work
 from uptally.ingest.rollup_book import rebuild_recent
 from uptally.ingest.write_health import reason_of
 from uptally.livestate import LiveStates, Shown, location_state
@@ -65,10 +66,11 @@ RELEASE_MEMORY_S = 60.0  # how often freed C heap goes back to the system (uptal
 CLEAN_SHUTDOWN = "clean_shutdown"
 FOLLOW_MANAGED_S = 1.0  # how soon a change made by another process (config apply) applies here
 REBUILD_MS = 2 * 3_600_000  # hours of rollups recomputed after a crash
+ALERTS_TIMEOUT_S = 4.0  # an Alertmanager notification waits this long for its commit
 
 
 def rules_for(monitor: Any) -> Rules:
-    if isinstance(monitor, HeartbeatMonitor):
+    if isinstance(monitor, HeartbeatMonitor | ExternalMonitor):
         return _rules(1, ("local",), "any")
     assert isinstance(monitor, ActiveMonitor)
     consensus: str | int = (
@@ -118,6 +120,7 @@ class Runtime:
         self.evaluator = Evaluator()
         self.ingest = Ingest(db, self.evaluator, self.clock, self.metrics)
         self.heartbeats = Heartbeats(self.ingest, self.clock, self.metrics, config.site.timezone)
+        self.alerts = AlertReceiver()  # Alertmanager's notifications drive `external` monitors
         self.probe = ProbeRunner(
             "local",
             self.ingest.submit,
@@ -351,6 +354,26 @@ class Runtime:
         covered = self.maintenance.covered()
         changed, self._covered = covered ^ self._covered, covered
         self.live.check(changed)
+
+    async def receive_alerts(self, notification: Notification) -> tuple[int, int]:
+        """Feed an Alertmanager notification to the external monitors through the ingest path;
+        (alert/monitor pairs matched, new results) once committed. TimeoutError when the
+        database does not commit within ALERTS_TIMEOUT_S (nothing was written: Alertmanager
+        retries)."""
+        monitors = [m for m in self.config.monitors if isinstance(m, ExternalMonitor)]
+        received = self.alerts.receive(notification, monitors, self.clock.now_ms())
+        if not received.results:
+            return received.matched, 0
+        work = Work(results=received.results)
+        done = self.ingest.submit_work(work)
+        try:
+            async with asyncio.timeout(ALERTS_TIMEOUT_S):
+                await asyncio.shield(done)
+        except TimeoutError:
+            if not self.ingest.withdraw(work):  # the writer has it: its late failure is its own
+                done.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise
+        return received.matched, work.fresh
 
     async def pause(self, monitor_id: str, actor: str) -> MonitorPause:
         """Pause a monitor (PauseConflict if paused): checks stop at once, see uptally.pausing."""

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     JSONRPC_ERROR = "jsonrpc_error"
     LATE = "late"  # heartbeat: no ping in time
     FAILED = "failed"  # heartbeat: the job reported failure
+    ALERT = "alert"  # external: a matching Alertmanager alert is firing
     INTERNAL = "internal"  # a bug in uptally; never the target's fault
 
 

@@ -33,7 +33,7 @@ from uptally.cli.app import (
     run_async,
 )
 from uptally.config import Config
-from uptally.config.schema import ActiveMonitor, HeartbeatMonitor
+from uptally.config.schema import ActiveMonitor, ExternalMonitor, HeartbeatMonitor
 from uptally.heap import limit_arenas, release_free_memory
 
 if TYPE_CHECKING:
@@ -73,6 +73,13 @@ def check(
         err.print(
             f"{monitor_id} is a heartbeat monitor: it is up while its job pings /ping/<token>; "
             "see its state with `uptally serve` and GET /api/v1/monitors/" + monitor_id,
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    if isinstance(monitor, ExternalMonitor):
+        err.print(
+            f"{monitor_id} is an external monitor: Alertmanager's alerts drive it through "
+            "POST /api/v1/integrations/alertmanager; there is nothing to check from here",
             markup=False,
         )
         raise typer.Exit(EXIT_USAGE)

@@ -458,6 +458,19 @@ class HeartbeatMonitor(MonitorBase):
         return min(self.period or 3_600_000, 3_600_000)
 
 
+# A Prometheus label name (Alertmanager's alert labels).
+LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class ExternalMonitor(MonitorBase):
+    """Driven from outside (Alertmanager's webhook), never probed: a matching alert firing is
+    down from its start time, resolved is up from its end time."""
+
+    kind: Literal["external"]
+    # Exact label matchers: every one must equal the alert's label of that name.
+    match: dict[Annotated[str, Field(pattern=LABEL_NAME)], str] = Field(min_length=1)
+
+
 Monitor = Annotated[
     HttpMonitor
     | TcpMonitor
@@ -465,10 +478,11 @@ Monitor = Annotated[
     | DnsMonitor
     | ScenarioMonitor
     | HeartbeatMonitor
-    | MetricMonitor,
+    | MetricMonitor
+    | ExternalMonitor,
     Field(discriminator="kind"),
 ]
-MONITOR_KINDS = ("http", "tcp", "jsonrpc", "dns", "scenario", "heartbeat", "metric")
+MONITOR_KINDS = ("http", "tcp", "jsonrpc", "dns", "scenario", "heartbeat", "metric", "external")
 
 
 # -- everything else -----------------------------------------------------------------------------

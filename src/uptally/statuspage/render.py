@@ -145,6 +145,8 @@ class Page:
 def monitor_state(monitor: MonitorView) -> str:
     """A monitor's state in words; one that never reported is waiting, not up."""
     if monitor.state == "unknown":
+        if monitor.kind == "external":
+            return "No alert received yet"
         return "Waiting for first ping" if monitor.kind == "heartbeat" else "No data yet"
     return MONITOR_LABELS.get(monitor.state, monitor.state)
 
@@ -165,7 +167,7 @@ def charted(component: ComponentView) -> bool:
 
 
 def _timed(monitor: MonitorView) -> bool:
-    return monitor.kind != "heartbeat"  # a ping has no response time
+    return monitor.kind not in ("heartbeat", "external")  # a ping or an alert has no latency
 
 
 # -- HTML --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from uptally.web import (
     api_hc,
     api_hc_history,
     api_incidents,
+    api_integrations,
     api_locations,
     api_maintenance,
     api_monitor_edit,
@@ -140,6 +141,7 @@ def create_api(runtime: Runtime, admin_token: str | None = None) -> FastAPI:
     app.include_router(api_locations.router)
     app.include_router(api_hc.router)
     app.include_router(api_hc_history.router)
+    app.include_router(api_integrations.router)
     install_console(app)
     app.include_router(statuspage.page_router(app.state.status_site))
     app.include_router(statuspage.router)

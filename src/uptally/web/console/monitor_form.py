@@ -12,7 +12,7 @@ import yaml
 from uptally.config.managed import Problem
 from uptally.config.schema import MONITOR_KINDS
 
-ACTIVE_KINDS = tuple(kind for kind in MONITOR_KINDS if kind != "heartbeat")
+ACTIVE_KINDS = tuple(kind for kind in MONITOR_KINDS if kind not in ("heartbeat", "external"))
 # Each kind's own fields: (key in the document, how the form holds it). Form names are
 # "<kind>.<key>", so every kind's section can be on the page at once (JS shows one).
 KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
@@ -51,6 +51,7 @@ KIND_FIELDS: dict[str, list[tuple[str, str]]] = {
     ],
     "scenario": [("steps", "yaml")],
     "heartbeat": [("period", "text"), ("schedule", "text"), ("grace", "text"), ("token", "text")],
+    "external": [("match", "yaml")],
     "metric": [
         ("source", "text"),
         ("url", "text"),

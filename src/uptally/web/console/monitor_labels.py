@@ -37,6 +37,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "query": ("PromQL query", "for source prometheus"),
     "path": ("JSON path", "for source json, e.g. json.data.rate"),
     "combine": ("Combine several series", "for source prometheus"),
+    "match": ("Alert labels", "YAML: label: value, all equal in an Alertmanager alert"),
 }
 OPTIONS: dict[str, list[str]] = {
     "http.method": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
