@@ -204,11 +204,12 @@ def judge_outages(
 
 
 async def read_pages(session: aiohttp.ClientSession, url: str, every: float) -> int:
-    """What visitors do: the status page and its JSON summary, every `every` s. Returns how
-    many reads failed."""
+    """What visitors do: the status page and its JSON summary, every `every` s; and what
+    Prometheus does: /metrics (from the start, so that what a scrape keeps between scrapes is
+    in the warm-up, not in the growth). Returns how many reads failed."""
     failed = 0
     while True:
-        for path in ("/", "/api/v2/summary.json"):
+        for path in ("/", "/api/v2/summary.json", "/metrics"):
             try:
                 async with session.get(url + path) as response:
                     await response.read()
@@ -422,7 +423,10 @@ def main() -> None:
     parser.add_argument("--max-growth-mib", type=float, default=20.0)
     parser.add_argument("--max-growth-pct", type=float, default=10.0)
     parser.add_argument(
-        "--page-every", type=float, default=60.0, help="seconds between status page reads (0: none)"
+        "--page-every",
+        type=float,
+        default=60.0,
+        help="seconds between reads of the status page and /metrics (0: none)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the data directory and log")
     args = parser.parse_args()

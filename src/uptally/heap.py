@@ -16,7 +16,13 @@ import functools
 from typing import Any
 
 ARENAS = 2  # one for the event loop, one shared by the database and worker threads
-_M_ARENA_MAX = -8  # mallopt parameter, from glibc's malloc.h
+# Blocks at least this big get pages of their own (mmap), handed back when freed. glibc starts
+# at 128 KiB but raises the bar up to 32 MB each time such a block is freed, so the megabytes of
+# every status page rendering (its text, its bytes, its gzip) end up inside the heap, between
+# small long-lived blocks that keep those pages from being given back.
+MMAP_AT_LEAST = 256 * 1024
+_M_ARENA_MAX = -8  # mallopt parameters, from glibc's malloc.h
+_M_MMAP_THRESHOLD = -3
 
 
 @functools.cache
@@ -31,10 +37,12 @@ def _glibc() -> Any:
 
 def limit_arenas(arenas: int = ARENAS) -> None:
     """Cap glibc's malloc arenas (call before threads start): each thread that allocates would
-    otherwise get an arena of its own, and each keeps its freed memory."""
+    otherwise get an arena of its own, and each keeps its freed memory. And fix the size from
+    which blocks are mapped apart (`MMAP_AT_LEAST`)."""
     libc = _glibc()
     if libc is not None:
         libc.mallopt(_M_ARENA_MAX, arenas)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_AT_LEAST)
 
 
 def release_free_memory() -> None:

@@ -33,9 +33,11 @@ from uptally.status import ComponentStatus, component_status, page_indicator, wo
 from uptally.statuspage import sources
 from uptally.statuspage.days import (
     ComponentDowntime,
+    DayCell,
     component_downtime,
     day_cells,
     last_days,
+    shared,
     uptime_percent,
 )
 from uptally.statuspage.model import (
@@ -178,8 +180,9 @@ def assemble_page(
     for monitor_id, paused in pauses.items():  # a paused monitor's time is not its downtime
         if monitor_id in per_monitor:
             per_monitor[monitor_id] = iv.subtract(iv.merge(per_monitor[monitor_id]), paused)
-    latency = latency_by_monitor(hourly, now, zone)
+    hours, latency = latency_by_monitor(hourly, now, zone)
     days = last_days(DAYS, now, zone)
+    alike: dict[DayCell, DayCell] = {}
     under_maintenance = sources.under_maintenance(maintenance, config, now)
     declared = sources.declared(incidents)
 
@@ -201,7 +204,7 @@ def assemble_page(
                 [],
                 unmonitored([monitor_id], gaps, pauses),
             )
-            points, last_hour = latency.get(monitor_id, ([], None))
+            points, last_hour = latency.get(monitor_id, ((), None))
             views.append(
                 MonitorView(
                     monitor_id,
@@ -212,6 +215,7 @@ def assemble_page(
                     last_hour,
                     _uptimes(own, now, measured.get(monitor_id)),
                     monitor.kind if monitor else "",
+                    hours,
                 )
             )
         downtime = component_downtime(
@@ -224,6 +228,7 @@ def assemble_page(
         sources.annotate_days(cells, component.id, incidents, maintenance, zone)
         changed = (at for m in component.monitors for at in gathered.reconfigured.get(m, []))
         sources.annotate_reconfigured(cells, changed, zone)
+        cells = shared(cells, alike)
         said = declared.get(component.id)
         overall = component_status(
             (MonitorState(v.state) for v in views), said.statuses if said else ()
@@ -322,8 +327,9 @@ def _policy_uptimes(
 
 def latency_by_monitor(
     hourly: list[rollup_store.HourTotals], now: Millis, zone: ZoneInfo
-) -> dict[str, tuple[list[tuple[str, float | None]], float | None]]:
-    """Per monitor: 24 hourly average latencies (all locations together) and the newest one."""
+) -> tuple[tuple[str, ...], dict[str, tuple[tuple[float | None, ...], float | None]]]:
+    """The labels of the last 24 hours and, per monitor, its 24 hourly average latencies (all
+    locations together) and the newest one."""
     first_hour = now - now % HOUR - 23 * HOUR
     sums: dict[str, list[list[float]]] = defaultdict(lambda: [[0.0, 0.0] for _ in range(24)])
     for rollup in hourly:
@@ -332,10 +338,10 @@ def latency_by_monitor(
             slot = sums[rollup.monitor][index]
             slot[0] += rollup.latency_sum
             slot[1] += rollup.checks
-    labels = [to_datetime(first_hour + i * HOUR, zone).strftime("%H:00") for i in range(24)]
+    labels = tuple(to_datetime(first_hour + i * HOUR, zone).strftime("%H:00") for i in range(24))
     result = {}
     for monitor, slots in sums.items():
-        points = [(labels[i], (s / n) if n else None) for i, (s, n) in enumerate(slots)]
-        newest = next((v for _, v in reversed(points) if v is not None), None)
-        result[monitor] = (points, newest)
-    return result
+        values = tuple((s / n) if n else None for s, n in slots)
+        newest = next((v for v in reversed(values) if v is not None), None)
+        result[monitor] = (values, newest)
+    return labels, result

@@ -31,17 +31,21 @@ class Day:
     end: Millis
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DayCell:
+    """Immutable, so that components whose day was alike share one cell (`shared`): a page of
+    10,000 monitors has 90,000 cells but only a few hundred different ones, and every object the
+    model keeps is walked by the garbage collector while it holds the event loop."""
+
     day: Day
     state: str  # operational | partial | major | nodata
     major_ms: int = 0
     partial_ms: int = 0
-    notes: list[str] = field(default_factory=list)  # incidents and maintenance of the day
+    notes: tuple[str, ...] = ()  # incidents and maintenance of the day
     not_monitored_ms: int = 0  # uptally was not running
     # Local times ("14:05 UTC") a monitor of the component was reconfigured: shown as such,
     # without what changed or who changed it (the page is public).
-    reconfigured: list[str] = field(default_factory=list)
+    reconfigured: tuple[str, ...] = ()
 
     @property
     def down_minutes(self) -> float:
@@ -107,6 +111,11 @@ def day_cells(
         state = "major" if major else "partial" if partial else "operational"
         cells.append(DayCell(day, state, major, partial, not_monitored_ms=unknown))
     return cells
+
+
+def shared(cells: list[DayCell], alike: dict[DayCell, DayCell]) -> list[DayCell]:
+    """`cells` with each one replaced by an equal cell seen before (kept in `alike`)."""
+    return [alike.setdefault(cell, cell) for cell in cells]
 
 
 def per_day(intervals: Sequence[Interval], days: Sequence[Day]) -> list[int]:

@@ -25,10 +25,19 @@ class MonitorView:
     name: str
     state: str  # up | down | degraded | unknown | maintenance
     since: Millis | None
-    latency: list[tuple[str, float | None]]  # hourly averages over the last 24 h
+    # Hourly averages over the last 24 h, oldest first, labelled by `hours` (one tuple of labels
+    # for every monitor): one object per monitor rather than 24 pairs, which the garbage
+    # collector would walk while it holds the event loop (10,000 monitors: 240,000 pairs).
+    latency_values: tuple[float | None, ...]
     latency_ms: float | None  # the last hour's average
     uptime: dict[str, float | None] = field(default_factory=dict)  # by UPTIME_PERIODS key
     kind: str = ""  # the monitor's kind (http, heartbeat, …); "" if no longer configured
+    hours: tuple[str, ...] = ()  # "14:00", the labels of latency_values
+
+    @property
+    def latency(self) -> list[tuple[str, float | None]]:
+        """(hour, average) pairs over the last 24 h; empty without measurements."""
+        return list(zip(self.hours, self.latency_values, strict=False))
 
 
 @dataclass(slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,25 +70,26 @@ def annotate_days(
             continue
         start = incident.started_at or incident.created_at
         end = incident.resolved_at or 2**62
-        for cell in cells:
+        for index, cell in enumerate(cells):
             if start < cell.day.end and end > cell.day.start:
-                cell.notes.append(f"incident: {incident.title}")
+                cells[index] = replace(cell, notes=(*cell.notes, f"incident: {incident.title}"))
     for window in windows:
         if component not in window.components or window.status == "cancelled":
             continue
-        for cell in cells:
+        for index, cell in enumerate(cells):
             if window.scheduled_for < cell.day.end and window.scheduled_until > cell.day.start:
-                cell.notes.append(f"maintenance: {window.title}")
+                cells[index] = replace(cell, notes=(*cell.notes, f"maintenance: {window.title}"))
     del zone  # days are already in the site timezone
 
 
 def annotate_reconfigured(cells: list[DayCell], times: Iterable[Millis], zone: ZoneInfo) -> None:
     """Mark the days a monitor of the component was reconfigured, with the local time only."""
     for at in sorted(set(times)):
-        for cell in cells:
+        for index, cell in enumerate(cells):
             if cell.day.start <= at < cell.day.end:
                 when = to_datetime(at, zone)
-                cell.reconfigured.append(when.strftime("%H:%M ") + (when.tzname() or ""))
+                local = when.strftime("%H:%M ") + (when.tzname() or "")
+                cells[index] = replace(cell, reconfigured=(*cell.reconfigured, local))
                 break
 
 

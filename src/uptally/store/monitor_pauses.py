@@ -25,6 +25,7 @@ class MonitorPause:
         return self.end is None
 
 
+_PIECE = 500  # monitors named in one statement
 _COLUMNS = (
     monitor_pauses.c.monitor,
     monitor_pauses.c.start,
@@ -78,9 +79,15 @@ async def list_pauses(
         query = query.where(or_(c.end.is_(None), c.end > since))
     if until is not None:
         query = query.where(c.start < until)
-    if monitors is not None:
-        query = query.where(c.monitor.in_(monitors))
-    return [MonitorPause(*row) for row in await conn.execute(query)]
+    if monitors is None:
+        return [MonitorPause(*row) for row in await conn.execute(query)]
+    found: list[MonitorPause] = []
+    # In pieces: SQLite keeps each prepared statement in every pooled connection that ran it,
+    # and one naming 10,000 monitors is 2 MB (a piece of 500: 0.1 MB).
+    for start in range(0, len(monitors), _PIECE):
+        piece = query.where(c.monitor.in_(monitors[start : start + _PIECE]))
+        found.extend(MonitorPause(*row) for row in await conn.execute(piece))
+    return sorted(found, key=lambda pause: pause.start)  # each monitor's own are in order
 
 
 async def paused_monitors(conn: AsyncConnection) -> dict[str, MonitorPause]:

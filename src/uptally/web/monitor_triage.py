@@ -151,7 +151,7 @@ def _histories(
         outage = item.outage
         if outage.monitor and not item.component:
             down[outage.monitor].append((outage.start, outage.end or now))
-    latency = latency_by_monitor(hourly, now, zone)
+    _, latency = latency_by_monitor(hourly, now, zone)
     found = {}
     for monitor_id in ids:
         # As the status page counts a monitor's own uptime (statuspage/build.py).
@@ -162,7 +162,7 @@ def _histories(
             key: uptime_percent(own, now - length, now, measured.get(monitor_id))
             for key, length in PERIODS.items()
         }
-        points, last = latency.get(monitor_id, ([], None))
-        values = [value for _, value in points] or [None] * 24
+        points, last = latency.get(monitor_id, ((), None))
+        values = list(points) or [None] * 24
         found[monitor_id] = History(uptime, values, last)
     return found
