@@ -43,23 +43,34 @@ async def serving(
     assert process.stdout is not None
     output: list[str] = []
     url = None
-    async with asyncio.timeout(timeout):
-        while url is None:
-            line = (await process.stdout.readline()).decode()
-            if not line:
-                raise AssertionError("uptally serve exited early:\n" + "".join(output))
-            output.append(line)
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                url = match[1]
+    try:
+        async with asyncio.timeout(timeout):
+            while url is None:
+                line = (await process.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError("uptally serve exited early:\n" + "".join(output))
+                output.append(line)
+                match = re.search(r"listening on (http://\S+)", line)
+                if match:
+                    url = match[1]
+    except BaseException:  # never leave a serve running behind a failed test
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
     drain = asyncio.create_task(_collect(process, output))
     try:
         yield url, process
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(timeout):
-            code = await process.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                code = await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
         await drain
         text = "".join(output)
         process.output = text  # type: ignore[attr-defined]
