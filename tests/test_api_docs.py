@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import config_from, serve_app
-from tests.test_statuspage_browser import ARGS, CHROMIUM, _browser_or_skip
+from tests.console_support import CHROMIUM
+from tests.console_support import CHROMIUM_ARGS as ARGS
+from tests.console_support import browser_or_skip as _browser_or_skip
 from uptally.clock import FakeClock
 from uptally.metrics import Metrics
 from uptally.runtime import Runtime

@@ -21,16 +21,6 @@ from uptally.web.app import create_app
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CONFIG = """
 site: {title: Acme Cloud, timezone: Europe/Berlin}
 monitors:
@@ -44,13 +34,6 @@ components:
   - {id: db, name: Database, monitors: [db]}
   - {id: backup, name: Backups, monitors: [nightly]}
 """
-
-
-def _browser_or_skip() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("UPTALLY_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is required (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is not installed")
 
 
 @pytest.fixture
@@ -94,17 +77,6 @@ async def site(tmp_path: Path) -> AsyncIterator[str]:
                 assert r.status == 201, await r.text()
         yield url
     await runtime.stop()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    _browser_or_skip()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 def _save(folder: Path, name: str, image: bytes) -> None:

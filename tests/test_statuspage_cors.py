@@ -16,7 +16,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tests.conftest import serve_app
-from tests.test_statuspage_browser import _browser_or_skip, browser  # noqa: F401 (fixture)
 from tests.test_statuspage_pages import BOOT, CONFIG, bearer
 from uptally.clock import FakeClock
 from uptally.config import load_config
@@ -188,7 +187,7 @@ async def other_origin(html: str) -> AsyncIterator[str]:
 @pytest.mark.slow
 async def test_a_widget_on_another_origin_reads_the_summary_in_chromium(
     served: Served,
-    browser: Any,  # noqa: F811 (the fixture)
+    browser: Any,
 ) -> None:
     html = WIDGET % {"uptally": served.url, "reader": served.reader, "boot": BOOT}
     async with other_origin(html) as widget:

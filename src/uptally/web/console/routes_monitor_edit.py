@@ -16,6 +16,7 @@ from uptally.managed.changes import NotFound, Provisioned, SecretsNeedAdmin
 from uptally.web import monitor_runs
 from uptally.web.console import monitor_form, monitor_labels, render
 from uptally.web.console.monitor_form import Built, Form
+from uptally.web.console.routes_monitors import no_such_monitor
 from uptally.web.console.session import Editor, principal
 from uptally.web.deps import runtime_of
 from uptally.web.errors import ApiError
@@ -90,7 +91,7 @@ async def edit(request: Request, monitor_id: str, signed: Editor) -> Response:
     if origin is not None:
         return await _provisioned(request, signed, Provisioned(MONITOR, monitor_id, origin))
     if monitor is None:
-        return await _gone(request, signed, monitor_id)
+        return await no_such_monitor(request, signed, monitor_id)
     shown = shown_config(monitor, runtime.config.security.secret_query_keys)
     form = monitor_form.values_of(shown)
     kind = request.query_params.get("kind")
@@ -104,18 +105,6 @@ async def save(request: Request, monitor_id: str, signed: Editor) -> Response:
     return await _submit(request, signed, monitor_id)
 
 
-async def _gone(request: Request, signed: Any, monitor_id: str) -> Response:
-    return await render.page(
-        request,
-        signed,
-        "message.html",
-        nav="overview",
-        status=404,
-        title="No such monitor",
-        message=f"There is no monitor {monitor_id!r}.",
-    )
-
-
 async def _submit(request: Request, signed: Any, monitor_id: str | None) -> Response:
     """One form, three buttons: continue (another kind), test (run once) and save."""
     runtime = runtime_of(request)
@@ -124,7 +113,7 @@ async def _submit(request: Request, signed: Any, monitor_id: str | None) -> Resp
         if origin is not None:
             return await _provisioned(request, signed, Provisioned(MONITOR, monitor_id, origin))
         if runtime.config.monitor(monitor_id) is None:
-            return await _gone(request, signed, monitor_id)
+            return await no_such_monitor(request, signed, monitor_id)
     submitted = await request.form()
     fields: dict[str, Any] = {
         name: value for name, value in submitted.multi_items() if isinstance(value, str)
@@ -163,7 +152,7 @@ async def _submit(request: Request, signed: Any, monitor_id: str | None) -> Resp
     except Provisioned as error:
         return await _provisioned(request, signed, error)
     except NotFound:
-        return await _gone(request, signed, monitor_id or "")
+        return await no_such_monitor(request, signed, monitor_id or "")
     done = "created" if monitor_id is None else "saved"
     return RedirectResponse(f"/console/monitors/{change.id}?done={done}", status_code=303)
 

@@ -39,7 +39,8 @@ DONE = {
 }
 
 
-async def _not_found(request: Request, signed: Any, monitor_id: str) -> Response:
+async def no_such_monitor(request: Request, signed: Any, monitor_id: str) -> Response:
+    """The 404 page of a monitor id that names none (the monitor pages and the editor)."""
     return await render.page(
         request,
         signed,
@@ -62,7 +63,7 @@ async def monitor_page(
     runtime = runtime_of(request)
     monitor = runtime.config.monitor(monitor_id)
     if monitor is None:
-        return await _not_found(request, signed, monitor_id)
+        return await no_such_monitor(request, signed, monitor_id)
     zone = ZoneInfo(runtime.config.site.timezone)
     span = request.query_params.get("range", "24h")
     span = span if span in RANGES else "24h"
@@ -147,7 +148,7 @@ async def resume(request: Request, monitor_id: str, signed: Editor) -> Response:
 async def _pausing(request: Request, monitor_id: str, signed: Any, pause: bool) -> Response:
     runtime = runtime_of(request)
     if runtime.config.monitor(monitor_id) is None:
-        return await _not_found(request, signed, monitor_id)
+        return await no_such_monitor(request, signed, monitor_id)
     actor = principal(signed).actor
     try:
         await (runtime.pause if pause else runtime.resume)(monitor_id, actor)
@@ -163,7 +164,7 @@ async def delete(request: Request, monitor_id: str, signed: Editor) -> Response:
     try:
         await runtime.changes.delete(MONITOR, monitor_id, principal(signed).actor, None)
     except NotFound:
-        return await _not_found(request, signed, monitor_id)
+        return await no_such_monitor(request, signed, monitor_id)
     except (Provisioned, InUse) as error:
         return await monitor_page(request, signed, monitor_id, status=409, error=str(error))
     return await render.page(
