@@ -73,6 +73,9 @@ def database_url(data_dir: str | Path | None) -> str:
     return f"sqlite+aiosqlite:///{directory / 'uptally.db'}"
 
 
+SQLITE_HEAP_LIMIT = 16 << 20  # bytes, for the whole process (PRAGMA soft_heap_limit)
+
+
 class Database:
     def __init__(self, url: str, *, synchronous: str = "NORMAL") -> None:
         self.url = url
@@ -220,6 +223,10 @@ def _sqlite_pragmas(synchronous: str) -> Any:
         # Checkpoints run in the background (Database.checkpoint), not inside a writer's commit,
         # where they stall everyone waiting for that commit (heartbeat p99 went 18 → 170 ms).
         cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # SQLite's own memory (page caches of the pooled connections, prepared statements) is
+        # bounded for the whole process: past the limit it recycles cache pages instead of
+        # growing (measured 9 -> 23 MB over a 30-minute soak at 10,000 monitors without it).
+        cursor.execute(f"PRAGMA soft_heap_limit={SQLITE_HEAP_LIMIT}")
         cursor.close()
 
     return on_connect
